@@ -1,0 +1,201 @@
+"""The `crab` command: serve, user admin (and, as they land, chat, worker, bench)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from crab.config import Settings, default_data_dir
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("crab")
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop where it is installed (faster sockets)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(main)
+    return uvloop.run(main)  # type: ignore[no-any-return]
+
+
+def storage_options(func: F) -> F:
+    func = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="CRAB_DATA_DIR",
+        show_envvar=True,
+        help=f"Where the database and signing secret live [default: {default_data_dir()}]",
+    )(func)
+    func = click.option(
+        "--database",
+        default=None,
+        envvar="CRAB_DATABASE",
+        show_envvar=True,
+        help="Database URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...)",
+    )(func)
+    return func
+
+
+def make_settings(data_dir: Path | None, database: str | None, **kwargs: Any) -> Settings:
+    base = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    return dataclasses.replace(base, database_url=database, **kwargs)
+
+
+@click.group()
+@click.version_option(package_name="crab")
+def main() -> None:
+    """crab: a terminal messenger for small teams."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@main.command()
+@storage_options
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CRAB_HOST", show_envvar=True)
+@click.option("--port", default=50051, show_default=True, type=int, envvar="CRAB_PORT", show_envvar=True)
+@click.option("--broker", "broker_url", default="memory://", show_default=True, envvar="CRAB_BROKER", show_envvar=True)
+@click.option("--signup/--no-signup", default=True, show_default=True, envvar="CRAB_SIGNUP", show_envvar=True,
+              help="Let anyone create an account; --no-signup: only `crab user add`.")
+@click.option("--worker/--no-worker", "run_worker", default=True, show_default=True, envvar="CRAB_WORKER",
+              show_envvar=True, help="Handle commands in this process too.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="CRAB_TLS_CERT", show_envvar=True)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="CRAB_TLS_KEY", show_envvar=True)
+@click.option("--max-message-chars", default=4000, show_default=True, type=int, envvar="CRAB_MAX_MESSAGE_CHARS", show_envvar=True)
+@click.option("--send-rate", default=20.0, show_default=True, type=float, envvar="CRAB_SEND_RATE", show_envvar=True,
+              help="Messages per second per user, sustained.")
+@click.option("--send-burst", default=50, show_default=True, type=int, envvar="CRAB_SEND_BURST", show_envvar=True,
+              help="Messages a user may send at once before the rate applies.")
+@click.option("--password-hashing", type=click.Choice(["default", "cheap"]), default="default",
+              envvar="CRAB_PASSWORD_HASHING", hidden=True)
+def serve(
+    data_dir: Path | None,
+    database: str | None,
+    max_message_chars: int,
+    send_rate: float,
+    send_burst: int,
+    **options: Any,
+) -> None:
+    """Run the server (and its worker) in this process."""
+    if bool(options["tls_cert"]) != bool(options["tls_key"]):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    settings = make_settings(data_dir, database, **options)
+    limits = dataclasses.replace(
+        settings.limits,
+        max_message_chars=max_message_chars,
+        send_rate=send_rate,
+        send_burst=send_burst,
+    )
+    settings = dataclasses.replace(settings, limits=limits)
+    run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    from crab.core.app import Crab
+
+    crab = await Crab.open(settings)
+    try:
+        if settings.run_worker:
+            await crab.start_worker()
+        port = await crab.start_server()
+        scheme = "grpcs" if settings.tls_cert else "grpc"
+        log.info(
+            "crab listening on %s://%s:%d; data in %s (database %s, broker %s)",
+            scheme,
+            settings.host,
+            port,
+            settings.data_dir,
+            _redact(settings.database),
+            _redact(settings.broker_url),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: telling open streams, finishing calls in flight")
+    finally:
+        await crab.close()
+    log.info("stopped")
+
+
+def _redact(url: str) -> str:
+    """Hides a password in a URL before it goes to a log."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts (for a closed team: `crab serve --no-signup`)."""
+
+
+@user.command("add")
+@storage_options
+@click.argument("name")
+@click.option("--display-name", default="", help="Shown next to messages [default: NAME]")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(data_dir: Path | None, database: str | None, name: str, display_name: str, password_stdin: bool) -> None:
+    """Create an account."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = make_settings(data_dir, database)
+
+    async def add() -> None:
+        from crab.core.app import Crab
+        from crab.errors import CrabError
+
+        crab = await Crab.open(settings)
+        try:
+            created = await crab.accounts.create_user(name, password, display_name)
+        except CrabError as error:
+            raise click.ClickException(error.message) from None
+        finally:
+            await crab.close()
+        click.echo(f"created {created.username} (id {created.id})")
+
+    run(add())
+
+
+@user.command("list")
+@storage_options
+def user_list(data_dir: Path | None, database: str | None) -> None:
+    """List accounts."""
+    settings = make_settings(data_dir, database)
+
+    async def show() -> None:
+        from crab.core.app import Crab
+
+        crab = await Crab.open(settings)
+        try:
+            for person in await crab.accounts.list_users():
+                click.echo(f"{person.id}\t{person.username}\t{person.display_name}")
+        finally:
+            await crab.close()
+
+    run(show())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

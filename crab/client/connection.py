@@ -1,0 +1,165 @@
+"""A crab client over grpclib: the stubs, the tokens, and the session
+stream. The terminal client and the tests both speak to servers through it."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from grpclib.client import Channel, Stream
+from grpclib.const import Cardinality
+
+from crab.proto.crab import v1 as pb
+
+CONNECT = "/crab.v1.Session/Connect"
+
+
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Verifies the server against the system CAs, or the given CA file."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+class CrabClient:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self.channel = Channel(host, port, ssl=tls)
+        self.accounts = pb.AccountsStub(self.channel)
+        self.users = pb.UsersStub(self.channel)
+        self.chats = pb.ChatsStub(self.channel)
+        self.invites = pb.InvitesStub(self.channel)
+        self.tokens: pb.Tokens | None = None
+
+    @property
+    def user(self) -> pb.User:
+        assert self.tokens is not None and self.tokens.user is not None, "sign in first"
+        return self.tokens.user
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        if self.tokens is None:
+            return {}
+        return {"authorization": f"Bearer {self.tokens.access_token}"}
+
+    async def sign_up(self, username: str, password: str, display_name: str = "") -> pb.User:
+        self.tokens = await self.accounts.sign_up(
+            pb.SignUpRequest(username=username, password=password, display_name=display_name)
+        )
+        return self.user
+
+    async def sign_in(self, username: str, password: str) -> pb.User:
+        self.tokens = await self.accounts.sign_in(
+            pb.SignInRequest(username=username, password=password)
+        )
+        return self.user
+
+    async def refresh(self) -> None:
+        assert self.tokens is not None
+        self.tokens = await self.accounts.refresh(
+            pb.RefreshRequest(refresh_token=self.tokens.refresh_token)
+        )
+
+    def session(self, cursors: dict[int, int] | None = None) -> SessionStream:
+        return SessionStream(self, cursors or {})
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class SessionStream:
+    """The live stream. `async with client.session(cursors) as s:` opens it,
+    resumes from the cursors, and waits for Ready."""
+
+    def __init__(self, client: CrabClient, cursors: dict[int, int]) -> None:
+        self._client = client
+        self._cursors = cursors
+        self._cm: Any = None
+        self.stream: Stream[pb.ClientFrame, pb.ServerFrame] | None = None
+        self.ready: pb.Ready | None = None
+        # Frames that arrived before Ready (the replay), for the caller to read.
+        self.backlog: list[pb.ServerFrame] = []
+        self._ended = False  # the server ended the stream (or we said we are done)
+
+    async def __aenter__(self) -> SessionStream:
+        self._cm = self._client.channel.request(
+            CONNECT,
+            Cardinality.STREAM_STREAM,
+            pb.ClientFrame,
+            pb.ServerFrame,
+            metadata=self._client.metadata,
+        )
+        self.stream = await self._cm.__aenter__()
+        cursors = [pb.ChatCursor(chat_id=c, last_seen_id=s) for c, s in self._cursors.items()]
+        await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=cursors)))
+        while True:
+            frame = await self.recv()
+            if frame is None:
+                raise ConnectionError("session stream ended before it was ready")
+            if frame.ready is not None:
+                self.ready = frame.ready
+                return self
+            self.backlog.append(frame)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._cm is None:
+            return
+        if exc is None and not self._ended and self.stream is not None:
+            # Leaving a live stream: tell the server we are gone (RST_STREAM).
+            await self.stream.cancel()
+        await self._cm.__aexit__(exc_type, exc, tb)
+
+    async def send(self, chat_id: int, text: str, client_message_id: str | None = None) -> str:
+        assert self.stream is not None
+        cid = client_message_id or uuid.uuid4().hex
+        await self.stream.send_message(
+            pb.ClientFrame(
+                send=pb.SendMessage(chat_id=chat_id, client_message_id=cid, text=text)
+            )
+        )
+        return cid
+
+    async def resume(self, cursors: dict[int, int]) -> None:
+        assert self.stream is not None
+        chats = [pb.ChatCursor(chat_id=c, last_seen_id=s) for c, s in cursors.items()]
+        await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=chats)))
+
+    async def done_sending(self) -> None:
+        assert self.stream is not None
+        self._ended = True
+        await self.stream.end()
+
+    async def recv(self) -> pb.ServerFrame | None:
+        assert self.stream is not None
+        frame: pb.ServerFrame | None = await self.stream.recv_message()
+        if frame is None:
+            self._ended = True
+        return frame
+
+    async def wait_for(
+        self, matches: Callable[[pb.ServerFrame], bool], timeout: float = 10.0
+    ) -> pb.ServerFrame:
+        """The next frame that matches (others are dropped)."""
+
+        async def find() -> pb.ServerFrame:
+            while True:
+                frame = await self.recv()
+                if frame is None:
+                    raise ConnectionError("session stream ended")
+                if matches(frame):
+                    return frame
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def collect(
+        self, matches: Callable[[pb.ServerFrame], bool], count: int, timeout: float = 10.0
+    ) -> Sequence[pb.ServerFrame]:
+        return [await self.wait_for(matches, timeout) for _ in range(count)]

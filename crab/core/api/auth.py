@@ -1,0 +1,68 @@
+"""Authentication for every call, in a grpclib RecvRequest listener: the
+generated servicers never see metadata, so the caller travels to them in a
+ContextVar set here, before the handler runs."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+
+from grpclib import GRPCError
+from grpclib.const import Status
+from grpclib.events import RecvRequest
+
+from crab.core.api.errors import to_grpc
+from crab.core.domain.models import Caller
+from crab.core.services.accounts import Accounts
+from crab.errors import CrabError, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+PUBLIC_METHODS = frozenset(
+    {
+        "/crab.v1.Accounts/SignUp",
+        "/crab.v1.Accounts/SignIn",
+        "/crab.v1.Accounts/Refresh",
+    }
+)
+
+_caller: ContextVar[Caller | None] = ContextVar("crab_caller", default=None)
+
+
+def caller() -> Caller:
+    """The authenticated caller of the current request."""
+    found = _caller.get()
+    if found is None:
+        raise Unauthenticated("sign in first")
+    return found
+
+
+def bearer_token(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not value:
+        raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
+    return token.strip()
+
+
+class AuthListener:
+    def __init__(self, accounts: Accounts) -> None:
+        self._accounts = accounts
+
+    async def __call__(self, event: RecvRequest) -> None:
+        _caller.set(None)
+        name = event.method_name
+        # Health and reflection are public by design; crab's own API is not.
+        if name in PUBLIC_METHODS or not name.startswith("/crab."):
+            return
+        try:
+            token = bearer_token(event.metadata.get("authorization"))
+            _caller.set(await self._accounts.authenticate(token))
+        except CrabError as error:
+            raise to_grpc(error) from None
+        except Exception:
+            log.exception("authentication failed unexpectedly")
+            raise GRPCError(Status.INTERNAL, "internal server error") from None

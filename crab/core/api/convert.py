@@ -1,0 +1,121 @@
+"""Domain objects to wire messages. The only place that knows both."""
+
+from __future__ import annotations
+
+from crab.core.domain import events as ev
+from crab.core.domain.models import (
+    Chat,
+    ChatSummary,
+    Invite,
+    InviteAnswer,
+    Message,
+    MessagePage,
+    User,
+)
+from crab.core.services import live
+from crab.core.services.tokens import Tokens
+from crab.proto.crab import v1 as pb
+
+
+def user(u: User) -> pb.User:
+    return pb.User(id=u.id, username=u.username, display_name=u.display_name)
+
+
+def chat(c: Chat) -> pb.Chat:
+    return pb.Chat(
+        id=c.id,
+        kind=pb.ChatKind(int(c.kind)),
+        name=c.name,
+        created_at=c.created_at,
+        last_message_id=c.last_message_id,
+    )
+
+
+def message(m: Message) -> pb.Message:
+    return pb.Message(
+        chat_id=m.chat_id,
+        id=m.id,
+        sender=user(m.sender),
+        text=m.text,
+        sent_at=m.sent_at,
+        client_message_id=m.client_message_id,
+    )
+
+
+def summary(s: ChatSummary) -> pb.ChatSummary:
+    return pb.ChatSummary(
+        chat=chat(s.chat),
+        last_message=message(s.last_message) if s.last_message else None,
+        unread_count=s.unread_count,
+        last_read_id=s.last_read_id,
+    )
+
+
+def page(p: MessagePage) -> pb.MessagePage:
+    return pb.MessagePage(messages=[message(m) for m in p.messages], has_more=p.has_more)
+
+
+def invite(i: Invite) -> pb.Invite:
+    return pb.Invite(
+        id=i.id,
+        inviter=user(i.inviter),
+        invitee=user(i.invitee),
+        chat=chat(i.chat) if i.chat else None,
+        created_at=i.created_at,
+    )
+
+
+def answer(a: InviteAnswer) -> pb.InviteAnswer:
+    return pb.InviteAnswer(
+        invite=invite(a.invite), accepted=a.accepted, chat=chat(a.chat) if a.chat else None
+    )
+
+
+def tokens(t: Tokens) -> pb.Tokens:
+    return pb.Tokens(
+        access_token=t.access_token,
+        refresh_token=t.refresh_token,
+        access_expires_at=t.access_expires_at,
+        user=user(t.user),
+    )
+
+
+def frame(item: live.Outgoing) -> pb.ServerFrame:
+    """A fresh frame per item: betterproto2 oneofs must never be reused."""
+    match item:
+        case Message():
+            return pb.ServerFrame(message=message(item))
+        case live.Ack():
+            return pb.ServerFrame(
+                ack=pb.SendAck(
+                    client_message_id=item.client_message_id, message=message(item.message)
+                )
+            )
+        case live.SendFailed():
+            return pb.ServerFrame(
+                send_error=pb.SendError(
+                    client_message_id=item.client_message_id,
+                    chat_id=item.chat_id,
+                    code=item.error.code,
+                    message=item.error.message,
+                )
+            )
+        case live.Ready():
+            return pb.ServerFrame(ready=pb.Ready(user=user(item.user)))
+        case ev.InviteReceived():
+            return pb.ServerFrame(invite_received=invite(item.invite))
+        case ev.InviteAnswered():
+            return pb.ServerFrame(invite_answered=answer(item.answer))
+        case ev.ChatJoined():
+            return pb.ServerFrame(chat_joined=chat(item.chat))
+        case ev.ChatLeft():
+            return pb.ServerFrame(chat_left=pb.ChatLeft(chat_id=item.chat_id))
+        case ev.MemberJoined():
+            return pb.ServerFrame(
+                member_joined=pb.MemberChange(chat_id=item.chat_id, user=user(item.user))
+            )
+        case ev.MemberLeft():
+            return pb.ServerFrame(
+                member_left=pb.MemberChange(chat_id=item.chat_id, user=user(item.user))
+            )
+    raise TypeError(f"no frame for {item!r}")

@@ -1,0 +1,71 @@
+"""The gRPC server: crab's servicers behind the error guard and the auth
+listener, plus the standard health and reflection services."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool
+from grpclib.events import RecvRequest, listen
+from grpclib.health.service import Health
+from grpclib.reflection.service import ServerReflection
+from grpclib.server import Server
+
+from crab.core.api.auth import AuthListener
+from crab.core.api.errors import Calls, Guarded
+from crab.core.api.servicers import (
+    AccountsServicer,
+    ChatsServicer,
+    InvitesServicer,
+    UsersServicer,
+)
+from crab.core.api.session import SessionServicer
+from crab.core.services.accounts import Accounts
+from crab.core.services.chats import Chats
+from crab.core.services.invites import Invites
+from crab.core.services.live import Hub
+from crab.core.services.messages import Messages
+from crab.core.services.people import People
+
+DESCRIPTORS = Path(__file__).resolve().parents[2] / "proto" / "crab.desc"
+
+
+def _reflection_pool() -> Any:
+    """crab.proto's descriptors (written by `make proto`) for reflection."""
+    pool = descriptor_pool.DescriptorPool()
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTORS.read_bytes())
+    for file in files.file:
+        pool.Add(file)
+    return pool
+
+
+def build_server(
+    accounts: Accounts,
+    people: People,
+    chats: Chats,
+    invites: Invites,
+    messages: Messages,
+    hub: Hub,
+) -> tuple[Server, Health, Calls]:
+    services: list[Any] = [
+        AccountsServicer(accounts),
+        UsersServicer(people),
+        ChatsServicer(chats),
+        InvitesServicer(invites),
+        SessionServicer(hub, messages),
+    ]
+    health = Health()
+    calls = Calls()
+    guarded: list[Any] = [Guarded(s, calls) for s in services]
+    server = Server(ServerReflection.extend([*guarded, health], pool=_reflection_pool()))
+    listen(server, RecvRequest, AuthListener(accounts))
+    return server, health, calls
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    context.set_alpn_protocols(["h2"])
+    return context

@@ -1,0 +1,101 @@
+"""The gRPC servicers for requests and replies. Each method only
+translates: read the caller, call one service, convert the answer."""
+
+from __future__ import annotations
+
+from crab.core.api import convert
+from crab.core.api.auth import caller
+from crab.core.services.accounts import Accounts
+from crab.core.services.chats import Chats
+from crab.core.services.invites import Invites
+from crab.core.services.people import People
+from crab.proto.crab import v1 as pb
+
+class AccountsServicer(pb.AccountsBase):
+    def __init__(self, accounts: Accounts) -> None:
+        self._accounts = accounts
+
+    async def sign_up(self, message: pb.SignUpRequest) -> pb.Tokens:
+        tokens = await self._accounts.sign_up(
+            message.username, message.password, message.display_name
+        )
+        return convert.tokens(tokens)
+
+    async def sign_in(self, message: pb.SignInRequest) -> pb.Tokens:
+        return convert.tokens(await self._accounts.sign_in(message.username, message.password))
+
+    async def refresh(self, message: pb.RefreshRequest) -> pb.Tokens:
+        return convert.tokens(await self._accounts.refresh(message.refresh_token))
+
+    async def sign_out(self, message: pb.SignOutRequest) -> pb.Empty:
+        await self._accounts.sign_out(caller(), message.everywhere)
+        return pb.Empty()
+
+    async def who_am_i(self, message: pb.Empty) -> pb.User:
+        return convert.user(await self._accounts.who_am_i(caller()))
+
+
+class UsersServicer(pb.UsersBase):
+    def __init__(self, people: People) -> None:
+        self._people = people
+
+    async def get_user(self, message: pb.GetUserRequest) -> pb.User:
+        caller()
+        return convert.user(await self._people.get(message.user_id))
+
+    async def search_users(self, message: pb.SearchUsersRequest) -> pb.UserList:
+        caller()
+        found = await self._people.search(message.query, message.limit)
+        return pb.UserList(users=[convert.user(u) for u in found])
+
+
+class ChatsServicer(pb.ChatsBase):
+    def __init__(self, chats: Chats) -> None:
+        self._chats = chats
+
+    async def my_chats(self, message: pb.Empty) -> pb.ChatList:
+        summaries = await self._chats.mine(caller())
+        return pb.ChatList(chats=[convert.summary(s) for s in summaries])
+
+    async def get_chat(self, message: pb.ChatRequest) -> pb.ChatDetail:
+        chat, members = await self._chats.get(caller(), message.chat_id)
+        return pb.ChatDetail(chat=convert.chat(chat), members=[convert.user(u) for u in members])
+
+    async def create_room(self, message: pb.CreateRoomRequest) -> pb.Chat:
+        return convert.chat(await self._chats.create_room(caller(), message.name))
+
+    async def leave_chat(self, message: pb.ChatRequest) -> pb.Empty:
+        await self._chats.leave(caller(), message.chat_id)
+        return pb.Empty()
+
+    async def get_messages(self, message: pb.GetMessagesRequest) -> pb.MessagePage:
+        found = await self._chats.history(
+            caller(), message.chat_id, message.before_id, message.limit
+        )
+        return convert.page(found)
+
+    async def mark_read(self, message: pb.MarkReadRequest) -> pb.Empty:
+        await self._chats.mark_read(caller(), message.chat_id, message.message_id)
+        return pb.Empty()
+
+
+class InvitesServicer(pb.InvitesBase):
+    def __init__(self, invites: Invites) -> None:
+        self._invites = invites
+
+    async def my_invites(self, message: pb.Empty) -> pb.InviteList:
+        received, sent = await self._invites.pending(caller())
+        return pb.InviteList(
+            received=[convert.invite(i) for i in received], sent=[convert.invite(i) for i in sent]
+        )
+
+    async def invite_to_room(self, message: pb.RoomInviteRequest) -> pb.Invite:
+        found = await self._invites.to_room(caller(), message.chat_id, message.user_id)
+        return convert.invite(found)
+
+    async def invite_to_direct(self, message: pb.DirectInviteRequest) -> pb.Invite:
+        return convert.invite(await self._invites.to_direct(caller(), message.user_id))
+
+    async def answer_invite(self, message: pb.AnswerInviteRequest) -> pb.InviteAnswer:
+        found = await self._invites.answer(caller(), message.invite_id, message.accept)
+        return convert.answer(found)

@@ -1,0 +1,144 @@
+"""The composition root: settings -> storage -> broker -> services ->
+worker and gRPC server. `crab serve`, `crab worker` and the tests all
+build crab here, in whichever role they need."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from grpclib.health.service import Health
+from grpclib.server import Server
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crab.config import Settings
+from crab.core.api.errors import Calls
+from crab.core.api.server import build_server, tls_context
+from crab.core.broker.base import Broker
+from crab.core.broker.memory import MemoryBroker
+from crab.core.services.accounts import Accounts
+from crab.core.services.chats import Chats
+from crab.core.services.invites import Invites
+from crab.core.services.live import Hub
+from crab.core.services.messages import Messages
+from crab.core.services.passwords import Passwords
+from crab.core.services.people import People
+from crab.core.services.tokens import AccessTokens, load_or_create_secret
+from crab.core.storage.engine import create_engine, ensure_sqlite_dir, migrate
+from crab.core.worker.handlers import Worker
+
+log = logging.getLogger("crab")
+
+
+def create_broker(url: str) -> Broker:
+    if url.startswith("memory:"):
+        return MemoryBroker()
+    raise ValueError(f"unsupported broker URL {url!r} (this build knows memory://)")
+
+
+@dataclass
+class Crab:
+    settings: Settings
+    engine: AsyncEngine
+    broker: Broker
+    accounts: Accounts
+    people: People
+    chats: Chats
+    invites: Invites
+    messages: Messages
+    hub: Hub
+    worker: Worker | None = None
+    server: Server | None = None
+    health: Health | None = None
+    calls: Calls | None = None
+    port: int = 0
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Crab:
+        """Storage migrated, broker and services ready; nothing listening yet."""
+        ensure_sqlite_dir(settings.database)
+        engine = create_engine(settings.database)
+        await migrate(engine)
+        broker = create_broker(settings.broker_url)
+        await broker.start()
+        secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
+        accounts = Accounts(
+            engine,
+            broker,
+            Passwords(cheap=settings.password_hashing == "cheap"),
+            AccessTokens(secret, timedelta(seconds=settings.access_token_ttl)),
+            timedelta(seconds=settings.refresh_token_ttl),
+            settings.signup,
+        )
+        limits = settings.limits
+        return cls(
+            settings=settings,
+            engine=engine,
+            broker=broker,
+            accounts=accounts,
+            people=People(engine, limits),
+            chats=Chats(engine, broker, limits),
+            invites=Invites(engine, broker),
+            messages=Messages(broker, limits),
+            hub=Hub(engine, broker, limits.stream_buffer),
+        )
+
+    async def start_worker(self) -> None:
+        self.worker = Worker(self.engine, self.broker)
+        await self.worker.start(self.settings.worker_concurrency)
+
+    async def start_server(self) -> int:
+        """Listens on settings.host:port (port 0 picks a free one); returns the port."""
+        s = self.settings
+        await self.hub.start()
+        self.server, self.health, self.calls = build_server(
+            self.accounts, self.people, self.chats, self.invites, self.messages, self.hub
+        )
+        context: ssl.SSLContext | None = None
+        if s.tls_cert and s.tls_key:
+            context = tls_context(s.tls_cert, s.tls_key)
+        elif not _is_loopback(s.host):
+            log.warning(
+                "!!! PLAINTEXT on %s: passwords and messages cross the network unencrypted. "
+                "Give --tls-cert and --tls-key to serve TLS. !!!",
+                s.host,
+            )
+        await self.server.start(s.host, s.port, ssl=context)
+        sockets = self.server._server.sockets if self.server._server else []
+        self.port = sockets[0].getsockname()[1] if sockets else s.port
+        return self.port
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Graceful: stop listening, tell open streams, let in-flight
+        commands finish, then stop the worker and the database."""
+        if self._closed:
+            return
+        self._closed = True
+        listener = self.server._server if self.server is not None else None
+        if listener is not None:
+            listener.close()  # no new connections; open ones carry on
+        await self.hub.close()  # open streams end with UNAVAILABLE: resume elsewhere
+        if self.calls is not None:
+            try:
+                await asyncio.wait_for(self.calls.wait_idle(), grace)
+            except TimeoutError:
+                log.warning("%d calls did not finish within %.0fs", self.calls.active, grace)
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await self.broker.close()
+        await self.engine.dispose()
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,72 @@
+"""The broker contract every adapter keeps (memory now, RabbitMQ later).
+
+Commands: a work queue with competing consumers. `request` sends one and
+waits for the reply correlated to it. A consumer gets commands in batches
+(whatever is waiting, up to a bound), handles them, and only then are they
+acknowledged: a consumer that dies mid-batch gets them redelivered, so
+handlers must be idempotent.
+
+Events: topics such as `chat.7` or `user.3`. Each server process holds one
+subscription whose bindings follow its connected users.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crab.core.domain.commands import Command
+from crab.core.domain.events import Event
+from crab.errors import CrabError
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A handler's answer to one command: a result, or an expected error."""
+
+    result: Any = None
+    error: CrabError | None = None
+
+
+# Handles a batch, returns one outcome per command in the same order.
+BatchHandler = Callable[[Sequence[Command]], Awaitable[Sequence[Outcome]]]
+EventHandler = Callable[[str, Event], Awaitable[None]]
+
+
+class Subscription(abc.ABC):
+    """One process's event queue; bindings change as users come and go."""
+
+    @abc.abstractmethod
+    async def bind(self, topic: str) -> None: ...
+
+    @abc.abstractmethod
+    async def unbind(self, topic: str) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Broker(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stops consuming; lets batches in progress finish first."""
+
+    @abc.abstractmethod
+    async def request(self, command: Command, timeout: float = 30.0) -> Any:
+        """Sends a command and returns the handler's result, or raises its error."""
+
+    @abc.abstractmethod
+    async def consume(self, handler: BatchHandler, batch_size: int = 100) -> None:
+        """Starts one competing consumer of the command queue."""
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, event: Event) -> None: ...
+
+    @abc.abstractmethod
+    async def subscribe(self, handler: EventHandler) -> Subscription:
+        """A new subscription; `handler` gets each event bound to it, in order."""

@@ -1,0 +1,87 @@
+"""Input rules shared by every entry point. Each rule raises
+InvalidArgument with a message a person can act on."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from crab.errors import InvalidArgument
+
+USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+MAX_DISPLAY_NAME_CHARS = 64
+MAX_ROOM_NAME_CHARS = 64
+MAX_CLIENT_MESSAGE_ID_CHARS = 64
+
+
+def _is_control(ch: str) -> bool:
+    # C0, DEL and C1 controls (ESC among them) could repaint another
+    # user's terminal; newline and tab are ordinary text.
+    if ch in "\n\t":
+        return False
+    return unicodedata.category(ch) == "Cc"
+
+
+def check_no_controls(text: str, what: str) -> None:
+    for ch in text:
+        if _is_control(ch):
+            raise InvalidArgument(
+                f"{what} contains a control character (U+{ord(ch):04X}); "
+                "terminal escape and control sequences are not allowed"
+            )
+
+
+def normalize_username(username: str) -> str:
+    name = username.strip().lower()
+    if not USERNAME_RE.match(name):
+        raise InvalidArgument("username must be 3 to 32 characters of a-z, 0-9, '_', '.', '-'")
+    return name
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidArgument(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise InvalidArgument(f"password must be at most {MAX_PASSWORD_CHARS} characters")
+
+
+def clean_display_name(display_name: str, username: str) -> str:
+    name = display_name.strip() or username
+    if len(name) > MAX_DISPLAY_NAME_CHARS:
+        raise InvalidArgument(f"display name must be at most {MAX_DISPLAY_NAME_CHARS} characters")
+    check_no_controls(name, "display name")
+    if "\n" in name or "\t" in name:
+        raise InvalidArgument("display name must be one line")
+    return name
+
+
+def clean_room_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidArgument("room name must not be empty")
+    if len(name) > MAX_ROOM_NAME_CHARS:
+        raise InvalidArgument(f"room name must be at most {MAX_ROOM_NAME_CHARS} characters")
+    check_no_controls(name, "room name")
+    if "\n" in name or "\t" in name:
+        raise InvalidArgument("room name must be one line")
+    return name
+
+
+def check_message_text(text: str, max_chars: int) -> None:
+    if not text.strip():
+        raise InvalidArgument("message must not be empty")
+    if len(text) > max_chars:
+        raise InvalidArgument(f"message is {len(text)} characters; the limit is {max_chars}")
+    check_no_controls(text, "message")
+
+
+def check_client_message_id(client_message_id: str) -> None:
+    if not client_message_id:
+        raise InvalidArgument("client_message_id must be set (it makes re-sends safe)")
+    if len(client_message_id) > MAX_CLIENT_MESSAGE_ID_CHARS:
+        raise InvalidArgument(
+            f"client_message_id must be at most {MAX_CLIENT_MESSAGE_ID_CHARS} characters"
+        )
+    check_no_controls(client_message_id, "client_message_id")

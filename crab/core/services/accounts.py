@@ -1,0 +1,120 @@
+"""Accounts: sign up, sign in, refresh, sign out, and who a token names."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crab.core.broker.base import Broker
+from crab.core.clock import now
+from crab.core.domain import events as ev
+from crab.core.domain.models import Caller, User
+from crab.core.domain.validation import check_password, clean_display_name, normalize_username
+from crab.core.services.passwords import Passwords
+from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
+from crab.core.storage import sessions, users
+from crab.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+
+
+class Accounts:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        broker: Broker,
+        passwords: Passwords,
+        access: AccessTokens,
+        refresh_ttl: timedelta,
+        signup_open: bool,
+    ) -> None:
+        self._engine = engine
+        self._broker = broker
+        self._passwords = passwords
+        self._access = access
+        self._refresh_ttl = refresh_ttl
+        self.signup_open = signup_open
+
+    async def create_user(self, username: str, password: str, display_name: str = "") -> User:
+        """Used by sign-up and by the admin's `crab user add`."""
+        name = normalize_username(username)
+        check_password(password)
+        shown = clean_display_name(display_name, name)
+        async with self._engine.connect() as conn:
+            if await users.exists(conn, name):
+                raise AlreadyExists(f"username {name!r} is taken")
+        password_hash = await self._passwords.hash(password)
+        try:
+            async with self._engine.begin() as conn:
+                return await users.insert(conn, name, shown, password_hash, now())
+        except IntegrityError:
+            raise AlreadyExists(f"username {name!r} is taken") from None
+
+    async def sign_up(self, username: str, password: str, display_name: str = "") -> Tokens:
+        if not self.signup_open:
+            raise PermissionDenied("sign-up is closed on this server; ask your admin for an account")
+        user = await self.create_user(username, password, display_name)
+        return await self._open_session(user)
+
+    async def sign_in(self, username: str, password: str) -> Tokens:
+        async with self._engine.connect() as conn:
+            found = await users.credentials(conn, username.strip().lower())
+        ok = await self._passwords.verify(found[1] if found else None, password)
+        if found is None or not ok:
+            raise Unauthenticated("wrong username or password")
+        return await self._open_session(found[0])
+
+    async def _open_session(self, user: User) -> Tokens:
+        refresh = new_refresh_token()
+        when = now()
+        async with self._engine.begin() as conn:
+            session_id = await sessions.create(
+                conn, user.id, hash_refresh_token(refresh), when, when + self._refresh_ttl
+            )
+        access, expires = self._access.issue(Caller(user.id, session_id), when)
+        return Tokens(access, refresh, expires, user)
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        """A new access token, and a new refresh token replacing the old one."""
+        when = now()
+        async with self._engine.begin() as conn:
+            found = await sessions.by_refresh_hash(conn, hash_refresh_token(refresh_token), when)
+            if found is None:
+                raise Unauthenticated("refresh token invalid, expired or signed out")
+            session_id, user_id = found
+            user = await users.by_id(conn, user_id)
+            assert user is not None
+            refresh = new_refresh_token()
+            await sessions.rotate(
+                conn, session_id, hash_refresh_token(refresh), when + self._refresh_ttl
+            )
+        access, expires = self._access.issue(Caller(user_id, session_id), when)
+        return Tokens(access, refresh, expires, user)
+
+    async def authenticate(self, token: str) -> Caller:
+        """Checks the token and that its session is still signed in."""
+        caller = self._access.read(token)
+        async with self._engine.connect() as conn:
+            if not await sessions.is_active(conn, caller.session_id, caller.user_id, now()):
+                raise Unauthenticated("session signed out or expired; sign in again")
+        return caller
+
+    async def sign_out(self, caller: Caller, everywhere: bool) -> None:
+        async with self._engine.begin() as conn:
+            if everywhere:
+                await sessions.revoke_all(conn, caller.user_id, now())
+            else:
+                await sessions.revoke(conn, caller.session_id, now())
+        ended = None if everywhere else caller.session_id
+        await self._broker.publish(ev.user_topic(caller.user_id), ev.SessionEnded(caller.user_id, ended))
+
+    async def who_am_i(self, caller: Caller) -> User:
+        async with self._engine.connect() as conn:
+            user = await users.by_id(conn, caller.user_id)
+        if user is None:
+            raise NotFound("your account no longer exists")
+        return user
+
+    async def list_users(self) -> list[User]:
+        async with self._engine.connect() as conn:
+            return await users.list_all(conn)

@@ -1,0 +1,62 @@
+"""Chats: what I am in, what is in one, its history; creating and leaving
+rooms go through the worker so every server process learns of them."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from crab.config import Limits
+from crab.core.broker.base import Broker
+from crab.core.domain import commands as cmd
+from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
+from crab.core.domain.validation import clean_room_name
+from crab.core.storage import chats, messages
+from crab.errors import InvalidArgument, NotFound
+
+
+class Chats:
+    def __init__(self, engine: AsyncEngine, broker: Broker, limits: Limits) -> None:
+        self._engine = engine
+        self._broker = broker
+        self._limits = limits
+
+    async def mine(self, caller: Caller) -> list[ChatSummary]:
+        async with self._engine.connect() as conn:
+            return await chats.summaries(conn, caller.user_id)
+
+    async def get(self, caller: Caller, chat_id: int) -> tuple[Chat, list[User]]:
+        async with self._engine.connect() as conn:
+            chat = await self._visible(conn, caller, chat_id)
+            return await chats.view(conn, chat, caller.user_id), await chats.member_users(
+                conn, chat_id
+            )
+
+    async def _visible(self, conn: AsyncConnection, caller: Caller, chat_id: int) -> Chat:
+        """The chat, if the caller is a member. Otherwise NotFound, the same
+        answer as for a chat that does not exist: outsiders learn nothing."""
+        chat = await chats.get(conn, chat_id)
+        if chat is None or not await chats.is_member(conn, chat_id, caller.user_id):
+            raise NotFound(f"chat {chat_id} not found")
+        return chat
+
+    async def create_room(self, caller: Caller, name: str) -> Chat:
+        command = cmd.CreateRoom(creator_id=caller.user_id, name=clean_room_name(name))
+        chat: Chat = await self._broker.request(command)
+        return chat
+
+    async def leave(self, caller: Caller, chat_id: int) -> None:
+        await self._broker.request(cmd.LeaveChat(user_id=caller.user_id, chat_id=chat_id))
+
+    async def history(self, caller: Caller, chat_id: int, before: int, limit: int) -> MessagePage:
+        if limit > self._limits.page_limit_max:
+            raise InvalidArgument(f"limit must be at most {self._limits.page_limit_max}")
+        limit = limit or self._limits.page_limit_default
+        async with self._engine.connect() as conn:
+            await self._visible(conn, caller, chat_id)
+            return await messages.page(conn, chat_id, before, limit)
+
+    async def mark_read(self, caller: Caller, chat_id: int, message_id: int) -> None:
+        """Only the reader sees their read position, so no broker round trip."""
+        async with self._engine.begin() as conn:
+            await self._visible(conn, caller, chat_id)
+            await chats.mark_read(conn, chat_id, caller.user_id, message_id)

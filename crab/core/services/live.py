@@ -1,0 +1,261 @@
+"""Live delivery: each connected client has a LiveSession fed by the Hub,
+which binds this process's broker subscription to the topics its users need.
+
+No gap, no duplicate: a session subscribes first, then reads where each chat
+stands, then replays what the client missed (from its cursors); afterwards
+every message is checked against the newest id sent for its chat. Ids are
+gap-free per chat, so a jump means something was missed (events from two
+workers can cross) and it is read from the database before going on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crab.core.broker.base import Broker, Subscription
+from crab.core.domain import events as ev
+from crab.core.domain.models import Caller, Message, User
+from crab.core.storage import chats, messages, users
+from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
+
+log = logging.getLogger(__name__)
+
+BACKFILL_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Sent once the session is live: everything before it is in history
+    (or was replayed from the cursors); everything after arrives here."""
+
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    client_message_id: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    client_message_id: str
+    chat_id: int
+    error: CrabError
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """Replay what is stored after the newest id sent for this chat."""
+
+    chat_id: int
+
+
+Item = ev.Event | Ready | Ack | SendFailed | CatchUp
+Outgoing = ev.Event | Ready | Ack | SendFailed | Message
+
+
+class LiveSession:
+    def __init__(self, hub: Hub, caller: Caller, buffer: int) -> None:
+        self.hub = hub
+        self.caller = caller
+        self.chats: set[int] = set()
+        self._sent_up_to: dict[int, int] = {}  # chat id -> newest message id sent
+        self._items: deque[Item] = deque()
+        self._buffer = buffer
+        self._wakeup = asyncio.Event()
+        self.error: CrabError | None = None
+        self._finishing = False
+
+    # ---- feeding (never blocks: a slow client only hurts itself) ---------
+
+    def push(self, item: Item) -> None:
+        if self.error is not None:
+            return
+        if len(self._items) >= self._buffer:
+            self.end(
+                ResourceExhausted(
+                    "this client fell behind and its stream buffer overflowed; "
+                    "reconnect and resume from the last message id you saw"
+                )
+            )
+            return
+        self._items.append(item)
+        self._wakeup.set()
+
+    def end(self, error: CrabError) -> None:
+        if self.error is None:
+            self.error = error
+            self._items.clear()
+            self._wakeup.set()
+
+    def finish(self) -> None:
+        """The client is done sending: flush what is queued, then stop."""
+        self._finishing = True
+        self._wakeup.set()
+
+    async def on_event(self, event: ev.Event) -> None:
+        match event:
+            case ev.ChatJoined(chat=chat):
+                if chat.id in self.chats:
+                    return
+                await self.hub.follow_chat(self, chat.id)
+                self._sent_up_to[chat.id] = chat.last_message_id
+                self.push(event)
+                self.push(CatchUp(chat.id))  # anything sent before our binding took
+            case ev.ChatLeft(chat_id=chat_id):
+                if chat_id in self.chats:
+                    await self.hub.unfollow_chat(self, chat_id)
+                self.push(event)
+            case ev.SessionEnded(session_id=session_id):
+                if session_id is None or session_id == self.caller.session_id:
+                    self.end(Unauthenticated("signed out"))
+            case _:
+                self.push(event)
+
+    # ---- draining (the stream's writer) ----------------------------------
+
+    async def next_batch(self) -> list[Outgoing] | None:
+        """Everything ready to send, in order; None once finished. Raises
+        the error that ended the session."""
+        while not self._items:
+            if self.error is not None:
+                raise self.error
+            if self._finishing:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        items = list(self._items)
+        self._items.clear()
+        out: list[Outgoing] = []
+        for item in items:
+            match item:
+                case ev.MessageCreated(message=message):
+                    await self._message(message, out)
+                case CatchUp(chat_id=chat_id):
+                    if chat_id in self.chats:
+                        await self._backfill(chat_id, None, out)
+                case _:
+                    out.append(item)
+        return out
+
+    async def _message(self, message: Message, out: list[Outgoing]) -> None:
+        chat_id = message.chat_id
+        if chat_id not in self.chats:
+            return  # left meanwhile
+        sent = self._sent_up_to.get(chat_id, 0)
+        if message.id <= sent:
+            return  # already sent (replayed, or delivered twice)
+        if message.id > sent + 1:
+            await self._backfill(chat_id, message.id - 1, out)
+        out.append(message)
+        self._sent_up_to[chat_id] = message.id
+
+    async def _backfill(self, chat_id: int, up_to: int | None, out: list[Outgoing]) -> None:
+        while True:
+            after = self._sent_up_to.get(chat_id, 0)
+            if up_to is not None and after >= up_to:
+                return
+            async with self.hub.engine.connect() as conn:
+                found = await messages.after(conn, chat_id, after, BACKFILL_PAGE)
+            for message in found:
+                if up_to is not None and message.id > up_to:
+                    return
+                out.append(message)
+                self._sent_up_to[chat_id] = message.id
+            if len(found) < BACKFILL_PAGE:
+                return
+
+    def resume(self, cursors: Iterable[tuple[int, int]]) -> None:
+        """Replays each chat after the id the client says it saw last.
+        Chats the caller is not in are ignored: outsiders learn nothing."""
+        for chat_id, last_seen in cursors:
+            if chat_id in self.chats:
+                self._sent_up_to[chat_id] = last_seen
+                self.push(CatchUp(chat_id))
+
+
+class Hub:
+    """Routes this process's events to its live sessions, and keeps the
+    broker bindings to exactly the topics those sessions need."""
+
+    def __init__(self, engine: AsyncEngine, broker: Broker, buffer: int) -> None:
+        self.engine = engine
+        self._broker = broker
+        self._buffer = buffer
+        self._topics: dict[str, set[LiveSession]] = {}
+        self._subscription: Subscription | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._subscription = await self._broker.subscribe(self._on_event)
+
+    async def close(self) -> None:
+        self._closed = True
+        for session in self.sessions():
+            session.end(Unavailable("server is shutting down; reconnect and resume"))
+        if self._subscription is not None:
+            await self._subscription.close()
+
+    def sessions(self) -> set[LiveSession]:
+        return {s for group in self._topics.values() for s in group}
+
+    async def connect(self, caller: Caller, cursors: Iterable[tuple[int, int]]) -> LiveSession:
+        if self._closed:
+            raise Unavailable("server is shutting down; reconnect and resume")
+        session = LiveSession(self, caller, self._buffer)
+        await self._follow(session, ev.user_topic(caller.user_id))
+        async with self.engine.connect() as conn:
+            user = await users.by_id(conn, caller.user_id)
+            chat_ids = list(await chats.positions(conn, caller.user_id))
+        if user is None:
+            await self.disconnect(session)
+            raise Unauthenticated("your account no longer exists")
+        for chat_id in chat_ids:
+            await self.follow_chat(session, chat_id)
+        # Read positions after binding: anything newer arrives as an event.
+        async with self.engine.connect() as conn:
+            positions = await chats.positions(conn, caller.user_id)
+        for chat_id, last_id in positions.items():
+            session._sent_up_to.setdefault(chat_id, last_id)
+        session.resume(cursors)
+        session.push(Ready(user))
+        return session
+
+    async def disconnect(self, session: LiveSession) -> None:
+        for topic in [t for t, group in self._topics.items() if session in group]:
+            await self._unfollow(session, topic)
+
+    async def follow_chat(self, session: LiveSession, chat_id: int) -> None:
+        session.chats.add(chat_id)
+        await self._follow(session, ev.chat_topic(chat_id))
+
+    async def unfollow_chat(self, session: LiveSession, chat_id: int) -> None:
+        session.chats.discard(chat_id)
+        await self._unfollow(session, ev.chat_topic(chat_id))
+
+    async def _follow(self, session: LiveSession, topic: str) -> None:
+        group = self._topics.setdefault(topic, set())
+        group.add(session)
+        if len(group) == 1 and self._subscription is not None:
+            await self._subscription.bind(topic)
+
+    async def _unfollow(self, session: LiveSession, topic: str) -> None:
+        group = self._topics.get(topic)
+        if group is None:
+            return
+        group.discard(session)
+        if not group:
+            del self._topics[topic]
+            if self._subscription is not None:
+                await self._subscription.unbind(topic)
+
+    async def _on_event(self, topic: str, event: ev.Event) -> None:
+        for session in tuple(self._topics.get(topic, ())):
+            await session.on_event(event)

@@ -1,0 +1,79 @@
+"""Access tokens: short-lived HS256 JWTs naming the user and the session.
+Refresh tokens: random strings, stored only as their sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from jose import jwt
+from jose.exceptions import JOSEError
+
+from crab.core.domain.models import Caller, User
+from crab.errors import Unauthenticated
+
+ALGORITHM = "HS256"  # pinned: a token naming another algorithm is refused
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    access_expires_at: datetime
+    user: User
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """32 random bytes in data_dir/jwt-secret (mode 0600), made on first start."""
+    path = data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccessTokens:
+    def __init__(self, secret: str, ttl: timedelta) -> None:
+        if len(secret) < 32:
+            raise ValueError("the JWT secret must be at least 32 characters")
+        self._secret = secret
+        self.ttl = ttl
+
+    def issue(self, caller: Caller, now: datetime) -> tuple[str, datetime]:
+        expires = now + self.ttl
+        claims = {
+            "sub": str(caller.user_id),
+            "sid": caller.session_id,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires
+
+    def read(self, token: str) -> Caller:
+        """The caller a token names; Unauthenticated for anything wrong with it."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM:
+                raise Unauthenticated("token algorithm not accepted")
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM])
+            return Caller(user_id=int(claims["sub"]), session_id=int(claims["sid"]))
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("access token expired; refresh it") from None
+        except (JOSEError, KeyError, ValueError, TypeError):
+            raise Unauthenticated("invalid access token") from None

@@ -1,0 +1,172 @@
+"""Chats and their members (with each member's read position)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crab.core.domain.models import Chat, ChatKind, ChatSummary, User
+from crab.core.storage import messages as message_store
+from crab.core.storage.tables import chats, members, users
+from crab.core.storage.users import USER_COLUMNS, to_user
+
+CHAT_COLUMNS = (chats.c.id, chats.c.kind, chats.c.name, chats.c.created_at, chats.c.last_seq)
+
+
+def to_chat(row: sa.Row[tuple[int, int, str, datetime, int]], name: str | None = None) -> Chat:
+    return Chat(
+        id=row.id,
+        kind=ChatKind(row.kind),
+        name=row.name if name is None else name,
+        created_at=row.created_at,
+        last_message_id=row.last_seq,
+    )
+
+
+def direct_key(a: int, b: int) -> str:
+    low, high = sorted((a, b))
+    return f"{low}:{high}"
+
+
+async def create(
+    conn: AsyncConnection,
+    kind: ChatKind,
+    name: str,
+    creator_id: int,
+    now: datetime,
+    key: str | None = None,
+) -> Chat:
+    result = await conn.execute(
+        sa.insert(chats).values(
+            kind=int(kind), name=name, created_by=creator_id, created_at=now, direct_key=key
+        )
+    )
+    (chat_id,) = result.inserted_primary_key or (0,)
+    return Chat(id=int(chat_id), kind=kind, name=name, created_at=now, last_message_id=0)
+
+
+async def get(conn: AsyncConnection, chat_id: int) -> Chat | None:
+    row = (await conn.execute(sa.select(*CHAT_COLUMNS).where(chats.c.id == chat_id))).first()
+    return to_chat(row) if row else None
+
+
+async def direct_between(conn: AsyncConnection, a: int, b: int) -> Chat | None:
+    query = sa.select(*CHAT_COLUMNS).where(chats.c.direct_key == direct_key(a, b))
+    row = (await conn.execute(query)).first()
+    return to_chat(row) if row else None
+
+
+async def is_member(conn: AsyncConnection, chat_id: int, user_id: int) -> bool:
+    query = sa.select(members.c.user_id).where(
+        members.c.chat_id == chat_id, members.c.user_id == user_id
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def add_member(conn: AsyncConnection, chat_id: int, user_id: int, now: datetime) -> None:
+    """Joins at the current end of the chat: older history counts as read."""
+    last_seq = sa.select(chats.c.last_seq).where(chats.c.id == chat_id).scalar_subquery()
+    await conn.execute(
+        sa.insert(members).values(
+            chat_id=chat_id, user_id=user_id, joined_at=now, last_read_seq=last_seq
+        )
+    )
+
+
+async def remove_member(conn: AsyncConnection, chat_id: int, user_id: int) -> bool:
+    result = await conn.execute(
+        sa.delete(members).where(members.c.chat_id == chat_id, members.c.user_id == user_id)
+    )
+    return result.rowcount > 0
+
+
+async def member_users(conn: AsyncConnection, chat_id: int) -> list[User]:
+    rows = await conn.execute(
+        sa.select(*USER_COLUMNS)
+        .join(members, members.c.user_id == users.c.id)
+        .where(members.c.chat_id == chat_id)
+        .order_by(users.c.username)
+    )
+    return [to_user(row) for row in rows]
+
+
+async def member_ids(conn: AsyncConnection, chat_id: int) -> list[int]:
+    rows = await conn.execute(sa.select(members.c.user_id).where(members.c.chat_id == chat_id))
+    return [row.user_id for row in rows]
+
+
+async def positions(conn: AsyncConnection, user_id: int) -> dict[int, int]:
+    """chat id -> newest message id, for every chat the user is in."""
+    rows = await conn.execute(
+        sa.select(chats.c.id, chats.c.last_seq)
+        .join(members, members.c.chat_id == chats.c.id)
+        .where(members.c.user_id == user_id)
+    )
+    return {row.id: row.last_seq for row in rows}
+
+
+async def direct_names(conn: AsyncConnection, user_id: int, chat_ids: list[int]) -> dict[int, str]:
+    """For direct chats: the other person's username, the chat's name for me."""
+    if not chat_ids:
+        return {}
+    rows = await conn.execute(
+        sa.select(members.c.chat_id, users.c.username)
+        .join(users, users.c.id == members.c.user_id)
+        .where(members.c.chat_id.in_(chat_ids), members.c.user_id != user_id)
+    )
+    return {row.chat_id: row.username for row in rows}
+
+
+async def view(conn: AsyncConnection, chat: Chat, viewer_id: int) -> Chat:
+    """The chat as the viewer sees it (a direct chat is named for the other)."""
+    if chat.kind != ChatKind.DIRECT:
+        return chat
+    names = await direct_names(conn, viewer_id, [chat.id])
+    return Chat(chat.id, chat.kind, names.get(chat.id, chat.name), chat.created_at, chat.last_message_id)
+
+
+async def summaries(conn: AsyncConnection, user_id: int) -> list[ChatSummary]:
+    rows = (
+        await conn.execute(
+            sa.select(*CHAT_COLUMNS, members.c.last_read_seq)
+            .join(members, members.c.chat_id == chats.c.id)
+            .where(members.c.user_id == user_id)
+        )
+    ).all()
+    names = await direct_names(
+        conn, user_id, [r.id for r in rows if r.kind == int(ChatKind.DIRECT)]
+    )
+    last = await message_store.last_messages(conn, {r.id: r.last_seq for r in rows if r.last_seq})
+    result = [
+        ChatSummary(
+            chat=to_chat(row, names.get(row.id)),
+            last_message=last.get(row.id),
+            # Ids are gap-free per chat, so unread is a subtraction.
+            unread_count=max(0, row.last_seq - row.last_read_seq),
+            last_read_id=row.last_read_seq,
+        )
+        for row in rows
+    ]
+    # Most recently active first, like every messenger's chat list.
+    result.sort(
+        key=lambda s: s.last_message.sent_at if s.last_message else s.chat.created_at,
+        reverse=True,
+    )
+    return result
+
+
+async def mark_read(conn: AsyncConnection, chat_id: int, user_id: int, seq: int) -> None:
+    """Moves the read position forward only (never back, never past the end)."""
+    last_seq = sa.select(chats.c.last_seq).where(chats.c.id == chat_id).scalar_subquery()
+    await conn.execute(
+        sa.update(members)
+        .where(
+            members.c.chat_id == chat_id,
+            members.c.user_id == user_id,
+            members.c.last_read_seq < seq,
+        )
+        .values(last_read_seq=sa.func.min(seq, last_seq) if conn.dialect.name == "sqlite"
+                else sa.func.least(seq, last_seq))
+    )

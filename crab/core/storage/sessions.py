@@ -1,0 +1,75 @@
+"""Sign-in sessions. An access token names its session, so revoking the
+session ends the token on its next call, not at its expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crab.core.storage.tables import sessions
+
+
+async def create(
+    conn: AsyncConnection, user_id: int, refresh_hash: str, now: datetime, expires_at: datetime
+) -> int:
+    result = await conn.execute(
+        sa.insert(sessions).values(
+            user_id=user_id, refresh_hash=refresh_hash, created_at=now, expires_at=expires_at
+        )
+    )
+    (session_id,) = result.inserted_primary_key or (0,)
+    return int(session_id)
+
+
+async def is_active(conn: AsyncConnection, session_id: int, user_id: int, now: datetime) -> bool:
+    query = sa.select(sessions.c.id).where(
+        sessions.c.id == session_id,
+        sessions.c.user_id == user_id,
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > now,
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def by_refresh_hash(
+    conn: AsyncConnection, refresh_hash: str, now: datetime
+) -> tuple[int, int] | None:
+    """(session id, user id) of an active session with this refresh token."""
+    row = (
+        await conn.execute(
+            sa.select(sessions.c.id, sessions.c.user_id).where(
+                sessions.c.refresh_hash == refresh_hash,
+                sessions.c.revoked_at.is_(None),
+                sessions.c.expires_at > now,
+            )
+        )
+    ).first()
+    return (row.id, row.user_id) if row else None
+
+
+async def rotate(
+    conn: AsyncConnection, session_id: int, refresh_hash: str, expires_at: datetime
+) -> None:
+    await conn.execute(
+        sa.update(sessions)
+        .where(sessions.c.id == session_id)
+        .values(refresh_hash=refresh_hash, expires_at=expires_at)
+    )
+
+
+async def revoke(conn: AsyncConnection, session_id: int, now: datetime) -> None:
+    await conn.execute(
+        sa.update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_all(conn: AsyncConnection, user_id: int, now: datetime) -> None:
+    await conn.execute(
+        sa.update(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

@@ -1,0 +1,107 @@
+"""The schema, as SQLAlchemy Core tables. Migrations (./migrations) create
+exactly this; a test compares the two."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """SQLite drops tzinfo; store UTC and hand back aware datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; crab stores timezone-aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    # Stored lower-cased, so unique ignoring case.
+    sa.Column("username", sa.String(32), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(64), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False, index=True),
+    # sha256 of the refresh token: a stolen database yields no usable token.
+    sa.Column("refresh_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+chats = sa.Table(
+    "chats",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kind", sa.SmallInteger, nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The newest message's sequence number; the next message takes +1.
+    sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # "<low user id>:<high user id>" for direct chats: one per pair.
+    sa.Column("direct_key", sa.String(64), nullable=True, unique=True),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("chat_id", sa.BigInteger, sa.ForeignKey("chats.id"), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("joined_at", UTCDateTime(), nullable=False),
+    sa.Column("last_read_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index("ix_members_user_id", "user_id"),
+)
+
+invites = sa.Table(
+    "invites",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("inviter_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("invitee_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("chat_id", sa.BigInteger, sa.ForeignKey("chats.id"), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # "room:<chat>:<invitee>" or "direct:<low>:<high>": one pending invite each.
+    sa.Column("pending_key", sa.String(64), nullable=False, unique=True),
+    sa.Index("ix_invites_inviter_id", "inviter_id"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("chat_id", sa.BigInteger, sa.ForeignKey("chats.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("sender_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("client_message_id", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("chat_id", "seq", name="uq_messages_chat_seq"),
+    sa.UniqueConstraint("sender_id", "client_message_id", name="uq_messages_sender_client_id"),
+)

@@ -1,0 +1,92 @@
+"""Users: accounts and the people you can find."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crab.core.domain.models import User
+from crab.core.storage.tables import users
+
+USER_COLUMNS = (users.c.id, users.c.username, users.c.display_name)
+
+
+def to_user(row: sa.Row[tuple[int, str, str]] | sa.RowMapping) -> User:
+    return User(id=row.id, username=row.username, display_name=row.display_name)  # type: ignore[union-attr]
+
+
+async def insert(
+    conn: AsyncConnection, username: str, display_name: str, password_hash: str, now: datetime
+) -> User:
+    result = await conn.execute(
+        sa.insert(users).values(
+            username=username,
+            display_name=display_name,
+            password_hash=password_hash,
+            created_at=now,
+        )
+    )
+    (user_id,) = result.inserted_primary_key or (0,)
+    return User(id=int(user_id), username=username, display_name=display_name)
+
+
+async def by_id(conn: AsyncConnection, user_id: int) -> User | None:
+    row = (await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id == user_id))).first()
+    return to_user(row) if row else None
+
+
+async def by_ids(conn: AsyncConnection, user_ids: Iterable[int]) -> dict[int, User]:
+    ids = list(set(user_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id.in_(ids)))
+    return {row.id: to_user(row) for row in rows}
+
+
+async def credentials(conn: AsyncConnection, username: str) -> tuple[User, str] | None:
+    """The user and their password hash, for sign-in."""
+    row = (
+        await conn.execute(
+            sa.select(*USER_COLUMNS, users.c.password_hash).where(users.c.username == username)
+        )
+    ).first()
+    return (to_user(row), row.password_hash) if row else None
+
+
+async def exists(conn: AsyncConnection, username: str) -> bool:
+    query = sa.select(users.c.id).where(users.c.username == username)
+    return (await conn.execute(query)).first() is not None
+
+
+async def list_all(conn: AsyncConnection) -> list[User]:
+    rows = await conn.execute(sa.select(*USER_COLUMNS).order_by(users.c.username))
+    return [to_user(row) for row in rows]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search(conn: AsyncConnection, query: str, limit: int) -> list[User]:
+    """Substring match on username or display name; exact, then prefix
+    matches first, then shorter names. One indexed-size table scan is fine
+    for a team; it runs on every keystroke in well under a millisecond."""
+    q = _like_escape(query.lower())
+    name = users.c.username
+    display = sa.func.lower(users.c.display_name)
+    rank = sa.case(
+        (name == query.lower(), 0),
+        (name.like(f"{q}%", escape="\\"), 1),
+        (display.like(f"{q}%", escape="\\"), 2),
+        else_=3,
+    )
+    rows = await conn.execute(
+        sa.select(*USER_COLUMNS)
+        .where(sa.or_(name.like(f"%{q}%", escape="\\"), display.like(f"%{q}%", escape="\\")))
+        .order_by(rank, sa.func.length(name), name)
+        .limit(limit)
+    )
+    return [to_user(row) for row in rows]

@@ -1,0 +1,78 @@
+"""crab's error tree. The domain raises these; the API edge maps each to
+one gRPC status (crab/core/api/errors.py), so nothing reaches the wire as
+UNKNOWN.
+
+    CrabError
+    ├── Unauthenticated       no, bad, expired or revoked credentials
+    ├── PermissionDenied      signed in, but not allowed (closed sign-up, ...)
+    ├── NotFound              unknown id, or a chat the caller is not in
+    ├── InvalidArgument       bad input: empty text, bad username, ...
+    ├── AlreadyExists         taken username, already a member, second invite
+    ├── FailedPrecondition    the state does not allow it (not your invite)
+    ├── ResourceExhausted     rate limit, full buffers
+    └── Unavailable           shutting down, broker gone: retry later
+"""
+
+from __future__ import annotations
+
+
+class CrabError(Exception):
+    """Base of every expected failure. `code` is a stable name for clients."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(CrabError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(CrabError):
+    code = "PERMISSION_DENIED"
+
+
+class NotFound(CrabError):
+    code = "NOT_FOUND"
+
+
+class InvalidArgument(CrabError):
+    code = "INVALID_ARGUMENT"
+
+
+class AlreadyExists(CrabError):
+    code = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(CrabError):
+    code = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(CrabError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(CrabError):
+    code = "UNAVAILABLE"
+
+
+ERRORS_BY_CODE: dict[str, type[CrabError]] = {
+    cls.code: cls
+    for cls in (
+        Unauthenticated,
+        PermissionDenied,
+        NotFound,
+        InvalidArgument,
+        AlreadyExists,
+        FailedPrecondition,
+        ResourceExhausted,
+        Unavailable,
+    )
+}
+
+
+def error_from_code(code: str, message: str) -> CrabError:
+    """Rebuilds an error that crossed the broker as (code, message)."""
+    return ERRORS_BY_CODE.get(code, CrabError)(message)
