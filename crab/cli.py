@@ -28,7 +28,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(main)
-    return uvloop.run(main)  # type: ignore[no-any-return]
+    return uvloop.run(main)
 
 
 def storage_options(func: F) -> F:
@@ -67,22 +67,82 @@ def main() -> None:
 
 @main.command()
 @storage_options
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="CRAB_HOST", show_envvar=True)
-@click.option("--port", default=50051, show_default=True, type=int, envvar="CRAB_PORT", show_envvar=True)
-@click.option("--broker", "broker_url", default="memory://", show_default=True, envvar="CRAB_BROKER", show_envvar=True)
-@click.option("--signup/--no-signup", default=True, show_default=True, envvar="CRAB_SIGNUP", show_envvar=True,
-              help="Let anyone create an account; --no-signup: only `crab user add`.")
-@click.option("--worker/--no-worker", "run_worker", default=True, show_default=True, envvar="CRAB_WORKER",
-              show_envvar=True, help="Handle commands in this process too.")
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="CRAB_TLS_CERT", show_envvar=True)
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), envvar="CRAB_TLS_KEY", show_envvar=True)
-@click.option("--max-message-chars", default=4000, show_default=True, type=int, envvar="CRAB_MAX_MESSAGE_CHARS", show_envvar=True)
-@click.option("--send-rate", default=20.0, show_default=True, type=float, envvar="CRAB_SEND_RATE", show_envvar=True,
-              help="Messages per second per user, sustained.")
-@click.option("--send-burst", default=50, show_default=True, type=int, envvar="CRAB_SEND_BURST", show_envvar=True,
-              help="Messages a user may send at once before the rate applies.")
-@click.option("--password-hashing", type=click.Choice(["default", "cheap"]), default="default",
-              envvar="CRAB_PASSWORD_HASHING", hidden=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="CRAB_HOST", show_envvar=True
+)
+@click.option(
+    "--port", default=50051, show_default=True, type=int, envvar="CRAB_PORT", show_envvar=True
+)
+@click.option(
+    "--broker",
+    "broker_url",
+    default="memory://",
+    show_default=True,
+    envvar="CRAB_BROKER",
+    show_envvar=True,
+)
+@click.option(
+    "--signup/--no-signup",
+    default=True,
+    show_default=True,
+    envvar="CRAB_SIGNUP",
+    show_envvar=True,
+    help="Let anyone create an account; --no-signup: only `crab user add`.",
+)
+@click.option(
+    "--worker/--no-worker",
+    "run_worker",
+    default=True,
+    show_default=True,
+    envvar="CRAB_WORKER",
+    show_envvar=True,
+    help="Handle commands in this process too.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="CRAB_TLS_CERT",
+    show_envvar=True,
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="CRAB_TLS_KEY",
+    show_envvar=True,
+)
+@click.option(
+    "--max-message-chars",
+    default=4000,
+    show_default=True,
+    type=int,
+    envvar="CRAB_MAX_MESSAGE_CHARS",
+    show_envvar=True,
+)
+@click.option(
+    "--send-rate",
+    default=20.0,
+    show_default=True,
+    type=float,
+    envvar="CRAB_SEND_RATE",
+    show_envvar=True,
+    help="Messages per second per user, sustained.",
+)
+@click.option(
+    "--send-burst",
+    default=50,
+    show_default=True,
+    type=int,
+    envvar="CRAB_SEND_BURST",
+    show_envvar=True,
+    help="Messages a user may send at once before the rate applies.",
+)
+@click.option(
+    "--password-hashing",
+    type=click.Choice(["default", "cheap"]),
+    default="default",
+    envvar="CRAB_PASSWORD_HASHING",
+    hidden=True,
+)
 def serve(
     data_dir: Path | None,
     database: str | None,
@@ -153,7 +213,9 @@ def user() -> None:
 @click.argument("name")
 @click.option("--display-name", default="", help="Shown next to messages [default: NAME]")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def user_add(data_dir: Path | None, database: str | None, name: str, display_name: str, password_stdin: bool) -> None:
+def user_add(
+    data_dir: Path | None, database: str | None, name: str, display_name: str, password_stdin: bool
+) -> None:
     """Create an account."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")

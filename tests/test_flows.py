@@ -20,7 +20,9 @@ async def test_room_invite_accept_and_live_messages(connect: ClientFactory) -> N
     alice = await connect("alice")
     bob = await connect("bob")
     async with alice.session() as a_live, bob.session() as b_live:
-        room = await alice.chats.create_room(pb.CreateRoomRequest(name="general"), metadata=alice.metadata)
+        room = await alice.chats.create_room(
+            pb.CreateRoomRequest(name="general"), metadata=alice.metadata
+        )
         assert room.kind == pb.ChatKind.ROOM and room.name == "general"
         joined = await a_live.wait_for(lambda f: f.chat_joined is not None)
         assert joined.chat_joined.id == room.id
@@ -64,7 +66,8 @@ async def test_history_paging_to_first_message(connect: ClientFactory) -> None:
     before = 0
     while True:
         page = await alice.chats.get_messages(
-            pb.GetMessagesRequest(chat_id=room.id, before_id=before, limit=50), metadata=alice.metadata
+            pb.GetMessagesRequest(chat_id=room.id, before_id=before, limit=50),
+            metadata=alice.metadata,
         )
         seen.extend(m.id for m in page.messages)
         if not page.has_more:
@@ -85,7 +88,9 @@ async def test_resume_after_disconnect_has_no_gap_or_duplicate(connect: ClientFa
     invite = await alice.invites.invite_to_room(
         pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
     )
-    await bob.invites.answer_invite(pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata)
+    await bob.invites.answer_invite(
+        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
+    )
 
     async with alice.session() as a_live:
         async with bob.session() as b_live:
@@ -115,7 +120,9 @@ async def test_resend_same_client_id_returns_first(connect: ClientFactory) -> No
         await live.send(room.id, "once", client_message_id="abc")
         second = await live.wait_for(lambda f: f.ack is not None)
     assert first.ack.message.id == second.ack.message.id == 1
-    page = await alice.chats.get_messages(pb.GetMessagesRequest(chat_id=room.id), metadata=alice.metadata)
+    page = await alice.chats.get_messages(
+        pb.GetMessagesRequest(chat_id=room.id), metadata=alice.metadata
+    )
     assert [m.text for m in page.messages] == ["once"]
 
 

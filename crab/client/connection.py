@@ -121,9 +121,7 @@ class SessionStream:
         assert self.stream is not None
         cid = client_message_id or uuid.uuid4().hex
         await self.stream.send_message(
-            pb.ClientFrame(
-                send=pb.SendMessage(chat_id=chat_id, client_message_id=cid, text=text)
-            )
+            pb.ClientFrame(send=pb.SendMessage(chat_id=chat_id, client_message_id=cid, text=text))
         )
         return cid
 

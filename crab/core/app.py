@@ -10,6 +10,7 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from grpclib.health.service import Health
 from grpclib.server import Server
@@ -109,7 +110,8 @@ class Crab:
                 s.host,
             )
         await self.server.start(s.host, s.port, ssl=context)
-        sockets = self.server._server.sockets if self.server._server else []
+        listener: Any = self.server._server
+        sockets = listener.sockets if listener is not None else []
         self.port = sockets[0].getsockname()[1] if sockets else s.port
         return self.port
 

@@ -53,9 +53,7 @@ class Calls:
         await self._idle.wait()
 
 
-def guard(
-    func: Callable[[Any], Awaitable[None]], calls: Calls
-) -> Callable[[Any], Awaitable[None]]:
+def guard(func: Callable[[Any], Awaitable[None]], calls: Calls) -> Callable[[Any], Awaitable[None]]:
     @functools.wraps(func)
     async def guarded(stream: Any) -> None:
         calls.enter()

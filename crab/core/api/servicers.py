@@ -11,6 +11,7 @@ from crab.core.services.invites import Invites
 from crab.core.services.people import People
 from crab.proto.crab import v1 as pb
 
+
 class AccountsServicer(pb.AccountsBase):
     def __init__(self, accounts: Accounts) -> None:
         self._accounts = accounts

@@ -79,7 +79,9 @@ class SessionServicer:
                 session.resume(_cursors(frame.resume))
             frame = await stream.recv_message()
 
-    def _send(self, session: LiveSession, send: pb.SendMessage, sends: set[asyncio.Task[None]]) -> None:
+    def _send(
+        self, session: LiveSession, send: pb.SendMessage, sends: set[asyncio.Task[None]]
+    ) -> None:
         try:
             command = self._messages.check(
                 session.caller, send.chat_id, send.client_message_id, send.text

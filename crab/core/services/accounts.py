@@ -52,7 +52,9 @@ class Accounts:
 
     async def sign_up(self, username: str, password: str, display_name: str = "") -> Tokens:
         if not self.signup_open:
-            raise PermissionDenied("sign-up is closed on this server; ask your admin for an account")
+            raise PermissionDenied(
+                "sign-up is closed on this server; ask your admin for an account"
+            )
         user = await self.create_user(username, password, display_name)
         return await self._open_session(user)
 
@@ -106,7 +108,9 @@ class Accounts:
             else:
                 await sessions.revoke(conn, caller.session_id, now())
         ended = None if everywhere else caller.session_id
-        await self._broker.publish(ev.user_topic(caller.user_id), ev.SessionEnded(caller.user_id, ended))
+        await self._broker.publish(
+            ev.user_topic(caller.user_id), ev.SessionEnded(caller.user_id, ended)
+        )
 
     async def who_am_i(self, caller: Caller) -> User:
         async with self._engine.connect() as conn:

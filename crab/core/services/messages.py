@@ -18,7 +18,9 @@ class Messages:
         self._limits = limits
         self._limiter = RateLimiter(limits.send_rate, limits.send_burst)
 
-    def check(self, caller: Caller, chat_id: int, client_message_id: str, text: str) -> cmd.SendMessage:
+    def check(
+        self, caller: Caller, chat_id: int, client_message_id: str, text: str
+    ) -> cmd.SendMessage:
         """Everything that can be refused without the database, at once."""
         if chat_id <= 0:
             raise InvalidArgument("chat_id must be set")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from jose import jwt
-from jose.exceptions import JOSEError
+from jose.exceptions import ExpiredSignatureError, JOSEError
 
 from crab.core.domain.models import Caller, User
 from crab.errors import Unauthenticated
@@ -73,7 +73,7 @@ class AccessTokens:
                 raise Unauthenticated("token algorithm not accepted")
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM])
             return Caller(user_id=int(claims["sub"]), session_id=int(claims["sid"]))
-        except jwt.ExpiredSignatureError:
+        except ExpiredSignatureError:
             raise Unauthenticated("access token expired; refresh it") from None
         except (JOSEError, KeyError, ValueError, TypeError):
             raise Unauthenticated("invalid access token") from None

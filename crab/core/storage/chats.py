@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +16,7 @@ from crab.core.storage.users import USER_COLUMNS, to_user
 CHAT_COLUMNS = (chats.c.id, chats.c.kind, chats.c.name, chats.c.created_at, chats.c.last_seq)
 
 
-def to_chat(row: sa.Row[tuple[int, int, str, datetime, int]], name: str | None = None) -> Chat:
+def to_chat(row: Any, name: str | None = None) -> Chat:
     return Chat(
         id=row.id,
         kind=ChatKind(row.kind),
@@ -124,7 +125,9 @@ async def view(conn: AsyncConnection, chat: Chat, viewer_id: int) -> Chat:
     if chat.kind != ChatKind.DIRECT:
         return chat
     names = await direct_names(conn, viewer_id, [chat.id])
-    return Chat(chat.id, chat.kind, names.get(chat.id, chat.name), chat.created_at, chat.last_message_id)
+    return Chat(
+        chat.id, chat.kind, names.get(chat.id, chat.name), chat.created_at, chat.last_message_id
+    )
 
 
 async def summaries(conn: AsyncConnection, user_id: int) -> list[ChatSummary]:
@@ -167,6 +170,9 @@ async def mark_read(conn: AsyncConnection, chat_id: int, user_id: int, seq: int)
             members.c.user_id == user_id,
             members.c.last_read_seq < seq,
         )
-        .values(last_read_seq=sa.func.min(seq, last_seq) if conn.dialect.name == "sqlite"
-                else sa.func.least(seq, last_seq))
+        .values(
+            last_read_seq=sa.func.min(seq, last_seq)
+            if conn.dialect.name == "sqlite"
+            else sa.func.least(seq, last_seq)
+        )
     )

@@ -68,9 +68,7 @@ async def insert_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
         await conn.execute(sa.insert(messages), list(rows))
 
 
-async def mark_sender_read(
-    conn: AsyncConnection, chat_id: int, sender_id: int, seq: int
-) -> None:
+async def mark_sender_read(conn: AsyncConnection, chat_id: int, sender_id: int, seq: int) -> None:
     """Your own message is never unread to you."""
     await conn.execute(
         sa.update(members)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,8 +15,8 @@ from crab.core.storage.tables import users
 USER_COLUMNS = (users.c.id, users.c.username, users.c.display_name)
 
 
-def to_user(row: sa.Row[tuple[int, str, str]] | sa.RowMapping) -> User:
-    return User(id=row.id, username=row.username, display_name=row.display_name)  # type: ignore[union-attr]
+def to_user(row: Any) -> User:
+    return User(id=row.id, username=row.username, display_name=row.display_name)
 
 
 async def insert(

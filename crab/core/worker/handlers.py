@@ -63,7 +63,8 @@ class Worker:
             case cmd.CreateRoom():
                 return await self._create_room(conn, command, out)
             case cmd.LeaveChat():
-                return await self._leave(conn, command, out)
+                await self._leave(conn, command, out)
+                return None
             case cmd.InviteToRoom():
                 return await self._invite_to_room(conn, command, out)
             case cmd.InviteToDirect():
@@ -91,7 +92,9 @@ class Worker:
         await self._publish(published)
         return outcomes
 
-    async def _send_one(self, conn: AsyncConnection, command: cmd.SendMessage, out: Published) -> Message:
+    async def _send_one(
+        self, conn: AsyncConnection, command: cmd.SendMessage, out: Published
+    ) -> Message:
         (outcome,) = await self._store_sends(conn, [command], out)
         if outcome.error is not None:
             raise outcome.error
@@ -132,7 +135,9 @@ class Worker:
                 send = sends[i]
                 seq = first + offset
                 rows.append(
-                    messages.row(chat_id, seq, send.sender_id, send.client_message_id, send.text, when)
+                    messages.row(
+                        chat_id, seq, send.sender_id, send.client_message_id, send.text, when
+                    )
                 )
                 stored[i] = Message(
                     chat_id, seq, senders[send.sender_id], send.text, when, send.client_message_id
@@ -179,7 +184,9 @@ class Worker:
         if chat is None or not await chats.is_member(conn, c.chat_id, c.inviter_id):
             raise NotFound(f"chat {c.chat_id} not found")
         if chat.kind != ChatKind.ROOM:
-            raise FailedPrecondition("a personal conversation has exactly two people; create a room")
+            raise FailedPrecondition(
+                "a personal conversation has exactly two people; create a room"
+            )
         await self._invitee(conn, c.inviter_id, c.invitee_id)
         if await chats.is_member(conn, c.chat_id, c.invitee_id):
             raise AlreadyExists("that user is already a member of this room")
