@@ -17,14 +17,15 @@ async def check(host: str, port: int) -> bool:
     try:
         reply = await HealthStub(channel).Check(HealthCheckRequest(), timeout=3)
         return bool(reply.status == HealthCheckResponse.SERVING)
-    except (OSError, asyncio.TimeoutError):
+    except Exception:  # refused, reset, timed out, an error status: all unhealthy
         return False
     finally:
         channel.close()
 
 
 def main() -> None:
-    target = sys.argv[1] if len(sys.argv) > 1 else f"127.0.0.1:{os.environ.get('CRAB_PORT', '50051')}"
+    default = f"127.0.0.1:{os.environ.get('CRAB_PORT', '50051')}"
+    target = sys.argv[1] if len(sys.argv) > 1 else default
     host, _, port = target.rpartition(":")
     sys.exit(0 if asyncio.run(check(host or "127.0.0.1", int(port))) else 1)
 

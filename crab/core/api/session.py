@@ -46,18 +46,27 @@ class SessionServicer:
         sends: set[asyncio.Task[None]] = set()
         reader = asyncio.create_task(self._read(stream, session, first, sends))
         writer = asyncio.create_task(self._write(stream, session))
+        ended = asyncio.create_task(session.ended.wait())
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
+            done, _ = await asyncio.wait(
+                {reader, writer, ended}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if reader in done and not session.ended.is_set():
                 reader.result()
                 # The client is done sending: answer its sends, then finish.
-                await asyncio.gather(*sends)
+                answered = asyncio.gather(*sends)
+                await asyncio.wait({answered, ended}, return_when=asyncio.FIRST_COMPLETED)
                 session.finish()
+                await asyncio.wait({writer, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if session.error is not None:
+                # Overflow, sign-out or shutdown: end now, even if the writer is
+                # stuck on a client that stopped reading.
+                raise to_grpc(session.error)
             await writer
         finally:
-            for task in (reader, writer):
+            for task in (reader, writer, ended):
                 task.cancel()
-            for task in (reader, writer):
+            for task in (reader, writer, ended):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self._hub.disconnect(session)
@@ -107,12 +116,10 @@ class SessionServicer:
             session.push(live.Ack(client_message_id, message))
 
     async def _write(self, stream: FrameStream, session: LiveSession) -> None:
-        try:
+        with contextlib.suppress(CrabError):  # the session's error ends the call
             while (batch := await session.next_batch()) is not None:
                 for item in batch:
                     await stream.send_message(convert.frame(item))
-        except CrabError as error:
-            raise to_grpc(error) from None
 
 
 def _cursors(resume: pb.Resume) -> list[tuple[int, int]]:

@@ -71,6 +71,7 @@ class LiveSession:
         self._buffer = buffer
         self._wakeup = asyncio.Event()
         self.error: CrabError | None = None
+        self.ended = asyncio.Event()  # set with `error`: the stream must stop now
         self._finishing = False
 
     # ---- feeding (never blocks: a slow client only hurts itself) ---------
@@ -94,6 +95,7 @@ class LiveSession:
             self.error = error
             self._items.clear()
             self._wakeup.set()
+            self.ended.set()
 
     def finish(self) -> None:
         """The client is done sending: flush what is queued, then stop."""
@@ -224,6 +226,8 @@ class Hub:
             positions = await chats.positions(conn, caller.user_id)
         for chat_id, last_id in positions.items():
             session._sent_up_to.setdefault(chat_id, last_id)
+        for chat_id in session.chats - positions.keys():
+            await self.unfollow_chat(session, chat_id)  # left while we were binding
         session.resume(cursors)
         session.push(Ready(user))
         return session
