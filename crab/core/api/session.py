@@ -46,7 +46,7 @@ class SessionServicer:
         sends: set[asyncio.Task[None]] = set()
         reader = asyncio.create_task(self._read(stream, session, first, sends))
         writer = asyncio.create_task(self._write(stream, session))
-        ended = asyncio.create_task(session.ended.wait())
+        ended: asyncio.Future[Any] = asyncio.ensure_future(session.ended.wait())
         try:
             done, _ = await asyncio.wait(
                 {reader, writer, ended}, return_when=asyncio.FIRST_COMPLETED
@@ -54,7 +54,7 @@ class SessionServicer:
             if reader in done and not session.ended.is_set():
                 reader.result()
                 # The client is done sending: answer its sends, then finish.
-                answered = asyncio.gather(*sends)
+                answered: asyncio.Future[Any] = asyncio.gather(*sends)
                 await asyncio.wait({answered, ended}, return_when=asyncio.FIRST_COMPLETED)
                 session.finish()
                 await asyncio.wait({writer, ended}, return_when=asyncio.FIRST_COMPLETED)
