@@ -172,6 +172,10 @@ async def _serve(settings: Settings) -> None:
     try:
         if settings.run_worker:
             await crab.start_worker()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         port = await crab.start_server()
         scheme = "grpcs" if settings.tls_cert else "grpc"
         log.info(
@@ -183,10 +187,6 @@ async def _serve(settings: Settings) -> None:
             _redact(settings.database),
             _redact(settings.broker_url),
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down: telling open streams, finishing calls in flight")
     finally:
