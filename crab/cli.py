@@ -203,6 +203,58 @@ def _redact(url: str) -> str:
     return url
 
 
+@main.command()
+@click.option(
+    "--server",
+    default="127.0.0.1:50051",
+    show_default=True,
+    envvar="CRAB_SERVER",
+    show_envvar=True,
+    help="HOST:PORT of a crab server.",
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    envvar="CRAB_TLS",
+    help="Connect with TLS (verified against the system CAs).",
+)
+@click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CRAB_CA",
+    default=None,
+    help="Verify the server against this CA file instead (implies --tls).",
+)
+@click.option("--vi", is_flag=True, envvar="CRAB_VI", help="vi keys on the message line.")
+@click.option(
+    "--bell",
+    type=click.Choice(["all", "mentions", "none"]),
+    default="all",
+    show_default=True,
+    envvar="CRAB_BELL",
+    help="Ring the terminal bell for new messages elsewhere.",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="CRAB_CONFIG_DIR",
+    help="Where the signed-in session is kept.",
+)
+def chat(
+    server: str, tls: bool, ca: str | None, vi: bool, bell: str, config_dir: Path | None
+) -> None:
+    """Open the full-screen chat client."""
+    from crab.client.connection import tls_context
+    from crab.tui.app import run_chat
+    from crab.tui.saved import default_config_dir
+
+    if ":" not in server:
+        raise click.UsageError("--server must be HOST:PORT")
+    context = tls_context(ca) if (tls or ca) else None
+    run_chat(server, config_dir or default_config_dir(), context, vi, bell)
+
+
 @main.group()
 def user() -> None:
     """Manage accounts (for a closed team: `crab serve --no-signup`)."""

@@ -1,0 +1,182 @@
+"""Everything that can happen to the client: keys and typing, RPC results,
+and frames from the session stream. Reducers turn these into new states."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
+
+# ---- the user -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A named key command from the key table (crab/tui/keys.py)."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Enter on the input line: a message, or a slash command."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputChanged:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenChat:
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignInSubmit:
+    username: str
+    password: str
+    confirm: str = ""
+
+
+# ---- results of requests ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    me: Person
+
+
+@dataclass(frozen=True, slots=True)
+class SignInFailed:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOut:
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatsLoaded:
+    chats: tuple[ChatItem, ...]
+    received: tuple[InviteItem, ...]
+    sent: tuple[InviteItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLoaded:
+    chat_id: int
+    lines: tuple[Line, ...]  # oldest first
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MembersLoaded:
+    chat_id: int
+    members: tuple[Person, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    request: int
+    results: tuple[Person, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A request failed; `text` says why, for the status bar."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    text: str
+
+
+# ---- the live stream ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanged:
+    connection: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class MessageArrived:
+    line: Line
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    client_message_id: str
+    line: Line
+
+
+@dataclass(frozen=True, slots=True)
+class SendRejected:
+    client_message_id: str
+    chat_id: int
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InviteArrived:
+    invite: InviteItem
+
+
+@dataclass(frozen=True, slots=True)
+class InviteAnswered:
+    invite_id: int
+    accepted: bool
+    by_me: bool
+    chat: ChatItem | None
+    who: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatJoined:
+    chat: ChatItem
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLeft:
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChanged:
+    chat_id: int
+    person: Person
+    joined: bool
+
+
+Action = (
+    Key
+    | Submit
+    | InputChanged
+    | OpenChat
+    | SignInSubmit
+    | SignedIn
+    | SignInFailed
+    | SignedOut
+    | ChatsLoaded
+    | HistoryLoaded
+    | MembersLoaded
+    | SearchResults
+    | Failed
+    | Notice
+    | ConnectionChanged
+    | MessageArrived
+    | Acked
+    | SendRejected
+    | InviteArrived
+    | InviteAnswered
+    | ChatJoined
+    | ChatLeft
+    | MemberChanged
+)

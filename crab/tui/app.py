@@ -1,0 +1,196 @@
+"""`crab chat`: the prompt_toolkit application. Wires the store, the
+effects runner and the views; keys come from the key table."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit.application import Application
+from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.enums import EditingMode
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding.bindings.focus import focus_next, focus_previous
+from prompt_toolkit.output import Output
+from prompt_toolkit.widgets import TextArea
+
+from crab.client.connection import CrabClient
+from crab.tui import actions as a
+from crab.tui.keys import COMMANDS, KEYS
+from crab.tui.runner import Runner
+from crab.tui.saved import SessionFile
+from crab.tui.state import AppState, Focus, Screen
+from crab.tui.store import Store
+from crab.tui.views.layout import STYLE, SignInForm, build_layout
+
+USER_COMMANDS = {"invite", "dm"}
+
+
+class ChatCompleter(Completer):
+    """Slash commands, then usernames crab has seen (members, search, invites)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def _people(self) -> set[str]:
+        state = self._store.state
+        names = {p.username for h in state.histories.values() for p in h.members}
+        names |= {p.username for p in state.search.results}
+        names |= {i.inviter.username for i in state.invites}
+        names |= {c.name for c in state.chats if not c.is_room}
+        if state.me:
+            names.discard(state.me.username)
+        return names
+
+    def get_completions(self, document: Document, complete_event: Any) -> Iterable[Completion]:
+        text = document.text_before_cursor
+        if not text.startswith("/"):
+            return
+        name, space, arg = text[1:].partition(" ")
+        if not space:
+            for command in COMMANDS:
+                if command.name.startswith(name):
+                    yield Completion(command.name, -len(name), display_meta=command.help)
+        elif name in USER_COMMANDS:
+            for person in sorted(self._people()):
+                if person.startswith(arg.lstrip("@")):
+                    yield Completion(person, -len(arg))
+
+
+class ChatApp:
+    def __init__(
+        self,
+        server: str,
+        config_dir: Path,
+        tls: ssl.SSLContext | None = None,
+        vi: bool = False,
+        bell: str = "all",
+        input: Input | None = None,
+        output: Output | None = None,
+    ) -> None:
+        host, _, port = server.rpartition(":")
+        self.store = Store(AppState(server=server, bell=bell))
+        self.client = CrabClient(host or "127.0.0.1", int(port), tls=tls)
+        self.message_line = TextArea(
+            multiline=False,
+            completer=ChatCompleter(self.store),
+            complete_while_typing=True,
+            history=InMemoryHistory(),
+            accept_handler=self._submit,
+        )
+        self.message_line.buffer.on_text_changed += self._typed
+        self.sign_in = SignInForm(lambda: self.store.state, self._sign_in)
+        self.app: Application[None] = Application(
+            layout=build_layout(lambda: self.store.state, self.sign_in, self.message_line),
+            key_bindings=self._key_bindings(),
+            style=STYLE,
+            full_screen=True,
+            editing_mode=EditingMode.VI if vi else EditingMode.EMACS,
+            input=input,
+            output=output,
+        )
+        self.runner = Runner(
+            self.store,
+            self.client,
+            SessionFile(config_dir),
+            server,
+            on_quit=self._quit,
+            on_bell=self.app.output.bell,
+        )
+        self.store.on_effect(self.runner)
+        self.store.subscribe(self._changed)
+        self._screen = self.store.state.screen
+
+    # ---- wiring ----------------------------------------------------------
+
+    def _changed(self, state: AppState) -> None:
+        if state.screen is not self._screen:
+            self._screen = state.screen
+            target = self.message_line if state.screen is Screen.CHATS else self.sign_in.username
+            self.app.layout.focus(target)
+        self.app.invalidate()
+
+    def _submit(self, buffer: Any) -> bool:
+        text = buffer.text
+        if self.store.state.focus is Focus.SEARCH:
+            self.store.dispatch(a.Submit(text))
+            return False
+        buffer.append_to_history()
+        self.store.dispatch(a.Submit(text))
+        return False  # clears the line
+
+    def _typed(self, buffer: Any) -> None:
+        if self.store.state.focus is Focus.SEARCH:
+            self.store.dispatch(a.InputChanged(buffer.text))
+
+    def _sign_in(self) -> None:
+        form = self.sign_in
+        self.store.dispatch(
+            a.SignInSubmit(form.username.text, form.password.text, form.confirm.text)
+        )
+
+    def _quit(self) -> None:
+        if self.app.is_running:
+            self.app.exit()
+
+    def _key_bindings(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        def state() -> AppState:
+            return self.store.state
+
+        where = {
+            "anywhere": Condition(lambda: True),
+            "sign-in": Condition(lambda: state().screen is Screen.SIGN_IN),
+            "chats": Condition(lambda: state().screen is Screen.CHATS),
+            "invites": Condition(
+                lambda: state().focus is Focus.INVITES and state().screen is Screen.CHATS
+            ),
+            "search": Condition(
+                lambda: state().focus is Focus.SEARCH and state().screen is Screen.CHATS
+            ),
+        }
+        for binding in KEYS:
+            command = binding.command
+
+            def handler(event: KeyPressEvent, command: str = command) -> None:
+                if command in ("search", "back", "help") and state().focus is Focus.SEARCH:
+                    self.message_line.text = ""
+                self.store.dispatch(a.Key(command))
+
+            kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
+        kb.add("c-c")(lambda event: self.store.dispatch(a.Key("quit")))
+        on_sign_in = where["sign-in"]
+        kb.add("tab", filter=on_sign_in)(focus_next)
+        kb.add("s-tab", filter=on_sign_in)(focus_previous)
+        return kb
+
+    # ---- running ---------------------------------------------------------
+
+    async def run(self) -> None:
+        async def start() -> None:
+            await self.runner.resume_saved()
+
+        self.runner.spawn(start())
+        try:
+            await self.app.run_async()
+        finally:
+            await self.runner.close()
+            self.client.close()
+
+
+def run_chat(
+    server: str, config_dir: Path, tls: ssl.SSLContext | None, vi: bool, bell: str
+) -> None:
+    async def main() -> None:
+        # Built inside the loop: grpclib's channel binds to the running loop.
+        await ChatApp(server, config_dir, tls=tls, vi=vi, bell=bell).run()
+
+    asyncio.run(main())

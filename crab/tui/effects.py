@@ -1,0 +1,109 @@
+"""What reducers ask for when the answer needs I/O. The runner
+(crab/tui/runner.py) performs each and dispatches the result as an action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crab.tui.state import Line
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    username: str
+    password: str
+    sign_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoadChats:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LoadHistory:
+    chat_id: int
+    before: int  # 0: the newest page
+
+
+@dataclass(frozen=True, slots=True)
+class LoadMembers:
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    line: Line
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRoom:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class InviteToRoom:
+    chat_id: int
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class InviteToDirect:
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerInvite:
+    invite_id: int
+    accept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveChat:
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchUsers:
+    request: int
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    chat_id: int
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignOut:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Bell:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    pass
+
+
+Effect = (
+    SignIn
+    | LoadChats
+    | LoadHistory
+    | LoadMembers
+    | Send
+    | CreateRoom
+    | InviteToRoom
+    | InviteToDirect
+    | AnswerInvite
+    | LeaveChat
+    | SearchUsers
+    | MarkRead
+    | SignOut
+    | Bell
+    | Quit
+)

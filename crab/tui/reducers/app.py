@@ -1,0 +1,80 @@
+"""The root reducer. Global keys first, then the component that has focus,
+then switching components (tabs), then server data, which any screen takes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from crab.tui import actions as a
+from crab.tui import effects as fx
+from crab.tui.reducers import (
+    Reducer,
+    Update,
+    invites,
+    live,
+    message_line,
+    navigation,
+    search,
+    sign_in,
+)
+from crab.tui.state import AppState, Focus, Screen, SignInForm
+
+
+def global_keys(state: AppState, action: a.Action) -> Update | None:
+    match action:
+        case a.Key(command="quit"):
+            return Update(replace(state, quitting=True), (fx.Quit(),))
+        case a.Key(command="help"):
+            focus = Focus.INPUT if state.focus is Focus.HELP else Focus.HELP
+            return Update(replace(state, focus=focus))
+        case a.SignedIn():
+            return sign_in.signed_in(state, action)
+        case a.SignedOut(reason=reason):
+            fresh = AppState(server=state.server, bell=state.bell)
+            form = SignInForm(username=state.me.username if state.me else "", error=reason)
+            return Update(replace(fresh, sign_in=form))
+        case a.SearchResults():
+            return search.results(state, action)
+    return None
+
+
+def component(state: AppState, action: a.Action) -> Update | None:
+    """The reducer of whatever has focus."""
+    if state.screen is Screen.SIGN_IN:
+        return sign_in.reduce(state, action)
+    for reducer in _FOCUSED.get(state.focus, ()):
+        result = reducer(state, action)
+        if result is not None:
+            return result
+    return None
+
+
+def tabs(state: AppState, action: a.Action) -> Update | None:
+    if state.screen is not Screen.CHATS:
+        return None
+    match action:
+        case a.Key(command="invites"):
+            return Update(replace(state, focus=Focus.INVITES))
+        case a.Key(command="search"):
+            return Update(replace(state, focus=Focus.SEARCH))
+        case a.Key(command="back"):
+            return Update(replace(state, focus=Focus.INPUT))
+    return None
+
+
+_FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
+    Focus.INPUT: (message_line.reduce, navigation.reduce),
+    Focus.INVITES: (invites.reduce, message_line.reduce, navigation.reduce),
+    Focus.SEARCH: (search.reduce, navigation.reduce),
+    Focus.HELP: (message_line.reduce, navigation.reduce),
+}
+
+_CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce)
+
+
+def reduce(state: AppState, action: a.Action) -> Update:
+    for reducer in _CHAIN:
+        result = reducer(state, action)
+        if result is not None:
+            return result
+    return Update(state)

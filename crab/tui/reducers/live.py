@@ -1,0 +1,188 @@
+"""Server data: loaded lists and pages, and the frames of the live stream.
+Handled whatever has focus."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+
+from crab.tui import actions as a
+from crab.tui import effects as fx
+from crab.tui.reducers import Update
+from crab.tui.state import AppState, ChatItem, History, Line, Screen
+
+
+def reduce(state: AppState, action: a.Action) -> Update | None:
+    match action:
+        case a.ChatsLoaded():
+            return _chats_loaded(state, action)
+        case a.HistoryLoaded():
+            return Update(_history_loaded(state, action))
+        case a.MembersLoaded(chat_id=chat_id, members=members):
+            history = replace(state.history(chat_id), members=members)
+            return Update(replace(state, histories={**state.histories, chat_id: history}))
+        case a.MessageArrived(line=line):
+            return _arrived(state, line)
+        case a.Acked(client_message_id=cid, line=line):
+            state = replace(
+                state, outbox=tuple(x for x in state.outbox if x.client_message_id != cid)
+            )
+            return _arrived(state, line)
+        case a.SendRejected(client_message_id=cid, text=text):
+            outbox = tuple(x for x in state.outbox if x.client_message_id != cid)
+            return Update(replace(state, outbox=outbox, notice=f"not sent: {text}"))
+        case a.InviteArrived(invite=invite):
+            if any(i.id == invite.id for i in state.invites):
+                return Update(state)
+            who = invite.inviter.username
+            what = f"room {invite.room_name}" if invite.room_id else "a personal conversation"
+            notice = f"{who} invites you to {what} (F2 or /invites)"
+            return Update(
+                replace(state, invites=(*state.invites, invite), notice=notice), _bell(state)
+            )
+        case a.InviteAnswered():
+            return _switched(state, _answered(state, action))
+        case a.ChatJoined(chat=chat):
+            return _switched(state, _joined(state, chat))
+        case a.ChatLeft(chat_id=chat_id):
+            return _switched(state, _left(state, chat_id))
+        case a.MemberChanged(chat_id=chat_id, person=person, joined=joined):
+            history = state.history(chat_id)
+            others = tuple(p for p in history.members if p.id != person.id)
+            members = (*others, person) if joined else others
+            verb = "joined" if joined else "left"
+            where = state.chat(chat_id)
+            notice = f"{person.username} {verb} {where.name if where else 'a chat'}"
+            histories = {**state.histories, chat_id: replace(history, members=members)}
+            return Update(replace(state, histories=histories, notice=notice))
+        case a.ConnectionChanged(connection=connection):
+            return Update(replace(state, connection=connection))
+        case a.Failed(text=text) | a.Notice(text=text):
+            return Update(replace(state, notice=text))
+    return None
+
+
+def _switched(before: AppState, after: AppState) -> Update:
+    """Opens the active chat properly when a join or leave changed it."""
+    if after.active_chat is not None and after.active_chat != before.active_chat:
+        return open_chat(after, after.active_chat)
+    return Update(after)
+
+
+def _bell(state: AppState, line: Line | None = None) -> tuple[fx.Effect, ...]:
+    if state.bell == "all":
+        return (fx.Bell(),)
+    if state.bell == "mentions" and line and state.me and f"@{state.me.username}" in line.text:
+        return (fx.Bell(),)
+    return ()
+
+
+def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
+    active = state.active_chat
+    if state.chat(active) is None and action.chats:
+        active = action.chats[0].id
+    state = replace(
+        state,
+        chats=action.chats,
+        invites=action.received,
+        sent_invites=action.sent,
+        invite_selected=min(state.invite_selected, max(0, len(action.received) - 1)),
+    )
+    return open_chat(state, active) if active is not None else Update(state)
+
+
+def open_chat(state: AppState, chat_id: int) -> Update:
+    """Show a chat: its history loads on first view, and it counts as read."""
+    chat = state.chat(chat_id)
+    if chat is None:
+        return Update(state)
+    effects: list[fx.Effect] = []
+    history = state.histories.get(chat_id)
+    if history is None:
+        history = History(loading=True)
+        effects += [fx.LoadHistory(chat_id, 0), fx.LoadMembers(chat_id)]
+    if chat.unread and chat.last_message_id:
+        effects.append(fx.MarkRead(chat_id, chat.last_message_id))
+    chats = tuple(replace(c, unread=0) if c.id == chat_id else c for c in state.chats)
+    state = replace(
+        state,
+        active_chat=chat_id,
+        chats=chats,
+        scroll=0,
+        histories={**state.histories, chat_id: history},
+    )
+    return Update(state, tuple(effects))
+
+
+def _history_loaded(state: AppState, action: a.HistoryLoaded) -> AppState:
+    history = state.history(action.chat_id)
+    oldest = history.oldest_id
+    # Keep what is loaded; add only older lines (a page never overlaps newer ones).
+    older = tuple(x for x in action.lines if not oldest or x.id < oldest)
+    newer = tuple(x for x in action.lines if oldest and x.id > history.newest_id)
+    history = replace(
+        history,
+        lines=older + history.lines + newer,
+        has_more=action.has_more,
+        loading=False,
+    )
+    return replace(state, histories={**state.histories, action.chat_id: history})
+
+
+def _arrived(state: AppState, line: Line) -> Update:
+    chat = state.chat(line.chat_id)
+    if chat is None:
+        return Update(state)
+    effects: tuple[fx.Effect, ...] = ()
+    history = state.histories.get(line.chat_id)
+    if history is not None:
+        if line.id <= history.newest_id:
+            return Update(state)  # already shown (replay, echo of an ack)
+        history = replace(history, lines=(*history.lines, line))
+        state = replace(state, histories={**state.histories, line.chat_id: history})
+    elif line.id <= chat.last_message_id:
+        return Update(state)
+    mine = state.me is not None and line.sender.id == state.me.id
+    unread = chat.unread
+    if line.chat_id == state.active_chat and state.screen is Screen.CHATS:
+        if not mine:
+            effects = (fx.MarkRead(line.chat_id, line.id),)
+    elif not mine:
+        unread += 1
+        effects = _bell(state, line)
+    updated = replace(chat, unread=unread, last_message_id=line.id, last_activity=line.sent_at)
+    chats = (updated, *(c for c in state.chats if c.id != chat.id))  # most recent first
+    return Update(replace(state, chats=chats), effects)
+
+
+def _answered(state: AppState, action: a.InviteAnswered) -> AppState:
+    invites = tuple(i for i in state.invites if i.id != action.invite_id)
+    sent = tuple(i for i in state.sent_invites if i.id != action.invite_id)
+    notice = state.notice
+    if not action.by_me:
+        verb = "accepted" if action.accepted else "declined"
+        notice = f"{action.who} {verb} your invite"
+    state = replace(state, invites=invites, sent_invites=sent, notice=notice)
+    if action.chat is not None and state.chat(action.chat.id) is None:
+        state = _joined(state, action.chat)
+    return replace(state, invite_selected=min(state.invite_selected, max(0, len(invites) - 1)))
+
+
+def _joined(state: AppState, chat: ChatItem) -> AppState:
+    if state.chat(chat.id) is not None:
+        return state
+    state = replace(state, chats=(chat, *state.chats))
+    if state.active_chat is None:
+        state = replace(state, active_chat=chat.id)
+    return state
+
+
+def _left(state: AppState, chat_id: int) -> AppState:
+    chats = tuple(c for c in state.chats if c.id != chat_id)
+    histories = {k: v for k, v in state.histories.items() if k != chat_id}
+    active = state.active_chat
+    if active == chat_id:
+        active = chats[0].id if chats else None
+    return dataclasses.replace(
+        state, chats=chats, histories=histories, active_chat=active, scroll=0
+    )

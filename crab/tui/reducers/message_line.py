@@ -1,0 +1,105 @@
+"""The message line: Enter sends a message or runs a slash command."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+from crab.core.clock import now
+from crab.tui import actions as a
+from crab.tui import effects as fx
+from crab.tui.keys import COMMANDS
+from crab.tui.reducers import Update
+from crab.tui.state import AppState, Focus, Line, Search
+
+KNOWN = {c.name for c in COMMANDS}
+
+
+def reduce(state: AppState, action: a.Action) -> Update | None:
+    match action:
+        case a.Submit(text=text):
+            stripped = text.strip()
+            if not stripped:
+                return Update(state)
+            if stripped.startswith("/") and not stripped.startswith("//"):
+                return command(state, stripped[1:])
+            # "//text" sends "/text" literally.
+            return send(state, text[1:] if stripped.startswith("//") else text)
+    return None
+
+
+def send(state: AppState, text: str) -> Update:
+    chat = state.chat(state.active_chat)
+    if chat is None or state.me is None:
+        return Update(replace(state, notice="no chat open: /create a room or /dm someone"))
+    line = Line(
+        chat_id=chat.id,
+        id=0,
+        sender=state.me,
+        text=text,
+        sent_at=now(),
+        client_message_id=uuid.uuid4().hex,
+        pending=True,
+    )
+    # Kept in the outbox until acknowledged; sent again (same id) on reconnect.
+    return Update(replace(state, outbox=(*state.outbox, line), scroll=0), (fx.Send(line),))
+
+
+def _index(arg: str, count: int) -> int | None:
+    if not arg:
+        return 0 if count else None
+    if arg.isdigit() and 1 <= int(arg) <= count:
+        return int(arg) - 1
+    return None
+
+
+def command(state: AppState, line: str) -> Update:
+    name, _, arg = line.partition(" ")
+    name, arg = name.lower(), arg.strip()
+    if name not in KNOWN:
+        return Update(replace(state, notice=f"unknown command /{name}; /help lists them"))
+    chat = state.chat(state.active_chat)
+    match name:
+        case "create":
+            if not arg:
+                return Update(replace(state, notice="usage: /create NAME"))
+            return Update(state, (fx.CreateRoom(arg),))
+        case "invite":
+            if not arg:
+                return Update(replace(state, notice="usage: /invite USER"))
+            if chat is None or not chat.is_room:
+                return Update(replace(state, notice="open a room first, then /invite USER"))
+            return Update(state, (fx.InviteToRoom(chat.id, arg.lstrip("@")),))
+        case "dm":
+            if not arg:
+                return Update(replace(state, notice="usage: /dm USER"))
+            return Update(state, (fx.InviteToDirect(arg.lstrip("@")),))
+        case "invites":
+            return Update(replace(state, focus=Focus.INVITES))
+        case "accept" | "reject":
+            index = _index(arg, len(state.invites))
+            if index is None:
+                text = (
+                    "no pending invites"
+                    if not state.invites
+                    else f"usage: /{name} [1-{len(state.invites)}]"
+                )
+                return Update(replace(state, notice=text))
+            invite = state.invites[index]
+            return Update(state, (fx.AnswerInvite(invite.id, name == "accept"),))
+        case "leave":
+            if chat is None:
+                return Update(replace(state, notice="no chat open"))
+            return Update(state, (fx.LeaveChat(chat.id),))
+        case "search":
+            request = state.search.request + 1
+            search = Search(query=arg, request=request)
+            effects = (fx.SearchUsers(request, arg),) if arg else ()
+            return Update(replace(state, focus=Focus.SEARCH, search=search), effects)
+        case "help":
+            return Update(replace(state, focus=Focus.HELP))
+        case "logout":
+            return Update(state, (fx.SignOut(),))
+        case "quit":
+            return Update(replace(state, quitting=True), (fx.Quit(),))
+    return Update(state)

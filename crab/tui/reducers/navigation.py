@@ -1,0 +1,48 @@
+"""Moving between chats and through a chat's history."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from crab.tui import actions as a
+from crab.tui import effects as fx
+from crab.tui.reducers import Update
+from crab.tui.reducers.live import open_chat
+from crab.tui.state import AppState, History
+
+PAGE = 10  # lines per PageUp; the view is at least this tall
+
+
+def reduce(state: AppState, action: a.Action) -> Update | None:
+    match action:
+        case a.OpenChat(chat_id=chat_id):
+            return open_chat(state, chat_id)
+        case a.Key(command="next_chat" | "previous_chat" as command):
+            if not state.chats:
+                return Update(state)
+            ids = [c.id for c in state.chats]
+            at = ids.index(state.active_chat) if state.active_chat in ids else 0
+            step = 1 if command == "next_chat" else -1
+            return open_chat(state, ids[(at + step) % len(ids)])
+        case a.Key(command="scroll_up"):
+            return scroll_up(state)
+        case a.Key(command="scroll_down"):
+            return Update(replace(state, scroll=max(0, state.scroll - PAGE)))
+        case a.Key(command="scroll_end"):
+            return Update(replace(state, scroll=0))
+    return None
+
+
+def scroll_up(state: AppState) -> Update:
+    chat_id = state.active_chat
+    if chat_id is None:
+        return Update(state)
+    history = state.history(chat_id)
+    scroll = min(state.scroll + PAGE, max(0, len(history.lines) - 1))
+    state = replace(state, scroll=scroll)
+    # Near the top of what is loaded: fetch the page before it.
+    if scroll + 2 * PAGE >= len(history.lines) and history.has_more and not history.loading:
+        loading: History = replace(history, loading=True)
+        state = replace(state, histories={**state.histories, chat_id: loading})
+        return Update(state, (fx.LoadHistory(chat_id, history.oldest_id),))
+    return Update(state)

@@ -1,0 +1,61 @@
+"""The signed-in session, saved per server in the config directory (mode
+0600), so the next start opens straight into the chats."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import platformdirs
+
+
+def default_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir("crab", appauthor=False))
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSession:
+    server: str
+    username: str
+    access_token: str
+    refresh_token: str
+
+
+class SessionFile:
+    def __init__(self, config_dir: Path) -> None:
+        self.path = config_dir / "sessions.json"
+
+    def _all(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def load(self, server: str) -> SavedSession | None:
+        found = self._all().get(server)
+        try:
+            return SavedSession(**found) if found else None
+        except TypeError:
+            return None
+
+    def save(self, session: SavedSession) -> None:
+        data = self._all()
+        data[session.server] = asdict(session)
+        self._write(data)
+
+    def forget(self, server: str) -> None:
+        data = self._all()
+        if data.pop(server, None) is not None:
+            self._write(data)
+
+    def _write(self, data: dict[str, dict[str, str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.path)

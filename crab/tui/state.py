@@ -1,0 +1,145 @@
+"""The whole client state, immutable. Reducers make new states; views
+only read them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Screen(enum.Enum):
+    SIGN_IN = "sign-in"
+    CHATS = "chats"
+
+
+class Focus(enum.Enum):
+    INPUT = "input"
+    CHAT_LIST = "chat list"
+    INVITES = "invites"
+    SEARCH = "search"
+    HELP = "help"
+
+
+class Link(enum.Enum):
+    OFFLINE = "offline"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One message as the client shows it."""
+
+    chat_id: int
+    id: int  # 0 while it waits for its acknowledgement
+    sender: Person
+    text: str
+    sent_at: datetime
+    client_message_id: str
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatItem:
+    id: int
+    is_room: bool
+    name: str
+    unread: int = 0
+    last_message_id: int = 0
+    last_activity: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The loaded part of one chat, oldest first."""
+
+    lines: tuple[Line, ...] = ()
+    has_more: bool = True  # older messages exist on the server
+    loading: bool = False
+    members: tuple[Person, ...] = ()
+
+    @property
+    def newest_id(self) -> int:
+        for line in reversed(self.lines):
+            if line.id:
+                return line.id
+        return 0
+
+    @property
+    def oldest_id(self) -> int:
+        for line in self.lines:
+            if line.id:
+                return line.id
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class InviteItem:
+    id: int
+    inviter: Person
+    invitee: Person
+    room_id: int | None  # None: a personal conversation
+    room_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignInForm:
+    username: str = ""
+    signing_up: bool = False
+    busy: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    query: str = ""
+    request: int = 0  # number of the newest request; older answers are dropped
+    results: tuple[Person, ...] = ()
+    selected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    link: Link = Link.OFFLINE
+    retry_in: float = 0.0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    server: str
+    screen: Screen = Screen.SIGN_IN
+    focus: Focus = Focus.INPUT
+    sign_in: SignInForm = SignInForm()
+    me: Person | None = None
+    connection: Connection = Connection()
+    chats: tuple[ChatItem, ...] = ()
+    active_chat: int | None = None
+    histories: dict[int, History] = field(default_factory=dict)
+    # Scroll position: lines up from the bottom of the open chat.
+    scroll: int = 0
+    invites: tuple[InviteItem, ...] = ()
+    sent_invites: tuple[InviteItem, ...] = ()
+    invite_selected: int = 0
+    search: Search = Search()
+    # Sends not yet acknowledged, in order; re-sent (same ids) on reconnect.
+    outbox: tuple[Line, ...] = ()
+    notice: str = ""  # the last error or hint, shown in the status bar
+    bell: str = "all"  # all / mentions / none
+    ring: int = 0  # bumped when the terminal bell should ring
+    quitting: bool = False
+
+    def chat(self, chat_id: int | None) -> ChatItem | None:
+        return next((c for c in self.chats if c.id == chat_id), None)
+
+    def history(self, chat_id: int | None) -> History:
+        return self.histories.get(chat_id or 0, History())

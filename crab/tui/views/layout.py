@@ -1,0 +1,154 @@
+"""The screens: sign-in, and chats (sidebar, messages or a panel, the
+message line, the status bar). Containers read the state when drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.layout import (
+    ConditionalContainer,
+    DynamicContainer,
+    FormattedTextControl,
+    HSplit,
+    Layout,
+    VSplit,
+    Window,
+)
+from prompt_toolkit.layout.containers import AnyContainer
+from prompt_toolkit.styles import Style
+from prompt_toolkit.widgets import Frame, Label, TextArea
+
+from crab.tui.state import AppState, Focus, Screen
+from crab.tui.views import panels
+from crab.tui.views.messages import MessagesControl
+
+STYLE = Style.from_dict(
+    {
+        "title": "bold",
+        "hint": "ansibrightblack",
+        "active": "reverse",
+        "unread": "bold ansiyellow",
+        "sender": "ansicyan",
+        "mine": "ansigreen bold",
+        "time": "ansibrightblack",
+        "day": "ansibrightblack",
+        "pending": "ansibrightblack italic",
+        "status": "reverse",
+        "ok": "reverse ansigreen",
+        "warn": "reverse ansiyellow",
+        "error": "ansired bold",
+    }
+)
+
+
+class SignInForm:
+    def __init__(self, state: Callable[[], AppState], submit: Callable[[], None]) -> None:
+        self.username = TextArea(multiline=False, prompt="Username: ", accept_handler=self._next)
+        self.password = TextArea(
+            multiline=False, password=True, prompt="Password: ", accept_handler=self._accept
+        )
+        self.confirm = TextArea(
+            multiline=False, password=True, prompt="Confirm:  ", accept_handler=self._accept
+        )
+        self._submit = submit
+        signing_up = Condition(lambda: state().sign_in.signing_up)
+
+        def title() -> str:
+            return "Create an account" if state().sign_in.signing_up else "Sign in to crab"
+
+        def hint() -> StyleAndTextTuples:
+            form = state().sign_in
+            out: StyleAndTextTuples = []
+            if form.error:
+                out.append(("class:error", form.error + "\n"))
+            if form.busy:
+                out.append(("class:hint", "one moment...\n"))
+            other = "sign in" if form.signing_up else "create an account"
+            out.append(
+                (
+                    "class:hint",
+                    f"Enter: continue   Tab: next field   Ctrl+S: {other}   "
+                    f"Ctrl+Q: quit\nServer: {state().server}",
+                )
+            )
+            return out
+
+        body = HSplit(
+            [
+                self.username,
+                self.password,
+                ConditionalContainer(self.confirm, filter=signing_up),
+                Window(height=1),
+                Window(FormattedTextControl(hint), height=4),
+            ]
+        )
+        self.container = HSplit(
+            [Window(), VSplit([Window(), Frame(body, title=title, width=64), Window()]), Window()]
+        )
+
+    def _next(self, _buffer: object) -> bool:
+        self._submit() if self.password.text else None
+        return True  # keep the text
+
+    def _accept(self, _buffer: object) -> bool:
+        self._submit()
+        return True
+
+
+def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyContainer:
+    def body() -> AnyContainer:
+        focus = state().focus
+        if focus is Focus.INVITES:
+            return Window(
+                FormattedTextControl(lambda: panels.invites_panel(state())), wrap_lines=True
+            )
+        if focus is Focus.SEARCH:
+            return Window(
+                FormattedTextControl(lambda: panels.search_panel(state())), wrap_lines=True
+            )
+        if focus is Focus.HELP:
+            return Window(FormattedTextControl(lambda: panels.help_panel(state())), wrap_lines=True)
+        return Window(MessagesControl(state), wrap_lines=False)
+
+    prompt = Window(
+        FormattedTextControl(lambda: "search> " if state().focus is Focus.SEARCH else "> "),
+        dont_extend_width=True,
+    )
+    return HSplit(
+        [
+            VSplit(
+                [
+                    Window(FormattedTextControl(lambda: panels.sidebar(state())), width=26),
+                    Window(width=1, char="│", style="class:hint"),
+                    HSplit(
+                        [
+                            Window(FormattedTextControl(lambda: panels.header(state())), height=1),
+                            Window(height=1, char="─", style="class:hint"),
+                            DynamicContainer(body),
+                        ]
+                    ),
+                ]
+            ),
+            Window(height=1, char="─", style="class:hint"),
+            VSplit([prompt, message_line]),
+            Window(
+                FormattedTextControl(lambda: panels.status(state())), height=1, style="class:status"
+            ),
+        ]
+    )
+
+
+def build_layout(
+    state: Callable[[], AppState], sign_in: SignInForm, message_line: TextArea
+) -> Layout:
+    chats = chats_screen(state, message_line)
+
+    def screen() -> AnyContainer:
+        return sign_in.container if state().screen is Screen.SIGN_IN else chats
+
+    return Layout(DynamicContainer(screen), focused_element=sign_in.username)
+
+
+__all__ = ["STYLE", "Label", "SignInForm", "build_layout"]

@@ -1,0 +1,98 @@
+"""Sidebar, panels (invites, search, help) and the status bar: each a
+function of the state, read at render time."""
+
+from __future__ import annotations
+
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+
+from crab.tui.keys import help_lines
+from crab.tui.state import AppState, Link
+from crab.tui.views.text import one_line
+
+
+def sidebar(state: AppState) -> StyleAndTextTuples:
+    out: StyleAndTextTuples = [("class:title", " Chats\n")]
+    if not state.chats:
+        out.append(("class:hint", " (none yet)\n"))
+    for chat in state.chats:
+        active = chat.id == state.active_chat
+        mark = "#" if chat.is_room else "@"
+        style = "class:active" if active else ("class:unread" if chat.unread else "")
+        unread = f" ({chat.unread})" if chat.unread else ""
+        out.append((style, f" {mark} {one_line(chat.name)[:18]}{unread}\n"))
+    if state.invites:
+        out.append(("class:unread", f"\n Invites: {len(state.invites)} (F2)\n"))
+    return out
+
+
+def header(state: AppState) -> StyleAndTextTuples:
+    chat = state.chat(state.active_chat)
+    if chat is None:
+        return [("class:title", " crab")]
+    members = state.history(chat.id).members
+    kind = "room" if chat.is_room else "personal conversation"
+    who = ", ".join(p.username for p in members[:8])
+    return [
+        ("class:title", f" {'#' if chat.is_room else '@'}{one_line(chat.name)} "),
+        ("class:hint", f" {kind}; {len(members)} members: {who}"),
+    ]
+
+
+def invites_panel(state: AppState) -> StyleAndTextTuples:
+    out: StyleAndTextTuples = [
+        ("class:title", " Pending invites  "),
+        ("class:hint", "Ctrl+A accept, Ctrl+R reject, Esc back\n\n"),
+    ]
+    if not state.invites:
+        out.append(("class:hint", " No invites waiting for you.\n"))
+    for n, invite in enumerate(state.invites):
+        what = (
+            f"room #{one_line(invite.room_name)}" if invite.room_id else "a personal conversation"
+        )
+        style = "class:active" if n == state.invite_selected else ""
+        out.append((style, f" {n + 1}. {invite.inviter.username} invites you to {what}\n"))
+    if state.sent_invites:
+        out.append(("class:hint", "\n Sent, waiting for an answer:\n"))
+        for invite in state.sent_invites:
+            what = f"#{one_line(invite.room_name)}" if invite.room_id else "a conversation"
+            out.append(("class:hint", f"    {invite.invitee.username} to {what}\n"))
+    return out
+
+
+def search_panel(state: AppState) -> StyleAndTextTuples:
+    search = state.search
+    out: StyleAndTextTuples = [
+        ("class:title", " Find people  "),
+        (
+            "class:hint",
+            "type on the line below; Enter or Ctrl+D: personal "
+            "conversation, Ctrl+O: invite to the open room, Esc back\n\n",
+        ),
+    ]
+    if search.query and not search.results:
+        out.append(("class:hint", f" nobody matches {one_line(search.query)!r} (yet)\n"))
+    for n, person in enumerate(search.results):
+        style = "class:active" if n == search.selected else ""
+        out.append((style, f" {person.username:<20} {one_line(person.display_name)}\n"))
+    return out
+
+
+def help_panel(state: AppState) -> StyleAndTextTuples:
+    return [("", "\n".join(help_lines()) + "\n\n"), ("class:hint", " F1 or Esc to close")]
+
+
+def status(state: AppState) -> StyleAndTextTuples:
+    me = state.me.username if state.me else "not signed in"
+    link = state.connection
+    if link.link is Link.RECONNECTING and link.retry_in > 0:
+        text, style = f"reconnecting in {link.retry_in:.0f}s", "class:warn"
+    elif link.link is Link.CONNECTED:
+        text, style = "connected", "class:ok"
+    else:
+        text, style = link.link.value, "class:warn"
+    out: StyleAndTextTuples = [("class:status", f" {me} @ {state.server} | "), (style, text)]
+    if state.outbox:
+        out.append(("class:status", f" | {len(state.outbox)} unsent"))
+    if state.notice:
+        out.append(("class:status", f" | {one_line(state.notice)}"))
+    return out

@@ -1,0 +1,90 @@
+"""Wire messages to client state objects, and session frames to actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from crab.proto.crab import v1 as pb
+from crab.tui import actions as a
+from crab.tui.state import ChatItem, InviteItem, Line, Person
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def person(u: pb.User | None) -> Person:
+    if u is None:
+        return Person(0, "?", "?")
+    return Person(u.id, u.username, u.display_name or u.username)
+
+
+def line(m: pb.Message) -> Line:
+    return Line(
+        chat_id=m.chat_id,
+        id=m.id,
+        sender=person(m.sender),
+        text=m.text,
+        sent_at=m.sent_at or _EPOCH,
+        client_message_id=m.client_message_id,
+    )
+
+
+def chat(c: pb.Chat, unread: int = 0, last: datetime | None = None) -> ChatItem:
+    return ChatItem(
+        id=c.id,
+        is_room=c.kind == pb.ChatKind.ROOM,
+        name=c.name,
+        unread=unread,
+        last_message_id=c.last_message_id,
+        last_activity=last or c.created_at,
+    )
+
+
+def summary(s: pb.ChatSummary) -> ChatItem:
+    assert s.chat is not None
+    last = s.last_message.sent_at if s.last_message else None
+    return chat(s.chat, unread=s.unread_count, last=last)
+
+
+def invite(i: pb.Invite) -> InviteItem:
+    return InviteItem(
+        id=i.id,
+        inviter=person(i.inviter),
+        invitee=person(i.invitee),
+        room_id=i.chat.id if i.chat else None,
+        room_name=i.chat.name if i.chat else "",
+    )
+
+
+def action(frame: pb.ServerFrame, me: int) -> a.Action | None:
+    """The action a frame means, or None for frames the client ignores."""
+    if frame.message is not None:
+        return a.MessageArrived(line(frame.message))
+    if frame.ack is not None and frame.ack.message is not None:
+        return a.Acked(frame.ack.client_message_id, line(frame.ack.message))
+    if frame.send_error is not None:
+        e = frame.send_error
+        return a.SendRejected(e.client_message_id, e.chat_id, e.code, e.message)
+    if frame.invite_received is not None:
+        return a.InviteArrived(invite(frame.invite_received))
+    if frame.invite_answered is not None:
+        answer = frame.invite_answered
+        assert answer.invite is not None
+        found = invite(answer.invite)
+        return a.InviteAnswered(
+            invite_id=found.id,
+            accepted=answer.accepted,
+            by_me=found.invitee.id == me,
+            chat=chat(answer.chat) if answer.chat and found.invitee.id == me else None,
+            who=found.invitee.username,
+        )
+    if frame.chat_joined is not None:
+        return a.ChatJoined(chat(frame.chat_joined))
+    if frame.chat_left is not None:
+        return a.ChatLeft(frame.chat_left.chat_id)
+    if frame.member_joined is not None:
+        m = frame.member_joined
+        return a.MemberChanged(m.chat_id, person(m.user), joined=True)
+    if frame.member_left is not None:
+        m = frame.member_left
+        return a.MemberChanged(m.chat_id, person(m.user), joined=False)
+    return None
