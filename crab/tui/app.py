@@ -17,7 +17,6 @@ from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.key_binding.bindings.focus import focus_next, focus_previous
 from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
@@ -168,8 +167,16 @@ class ChatApp:
             kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
         kb.add("c-c")(lambda event: self.store.dispatch(a.Key("quit")))
         on_sign_in = where["sign-in"]
-        kb.add("tab", filter=on_sign_in)(focus_next)
-        kb.add("s-tab", filter=on_sign_in)(focus_previous)
+
+        @kb.add("tab", filter=on_sign_in)
+        def _(event: KeyPressEvent) -> None:
+            self.app.layout.focus(self.sign_in.next_field(self.app.layout.current_control))
+
+        @kb.add("s-tab", filter=on_sign_in)
+        def _(event: KeyPressEvent) -> None:
+            target = self.sign_in.next_field(self.app.layout.current_control, -1)
+            self.app.layout.focus(target)
+
         return kb
 
     # ---- running ---------------------------------------------------------

@@ -53,6 +53,7 @@ class SignInForm:
             multiline=False, password=True, prompt="Confirm:  ", accept_handler=self._accept
         )
         self._submit = submit
+        self._state = state
         signing_up = Condition(lambda: state().sign_in.signing_up)
 
         def title() -> str:
@@ -87,6 +88,17 @@ class SignInForm:
         self.container = HSplit(
             [Window(), VSplit([Window(), Frame(body, title=title, width=64), Window()]), Window()]
         )
+
+    def fields(self) -> list[TextArea]:
+        extra = [self.confirm] if self._state().sign_in.signing_up else []
+        return [self.username, self.password, *extra]
+
+    def next_field(self, current: object, step: int = 1) -> TextArea:
+        """The field Tab (or Shift+Tab) moves to: decided from the state, not
+        from what was last drawn, so fast typing cannot lose its way."""
+        fields = self.fields()
+        at = next((i for i, f in enumerate(fields) if f.control is current), -1)
+        return fields[(at + step) % len(fields)]
 
     def _next(self, _buffer: object) -> bool:
         self._submit() if self.password.text else None
