@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from crab.tui import actions as a
 from crab.tui.keys import COMMANDS, KEYS
 from crab.tui.runner import Runner
 from crab.tui.saved import SessionFile
-from crab.tui.state import AppState, Focus, Screen
+from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
 from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
 
@@ -75,7 +76,16 @@ class ChatApp:
         output: Output | None = None,
     ) -> None:
         host, _, port = server.rpartition(":")
-        self.store = Store(AppState(server=server, bell=bell))
+        sessions = SessionFile(config_dir)
+        start = AppState(server=server, bell=bell)
+        saved = sessions.load(server)
+        if saved is not None:
+            # Straight into the chats; the runner checks the session meanwhile.
+            me = Person(0, saved.username, saved.username)
+            start = replace(
+                start, screen=Screen.CHATS, me=me, connection=Connection(Link.CONNECTING)
+            )
+        self.store = Store(start)
         self.client = CrabClient(host or "127.0.0.1", int(port), tls=tls)
         self.message_line = TextArea(
             multiline=False,
@@ -98,7 +108,7 @@ class ChatApp:
         self.runner = Runner(
             self.store,
             self.client,
-            SessionFile(config_dir),
+            sessions,
             server,
             on_quit=self._quit,
             on_bell=self.app.output.bell,

@@ -126,7 +126,7 @@ class Runner:
         try:
             me = await self.call(lambda md: self.client.accounts.who_am_i(pb.Empty(), metadata=md))
         except GRPCError:
-            self.client.tokens = None
+            self._signed_out("your saved session has ended; sign in again")
             return False
         except (OSError, StreamTerminatedError):
             # Server unreachable: still open the chats and keep trying.
@@ -318,6 +318,12 @@ class Runner:
         me = self.client.user.id
         async with self.client.session(cursors) as live:
             self.live = live
+            if me == 0 and live.ready is not None and live.ready.user is not None:
+                # Started offline from a saved session: now we know who we are.
+                assert self.client.tokens is not None
+                self.client.tokens.user = live.ready.user
+                me = live.ready.user.id
+                self.dispatch(a.SignedIn(wire.person(live.ready.user)))
             self.dispatch(a.ConnectionChanged(Connection(Link.CONNECTED)))
             for frame in live.backlog:
                 self._frame(frame, me)

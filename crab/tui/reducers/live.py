@@ -52,7 +52,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             members = (*others, person) if joined else others
             verb = "joined" if joined else "left"
             where = state.chat(chat_id)
-            notice = f"{person.username} {verb} {where.name if where else 'a chat'}"
+            who = "you" if state.me and person.id == state.me.id else person.username
+            notice = f"{who} {verb} {where.name if where else 'a chat'}"
             histories = {**state.histories, chat_id: replace(history, members=members)}
             return Update(replace(state, histories=histories, notice=notice))
         case a.ConnectionChanged(connection=connection):

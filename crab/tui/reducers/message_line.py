@@ -42,7 +42,9 @@ def send(state: AppState, text: str) -> Update:
         pending=True,
     )
     # Kept in the outbox until acknowledged; sent again (same id) on reconnect.
-    return Update(replace(state, outbox=(*state.outbox, line), scroll=0), (fx.Send(line),))
+    # Sending means the last notice has been read: clear it.
+    state = replace(state, outbox=(*state.outbox, line), scroll=0, notice="")
+    return Update(state, (fx.Send(line),))
 
 
 def _index(arg: str, count: int) -> int | None:

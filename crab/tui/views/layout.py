@@ -160,7 +160,8 @@ def build_layout(
     def screen() -> AnyContainer:
         return sign_in.container if state().screen is Screen.SIGN_IN else chats
 
-    return Layout(DynamicContainer(screen), focused_element=sign_in.username)
+    first = sign_in.username if state().screen is Screen.SIGN_IN else message_line
+    return Layout(DynamicContainer(screen), focused_element=first)
 
 
 __all__ = ["STYLE", "Label", "SignInForm", "build_layout"]

@@ -32,9 +32,10 @@ def header(state: AppState) -> StyleAndTextTuples:
     members = state.history(chat.id).members
     kind = "room" if chat.is_room else "personal conversation"
     who = ", ".join(p.username for p in members[:8])
+    count = f"{len(members)} member{'s' if len(members) != 1 else ''}"
     return [
         ("class:title", f" {'#' if chat.is_room else '@'}{one_line(chat.name)} "),
-        ("class:hint", f" {kind}; {len(members)} members: {who}"),
+        ("class:hint", f" {kind}; {count}: {who}"),
     ]
 
 
@@ -86,6 +87,8 @@ def status(state: AppState) -> StyleAndTextTuples:
     link = state.connection
     if link.link is Link.RECONNECTING and link.retry_in > 0:
         text, style = f"reconnecting in {link.retry_in:.0f}s", "class:warn"
+        if link.detail:
+            text += f" ({one_line(link.detail)[:40]})"
     elif link.link is Link.CONNECTED:
         text, style = "connected", "class:ok"
     else:
