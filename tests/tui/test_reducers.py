@@ -216,3 +216,11 @@ def test_store_notifies_and_runs_effects() -> None:
     assert effects == [fx.CreateRoom("ops")] and seen == []  # no state change
     store.dispatch(a.Key("next_chat"))
     assert seen and seen[-1].active_chat == 11 and store.actions == 2
+
+
+def test_readme_lists_every_key_and_command() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for row in help_lines():
+        assert row in readme, f"README is missing the help line {row!r}"
