@@ -4,6 +4,7 @@ stream. The terminal client and the tests both speak to servers through it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from crab.proto.crab import v1 as pb
 
@@ -83,6 +85,7 @@ class SessionStream:
         # Frames that arrived before Ready (the replay), for the caller to read.
         self.backlog: list[pb.ServerFrame] = []
         self._ended = False  # the server ended the stream (or we said we are done)
+        self._server_ended = False  # recv() saw the end and raised the server's status
 
     async def __aenter__(self) -> SessionStream:
         self._cm = self._client.channel.request(
@@ -115,6 +118,13 @@ class SessionStream:
         if exc is None and not self._ended and self.stream is not None:
             # Leaving a live stream: tell the server we are gone (RST_STREAM).
             await self.stream.cancel()
+        if exc is None and self._server_ended:
+            # The server ended the stream while our side was open; recv() has
+            # already raised its status. grpclib would only add "Outgoing
+            # stream was not ended" (or the same status again) on the way out.
+            with contextlib.suppress(GRPCError, ProtocolError, StreamTerminatedError):
+                await self._cm.__aexit__(None, None, None)
+            return
         await self._cm.__aexit__(exc_type, exc, tb)
 
     async def send(self, chat_id: int, text: str, client_message_id: str | None = None) -> str:
@@ -136,11 +146,27 @@ class SessionStream:
         await self.stream.end()
 
     async def recv(self) -> pb.ServerFrame | None:
+        """The next frame; None once the server has ended the stream with OK.
+        Raises GRPCError with the server's status when it ended the stream
+        with another (UNAVAILABLE at shutdown: reconnect and resume)."""
         assert self.stream is not None
-        frame: pb.ServerFrame | None = await self.stream.recv_message()
+        try:
+            frame: pb.ServerFrame | None = await self.stream.recv_message()
+        except StreamTerminatedError:
+            # Trailers followed by RST_STREAM: the status is in the trailers.
+            self._server_ended = self._ended = True
+            self._raise_status()
+            raise
         if frame is None:
-            self._ended = True
+            self._server_ended = self._ended = True
+            self._raise_status()
         return frame
+
+    def _raise_status(self) -> None:
+        # grpclib reads the status only when the call is left, and then only
+        # if our side was ended first; the caller needs the reason now.
+        assert self.stream is not None
+        self.stream._maybe_raise()
 
     async def wait_for(
         self, matches: Callable[[pb.ServerFrame], bool], timeout: float = 10.0
