@@ -1,0 +1,215 @@
+"""End to end: the installed `crab chat`, for two people at once, each in a
+tmux session of 100x30, against a real `crab serve` process. The test types
+keys as a person would and reads the screens back with `capture-pane`.
+
+Bob's client goes through a TCP proxy, so his link alone can be cut while
+Alice goes on writing; when it comes back his client must reconnect by itself
+and show what he missed, each message exactly once.
+
+Needs tmux (CI installs it); without it the test fails rather than skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.proxy import TcpProxy
+from tests.serve_process import CrabProcess, crab_env
+
+CRAB = Path(sys.executable).parent / "crab"  # the installed entry point
+PASSWORD = "correct horse battery"
+WIDTH, HEIGHT = 100, 30
+EXITED = "[crab exited"
+_sockets = itertools.count(1)
+
+
+class Tmux:
+    """A private tmux server (its own socket), one session per client."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.socket = f"crab-e2e-{os.getpid()}-{next(_sockets)}"
+        self.tmp = tmp
+        # No CRAB_* setting from the caller's shell, and not nested in a tmux.
+        self.env = {k: v for k, v in crab_env().items() if k != "TMUX"}
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"tmux {shlex.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def chat(self, session: str, server: str) -> None:
+        """`crab chat` in a new session; the pane stays open after it exits
+        and says how it exited (so a crash shows up in the capture)."""
+        config = self.tmp / f"config-{session}"
+        command = shlex.join(
+            [str(CRAB), "chat", "--server", server, "--config-dir", str(config), "--bell", "none"]
+        )
+        script = f'{command}; echo "{EXITED} $?]"; sleep 3600'
+        size = ("-x", str(WIDTH), "-y", str(HEIGHT))
+        self("new-session", "-d", "-s", session, *size, "sh", "-c", script)
+
+    def screen(self, session: str) -> str:
+        return self("capture-pane", "-p", "-t", session)
+
+    def keys(self, session: str, *keys: str) -> None:
+        """Named keys: Enter, Tab, C-s, C-q..."""
+        self("send-keys", "-t", session, *keys)
+
+    def type(self, session: str, text: str, enter: bool = True) -> None:
+        self("send-keys", "-t", session, "-l", text)
+        if enter:
+            self.keys(session, "Enter")
+
+    def wait_for_screen(
+        self, session: str, text: str, timeout: float = 15, gone: bool = False
+    ) -> str:
+        """The screen, once `text` is on it (or, with gone, off it); fails
+        with the last capture."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen(session)
+            if (text in screen) is not gone:
+                return screen
+            if time.monotonic() > deadline:
+                where = "still on" if gone else "not on"
+                raise AssertionError(
+                    f"{text!r} {where} {session}'s screen after {timeout}s; it shows:\n{screen}"
+                )
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """Ends the tmux server (its clients with it) and removes its socket."""
+        with contextlib.suppress(OSError, AssertionError):  # no tmux, or no server
+            socket = Path(self("display-message", "-p", "#{socket_path}").strip())
+            self("kill-server")
+            socket.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[CrabProcess]:
+    with CrabProcess.start(tmp_path / "data") as process:
+        yield process
+
+
+@pytest.fixture
+def proxy(server: CrabProcess) -> Iterator[TcpProxy]:
+    with TcpProxy(server.port) as tcp:
+        yield tcp
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    terminal = Tmux(tmp_path)
+    try:
+        yield terminal
+    finally:
+        terminal.kill()
+
+
+def sign_up(tmux: Tmux, who: str) -> None:
+    tmux.wait_for_screen(who, "Sign in to crab")
+    tmux.keys(who, "C-s")
+    tmux.wait_for_screen(who, "Confirm")
+    tmux.type(who, who, enter=False)
+    tmux.keys(who, "Tab")
+    tmux.type(who, PASSWORD, enter=False)
+    tmux.keys(who, "Tab")
+    tmux.type(who, PASSWORD)
+    tmux.wait_for_screen(who, f" {who} @ ")
+    tmux.wait_for_screen(who, "| connected")
+
+
+def test_two_people_chat_and_bob_misses_nothing(
+    server: CrabProcess, proxy: TcpProxy, tmux: Tmux
+) -> None:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: this end-to-end test needs it (apt-get install tmux)")
+    started = time.monotonic()
+    via_proxy = f"127.0.0.1:{proxy.port}"
+    tmux.chat("alice", server.target)
+    tmux.chat("bob", via_proxy)
+
+    sign_up(tmux, "alice")
+    tmux.type("alice", "/create general")
+    tmux.wait_for_screen("alice", "#general")
+    sign_up(tmux, "bob")
+
+    # The invite, seen by Bob live; his answer, seen by Alice live.
+    tmux.type("alice", "/invite bob")
+    tmux.wait_for_screen("alice", "invited bob")
+    tmux.wait_for_screen("bob", "Invites: 1")
+    tmux.type("bob", "/accept")
+    tmux.wait_for_screen("bob", "#general")
+    tmux.wait_for_screen("alice", "bob accepted")
+
+    tmux.type("alice", "hello from alice")
+    tmux.type("bob", "hi alice, bob here")
+    for who in ("alice", "bob"):
+        tmux.wait_for_screen(who, "hello from alice")
+        tmux.wait_for_screen(who, "hi alice, bob here")
+
+    # Bob's link goes down; Alice writes on, and Bob's line waits in his outbox.
+    proxy.cut()
+    tmux.wait_for_screen("bob", "reconnecting")
+    tmux.type("bob", "typed while offline")
+    tmux.wait_for_screen("bob", "1 unsent")
+    missed = [f"while you were away #{n}" for n in (1, 2, 3)]
+    for text in missed:
+        tmux.type("alice", text)
+    for text in missed:
+        tmux.wait_for_screen("alice", text)
+    tmux.wait_for_screen("alice", "unsent", gone=True)  # the server has them all
+    assert not any(text in tmux.screen("bob") for text in missed), tmux.screen("bob")
+
+    # It comes back: Bob's client reconnects by itself (backoff) and catches up.
+    proxy.restore()
+    tmux.wait_for_screen("bob", "| connected", timeout=30)
+    for text in missed:
+        tmux.wait_for_screen("bob", text)
+    tmux.wait_for_screen("alice", "typed while offline")
+    # A message after the catch-up: once Bob sees it, any duplicate from the
+    # resume (which comes before it on the stream) would be on screen too.
+    tmux.type("alice", "welcome back bob")
+    screen = tmux.wait_for_screen("bob", "welcome back bob")
+    everything = [*missed, "hello from alice", "hi alice, bob here", "typed while offline"]
+    for text in [*everything, "welcome back bob"]:
+        assert screen.count(text) == 1, f"{text!r} {screen.count(text)} times:\n{screen}"
+    tmux.wait_for_screen("bob", "unsent", gone=True)
+    assert proxy.connections >= 2, "Bob's client never reconnected through the proxy"
+
+    # The session was saved: Bob quits and comes back without signing in.
+    tmux.keys("bob", "C-q")
+    tmux.wait_for_screen("bob", f"{EXITED} 0]")
+    tmux("kill-session", "-t", "bob")
+    tmux.chat("bob", via_proxy)
+    tmux.wait_for_screen("bob", "| connected")
+    screen = tmux.wait_for_screen("bob", "welcome back bob")
+    assert "Sign in to crab" not in screen, screen
+    assert "# general" in screen and " bob @ " in screen, screen
+    assert screen.count("while you were away #2") == 1, screen
+
+    # Alice is still fine, and sees Bob's next words.
+    tmux.type("bob", "back again")
+    screen = tmux.wait_for_screen("alice", "back again")
+    for text in everything:
+        assert screen.count(text) == 1, f"{text!r} {screen.count(text)} times:\n{screen}"
+    print(f"\n{tmux.screen('alice')}\n(e2e took {time.monotonic() - started:.1f}s)")
