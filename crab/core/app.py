@@ -38,7 +38,11 @@ log = logging.getLogger("crab")
 def create_broker(url: str) -> Broker:
     if url.startswith("memory:"):
         return MemoryBroker()
-    raise ValueError(f"unsupported broker URL {url!r} (this build knows memory://)")
+    if url.startswith(("amqp://", "amqps://")):
+        from crab.core.broker.amqp import AmqpBroker  # aio-pika only when used
+
+        return AmqpBroker(url)
+    raise ValueError(f"unsupported broker URL {url!r} (this build knows memory:// and amqp://)")
 
 
 @dataclass
@@ -62,6 +66,8 @@ class Crab:
     @classmethod
     async def open(cls, settings: Settings) -> Crab:
         """Storage migrated, broker and services ready; nothing listening yet."""
+        # Messages and password hashes live here: only the owner may look.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         ensure_sqlite_dir(settings.database)
         engine = create_engine(settings.database)
         await migrate(engine)
