@@ -194,6 +194,7 @@ def test_text_from_others_is_inert() -> None:
     assert inert("a\x1b[2Jb") == "a\\x1b[2Jb"
     assert inert("bell\x07 c1\x9b") == "bell\\x07 c1\\x9b"
     assert inert("keep\nnew\tline") == "keep\nnew    line"
+    assert inert("abc\u202edcba") == "abc\\u202edcba"
 
 
 def test_only_visible_rows_are_rendered() -> None:

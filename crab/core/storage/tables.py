@@ -90,6 +90,8 @@ invites = sa.Table(
     # "room:<chat>:<invitee>" or "direct:<low>:<high>": one pending invite each.
     sa.Column("pending_key", sa.String(64), nullable=False, unique=True),
     sa.Index("ix_invites_inviter_id", "inviter_id"),
+    # Answered invites are deleted: never hand their id to a new one.
+    sqlite_autoincrement=True,
 )
 
 messages = sa.Table(

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import unicodedata
 
+# Direction overrides and isolates can make text read differently from what
+# it is ("Trojan source"); show them as escapes too.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def inert(text: str) -> str:
     out = []
     for ch in text:
         if ch == "\t":
             out.append("    ")
-        elif ch != "\n" and unicodedata.category(ch) == "Cc":
+        elif (ch != "\n" and unicodedata.category(ch) == "Cc") or ch in _BIDI:
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)

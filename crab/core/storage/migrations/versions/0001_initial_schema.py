@@ -80,6 +80,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("pending_key"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("invites", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invites_invitee_id"), ["invitee_id"], unique=False)
