@@ -47,25 +47,25 @@ def check_password(password: str) -> None:
         raise InvalidArgument(f"password must be at most {MAX_PASSWORD_CHARS} characters")
 
 
+def _one_line(value: str, what: str, max_chars: int) -> str:
+    # Controls are checked before strip(), which would quietly eat some (\x1c, \x85).
+    check_no_controls(value, what)
+    if "\n" in value or "\t" in value:
+        raise InvalidArgument(f"{what} must be one line")
+    value = value.strip()
+    if len(value) > max_chars:
+        raise InvalidArgument(f"{what} must be at most {max_chars} characters")
+    return value
+
+
 def clean_display_name(display_name: str, username: str) -> str:
-    name = display_name.strip() or username
-    if len(name) > MAX_DISPLAY_NAME_CHARS:
-        raise InvalidArgument(f"display name must be at most {MAX_DISPLAY_NAME_CHARS} characters")
-    check_no_controls(name, "display name")
-    if "\n" in name or "\t" in name:
-        raise InvalidArgument("display name must be one line")
-    return name
+    return _one_line(display_name, "display name", MAX_DISPLAY_NAME_CHARS) or username
 
 
 def clean_room_name(name: str) -> str:
-    name = name.strip()
+    name = _one_line(name, "room name", MAX_ROOM_NAME_CHARS)
     if not name:
         raise InvalidArgument("room name must not be empty")
-    if len(name) > MAX_ROOM_NAME_CHARS:
-        raise InvalidArgument(f"room name must be at most {MAX_ROOM_NAME_CHARS} characters")
-    check_no_controls(name, "room name")
-    if "\n" in name or "\t" in name:
-        raise InvalidArgument("room name must be one line")
     return name
 
 
