@@ -70,6 +70,8 @@ async def test_history_paging_to_first_message(connect: ClientFactory) -> None:
             metadata=alice.metadata,
         )
         seen.extend(m.id for m in page.messages)
+        # Sent without waiting for acks, still stored in the order sent.
+        assert all(m.text == f"message {m.id}" for m in page.messages)
         if not page.has_more:
             break
         before = page.messages[-1].id

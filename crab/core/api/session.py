@@ -15,15 +15,17 @@ from grpclib.server import Stream
 from crab.core.api import convert
 from crab.core.api.auth import caller
 from crab.core.api.errors import to_grpc
+from crab.core.domain.commands import SendMessage
 from crab.core.services import live
 from crab.core.services.live import Hub, LiveSession
 from crab.core.services.messages import Messages
-from crab.errors import CrabError
+from crab.errors import CrabError, ResourceExhausted
 from crab.proto.crab import v1 as pb
 
 log = logging.getLogger(__name__)
 
 FrameStream = Stream[pb.ClientFrame, pb.ServerFrame]
+MAX_QUEUED_SENDS = 1000  # per stream; beyond it a send is refused, not queued
 
 
 class SessionServicer:
@@ -43,8 +45,11 @@ class SessionServicer:
         first = await stream.recv_message()
         cursors = _cursors(first.resume) if first is not None and first.resume else []
         session = await self._hub.connect(who, cursors)
-        sends: set[asyncio.Task[None]] = set()
+        # One client's sends are stored one after another, in the order sent:
+        # competing workers would otherwise be free to reorder them.
+        sends: asyncio.Queue[SendMessage] = asyncio.Queue(MAX_QUEUED_SENDS)
         reader = asyncio.create_task(self._read(stream, session, first, sends))
+        sender = asyncio.create_task(self._store_in_order(session, sends))
         writer = asyncio.create_task(self._write(stream, session))
         ended: asyncio.Future[Any] = asyncio.ensure_future(session.ended.wait())
         try:
@@ -54,8 +59,9 @@ class SessionServicer:
             if reader in done and not session.ended.is_set():
                 reader.result()
                 # The client is done sending: answer its sends, then finish.
-                answered: asyncio.Future[Any] = asyncio.gather(*sends)
+                answered = asyncio.ensure_future(sends.join())
                 await asyncio.wait({answered, ended}, return_when=asyncio.FIRST_COMPLETED)
+                answered.cancel()
                 session.finish()
                 await asyncio.wait({writer, ended}, return_when=asyncio.FIRST_COMPLETED)
             if session.error is not None:
@@ -64,11 +70,15 @@ class SessionServicer:
                 raise to_grpc(session.error)
             await writer
         finally:
+            # The send in hand is finished (stored, even if no longer answered).
             for task in (reader, writer, ended):
                 task.cancel()
             for task in (reader, writer, ended):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
             await self._hub.disconnect(session)
 
     async def _read(
@@ -76,44 +86,56 @@ class SessionServicer:
         stream: FrameStream,
         session: LiveSession,
         first: pb.ClientFrame | None,
-        sends: set[asyncio.Task[None]],
+        sends: asyncio.Queue[SendMessage],
     ) -> None:
         frame = first
         if frame is not None and frame.resume is not None:
             frame = await stream.recv_message()
         while frame is not None:
             if frame.send is not None:
-                self._send(session, frame.send, sends)
+                self._accept(session, frame.send, sends)
             elif frame.resume is not None:
                 session.resume(_cursors(frame.resume))
             frame = await stream.recv_message()
 
-    def _send(
-        self, session: LiveSession, send: pb.SendMessage, sends: set[asyncio.Task[None]]
+    def _accept(
+        self, session: LiveSession, send: pb.SendMessage, sends: asyncio.Queue[SendMessage]
     ) -> None:
+        """Refuses at once what can be refused without the database."""
         try:
             command = self._messages.check(
                 session.caller, send.chat_id, send.client_message_id, send.text
             )
+            sends.put_nowait(command)
+        except asyncio.QueueFull:
+            error = ResourceExhausted("too many sends waiting; wait for acknowledgements")
+            session.push(live.SendFailed(send.client_message_id, send.chat_id, error))
         except CrabError as error:
             session.push(live.SendFailed(send.client_message_id, send.chat_id, error))
-            return
-        task = asyncio.create_task(self._store(session, command.client_message_id, command))
-        sends.add(task)
-        task.add_done_callback(sends.discard)
 
-    async def _store(self, session: LiveSession, client_message_id: str, command: Any) -> None:
+    async def _store_in_order(
+        self, session: LiveSession, sends: asyncio.Queue[SendMessage]
+    ) -> None:
+        while True:
+            command = await sends.get()
+            try:
+                # Shielded: a send handed to the worker is finished even if
+                # the stream goes away meanwhile.
+                await asyncio.shield(self._store(session, command))
+            finally:
+                sends.task_done()
+
+    async def _store(self, session: LiveSession, command: SendMessage) -> None:
+        cid = command.client_message_id
         try:
             message = await self._messages.store(command)
         except CrabError as error:
-            session.push(live.SendFailed(client_message_id, command.chat_id, error))
+            session.push(live.SendFailed(cid, command.chat_id, error))
         except Exception:
             log.exception("send failed unexpectedly")
-            session.push(
-                live.SendFailed(client_message_id, command.chat_id, CrabError("internal error"))
-            )
+            session.push(live.SendFailed(cid, command.chat_id, CrabError("internal error")))
         else:
-            session.push(live.Ack(client_message_id, message))
+            session.push(live.Ack(cid, message))
 
     async def _write(self, stream: FrameStream, session: LiveSession) -> None:
         with contextlib.suppress(CrabError):  # the session's error ends the call
