@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -52,7 +53,10 @@ def storage_options(func: F) -> F:
 
 def make_settings(data_dir: Path | None, database: str | None, **kwargs: Any) -> Settings:
     base = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    return dataclasses.replace(base, database_url=database, **kwargs)
+    # Replicas share one signing secret; it comes from the environment only
+    # (never argv, which every user of the machine can read).
+    secret = os.environ.get("CRAB_JWT_SECRET") or None
+    return dataclasses.replace(base, database_url=database, jwt_secret=secret, **kwargs)
 
 
 @click.group()
@@ -154,6 +158,8 @@ def serve(
     """Run the server (and its worker) in this process."""
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if not options["run_worker"] and options["broker_url"].startswith("memory:"):
+        raise click.UsageError("--no-worker needs a shared broker (--broker amqp://...) and `crab worker`")
     settings = make_settings(data_dir, database, **options)
     limits = dataclasses.replace(
         settings.limits,
@@ -165,6 +171,14 @@ def serve(
     run(_serve(settings))
 
 
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def _serve(settings: Settings) -> None:
     from crab.core.app import Crab
 
@@ -172,10 +186,7 @@ async def _serve(settings: Settings) -> None:
     try:
         if settings.run_worker:
             await crab.start_worker()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = _stop_on_signals()
         port = await crab.start_server()
         scheme = "grpcs" if settings.tls_cert else "grpc"
         log.info(
@@ -189,6 +200,56 @@ async def _serve(settings: Settings) -> None:
         )
         await stop.wait()
         log.info("shutting down: telling open streams, finishing calls in flight")
+    finally:
+        await crab.close()
+    log.info("stopped")
+
+
+@main.command()
+@storage_options
+@click.option(
+    "--broker",
+    "broker_url",
+    default="memory://",
+    show_default=True,
+    envvar="CRAB_BROKER",
+    show_envvar=True,
+    help="The broker the API replicas use (amqp://...).",
+)
+@click.option(
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=int,
+    envvar="CRAB_WORKER_CONCURRENCY",
+    show_envvar=True,
+    help="Command consumers in this process.",
+)
+def worker(data_dir: Path | None, database: str | None, broker_url: str, concurrency: int) -> None:
+    """Handle commands (store, reply, publish) for `crab serve --no-worker` replicas."""
+    if broker_url.startswith("memory:"):
+        raise click.UsageError("a separate worker needs a shared broker: --broker amqp://...")
+    settings = make_settings(
+        data_dir, database, broker_url=broker_url, worker_concurrency=concurrency
+    )
+    run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    from crab.core.app import Crab
+
+    crab = await Crab.open(settings)
+    try:
+        stop = _stop_on_signals()
+        await crab.start_worker()
+        log.info(
+            "crab worker consuming commands (database %s, broker %s, %d consumers)",
+            _redact(settings.database),
+            _redact(settings.broker_url),
+            settings.worker_concurrency,
+        )
+        await stop.wait()
+        log.info("shutting down: finishing the commands in hand")
     finally:
         await crab.close()
     log.info("stopped")

@@ -1,0 +1,210 @@
+"""The same flows on the scaled shape: RabbitMQ, a shared database, two API
+replicas (`crab serve --no-worker`) and two workers (`crab worker`), each a
+separate process; clients spread across the replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from crab.client.connection import CrabClient, SessionStream
+from crab.proto.crab import v1 as pb
+from tests.conftest import PASSWORD
+from tests.serve_process import CrabProcess
+from tests.services import rabbitmq_url  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@dataclass
+class Cluster:
+    broker: str
+    database: str
+    data: Path
+    env: dict[str, str]
+    apis: list[CrabProcess] = field(default_factory=list)
+    workers: list[CrabProcess] = field(default_factory=list)
+
+    def start_api(self) -> CrabProcess:
+        api = CrabProcess.start(
+            self.data / f"api{len(self.apis)}",
+            "--no-worker",
+            "--broker",
+            self.broker,
+            "--database",
+            self.database,
+            env=self.env,
+        )
+        self.apis.append(api)
+        return api
+
+    def start_worker(self) -> CrabProcess:
+        args = ["worker", "--broker", self.broker, "--database", self.database]
+        worker = CrabProcess([*args, "--data-dir", str(self.data / "worker")], self.env)
+        worker.wait_for_line("crab worker consuming", timeout=30)
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for process in [*self.apis, *self.workers]:
+            process.stop()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    # One SQLite file shared by every process (WAL); PostgreSQL is the
+    # production choice and runs the same suite where it is installed.
+    return f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+
+
+@pytest.fixture
+def cluster(rabbitmq_url: str, database_url: str, tmp_path: Path) -> Iterator[Cluster]:  # noqa: F811
+    # Tests share the session's RabbitMQ node; its command queue is empty
+    # between tests (every command is answered before a test ends).
+    env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32)}
+    found = Cluster(rabbitmq_url, database_url, tmp_path, env)
+    try:
+        # The first replica migrates the database before the others start.
+        found.start_api()
+        found.start_api()
+        found.start_worker()
+        found.start_worker()
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[CrabClient]]:
+    made: list[CrabClient] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+async def join(api: CrabProcess, name: str, clients: list[CrabClient]) -> CrabClient:
+    client = CrabClient("127.0.0.1", api.port)
+    clients.append(client)
+    await client.sign_up(name, PASSWORD)
+    return client
+
+
+def message_ids(frames: list[pb.ServerFrame]) -> list[int]:
+    return [f.message.id for f in frames if f.message is not None]
+
+
+async def test_live_across_replicas(cluster: Cluster, clients: list[CrabClient]) -> None:
+    a, b = cluster.apis
+    alice = await join(a, "alice", clients)
+    bob = await join(b, "bob", clients)
+    async with alice.session() as a_live, bob.session() as b_live:
+        room = await alice.chats.create_room(
+            pb.CreateRoomRequest(name="ops"), metadata=alice.metadata
+        )
+        invite = await alice.invites.invite_to_room(
+            pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
+        )
+        got = await b_live.wait_for(lambda f: f.invite_received is not None)
+        assert got.invite_received.id == invite.id  # sent through A, seen live on B
+        await bob.invites.answer_invite(
+            pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
+        )
+        joined = await b_live.wait_for(lambda f: f.chat_joined is not None)
+        assert joined.chat_joined.id == room.id  # on Bob's already-open stream
+        await a_live.wait_for(lambda f: f.invite_answered is not None)
+
+        await a_live.send(room.id, "from A")
+        got = await b_live.wait_for(lambda f: f.message is not None)
+        assert got.message.text == "from A"
+        await b_live.send(room.id, "from B")
+        got = await a_live.wait_for(lambda f: f.message is not None and f.message.text == "from B")
+        assert got.message.id == 2
+
+
+async def test_killed_worker_loses_nothing_acknowledged(
+    cluster: Cluster, clients: list[CrabClient]
+) -> None:
+    alice = await join(cluster.apis[0], "alice", clients)
+    room = await alice.chats.create_room(pb.CreateRoomRequest(name="load"), metadata=alice.metadata)
+    acked: dict[str, int] = {}
+    total = 300
+    async with alice.session() as live:
+
+        async def receive() -> None:
+            while len(acked) < total:
+                frame = await live.recv()
+                assert frame is not None
+                assert frame.send_error is None, frame.send_error
+                if frame.ack is not None:
+                    assert frame.ack.client_message_id not in acked, "acknowledged twice"
+                    acked[frame.ack.client_message_id] = frame.ack.message.id
+                    if len(acked) == 50:
+                        cluster.workers[0].kill()  # mid-traffic, commands in its hands
+
+        receiver = asyncio.create_task(receive())
+        for i in range(total):
+            await live.send(room.id, f"m{i}", client_message_id=f"c{i}")
+        await asyncio.wait_for(receiver, 120)
+    page_ids: list[int] = []
+    texts: list[str] = []
+    before = 0
+    while True:
+        page = await alice.chats.get_messages(
+            pb.GetMessagesRequest(chat_id=room.id, before_id=before, limit=200),
+            metadata=alice.metadata,
+        )
+        page_ids += [m.id for m in page.messages]
+        texts += [m.text for m in page.messages]
+        if not page.has_more:
+            break
+        before = page.messages[-1].id
+    print(f"\nworker kill -9: sent {total}, acked {len(acked)}, stored {len(page_ids)}")
+    assert sorted(page_ids) == list(range(1, total + 1))  # each stored once, gap-free
+    assert sorted(texts) == sorted(f"m{i}" for i in range(total))
+    assert sorted(acked.values()) == list(range(1, total + 1))
+
+
+async def test_killed_replica_clients_resume_on_the_other(
+    cluster: Cluster, clients: list[CrabClient]
+) -> None:
+    a, b = cluster.apis
+    alice = await join(a, "alice", clients)
+    bob = await join(a, "bob", clients)  # both on A, which will die
+    room = await alice.chats.create_room(pb.CreateRoomRequest(name="r"), metadata=alice.metadata)
+    invite = await alice.invites.invite_to_room(
+        pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
+    )
+    await bob.invites.answer_invite(
+        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
+    )
+    seen: list[int] = []
+    b_live: SessionStream
+    async with bob.session() as b_live:
+        async with alice.session() as a_live:
+            for i in range(5):
+                await a_live.send(room.id, f"before {i}")
+            seen += message_ids(list(await b_live.collect(lambda f: f.message is not None, 5)))
+        a.kill()
+        with pytest.raises(Exception):  # noqa: B017 - any connection error will do
+            await b_live.wait_for(lambda f: False, timeout=15)
+
+    # Alice carries on through B; Bob moves to B and resumes from what he saw.
+    alice_b = CrabClient("127.0.0.1", b.port)
+    bob_b = CrabClient("127.0.0.1", b.port)
+    clients += [alice_b, bob_b]
+    alice_b.tokens, bob_b.tokens = alice.tokens, bob.tokens
+    async with alice_b.session() as a_live:
+        for i in range(5):
+            await a_live.send(room.id, f"while moving {i}")
+        await a_live.collect(lambda f: f.ack is not None, 5)
+    async with bob_b.session({room.id: seen[-1]}) as b_live:
+        replayed = message_ids(b_live.backlog)
+        async with alice_b.session() as a_live:
+            await a_live.send(room.id, "live again")
+            got = await b_live.wait_for(lambda f: f.message is not None)
+        assert seen + replayed + [got.message.id] == list(range(1, 12))
