@@ -15,10 +15,19 @@ import pytest
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
 from tests.conftest import PASSWORD
+from tests.e2e.proxy import TcpProxy
 from tests.serve_process import CrabProcess
 from tests.services import rabbitmq_url  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.timeout(180)
+
+
+def via(proxy_port: int, url: str) -> str:
+    """The same AMQP URL, through a proxy on another port."""
+    head, _, tail = url.rpartition("@")
+    host_port, _, vhost = tail.partition("/")
+    host = host_port.rsplit(":", 1)[0]
+    return f"{head}@{host}:{proxy_port}/{vhost}"
 
 
 @dataclass
@@ -63,11 +72,25 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def cluster(rabbitmq_url: str, database_url: str, tmp_path: Path) -> Iterator[Cluster]:  # noqa: F811
+def amqp_link(rabbitmq_url: str) -> Iterator[TcpProxy]:  # noqa: F811
+    """Every process reaches RabbitMQ through this proxy, so a test can cut
+    them all off at once, as a broker restart does."""
+    port = int(rabbitmq_url.rpartition("@")[2].partition("/")[0].rsplit(":", 1)[1])
+    with TcpProxy(port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def cluster(
+    rabbitmq_url: str,  # noqa: F811
+    amqp_link: TcpProxy,
+    database_url: str,
+    tmp_path: Path,
+) -> Iterator[Cluster]:
     # Tests share the session's RabbitMQ node; its command queue is empty
     # between tests (every command is answered before a test ends).
     env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32)}
-    found = Cluster(rabbitmq_url, database_url, tmp_path, env)
+    found = Cluster(via(amqp_link.port, rabbitmq_url), database_url, tmp_path, env)
     try:
         # The first replica migrates the database before the others start.
         found.start_api()
@@ -208,3 +231,45 @@ async def test_killed_replica_clients_resume_on_the_other(
             await a_live.send(room.id, "live again")
             got = await b_live.wait_for(lambda f: f.message is not None)
         assert seen + replayed + [got.message.id] == list(range(1, 12))
+
+
+async def test_everyone_recovers_when_the_broker_link_drops(
+    cluster: Cluster, amqp_link: TcpProxy, clients: list[CrabClient]
+) -> None:
+    a, b = cluster.apis
+    alice = await join(a, "alice", clients)
+    bob = await join(b, "bob", clients)
+    room = await alice.chats.create_room(pb.CreateRoomRequest(name="r"), metadata=alice.metadata)
+    invite = await alice.invites.invite_to_room(
+        pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
+    )
+    await bob.invites.answer_invite(
+        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
+    )
+    async with alice.session() as a_live, bob.session() as b_live:
+        await a_live.send(room.id, "before")
+        assert (await b_live.wait_for(lambda f: f.message is not None)).message.id == 1
+
+        amqp_link.cut()  # every replica and worker loses RabbitMQ at once
+        amqp_link.restore()
+
+        # Robust connections come back with their queues, consumers and
+        # bindings. Until they have, a send may answer UNAVAILABLE ("try
+        # again"): the client sends it again with the same id, as crab chat does.
+        def answers_after(f: pb.ServerFrame) -> bool:
+            answer = f.ack or f.send_error
+            return answer is not None and answer.client_message_id == "after-1"
+
+        ack = None
+        deadline = asyncio.get_running_loop().time() + 120
+        while ack is None and asyncio.get_running_loop().time() < deadline:
+            await a_live.send(room.id, "after", client_message_id="after-1")
+            frame = await a_live.wait_for(answers_after, 60)
+            if frame.ack is not None:
+                ack = frame.ack
+            else:
+                assert frame.send_error.code == "UNAVAILABLE", frame.send_error
+                await asyncio.sleep(1)  # a client's retry back-off, as crab chat's
+        assert ack is not None and ack.message.id == 2
+        got = await b_live.wait_for(lambda f: f.message is not None, 30)
+        assert (got.message.id, got.message.text) == (2, "after")
