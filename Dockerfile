@@ -14,7 +14,7 @@ RUN pip install --no-cache-dir . \
  && useradd --system --uid 10001 --home-dir /data crab \
  && mkdir -p /data && chown crab /data
 
-USER crab
+USER 10001
 VOLUME ["/data"]
 EXPOSE 50051
 
