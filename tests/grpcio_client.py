@@ -87,8 +87,18 @@ def main(generated: str, target: str) -> dict[str, Any]:
 
         session = crab_pb2_grpc.SessionStub(channel)
         replies = session.Connect(frames(), metadata=auth, timeout=TIMEOUT)
+
+        def unbatched() -> Iterator[Any]:
+            # Frames that queue up arrive as one FrameBatch: unpack in order.
+            for frame in replies:
+                if frame.HasField("batch"):
+                    yield from frame.batch.frames
+                else:
+                    yield frame
+
+        flat = unbatched()
         outbox.put(crab_pb2.ClientFrame(resume=crab_pb2.Resume()))
-        first = next(replies)
+        first = next(flat)
         seen["first_frame"] = first.WhichOneof("kind")
         seen["ready_user"] = first.ready.user.username
 
@@ -98,7 +108,7 @@ def main(generated: str, target: str) -> dict[str, Any]:
         )
         outbox.put(crab_pb2.ClientFrame(send=send))
         kinds = []
-        for frame in replies:
+        for frame in flat:
             kinds.append(frame.WhichOneof("kind"))
             if frame.HasField("ack"):
                 seen["ack"] = {
@@ -110,7 +120,7 @@ def main(generated: str, target: str) -> dict[str, Any]:
                 }
                 break
         outbox.put(None)  # done sending: the server answers what is left, then ends
-        kinds += [frame.WhichOneof("kind") for frame in replies]
+        kinds += [frame.WhichOneof("kind") for frame in flat]
         seen["frames_until_ack_and_after"] = kinds
         seen["session_status"] = replies.code().name
 

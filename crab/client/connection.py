@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ssl
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -86,6 +87,7 @@ class SessionStream:
         self.backlog: list[pb.ServerFrame] = []
         self._ended = False  # the server ended the stream (or we said we are done)
         self._server_ended = False  # recv() saw the end and raised the server's status
+        self._unpacked: deque[pb.ServerFrame] = deque()  # the rest of a FrameBatch
 
     async def __aenter__(self) -> SessionStream:
         self._cm = self._client.channel.request(
@@ -148,7 +150,17 @@ class SessionStream:
     async def recv(self) -> pb.ServerFrame | None:
         """The next frame; None once the server has ended the stream with OK.
         Raises GRPCError with the server's status when it ended the stream
-        with another (UNAVAILABLE at shutdown: reconnect and resume)."""
+        with another (UNAVAILABLE at shutdown: reconnect and resume).
+        A FrameBatch is unpacked: its frames come one by one, in order."""
+        if self._unpacked:
+            return self._unpacked.popleft()
+        frame = await self._recv_message()
+        if frame is not None and frame.batch is not None:
+            self._unpacked.extend(frame.batch.frames)
+            return await self.recv()
+        return frame
+
+    async def _recv_message(self) -> pb.ServerFrame | None:
         assert self.stream is not None
         try:
             frame: pb.ServerFrame | None = await self.stream.recv_message()

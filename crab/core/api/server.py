@@ -15,6 +15,7 @@ from grpclib.server import Server
 
 from crab.core.api.auth import AuthListener
 from crab.core.api.errors import Calls, Guarded
+from crab.core.api.frames import FrameEncoder, PassThroughCodec
 from crab.core.api.servicers import (
     AccountsServicer,
     ChatsServicer,
@@ -54,12 +55,15 @@ def build_server(
         UsersServicer(people),
         ChatsServicer(chats),
         InvitesServicer(invites),
-        SessionServicer(hub, messages),
+        SessionServicer(hub, messages, FrameEncoder()),
     ]
     health = Health()
     calls = Calls()
     guarded: list[Any] = [Guarded(s, calls) for s in services]
-    server = Server(ServerReflection.extend([*guarded, health], pool=_reflection_pool()))
+    server = Server(
+        ServerReflection.extend([*guarded, health], pool=_reflection_pool()),
+        codec=PassThroughCodec(),
+    )
     listen(server, RecvRequest, AuthListener(accounts))
     return server, health, calls
 

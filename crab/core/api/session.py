@@ -12,9 +12,9 @@ from typing import Any
 from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
-from crab.core.api import convert
 from crab.core.api.auth import caller
 from crab.core.api.errors import to_grpc
+from crab.core.api.frames import FrameEncoder
 from crab.core.domain.commands import SendMessage
 from crab.core.services import live
 from crab.core.services.live import Hub, LiveSession
@@ -29,9 +29,10 @@ MAX_QUEUED_SENDS = 1000  # per stream; beyond it a send is refused, not queued
 
 
 class SessionServicer:
-    def __init__(self, hub: Hub, messages: Messages) -> None:
+    def __init__(self, hub: Hub, messages: Messages, frames: FrameEncoder) -> None:
         self._hub = hub
         self._messages = messages
+        self._frames = frames
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
@@ -140,8 +141,8 @@ class SessionServicer:
     async def _write(self, stream: FrameStream, session: LiveSession) -> None:
         with contextlib.suppress(CrabError):  # the session's error ends the call
             while (batch := await session.next_batch()) is not None:
-                for item in batch:
-                    await stream.send_message(convert.frame(item))
+                for data in self._frames.writes(batch):
+                    await stream.send_message(data)  # pre-encoded: PassThroughCodec
 
 
 def _cursors(resume: pb.Resume) -> list[tuple[int, int]]:

@@ -21,6 +21,7 @@ __all__ = (
     "CreateRoomRequest",
     "DirectInviteRequest",
     "Empty",
+    "FrameBatch",
     "GetMessagesRequest",
     "GetUserRequest",
     "Invite",
@@ -241,6 +242,19 @@ class Empty(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "Empty", Empty)
+
+
+@dataclass(eq=False, repr=False)
+class FrameBatch(betterproto2.Message):
+    """
+    Several frames in one message: sent when frames queue up for a stream, so
+    the cost per delivery falls as load rises. Clients unpack it in order.
+    """
+
+    frames: "list[ServerFrame]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+
+default_message_pool.register_message("crab.v1", "FrameBatch", FrameBatch)
 
 
 @dataclass(eq=False, repr=False)
@@ -531,6 +545,10 @@ class ServerFrame(betterproto2.Message):
 
     member_left: "MemberChange | None" = betterproto2.field(
         10, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    batch: "FrameBatch | None" = betterproto2.field(
+        11, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
     )
 
 

@@ -1,0 +1,55 @@
+"""Frames are encoded once per message and batched per write; what the
+client unpacks is exactly what the server queued."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from crab.core.api import frames as frames_module
+from crab.core.api.frames import FrameEncoder
+from crab.core.domain.models import Message, User
+from crab.core.services import live
+from crab.proto.crab import v1 as pb
+
+ALICE = User(1, "alice", "Alice")
+
+
+def message(n: int, text: str = "hi") -> Message:
+    return Message(7, n, ALICE, text, datetime(2026, 11, 28, tzinfo=UTC), f"c{n}")
+
+
+def unpack(data: bytes) -> list[pb.ServerFrame]:
+    frame = pb.ServerFrame.parse(data)
+    return list(frame.batch.frames) if frame.batch is not None else [frame]
+
+
+def test_one_item_is_one_plain_frame() -> None:
+    (data,) = FrameEncoder().writes([message(1)])
+    (frame,) = unpack(data)
+    assert frame.message is not None and frame.message.id == 1
+
+
+def test_queued_items_go_out_as_one_batch_in_order() -> None:
+    items: list[live.Outgoing] = [live.Ready(ALICE), message(1), message(2, "two")]
+    (data,) = FrameEncoder().writes(items)
+    assert pb.ServerFrame.parse(data).batch is not None
+    got = unpack(data)
+    assert got[0].ready is not None and got[0].ready.user.username == "alice"
+    assert [(f.message.id, f.message.text) for f in got[1:]] == [(1, "hi"), (2, "two")]
+
+
+def test_big_batches_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames_module, "BATCH_BYTES", 300)
+    writes = list(FrameEncoder().writes([message(n, "x" * 100) for n in range(1, 11)]))
+    assert len(writes) > 1
+    ids = [f.message.id for data in writes for f in unpack(data)]
+    assert ids == list(range(1, 11))
+
+
+def test_a_message_is_encoded_once_for_every_stream() -> None:
+    encoder = FrameEncoder()
+    shared = message(1)
+    first = encoder.encode(shared)
+    assert encoder.encode(message(1)) is first  # another stream, same message
