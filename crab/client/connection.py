@@ -16,16 +16,12 @@ from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
+from crab.client.tls import tls_context
 from crab.proto.crab import v1 as pb
 
+__all__ = ["CrabClient", "SessionStream", "tls_context"]
+
 CONNECT = "/crab.v1.Session/Connect"
-
-
-def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """Verifies the server against the system CAs, or the given CA file."""
-    context = ssl.create_default_context(cafile=ca_file)
-    context.set_alpn_protocols(["h2"])
-    return context
 
 
 class CrabClient:

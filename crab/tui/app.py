@@ -8,7 +8,7 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.completion import Completer, Completion
@@ -21,14 +21,16 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
-from crab.client.connection import CrabClient
 from crab.tui import actions as a
+from crab.tui.effects import Effect
 from crab.tui.keys import COMMANDS, KEYS
-from crab.tui.runner import Runner
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
 from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
+
+if TYPE_CHECKING:
+    from crab.tui.runner import Runner
 
 USER_COMMANDS = {"invite", "dm"}
 
@@ -86,7 +88,13 @@ class ChatApp:
                 start, screen=Screen.CHATS, me=me, connection=Connection(Link.CONNECTING)
             )
         self.store = Store(start)
-        self.client = CrabClient(host or "127.0.0.1", int(port), tls=tls)
+        self._server = server
+        self._address = (host or "127.0.0.1", int(port), tls)
+        self._sessions = sessions
+        # The I/O side arrives just after the first paint (see `run`); effects
+        # asked for before then wait here.
+        self.runner: Runner | None = None
+        self._waiting: list[Effect] = []
         self.message_line = TextArea(
             multiline=False,
             completer=ChatCompleter(self.store),
@@ -105,19 +113,38 @@ class ChatApp:
             input=input,
             output=output,
         )
-        self.runner = Runner(
-            self.store,
-            self.client,
-            sessions,
-            server,
-            on_quit=self._quit,
-            on_bell=self.app.output.bell,
-        )
-        self.store.on_effect(self.runner)
+        self.store.on_effect(self._effect)
         self.store.subscribe(self._changed)
         self._screen = self.store.state.screen
 
     # ---- wiring ----------------------------------------------------------
+
+    def _effect(self, effect: Effect) -> None:
+        if self.runner is None:
+            self._waiting.append(effect)
+        else:
+            self.runner(effect)
+
+    async def _connect(self) -> None:
+        """Starts the I/O side. Imported here, after the first paint: grpclib
+        and the generated API code take longer to import than the screen
+        takes to draw."""
+        from crab.client.connection import CrabClient
+        from crab.tui.runner import Runner
+
+        host, port, tls = self._address
+        self.runner = Runner(
+            self.store,
+            CrabClient(host, port, tls=tls),
+            self._sessions,
+            self._server,
+            on_quit=self._quit,
+            on_bell=self.app.output.bell,
+        )
+        for effect in self._waiting:
+            self.runner(effect)
+        self._waiting.clear()
+        await self.runner.resume_saved()
 
     def _changed(self, state: AppState) -> None:
         if state.screen is not self._screen:
@@ -192,15 +219,15 @@ class ChatApp:
     # ---- running ---------------------------------------------------------
 
     async def run(self) -> None:
-        async def start() -> None:
-            await self.runner.resume_saved()
+        def after_first_paint() -> None:
+            self.app.create_background_task(self._connect())
 
-        self.runner.spawn(start())
         try:
-            await self.app.run_async()
+            await self.app.run_async(pre_run=after_first_paint)
         finally:
-            await self.runner.close()
-            self.client.close()
+            if self.runner is not None:
+                await self.runner.close()
+                self.runner.client.close()
 
 
 def run_chat(
