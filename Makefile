@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint proto install clean
+.PHONY: serve test test-postgres lint proto install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -19,6 +19,14 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# The API-level flows once more, on a real PostgreSQL that the tests start
+# (tests/services.py): each test gets a fresh database. `make test` already
+# runs the storage contract suite on both SQLite and PostgreSQL.
+PG_FLOWS := tests/test_flows.py tests/test_more_flows.py tests/test_bad_input.py \
+	tests/test_authorization.py
+test-postgres: $(STAMP)
+	CRAB_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PG_FLOWS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check crab tests

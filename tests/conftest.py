@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from crab.client.connection import CrabClient
 from crab.config import Limits, Settings
 from crab.core.app import Crab
+from tests.services import pg_crab_database_url, pg_database_url, pg_databases, postgres_url
 
 PASSWORD = "correct horse battery"
 _names = itertools.count(1)
@@ -29,9 +31,40 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return dataclasses.replace(base, **overrides)
 
 
+# The database the API-level tests run on: "sqlite" (a file in each test's
+# data dir) or "postgresql" (a fresh database per crab, on a PostgreSQL server
+# started for the session: see tests/services.py). `make test-postgres`.
+TEST_DATABASE = os.environ.get("CRAB_TEST_DATABASE", "sqlite")
+if TEST_DATABASE not in ("sqlite", "postgresql"):
+    raise ValueError(f"CRAB_TEST_DATABASE must be sqlite or postgresql, not {TEST_DATABASE!r}")
+
+NewDatabase = Callable[[], Awaitable[str | None]]
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def new_database(request: pytest.FixtureRequest) -> NewDatabase:
+    """new() -> Settings.database_url for another crab in this test: None
+    (SQLite in its data dir), or the URL of a fresh PostgreSQL database."""
+    if TEST_DATABASE == "postgresql":
+        made = request.getfixturevalue("pg_databases")
+
+        async def postgresql() -> str:
+            url: str = await made(migrated=True)
+            return url
+
+        return postgresql
+
+    async def sqlite() -> None:
+        return None
+
+    return sqlite
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    postgresql = TEST_DATABASE == "postgresql"
+    url = request.getfixturevalue("pg_crab_database_url") if postgresql else None
+    return make_settings(tmp_path, database_url=url)
 
 
 @pytest.fixture
@@ -63,4 +96,14 @@ async def connect(crab: Crab) -> AsyncIterator[ClientFactory]:
         client.close()
 
 
-__all__ = ["PASSWORD", "ClientFactory", "Limits", "make_settings"]
+__all__ = [
+    "PASSWORD",
+    "ClientFactory",
+    "Limits",
+    "NewDatabase",
+    "make_settings",
+    "pg_crab_database_url",
+    "pg_database_url",
+    "pg_databases",
+    "postgres_url",
+]

@@ -16,7 +16,7 @@ from grpclib.const import Status
 from crab.client.connection import CrabClient, SessionStream
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD, ClientFactory, Limits, make_settings
+from tests.conftest import PASSWORD, ClientFactory, Limits, NewDatabase, make_settings
 
 UNKNOWN = 999_999
 _names = itertools.count(1)
@@ -354,13 +354,15 @@ Serve = Callable[[Limits], Awaitable[ClientFactory]]
 
 
 @pytest.fixture
-async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
+async def serve(tmp_path: Path, new_database: NewDatabase) -> AsyncIterator[Serve]:
     """serve(limits) -> a client factory for a fresh server with those limits."""
     apps: list[Crab] = []
     clients: list[CrabClient] = []
 
     async def start(limits: Limits) -> ClientFactory:
-        app = await Crab.open(make_settings(tmp_path / f"crab{len(apps)}", limits=limits))
+        data = tmp_path / f"crab{len(apps)}"
+        settings = make_settings(data, limits=limits, database_url=await new_database())
+        app = await Crab.open(settings)
         apps.append(app)
         await app.start_worker()
         await app.start_server()

@@ -19,6 +19,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration (a test keeps it equal to alembic's head). A database
 # already there skips importing alembic, which costs ~0.2 s of start-up.
 SCHEMA_HEAD = "0001"
+# PostgreSQL advisory lock key ("crab"): processes starting at once on a new
+# database (scaled out) migrate one at a time; the later ones find it done.
+MIGRATION_LOCK = 0x63726162
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -64,6 +67,11 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(_alembic_config(connection), "head")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Held to commit: alembic runs inside this transaction (DDL included).
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
         await conn.run_sync(upgrade)
 
 

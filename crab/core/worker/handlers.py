@@ -44,13 +44,20 @@ class Worker:
                 outcomes[i] = await self._one(command)
         return [o for o in outcomes if o is not None]
 
-    async def _one(self, command: cmd.Command) -> Outcome:
+    async def _one(self, command: cmd.Command, retry: bool = True) -> Outcome:
         published: Published = []
         try:
             async with self._engine.begin() as conn:
                 result = await self._dispatch(conn, command, published)
         except CrabError as error:
             return Outcome(error=error)
+        except IntegrityError:
+            if not retry:
+                raise
+            # A competing worker committed the same unique key (a pending
+            # invite, a direct chat, a client message id) between our check
+            # and our insert: once more, the check sees it and answers.
+            return await self._one(command, retry=False)
         await self._publish(published)
         return Outcome(result=result)
 
@@ -129,7 +136,10 @@ class Worker:
         stored: dict[int, Message] = {}
         rows = []
         senders = await users.by_ids(conn, (sends[i].sender_id for i in fresh.values()))
-        for chat_id, indexes in by_chat.items():
+        # Chats locked (by next_seqs) in id order: competing workers whose
+        # batches share chats queue up instead of deadlocking on PostgreSQL.
+        for chat_id in sorted(by_chat):
+            indexes = by_chat[chat_id]
             first = await messages.next_seqs(conn, chat_id, len(indexes))
             for offset, i in enumerate(indexes):
                 send = sends[i]
