@@ -1,4 +1,4 @@
-"""The same flows on the scaled shape: RabbitMQ, a shared database, two API
+"""The same flows on the scaled shape: RabbitMQ, PostgreSQL, two API
 replicas (`crab serve --no-worker`) and two workers (`crab worker`), each a
 separate process; clients spread across the replicas."""
 
@@ -17,7 +17,7 @@ from crab.proto.crab import v1 as pb
 from tests.conftest import PASSWORD
 from tests.e2e.proxy import TcpProxy
 from tests.serve_process import CrabProcess
-from tests.services import rabbitmq_url  # noqa: F401  (the fixture)
+from tests.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -65,10 +65,10 @@ class Cluster:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    # One SQLite file shared by every process (WAL); PostgreSQL is the
-    # production choice and runs the same suite where it is installed.
-    return f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+def database_url(pg_database_url: str) -> str:  # noqa: F811
+    # A fresh, empty PostgreSQL database: the replicas migrate it as they
+    # start (one at a time, under PostgreSQL's advisory lock).
+    return pg_database_url
 
 
 @pytest.fixture
