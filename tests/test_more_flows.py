@@ -311,3 +311,22 @@ async def test_member_joining_mid_conversation(connect: ClientFactory) -> None:
 
     detail = await carol.chats.get_chat(pb.ChatRequest(chat_id=room.id), metadata=carol.metadata)
     assert {u.id for u in detail.members} == {alice.user.id, bob.user.id, carol.user.id}
+
+
+async def test_message_ids_beyond_the_databases_range_are_safe(connect: ClientFactory) -> None:
+    """The wire's uint64 ids can exceed BIGINT: they mean "after everything"."""
+    alice = await connect("alice")
+    room = await alice.chats.create_room(pb.CreateRoomRequest(name="big"), metadata=alice.metadata)
+    huge = 2**64 - 1
+    async with alice.session() as live:
+        await live.send(room.id, "only one")
+        await live.wait_for(lambda f: f.ack is not None)
+    page = await alice.chats.get_messages(
+        pb.GetMessagesRequest(chat_id=room.id, before_id=huge), metadata=alice.metadata
+    )
+    assert [m.text for m in page.messages] == ["only one"]
+    await alice.chats.mark_read(
+        pb.MarkReadRequest(chat_id=room.id, message_id=huge), metadata=alice.metadata
+    )
+    async with alice.session({room.id: huge}) as live:
+        assert live.backlog == []  # nothing after "after everything"

@@ -77,6 +77,15 @@ def check_message_text(text: str, max_chars: int) -> None:
     check_no_controls(text, "message")
 
 
+MAX_ID = 2**63 - 1  # the databases' BIGINT; the wire's uint64 can say more
+
+
+def clamp_id(message_id: int) -> int:
+    """A message id from the wire, within what a database can compare:
+    anything larger means "after every message" anyway."""
+    return min(message_id, MAX_ID)
+
+
 def check_client_message_id(client_message_id: str) -> None:
     if not client_message_id:
         raise InvalidArgument("client_message_id must be set (it makes re-sends safe)")

@@ -9,7 +9,7 @@ from crab.config import Limits
 from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
-from crab.core.domain.validation import clean_room_name
+from crab.core.domain.validation import clamp_id, clean_room_name
 from crab.core.storage import chats, messages
 from crab.errors import InvalidArgument, NotFound
 
@@ -53,10 +53,10 @@ class Chats:
         limit = limit or self._limits.page_limit_default
         async with self._engine.connect() as conn:
             await self._visible(conn, caller, chat_id)
-            return await messages.page(conn, chat_id, before, limit)
+            return await messages.page(conn, chat_id, clamp_id(before), limit)
 
     async def mark_read(self, caller: Caller, chat_id: int, message_id: int) -> None:
         """Only the reader sees their read position, so no broker round trip."""
         async with self._engine.begin() as conn:
             await self._visible(conn, caller, chat_id)
-            await chats.mark_read(conn, chat_id, caller.user_id, message_id)
+            await chats.mark_read(conn, chat_id, caller.user_id, clamp_id(message_id))

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message, User
+from crab.core.domain.validation import clamp_id
 from crab.core.storage import chats, messages, users
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
@@ -179,7 +180,7 @@ class LiveSession:
         Chats the caller is not in are ignored: outsiders learn nothing."""
         for chat_id, last_seen in cursors:
             if chat_id in self.chats:
-                self._sent_up_to[chat_id] = last_seen
+                self._sent_up_to[chat_id] = clamp_id(last_seen)
                 self.push(CatchUp(chat_id))
 
 
