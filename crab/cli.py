@@ -159,7 +159,9 @@ def serve(
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if not options["run_worker"] and options["broker_url"].startswith("memory:"):
-        raise click.UsageError("--no-worker needs a shared broker (--broker amqp://...) and `crab worker`")
+        raise click.UsageError(
+            "--no-worker needs a shared broker (--broker amqp://...) and `crab worker`"
+        )
     settings = make_settings(data_dir, database, **options)
     limits = dataclasses.replace(
         settings.limits,
@@ -306,7 +308,7 @@ def chat(
     server: str, tls: bool, ca: str | None, vi: bool, bell: str, config_dir: Path | None
 ) -> None:
     """Open the full-screen chat client."""
-    from crab.client.connection import tls_context
+    from crab.client.tls import tls_context
     from crab.tui.app import run_chat
     from crab.tui.saved import default_config_dir
 
@@ -314,6 +316,33 @@ def chat(
         raise click.UsageError("--server must be HOST:PORT")
     context = tls_context(ca) if (tls or ca) else None
     run_chat(server, config_dir or default_config_dir(), context, vi, bell)
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands live in a module imported only when it is used
+    (crab bench pulls in rich, psutil and matplotlib; serve needs none)."""
+
+    def __init__(self, *args: Any, import_path: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._import_path = import_path
+
+    def _real(self) -> click.Group:
+        import importlib
+
+        module, _, name = self._import_path.partition(":")
+        group: click.Group = getattr(importlib.import_module(module), name)
+        return group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._real().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._real().get_command(ctx, cmd_name)
+
+
+@main.group(cls=_LazyGroup, import_path="crab.bench.cli:bench")
+def bench() -> None:
+    """Measure a server under load: fanout, idle, history, signin."""
 
 
 @main.group()

@@ -1,0 +1,1 @@
+"""One module per workload: each turns a Bench into a Report."""
