@@ -223,7 +223,10 @@ class ChatApp:
             self.app.create_background_task(self._connect())
 
         try:
-            await self.app.run_async(pre_run=after_first_paint)
+            # set_exception_handler=False: a stray error in a background task
+            # is logged, never turned into a "Press ENTER" prompt that freezes
+            # the screen.
+            await self.app.run_async(pre_run=after_first_paint, set_exception_handler=False)
         finally:
             if self.runner is not None:
                 await self.runner.close()
