@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from tests.services import free_port
 
 LISTENING = re.compile(r"crab listening on (grpcs?)://(\S+):(\d+);")
 START_TIMEOUT = 30.0
@@ -40,14 +41,6 @@ def crab_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (for when a test must name one)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def crab_command(*args: str) -> list[str]:

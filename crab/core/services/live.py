@@ -234,8 +234,10 @@ class Hub:
         return session
 
     async def disconnect(self, session: LiveSession) -> None:
-        for topic in [t for t, group in self._topics.items() if session in group]:
-            await self._unfollow(session, topic)
+        # The session's own topics, not a scan of every topic this process holds.
+        for chat_id in list(session.chats):
+            await self.unfollow_chat(session, chat_id)
+        await self._unfollow(session, ev.user_topic(session.caller.user_id))
 
     async def follow_chat(self, session: LiveSession, chat_id: int) -> None:
         session.chats.add(chat_id)
