@@ -220,7 +220,7 @@ async def _serve(settings: Settings) -> None:
 )
 @click.option(
     "--concurrency",
-    default=4,
+    default=1,
     show_default=True,
     type=int,
     envvar="CRAB_WORKER_CONCURRENCY",

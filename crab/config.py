@@ -47,7 +47,7 @@ class Settings:
     refresh_token_ttl: int = 30 * 24 * 3600
     # argon2 cost; "cheap" only for tests and benchmarks of other things.
     password_hashing: str = "default"
-    worker_concurrency: int = 4
+    worker_concurrency: int = 1
     limits: Limits = field(default_factory=Limits)
 
     @property

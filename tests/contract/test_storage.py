@@ -444,9 +444,14 @@ async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> 
         # Another sender may use the same client id.
         await messages.insert_many(conn, [messages.row(room, 2, bob.id, "cid", "yo", T0)])
         await messages.insert_many(conn, [])
-        found = await messages.by_client_id(conn, alice.id, "cid")
-        assert found == Message(room, 1, alice, "hi", T0, "cid")
-        assert await messages.by_client_id(conn, alice.id, "other") is None
+        found = await messages.by_client_ids(
+            conn, [(alice.id, "cid"), (alice.id, "other"), (bob.id, "cid"), (alice.id, "cid")]
+        )
+        assert found == {
+            (alice.id, "cid"): Message(room, 1, alice, "hi", T0, "cid"),
+            (bob.id, "cid"): Message(room, 2, bob, "yo", T0, "cid"),
+        }
+        assert await messages.by_client_ids(conn, []) == {}
     with pytest.raises(IntegrityError):
         async with engine.begin() as conn:
             await messages.insert_many(conn, [messages.row(room, 3, alice.id, "cid", "hi", T0)])
@@ -454,9 +459,22 @@ async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> 
         async with engine.begin() as conn:
             await messages.insert_many(conn, [messages.row(room, 2, alice.id, "new", "x", T0)])
     async with engine.begin() as conn:
-        await messages.mark_sender_read(conn, room, bob.id, 2)
-        await messages.mark_sender_read(conn, room, bob.id, 1)  # never back
+        await messages.mark_senders_read(conn, {(room, bob.id): 2, (room, alice.id): 1})
+        await messages.mark_senders_read(conn, {(room, bob.id): 1})  # never back
+        await messages.mark_senders_read(conn, {})
         assert {s.chat.id: s.last_read_id for s in await chats.summaries(conn, bob.id)} == {room: 2}
+        assert {s.chat.id: s.last_read_id for s in await chats.summaries(conn, alice.id)} == {
+            room: 1
+        }
+
+
+async def test_memberships_of_a_group(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
+        room = await room_with(conn, alice, bob)
+        asked = [(room, alice.id), (room, carol.id), (room, bob.id), (room + 1, alice.id)]
+        assert await chats.memberships(conn, asked) == {(room, alice.id), (room, bob.id)}
+        assert await chats.memberships(conn, []) == set()
 
 
 async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:

@@ -15,6 +15,7 @@ from crab.core.domain.validation import check_password, clean_display_name, norm
 from crab.core.services.passwords import Passwords
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
 from crab.core.storage import sessions, users
+from crab.core.storage.engine import transaction
 from crab.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 
 
@@ -45,7 +46,7 @@ class Accounts:
                 raise AlreadyExists(f"username {name!r} is taken")
         password_hash = await self._passwords.hash(password)
         try:
-            async with self._engine.begin() as conn:
+            async with transaction(self._engine) as conn:
                 return await users.insert(conn, name, shown, password_hash, now())
         except IntegrityError:
             raise AlreadyExists(f"username {name!r} is taken") from None
@@ -69,7 +70,7 @@ class Accounts:
     async def _open_session(self, user: User) -> Tokens:
         refresh = new_refresh_token()
         when = now()
-        async with self._engine.begin() as conn:
+        async with transaction(self._engine) as conn:
             session_id = await sessions.create(
                 conn, user.id, hash_refresh_token(refresh), when, when + self._refresh_ttl
             )
@@ -79,7 +80,7 @@ class Accounts:
     async def refresh(self, refresh_token: str) -> Tokens:
         """A new access token, and a new refresh token replacing the old one."""
         when = now()
-        async with self._engine.begin() as conn:
+        async with transaction(self._engine) as conn:
             found = await sessions.by_refresh_hash(conn, hash_refresh_token(refresh_token), when)
             if found is None:
                 raise Unauthenticated("refresh token invalid, expired or signed out")
@@ -102,7 +103,7 @@ class Accounts:
         return caller
 
     async def sign_out(self, caller: Caller, everywhere: bool) -> None:
-        async with self._engine.begin() as conn:
+        async with transaction(self._engine) as conn:
             if everywhere:
                 await sessions.revoke_all(conn, caller.user_id, now())
             else:

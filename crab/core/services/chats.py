@@ -11,6 +11,7 @@ from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
 from crab.core.domain.validation import clamp_id, clean_room_name
 from crab.core.storage import chats, messages
+from crab.core.storage.engine import transaction
 from crab.errors import InvalidArgument, NotFound
 
 
@@ -57,6 +58,6 @@ class Chats:
 
     async def mark_read(self, caller: Caller, chat_id: int, message_id: int) -> None:
         """Only the reader sees their read position, so no broker round trip."""
-        async with self._engine.begin() as conn:
+        async with transaction(self._engine) as conn:
             await self._visible(conn, caller, chat_id)
             await chats.mark_read(conn, chat_id, caller.user_id, clamp_id(message_id))

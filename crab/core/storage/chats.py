@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +65,20 @@ async def is_member(conn: AsyncConnection, chat_id: int, user_id: int) -> bool:
         members.c.chat_id == chat_id, members.c.user_id == user_id
     )
     return (await conn.execute(query)).first() is not None
+
+
+async def memberships(
+    conn: AsyncConnection, pairs: Sequence[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Which (chat, user) pairs are memberships: a worker's whole group of
+    sends checked in one query instead of one per message."""
+    if not pairs:
+        return set()
+    pair = sa.tuple_(members.c.chat_id, members.c.user_id)
+    rows = await conn.execute(
+        sa.select(members.c.chat_id, members.c.user_id).where(pair.in_(list(set(pairs))))
+    )
+    return {(row.chat_id, row.user_id) for row in rows}
 
 
 async def add_member(conn: AsyncConnection, chat_id: int, user_id: int, now: datetime) -> None:

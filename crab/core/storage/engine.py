@@ -3,6 +3,10 @@ scaled), with the migrations applied."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,12 +37,50 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    # We say BEGIN ourselves (below), not the driver, which would only start
+    # a transaction at the first write.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A write transaction takes SQLite's write lock at BEGIN. Otherwise it
+    # starts as a reader, and when it first writes after another process's
+    # commit SQLite fails it at once ("database is locked"), busy_timeout or not.
+    write = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_WRITE = "crab_write"
+# SQLite has one writer. Writers of this process queue here, handed over
+# at once, instead of polling SQLite's lock (busy_timeout sleeps up to 100 ms).
+_sqlite_writers: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        _sqlite_writers[engine] = asyncio.Lock()
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction: committed when the block ends, rolled back if it
+    raises. Every write goes through here (reads use engine.connect())."""
+    lock = _sqlite_writers.get(engine)
+    if lock is None:
+        async with engine.begin() as conn:
+            yield conn
+        return
+    async with lock, engine.connect() as conn:
+        await conn.execution_options(**{_WRITE: True})
+        async with conn.begin():
+            yield conn
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -82,4 +124,4 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-__all__ = ["create_engine", "ensure_sqlite_dir", "migrate"]
+__all__ = ["create_engine", "ensure_sqlite_dir", "migrate", "transaction"]

@@ -40,14 +40,16 @@ def _to_message(row: Any) -> Message:
     )
 
 
-async def by_client_id(
-    conn: AsyncConnection, sender_id: int, client_message_id: str
-) -> Message | None:
-    query = _select().where(
-        messages.c.sender_id == sender_id, messages.c.client_message_id == client_message_id
-    )
-    row = (await conn.execute(query)).first()
-    return _to_message(row) if row else None
+async def by_client_ids(
+    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+) -> dict[tuple[int, str], Message]:
+    """The messages already stored under these (sender, client message id)
+    keys: a worker's whole group checked for re-sends in one query."""
+    if not keys:
+        return {}
+    pair = sa.tuple_(messages.c.sender_id, messages.c.client_message_id)
+    rows = await conn.execute(_select().where(pair.in_(list(set(keys)))))
+    return {(row.sender_id, row.client_message_id): _to_message(row) for row in rows}
 
 
 async def next_seqs(conn: AsyncConnection, chat_id: int, count: int) -> int:
@@ -68,17 +70,26 @@ async def insert_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
         await conn.execute(sa.insert(messages), list(rows))
 
 
-async def mark_sender_read(conn: AsyncConnection, chat_id: int, sender_id: int, seq: int) -> None:
-    """Your own message is never unread to you."""
-    await conn.execute(
-        sa.update(members)
-        .where(
-            members.c.chat_id == chat_id,
-            members.c.user_id == sender_id,
-            members.c.last_read_seq < seq,
-        )
-        .values(last_read_seq=seq)
+_MARK_READ = (
+    sa.update(members)
+    .where(
+        members.c.chat_id == sa.bindparam("read_chat_id"),
+        members.c.user_id == sa.bindparam("read_user_id"),
+        members.c.last_read_seq < sa.bindparam("read_seq"),
     )
+    .values(last_read_seq=sa.bindparam("read_seq"))
+)
+
+
+async def mark_senders_read(conn: AsyncConnection, newest: dict[tuple[int, int], int]) -> None:
+    """Your own message is never unread to you: (chat, sender) -> the newest
+    id they sent, for a whole group in one round trip (executemany)."""
+    if newest:
+        params = [
+            {"read_chat_id": chat_id, "read_user_id": user_id, "read_seq": seq}
+            for (chat_id, user_id), seq in newest.items()
+        ]
+        await conn.execute(_MARK_READ, params)
 
 
 def row(

@@ -17,6 +17,7 @@ from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
 from crab.core.domain.models import Chat, ChatKind, Invite, InviteAnswer, Message
 from crab.core.storage import chats, invites, messages, users
+from crab.core.storage.engine import transaction
 from crab.errors import AlreadyExists, CrabError, FailedPrecondition, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Worker:
     async def _one(self, command: cmd.Command, retry: bool = True) -> Outcome:
         published: Published = []
         try:
-            async with self._engine.begin() as conn:
+            async with transaction(self._engine) as conn:
                 result = await self._dispatch(conn, command, published)
         except CrabError as error:
             return Outcome(error=error)
@@ -91,7 +92,7 @@ class Worker:
         then each is answered. If the group fails, each is tried alone."""
         published: Published = []
         try:
-            async with self._engine.begin() as conn:
+            async with transaction(self._engine) as conn:
                 outcomes = await self._store_sends(conn, [c for _, c in sends], published)
         except IntegrityError:
             log.info("group of %d sends conflicted; storing one by one", len(sends))
@@ -111,39 +112,37 @@ class Worker:
     async def _store_sends(
         self, conn: AsyncConnection, sends: Sequence[cmd.SendMessage], out: Published
     ) -> list[Outcome]:
+        """A group of sends in a fixed number of statements, whatever its size:
+        re-sends, memberships and senders are each looked up once for all."""
+        keys = [(s.sender_id, s.client_message_id) for s in sends]
+        existing = await messages.by_client_ids(conn, keys)
+        member = await chats.memberships(conn, [(s.chat_id, s.sender_id) for s in sends])
         outcomes: list[Outcome | None] = [None] * len(sends)
         fresh: dict[tuple[int, str], int] = {}  # (sender, client id) -> index in sends
         by_chat: defaultdict[int, list[int]] = defaultdict(list)
-        membership: dict[tuple[int, int], bool] = {}
-        for i, send in enumerate(sends):
-            key = (send.sender_id, send.client_message_id)
-            if key in fresh:
+        for i, (send, key) in enumerate(zip(sends, keys, strict=True)):
+            if key in existing:
+                outcomes[i] = Outcome(result=existing[key])  # a re-send: the first one
+            elif key in fresh:
                 continue  # the same send twice in one group: answered below
-            existing = await messages.by_client_id(conn, *key)
-            if existing is not None:
-                outcomes[i] = Outcome(result=existing)  # a re-send: the first one
-                continue
-            member_key = (send.chat_id, send.sender_id)
-            if member_key not in membership:
-                membership[member_key] = await chats.is_member(conn, *member_key)
-            if not membership[member_key]:
+            elif (send.chat_id, send.sender_id) not in member:
                 outcomes[i] = Outcome(error=NotFound(f"chat {send.chat_id} not found"))
-                continue
-            fresh[key] = i
-            by_chat[send.chat_id].append(i)
+            else:
+                fresh[key] = i
+                by_chat[send.chat_id].append(i)
 
         when = now()
         stored: dict[int, Message] = {}
         rows = []
+        read_up_to: dict[tuple[int, int], int] = {}  # (chat, sender) -> newest id sent
         senders = await users.by_ids(conn, (sends[i].sender_id for i in fresh.values()))
         # Chats locked (by next_seqs) in id order: competing workers whose
         # batches share chats queue up instead of deadlocking on PostgreSQL.
         for chat_id in sorted(by_chat):
             indexes = by_chat[chat_id]
             first = await messages.next_seqs(conn, chat_id, len(indexes))
-            for offset, i in enumerate(indexes):
+            for seq, i in enumerate(indexes, start=first):
                 send = sends[i]
-                seq = first + offset
                 rows.append(
                     messages.row(
                         chat_id, seq, send.sender_id, send.client_message_id, send.text, when
@@ -152,13 +151,13 @@ class Worker:
                 stored[i] = Message(
                     chat_id, seq, senders[send.sender_id], send.text, when, send.client_message_id
                 )
-                await messages.mark_sender_read(conn, chat_id, send.sender_id, seq)
+                read_up_to[(chat_id, send.sender_id)] = seq
         await messages.insert_many(conn, rows)
+        await messages.mark_senders_read(conn, read_up_to)
 
-        for i, send in enumerate(sends):
+        for i, key in enumerate(keys):
             if outcomes[i] is None:
-                first_index = fresh[(send.sender_id, send.client_message_id)]
-                outcomes[i] = Outcome(result=stored[first_index])
+                outcomes[i] = Outcome(result=stored[fresh[key]])
         for i in sorted(stored, key=lambda i: (stored[i].chat_id, stored[i].id)):
             out.append((ev.chat_topic(stored[i].chat_id), ev.MessageCreated(stored[i])))
         return [o for o in outcomes if o is not None]
