@@ -141,6 +141,7 @@ class Crab:
             await self.server.wait_closed()
         await self.broker.close()
         await self.engine.dispose()
+        self.accounts.close()
 
 
 def _is_loopback(host: str) -> bool:

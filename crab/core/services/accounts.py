@@ -36,6 +36,9 @@ class Accounts:
         self._refresh_ttl = refresh_ttl
         self.signup_open = signup_open
 
+    def close(self) -> None:
+        self._passwords.close()
+
     async def create_user(self, username: str, password: str, display_name: str = "") -> User:
         """Used by sign-up and by the admin's `crab user add`."""
         name = normalize_username(username)
