@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from crab.core.api import convert, wire
 from crab.core.api import frames as frames_module
 from crab.core.api.frames import FrameEncoder
-from crab.core.domain.models import Message, User
+from crab.core.domain.models import Message, MessagePage, User
 from crab.core.services import live
 from crab.proto.crab import v1 as pb
 
@@ -53,3 +54,32 @@ def test_a_message_is_encoded_once_for_every_stream() -> None:
     shared = message(1)
     first = encoder.encode(shared)
     assert encoder.encode(message(1)) is first  # another stream, same message
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        message(1),
+        Message(
+            2**62,
+            2**63 + 5,
+            User(2**40, "zoë", ""),
+            "naïve ☃ \x1b[31m\n",
+            datetime.max.replace(tzinfo=UTC),
+            "",
+        ),
+        Message(1, 1, User(1, "a", "A"), "", datetime(1970, 1, 1, tzinfo=UTC), "c"),
+    ],
+)
+def test_upb_encodings_are_the_generated_ones(sample: Message) -> None:
+    """wire.py (C runtime) and convert.py (betterproto2) write the same bytes."""
+    assert wire.message_frame(sample) == bytes(convert.frame(sample))
+    ack = live.Ack("cid-1", sample)
+    assert wire.ack_frame(ack) == bytes(convert.frame(ack))
+    for has_more in (True, False):
+        page = MessagePage(messages=[sample, message(3, "x" * 300)], has_more=has_more)
+        expected = pb.MessagePage(
+            messages=[convert.message(m) for m in page.messages], has_more=has_more
+        )
+        assert wire.page(page) == bytes(expected)
+    assert wire.page(MessagePage(messages=[], has_more=False)) == b""

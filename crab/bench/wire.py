@@ -6,26 +6,9 @@ betterproto2. The wire format is the contract, so either runtime speaks it."""
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-DESCRIPTORS = Path(__file__).resolve().parents[1] / "proto" / "crab.desc"
-
-
-@cache
-def _pool() -> Any:
-    pool = descriptor_pool.DescriptorPool()
-    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTORS.read_bytes())
-    for file in files.file:
-        pool.Add(file)
-    return pool
-
-
-def message_class(name: str) -> Any:
-    """The class of `crab.v1.<name>`."""
-    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"crab.v1.{name}"))
+from crab.proto.upb import message_class
 
 
 class Wire:

@@ -24,7 +24,7 @@ from crab.core.broker.memory import MemoryBroker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import ChatKind, Message, User
 from crab.core.storage import chats, invites, messages, sessions, tables, users
-from crab.core.storage.engine import SCHEMA_HEAD, create_engine, migrate
+from crab.core.storage.engine import SCHEMA_HEAD, create_engine, migrate, transaction
 from crab.core.storage.tables import metadata
 from crab.core.worker.handlers import Worker
 from crab.errors import AlreadyExists
@@ -122,7 +122,7 @@ async def test_concurrent_first_starts_migrate_once(pg_database_url: str) -> Non
 
 
 async def test_users_insert_read_and_unique_names(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice = await add_user(conn, "alice", "Alice A.")
         bob = await add_user(conn, "bob")
     assert alice.id != bob.id and alice.id > 0
@@ -141,14 +141,14 @@ async def test_users_insert_read_and_unique_names(engine: AsyncEngine) -> None:
     # Names are stored lower-cased (the service does it), so the unique
     # constraint on the column is unique ignoring case.
     with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await add_user(conn, "alice", "Another Alice")
     async with engine.connect() as conn:
         assert len(await users.list_all(conn)) == 2
 
 
 async def test_user_search_ranks_escapes_wildcards_and_limits(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         for name, display in [
             ("ann", "Ann"),
             ("annabel", "Annabel Lee"),
@@ -181,14 +181,14 @@ async def test_user_search_ranks_escapes_wildcards_and_limits(engine: AsyncEngin
 
 async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> None:
     later = T0 + timedelta(days=30)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice = await add_user(conn, "alice")
         bob = await add_user(conn, "bob")
         one = await sessions.create(conn, alice.id, "h1", T0, later)
         two = await sessions.create(conn, alice.id, "h2", T0, later)
         bobs = await sessions.create(conn, bob.id, "h3", T0, later)
     assert len({one, two, bobs}) == 3
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         assert await sessions.is_active(conn, one, alice.id, T0)
         assert not await sessions.is_active(conn, one, bob.id, T0)  # not bob's
         assert not await sessions.is_active(conn, one, alice.id, later)  # expired
@@ -201,9 +201,9 @@ async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> N
         assert await sessions.by_refresh_hash(conn, "h1b", later) == (one, alice.id)
         assert await sessions.is_active(conn, one, alice.id, later)
     with pytest.raises(IntegrityError):  # refresh hashes are unique
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await sessions.create(conn, bob.id, "h2", T0, later)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         await sessions.revoke(conn, one, T0 + timedelta(hours=1))
         assert not await sessions.is_active(conn, one, alice.id, T0)
         assert await sessions.by_refresh_hash(conn, "h1b", T0) is None
@@ -223,13 +223,13 @@ async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> N
 
 
 async def test_rooms_members_and_positions(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
         room = await chats.create(conn, ChatKind.ROOM, "team", alice.id, T0)
         await chats.add_member(conn, room.id, alice.id, T0)
         await chats.add_member(conn, room.id, bob.id, T0)
     assert room.kind == ChatKind.ROOM and room.last_message_id == 0
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         assert await chats.get(conn, room.id) == room
         assert await chats.get(conn, 10**12) is None
         assert await chats.is_member(conn, room.id, bob.id)
@@ -243,9 +243,9 @@ async def test_rooms_members_and_positions(engine: AsyncEngine) -> None:
         (summary,) = await chats.summaries(conn, carol.id)
         assert summary.unread_count == 0 and summary.last_read_id == 3
     with pytest.raises(IntegrityError):  # one membership per person
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await chats.add_member(conn, room.id, carol.id, T0)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         assert await chats.remove_member(conn, room.id, bob.id)
         assert not await chats.remove_member(conn, room.id, bob.id)
         assert await chats.positions(conn, bob.id) == {}
@@ -253,7 +253,7 @@ async def test_rooms_members_and_positions(engine: AsyncEngine) -> None:
 
 
 async def test_one_direct_chat_per_pair_named_for_the_other(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
         key = chats.direct_key(bob.id, alice.id)
         assert key == chats.direct_key(alice.id, bob.id)
@@ -261,9 +261,9 @@ async def test_one_direct_chat_per_pair_named_for_the_other(engine: AsyncEngine)
         for person in (alice, bob):
             await chats.add_member(conn, direct.id, person.id, T0)
     with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await chats.create(conn, ChatKind.DIRECT, "", bob.id, T0, key)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         assert (await chats.direct_between(conn, bob.id, alice.id)) == direct
         assert await chats.direct_between(conn, alice.id, carol.id) is None
         assert (await chats.view(conn, direct, alice.id)).name == "bob"
@@ -276,7 +276,7 @@ async def test_one_direct_chat_per_pair_named_for_the_other(engine: AsyncEngine)
 
 
 async def test_summaries_unread_last_message_and_order(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         quiet = await room_with(conn, alice, bob, name="quiet")
         busy = await room_with(conn, alice, bob, name="busy")
@@ -298,7 +298,7 @@ async def test_summaries_unread_last_message_and_order(engine: AsyncEngine) -> N
 async def test_mark_read_moves_forward_only_and_never_past_the_end(
     engine: AsyncEngine,
 ) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         room = await room_with(conn, alice, bob)
         await store(conn, room, bob, *[f"m{i}" for i in range(5)])
@@ -309,7 +309,7 @@ async def test_mark_read_moves_forward_only_and_never_past_the_end(
         return s.last_read_id, s.unread_count
 
     async def mark(seq: int) -> None:
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await chats.mark_read(conn, room, alice.id, seq)
 
     assert await read_position() == (0, 5)
@@ -319,7 +319,7 @@ async def test_mark_read_moves_forward_only_and_never_past_the_end(
     assert await read_position() == (3, 2)
     await mark(99)  # never past the end
     assert await read_position() == (5, 0)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         await store(conn, room, bob, "m5")
     # Ids a client may send (uint64 on the wire; int64 in the database).
     for huge in (2**31, 2**40, 2**63 - 1):
@@ -331,7 +331,7 @@ async def test_mark_read_moves_forward_only_and_never_past_the_end(
 
 
 async def test_invites_pending_keys_lists_and_delete(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
         room = await room_with(conn, alice, name="team")
         to_room = await invites.insert(
@@ -342,9 +342,9 @@ async def test_invites_pending_keys_lists_and_delete(engine: AsyncEngine) -> Non
         to_direct = await invites.insert(conn, carol.id, alice.id, None, direct_key, T0)
     for key in (invites.room_key(room, bob.id), invites.direct_key(alice.id, carol.id)):
         with pytest.raises(IntegrityError):  # one pending invite per room+person / pair
-            async with engine.begin() as conn:
+            async with transaction(engine) as conn:
                 await invites.insert(conn, alice.id, carol.id, None, key, T0)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         assert await invites.key_taken(conn, invites.room_key(room, bob.id))
         assert not await invites.key_taken(conn, invites.room_key(room, carol.id))
         got = await invites.get(conn, to_room)
@@ -365,16 +365,16 @@ async def test_invites_pending_keys_lists_and_delete(engine: AsyncEngine) -> Non
 
 async def test_an_answered_invites_id_is_never_reused(engine: AsyncEngine) -> None:
     """A retried answer to an old invite must not hit a newer one."""
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         room = await room_with(conn, alice)
         key = invites.room_key(room, bob.id)
         first = await invites.insert(conn, alice.id, bob.id, room, key, T0)
         await invites.delete(conn, first)
         second = await invites.insert(conn, alice.id, bob.id, room, key, T0)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         await invites.delete(conn, second)
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         third = await invites.insert(conn, alice.id, bob.id, room, key, T0)
     assert len({first, second, third}) == 3
 
@@ -383,7 +383,7 @@ async def test_an_answered_invites_id_is_never_reused(engine: AsyncEngine) -> No
 
 
 async def test_message_ids_are_gap_free_per_chat(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         one = await room_with(conn, alice, bob)
         two = await room_with(conn, alice, bob)
@@ -394,15 +394,15 @@ async def test_message_ids_are_gap_free_per_chat(engine: AsyncEngine) -> None:
         assert await chats.positions(conn, alice.id) == {one: 5, two: 2}
     # A rolled-back reservation leaves no gap.
     with pytest.raises(RuntimeError):
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await messages.next_seqs(conn, one, 10)
             raise RuntimeError("worker died")
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         assert await messages.next_seqs(conn, one, 1) == 6
 
 
 async def test_pages_newest_first_down_to_the_very_first(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         room = await room_with(conn, alice, bob)
         other = await room_with(conn, alice, bob)
@@ -437,7 +437,7 @@ async def test_pages_newest_first_down_to_the_very_first(engine: AsyncEngine) ->
 
 
 async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         room = await room_with(conn, alice, bob)
         await messages.insert_many(conn, [messages.row(room, 1, alice.id, "cid", "hi", T0)])
@@ -453,12 +453,12 @@ async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> 
         }
         assert await messages.by_client_ids(conn, []) == {}
     with pytest.raises(IntegrityError):
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await messages.insert_many(conn, [messages.row(room, 3, alice.id, "cid", "hi", T0)])
     with pytest.raises(IntegrityError):  # and one message per id in a chat
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await messages.insert_many(conn, [messages.row(room, 2, alice.id, "new", "x", T0)])
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         await messages.mark_senders_read(conn, {(room, bob.id): 2, (room, alice.id): 1})
         await messages.mark_senders_read(conn, {(room, bob.id): 1})  # never back
         await messages.mark_senders_read(conn, {})
@@ -469,7 +469,7 @@ async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> 
 
 
 async def test_memberships_of_a_group(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
         room = await room_with(conn, alice, bob)
         asked = [(room, alice.id), (room, carol.id), (room, bob.id), (room + 1, alice.id)]
@@ -479,14 +479,14 @@ async def test_memberships_of_a_group(engine: AsyncEngine) -> None:
 
 async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:
     tokyo = datetime(2024, 5, 1, 21, 0, 0, 123456, tzinfo=ZoneInfo("Asia/Tokyo"))
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice = await users.insert(conn, "alice", "Alice", "x", tokyo)
         room = await chats.create(conn, ChatKind.ROOM, "r", alice.id, tokyo)
         await chats.add_member(conn, room.id, alice.id, tokyo)
         await store(conn, room.id, alice, "hi", at=tokyo)
         session = await sessions.create(conn, alice.id, "h", tokyo, tokyo + timedelta(days=1))
     with pytest.raises(sa.exc.StatementError, match="naive"):
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             await users.insert(conn, "bob", "Bob", "x", datetime(2024, 1, 1))
     async with engine.connect() as conn:
         stamps = [
@@ -509,13 +509,13 @@ async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:
 async def test_concurrent_writers_in_one_chat_keep_ids_gap_free(engine: AsyncEngine) -> None:
     """Each transaction reserves ids and inserts its rows, all at once: the
     row lock taken by UPDATE ... RETURNING on the chat serialises them."""
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice = await add_user(conn, "alice")
         room = await room_with(conn, alice)
     counts = [1 + i % 3 for i in range(16)]
 
     async def writer(n: int) -> list[int]:
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             first = await messages.next_seqs(conn, room, n)
             await asyncio.sleep(0.005)  # hold the lock while others queue up
             rows = [
@@ -539,7 +539,7 @@ async def test_workers_storing_in_several_chats_at_once_do_not_deadlock(
 ) -> None:
     """Batches that touch the same chats in opposite orders, on competing
     workers: they lock the chats in one order, so neither waits on the other."""
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         rooms = [await room_with(conn, alice, bob, name=f"r{i}") for i in range(3)]
     broker = MemoryBroker()
@@ -569,7 +569,7 @@ async def test_competing_workers_answer_a_duplicate_invite_already_exists(
 ) -> None:
     """Two workers handling the same invite at once: one stores it, the
     other is told it exists (not an internal error from the unique key)."""
-    async with engine.begin() as conn:
+    async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         room = await room_with(conn, alice)
     broker = MemoryBroker()

@@ -31,7 +31,7 @@ async def _accounts(data_dir: Path, password: str) -> tuple[int, int]:
     """Schema, the reader's account and the chat, through crab's storage layer."""
     from crab.core.domain.models import ChatKind
     from crab.core.storage import chats, users
-    from crab.core.storage.engine import create_engine, ensure_sqlite_dir, migrate
+    from crab.core.storage.engine import create_engine, ensure_sqlite_dir, migrate, transaction
 
     url = sqlite_url(data_dir)
     ensure_sqlite_dir(url)
@@ -41,7 +41,7 @@ async def _accounts(data_dir: Path, password: str) -> tuple[int, int]:
         now = datetime.now(UTC)
         # Any argon2 hash verifies under any cost setting: the cheap one saves time here.
         password_hash = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(password)
-        async with engine.begin() as conn:
+        async with transaction(engine) as conn:
             user = await users.insert(conn, READER, "history reader", password_hash, now)
             chat = await chats.create(conn, ChatKind.ROOM, "history", user.id, now)
             await chats.add_member(conn, chat.id, user.id, now)

@@ -9,7 +9,6 @@ from crab.core.domain.models import (
     Invite,
     InviteAnswer,
     Message,
-    MessagePage,
     User,
 )
 from crab.core.services import live
@@ -49,10 +48,6 @@ def summary(s: ChatSummary) -> pb.ChatSummary:
         unread_count=s.unread_count,
         last_read_id=s.last_read_id,
     )
-
-
-def page(p: MessagePage) -> pb.MessagePage:
-    return pb.MessagePage(messages=[message(m) for m in p.messages], has_more=p.has_more)
 
 
 def invite(i: Invite) -> pb.Invite:

@@ -10,7 +10,7 @@ from typing import Any
 
 from grpclib.encoding.proto import ProtoCodec
 
-from crab.core.api import convert
+from crab.core.api import convert, wire
 from crab.core.domain.models import Message
 from crab.core.services import live
 
@@ -52,10 +52,12 @@ class FrameEncoder:
             key = (item.chat_id, item.id)
             found = self._messages.get(key)
             if found is None:
-                found = self._messages[key] = bytes(convert.frame(item))
+                found = self._messages[key] = wire.message_frame(item)
                 if len(self._messages) > self._cache_size:
                     self._messages.popitem(last=False)
             return found
+        if isinstance(item, live.Ack):
+            return wire.ack_frame(item)
         return bytes(convert.frame(item))
 
     def writes(self, items: Sequence[live.Outgoing]) -> Iterator[bytes]:

@@ -7,7 +7,6 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool
 from grpclib.events import RecvRequest, listen
 from grpclib.health.service import Health
 from grpclib.reflection.service import ServerReflection
@@ -29,17 +28,7 @@ from crab.core.services.invites import Invites
 from crab.core.services.live import Hub
 from crab.core.services.messages import Messages
 from crab.core.services.people import People
-
-DESCRIPTORS = Path(__file__).resolve().parents[2] / "proto" / "crab.desc"
-
-
-def _reflection_pool() -> Any:
-    """crab.proto's descriptors (written by `make proto`) for reflection."""
-    pool = descriptor_pool.DescriptorPool()
-    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTORS.read_bytes())
-    for file in files.file:
-        pool.Add(file)
-    return pool
+from crab.proto import upb
 
 
 def build_server(
@@ -61,7 +50,7 @@ def build_server(
     calls = Calls()
     guarded: list[Any] = [Guarded(s, calls) for s in services]
     server = Server(
-        ServerReflection.extend([*guarded, health], pool=_reflection_pool()),
+        ServerReflection.extend([*guarded, health], pool=upb.pool()),
         codec=PassThroughCodec(),
     )
     listen(server, RecvRequest, AuthListener(accounts))

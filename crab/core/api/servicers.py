@@ -3,7 +3,10 @@ translates: read the caller, call one service, convert the answer."""
 
 from __future__ import annotations
 
-from crab.core.api import convert
+from grpclib.const import Cardinality, Handler
+from grpclib.server import Stream
+
+from crab.core.api import convert, wire
 from crab.core.api.auth import caller
 from crab.core.services.accounts import Accounts
 from crab.core.services.chats import Chats
@@ -69,11 +72,21 @@ class ChatsServicer(pb.ChatsBase):
         await self._chats.leave(caller(), message.chat_id)
         return pb.Empty()
 
-    async def get_messages(self, message: pb.GetMessagesRequest) -> pb.MessagePage:
-        found = await self._chats.history(
-            caller(), message.chat_id, message.before_id, message.limit
+    def __mapping__(self) -> dict[str, Handler]:
+        mapping: dict[str, Handler] = super().__mapping__()
+        # History pages are encoded by upb (wire.py): ~10x cheaper for 50 messages.
+        mapping["/crab.v1.Chats/GetMessages"] = Handler(
+            self._get_messages, Cardinality.UNARY_UNARY, pb.GetMessagesRequest, pb.MessagePage
         )
-        return convert.page(found)
+        return mapping
+
+    async def _get_messages(self, stream: Stream[pb.GetMessagesRequest, bytes]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        found = await self._chats.history(
+            caller(), request.chat_id, request.before_id, request.limit
+        )
+        await stream.send_message(wire.page(found))  # bytes: PassThroughCodec
 
     async def mark_read(self, message: pb.MarkReadRequest) -> pb.Empty:
         await self._chats.mark_read(caller(), message.chat_id, message.message_id)

@@ -35,8 +35,8 @@ class Chats:
     async def _visible(self, conn: AsyncConnection, caller: Caller, chat_id: int) -> Chat:
         """The chat, if the caller is a member. Otherwise NotFound, the same
         answer as for a chat that does not exist: outsiders learn nothing."""
-        chat = await chats.get(conn, chat_id)
-        if chat is None or not await chats.is_member(conn, chat_id, caller.user_id):
+        chat = await chats.get_as_member(conn, chat_id, caller.user_id)
+        if chat is None:
             raise NotFound(f"chat {chat_id} not found")
         return chat
 

@@ -54,6 +54,17 @@ async def get(conn: AsyncConnection, chat_id: int) -> Chat | None:
     return to_chat(row) if row else None
 
 
+async def get_as_member(conn: AsyncConnection, chat_id: int, user_id: int) -> Chat | None:
+    """The chat, if `user_id` is a member of it (one query)."""
+    query = (
+        sa.select(*CHAT_COLUMNS)
+        .join(members, members.c.chat_id == chats.c.id)
+        .where(chats.c.id == chat_id, members.c.user_id == user_id)
+    )
+    row = (await conn.execute(query)).first()
+    return to_chat(row) if row else None
+
+
 async def direct_between(conn: AsyncConnection, a: int, b: int) -> Chat | None:
     query = sa.select(*CHAT_COLUMNS).where(chats.c.direct_key == direct_key(a, b))
     row = (await conn.execute(query)).first()

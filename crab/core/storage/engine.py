@@ -1,5 +1,8 @@
 """The database engine, chosen by URL (SQLite by default, PostgreSQL when
-scaled), with the migrations applied."""
+scaled), with the migrations applied. Writes go through `transaction()`,
+reads through `engine.connect()`: on SQLite only `transaction()` opens a
+transaction (BEGIN IMMEDIATE); a plain `engine.begin()` runs each statement
+on its own."""
 
 from __future__ import annotations
 
@@ -39,17 +42,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
     _sqlite_pragmas(dbapi_connection, record)
-    # We say BEGIN ourselves (below), not the driver, which would only start
-    # a transaction at the first write.
+    # The driver's own BEGIN comes only at the first write; we say it
+    # ourselves (below), and only for writes.
     dbapi_connection.isolation_level = None
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    # A write transaction takes SQLite's write lock at BEGIN. Otherwise it
-    # starts as a reader, and when it first writes after another process's
-    # commit SQLite fails it at once ("database is locked"), busy_timeout or not.
-    write = conn.get_execution_options().get(_WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # A write transaction takes SQLite's write lock at BEGIN. Begun as a
+    # reader, it would fail at its first write after another process's
+    # commit ("database is locked", busy_timeout or not). Reads need no
+    # BEGIN: each statement sees a consistent snapshot, as before.
+    if conn.get_execution_options().get(_WRITE, False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _WRITE = "crab_write"
@@ -60,7 +64,9 @@ _sqlite_writers: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url)
+        # No rollback when a connection goes back to the pool: only writes
+        # open transactions, and they always end in commit or rollback.
+        engine = create_async_engine(url, pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         _sqlite_writers[engine] = asyncio.Lock()

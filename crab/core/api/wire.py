@@ -1,0 +1,47 @@
+"""The answers that carry messages in bulk (each fan-out frame, each send's
+acknowledgement, history pages of 50) encoded with the C protobuf runtime:
+betterproto2 takes ~4 ms for a page of 50, upb ~0.3 ms, same bytes. The
+rest of the API keeps the generated betterproto2 classes (convert.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crab.core.domain.models import Message, MessagePage
+from crab.core.services import live
+from crab.proto.upb import message_class
+
+_ServerFrame = message_class("ServerFrame")
+_MessagePage = message_class("MessagePage")
+
+
+def _fill(out: Any, m: Message) -> None:
+    out.chat_id = m.chat_id
+    out.id = m.id
+    sender = out.sender
+    sender.id = m.sender.id
+    sender.username = m.sender.username
+    sender.display_name = m.sender.display_name
+    out.text = m.text
+    out.sent_at.FromDatetime(m.sent_at)  # aware datetimes: converted to UTC
+    out.client_message_id = m.client_message_id
+
+
+def message_frame(m: Message) -> bytes:
+    frame = _ServerFrame()
+    _fill(frame.message, m)
+    return bytes(frame.SerializeToString())
+
+
+def ack_frame(ack: live.Ack) -> bytes:
+    frame = _ServerFrame()
+    frame.ack.client_message_id = ack.client_message_id
+    _fill(frame.ack.message, ack.message)
+    return bytes(frame.SerializeToString())
+
+
+def page(p: MessagePage) -> bytes:
+    out = _MessagePage(has_more=p.has_more)
+    for m in p.messages:
+        _fill(out.messages.add(), m)
+    return bytes(out.SerializeToString())
