@@ -105,12 +105,14 @@ class RabbitMQ:
         subprocess.run(["chown", "-R", "rabbitmq:", str(self.base)], check=True)
         # Our own epmd, on its own port: we know its pid, and it never meets
         # another project's epmd. The node finds it through ERL_EPMD_PORT.
-        self.epmd = subprocess.Popen(
-            [which("epmd") or "epmd", "-address", "127.0.0.1", "-port", str(self.epmd_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait_for(lambda: _port_open(self.epmd_port), "epmd")
+        # A restarted node (stop_node, then start) finds it still running.
+        if self.epmd is None or self.epmd.poll() is not None:
+            self.epmd = subprocess.Popen(
+                [which("epmd") or "epmd", "-address", "127.0.0.1", "-port", str(self.epmd_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self._wait_for(lambda: _port_open(self.epmd_port), "epmd")
         # As root: the Debian wrapper switches to the rabbitmq user itself.
         subprocess.run(
             [which("rabbitmq-server") or "rabbitmq-server", "-detached"],
@@ -145,7 +147,9 @@ class RabbitMQ:
             text.extend(log.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(text) or "(no log)"
 
-    def stop(self) -> None:
+    def stop_node(self) -> None:
+        """Stops the node only (its data and epmd stay): `start` brings it
+        back on the same port, with its durable queues and messages."""
         pid = self._pid()
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run(
@@ -158,6 +162,11 @@ class RabbitMQ:
         if pid is not None and _alive(pid):  # shutdown failed: end it by its pid
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # A pid file left behind would read as "exited while starting" next time.
+        (self.base / "rabbit.pid").unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        self.stop_node()
         if self.epmd is not None:
             self.epmd.terminate()
             try:
@@ -167,14 +176,16 @@ class RabbitMQ:
                 self.epmd.wait()
 
 
-@pytest.fixture(scope="session")
-def rabbitmq_url() -> Iterator[str]:
-    """The AMQP URL of a RabbitMQ node private to this test session."""
+@contextlib.contextmanager
+def private_rabbitmq(prefix: str = "crab-rabbitmq-") -> Iterator[RabbitMQ]:
+    """A RabbitMQ node of its own, started, and stopped at the end. Its data
+    is in a folder from tempfile.mkdtemp: the rabbitmq user cannot enter
+    pytest's tmp_path."""
     if which("rabbitmq-server") is None or which("epmd") is None:
         missing_service("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
     if os.geteuid() != 0:
         missing_service("starting rabbitmq-server needs root (the wrapper switches user)")
-    base = Path(tempfile.mkdtemp(prefix="crab-rabbitmq-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     node = RabbitMQ(base)
     try:
         try:
@@ -182,10 +193,17 @@ def rabbitmq_url() -> Iterator[str]:
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             pytest.fail(f"could not start RabbitMQ: {exc}", pytrace=False)
         print(f"\nRabbitMQ ready in {node.started_in:.1f}s at {node.url}")
-        yield node.url
+        yield node
     finally:
         node.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """The AMQP URL of a RabbitMQ node private to this test session."""
+    with private_rabbitmq() as node:
+        yield node.url
 
 
 # ---- PostgreSQL -------------------------------------------------------------------

@@ -54,6 +54,17 @@ async def test_room_invite_accept_and_live_messages(connect: ClientFactory) -> N
         got = await a_live.wait_for(lambda f: is_message(f) and f.message.sender.id == bob.user.id)
         assert got.message.text == "hi alice" and got.message.id == 2
 
+        # A re-send (same client id) is answered with the first message and
+        # published again; streams that have it already skip it.
+        await a_live.send(room.id, "hello bob", client_message_id=cid)
+        again = await a_live.wait_for(lambda f: f.ack is not None)
+        assert again.ack.message.id == 1
+        await a_live.send(room.id, "after the re-send")
+        got = await b_live.wait_for(
+            lambda f: is_message(f) and f.message.sender.id == alice.user.id
+        )
+        assert (got.message.id, got.message.text) == (3, "after the re-send")
+
 
 async def test_history_paging_to_first_message(connect: ClientFactory) -> None:
     alice = await connect("alice")

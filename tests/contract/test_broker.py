@@ -464,3 +464,96 @@ async def test_a_cancelled_bind_leaves_the_subscription_intact(brokers: Brokers)
     await publisher.publish("chat.3", left(200, 3))
     await received.until_count(201)
     assert [e.user_id for _, e in received.items] == list(range(201))  # type: ignore[union-attr]
+
+
+class Outage(Link):
+    """A link RabbitMQ can be away behind: taken down, its connections are
+    cut and new ones refused (as while a node restarts); brought up, it
+    forwards again."""
+
+    down = False
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        await super()._forward(reader, writer)
+
+    def take_down(self) -> None:
+        self.down = True
+        self.cut()
+
+
+async def test_while_the_broker_is_away_steps_wait_for_it_or_answer_unavailable(
+    amqp: Brokers,
+) -> None:
+    """AMQP only: the memory broker has no connection to lose. Bind, request
+    and publish wait (a bounded while) for RabbitMQ to come back and then go
+    ahead, or raise Unavailable (a client's "try again"), never anything
+    else; unbind never waits. What was asked for while away holds once back."""
+    brokers = amqp
+    link = Outage(int(brokers.url.rsplit(":", 1)[1].strip("/")))
+    await link.start()
+    url = f"amqp://guest:guest@127.0.0.1:{link.port}/"
+    patient = AmqpBroker(url, prefix=brokers.prefix, reconnect_wait=WAIT, publish_timeout=WAIT)
+    hasty = AmqpBroker(url, prefix=brokers.prefix, reconnect_wait=0.2, publish_timeout=0.2)
+    try:
+        remote = await brokers.new()
+        await remote.consume(echo)
+        await patient.start()
+        await hasty.start()
+        got_patient, got_hasty = Received(), Received()
+        waiting = await patient.subscribe(got_patient)
+        await waiting.bind("chat.1")
+        await waiting.bind("chat.3")
+        giving_up = await hasty.subscribe(got_hasty)
+        await giving_up.bind("chat.1")
+        await remote.publish("chat.1", left(0))
+        await got_patient.until_count(1)
+        await got_hasty.until_count(1)
+
+        lost = {patient: asyncio.Event(), hasty: asyncio.Event()}
+        for broker, event in lost.items():
+            broker.connection.close_callbacks.add(lambda *_, seen=event: seen.set())
+        link.take_down()
+        async with asyncio.timeout(WAIT):  # both have noticed
+            await asyncio.gather(*(event.wait() for event in lost.values()))
+        with pytest.raises(Unavailable):
+            await giving_up.bind("chat.2")
+        await giving_up.unbind("chat.1")  # let go while away: done on the way back
+        with pytest.raises(Unavailable):
+            await hasty.request(room(1), timeout=WAIT)
+        with pytest.raises(Unavailable):
+            await hasty.publish("chat.1", left(1))
+        steps = [
+            asyncio.create_task(waiting.bind("chat.2")),
+            asyncio.create_task(patient.request(room(2), timeout=WAIT)),
+            asyncio.create_task(patient.publish("chat.3", left(3, 3))),
+        ]
+        # A window for them to finish early, which they cannot do.
+        done, _ = await asyncio.wait(steps, timeout=0.3)
+        assert not done, "a step went ahead while RabbitMQ was away"
+
+        link.down = False
+        async with asyncio.timeout(WAIT):
+            assert await asyncio.gather(*steps) == [None, room_chat(2), None]
+        await got_patient.until_count(2)
+        assert got_patient.items[1] == ("chat.3", left(3, 3))  # published once back
+        async with asyncio.timeout(WAIT):  # a client trying again until it is back
+            while True:
+                try:
+                    assert await hasty.request(room(4), timeout=WAIT) == room_chat(4)
+                    break
+                except Unavailable:
+                    await asyncio.sleep(0.05)
+        await remote.publish("chat.1", left(5))
+        await remote.publish("chat.2", left(6, 2))
+        await got_hasty.until_count(2)
+        await got_patient.until_count(4)
+        # Hasty bound chat.2 and let chat.1 go, as asked while RabbitMQ was away.
+        assert got_hasty.items == [("chat.1", left(0)), ("chat.2", left(6, 2))]
+        assert got_patient.items[2:] == [("chat.1", left(5)), ("chat.2", left(6, 2))]
+    finally:
+        await hasty.close()
+        await patient.close()
+        await link.close()

@@ -8,10 +8,17 @@ published (and confirmed) to the requester's own exclusive reply queue, and
 only then is each command acknowledged: a worker killed mid-batch has its
 commands delivered again to another. Events go to the topic exchange
 `<prefix>.events`; each subscription is one exclusive, auto-delete queue whose
-bindings follow the topics its users need. The connection is robust: after a
-reconnect, aio-pika declares the queues again, restores bindings, QoS and
-consumers. What was in flight then is delivered again (commands) or lost
-(events, and replies: the requester times out with Unavailable).
+bindings follow the topics its users need.
+
+The connection is robust: after a reconnect (a lost link, a restarted
+RabbitMQ) aio-pika declares the queues again and restores bindings, QoS and
+consumers; then the broker binds what was asked for while it was away and
+unbinds what was let go. Until all that is done, the broker is "away": bind,
+request, publish and reply wait for it (bounded), then go ahead or raise
+Unavailable, which the API answers as UNAVAILABLE ("try again"). An unbind
+never waits: it is done on the way back. Commands in flight are delivered
+again (handlers are idempotent); an event or a reply that could not be
+published in time fails its command, which RabbitMQ then delivers again.
 """
 
 from __future__ import annotations
@@ -21,18 +28,18 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
-    AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelInvalidStateError
 
 from crab.core.broker import codec
 from crab.core.broker.base import BatchHandler, Broker, EventHandler, Outcome, Subscription
@@ -45,6 +52,8 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 EVENT_PREFETCH = 1000  # events in hand per subscription; the rest wait in RabbitMQ
 CLOSE_STEP_TIMEOUT = 5.0  # each goodbye to RabbitMQ (cancel, channel close) at most
+RETRY_PAUSE = 0.1  # between tries of a step that failed on a link going down
+AWAY = "the message broker is unreachable; try again"
 
 
 class AmqpBroker(Broker):
@@ -56,13 +65,17 @@ class AmqpBroker(Broker):
         linger: float = 0.002,
         reply_grace: float = 1.0,
         reconnect_interval: float = 1.0,
-        publish_timeout: float = 10.0,
+        reconnect_wait: float = 5.0,
+        publish_timeout: float = 30.0,
     ) -> None:
         """`prefix` names the queue and exchange (tests use their own);
         `linger` is how long a consumer waits for more commands to fill a
         batch once it has one; `reply_grace` is how long close() waits for
-        replies to requests still open; `publish_timeout` bounds publishing
-        an event or a reply while RabbitMQ is out of reach."""
+        replies to requests still open. While RabbitMQ is out of reach, a
+        bind or a request waits for it up to `reconnect_wait` seconds after
+        it was lost (a client is waiting), publishing an event or a reply up
+        to `publish_timeout` (a worker's batch is waiting): a blip is not
+        noticed, a longer outage is answered at once."""
         self._url = url
         self.commands_queue = f"{prefix}.commands"
         self.events_exchange = f"{prefix}.events"
@@ -70,9 +83,10 @@ class AmqpBroker(Broker):
         self.linger = linger
         self._reply_grace = reply_grace
         self._reconnect_interval = reconnect_interval
+        self.reconnect_wait = reconnect_wait
         self._publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
-        self._publisher: AbstractChannel | None = None
+        self._publisher: AbstractRobustChannel | None = None
         self._events: AbstractExchange | None = None
         self._replies: AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
@@ -80,6 +94,13 @@ class AmqpBroker(Broker):
         self._consumers: list[_Consumer] = []
         self._subscriptions: set[AmqpSubscription] = set()
         self._closing = False
+        # Set while connected with every channel, queue, binding and consumer
+        # back in place; `_links` counts connections lost, so a repair that a
+        # newer loss overtook does not declare the broker back.
+        self._restored = asyncio.Event()
+        self._links = 0
+        self._lost_at = 0.0  # loop time when RabbitMQ went away (last time)
+        self._repairs: set[asyncio.Task[None]] = set()
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -97,6 +118,8 @@ class AmqpBroker(Broker):
         self._connection = await aio_pika.connect_robust(
             self._url, reconnect_interval=self._reconnect_interval
         )
+        self._connection.close_callbacks.add(self._on_lost)
+        self._connection.reconnect_callbacks.add(self._on_reconnected)
         self._publisher = await self._connection.channel(publisher_confirms=True)
         await self._publisher.declare_queue(self.commands_queue, durable=True)
         self._events = await self._publisher.declare_exchange(
@@ -107,11 +130,65 @@ class AmqpBroker(Broker):
             f"{self.prefix}.reply.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
         )
         await self._replies.consume(self._on_reply, no_ack=True)
+        self._restored.set()
+
+    # ---- losing RabbitMQ and getting it back -----------------------------------
+
+    def _on_lost(self, *_: Any) -> None:
+        # Called for the lost connection, then again for each failed attempt.
+        self._links += 1
+        if self._restored.is_set():
+            self._restored.clear()
+            self._lost_at = asyncio.get_running_loop().time()
+            if not self._closing:
+                log.warning("lost the connection to RabbitMQ; reconnecting")
+
+    def _on_reconnected(self, *_: Any) -> None:
+        # aio-pika has restored what it knew of: channels, queues, bindings,
+        # consumers. Called while it still holds the connection's restore, so
+        # the rest (bindings changed while away) goes on a task of its own.
+        task = asyncio.create_task(self._repair(self._links), name="crab-amqp-repair")
+        self._repairs.add(task)
+        task.add_done_callback(self._repairs.discard)
+
+    async def _repair(self, link: int) -> None:
+        for subscription in tuple(self._subscriptions):
+            await subscription.repair()
+        if link == self._links and not self._closing:
+            log.warning("reconnected to RabbitMQ")
+            self._restored.set()
+
+    def deadline(self, wait: float) -> float:
+        """Until when (loop time) a step may wait for RabbitMQ: `wait`
+        seconds from now, or if it is away, from when it was lost."""
+        if self._restored.is_set():
+            return asyncio.get_running_loop().time() + wait
+        return self._lost_at + wait
+
+    async def ready(
+        self, channel: AbstractRobustChannel | None, deadline: float, *, whole: bool = True
+    ) -> None:
+        """Returns once RabbitMQ is reachable and `channel` is open (with
+        `whole`, once everything is restored after a reconnect), or raises
+        Unavailable at `deadline` (loop time; one passed already: unless it
+        is so now). Not refused while closing: a batch in hand still
+        publishes its events and replies."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                if whole:
+                    await self._restored.wait()
+                if channel is not None:
+                    await channel.ready()
+        except TimeoutError:
+            raise Unavailable(AWAY) from None
 
     async def close(self) -> None:
         if self._closing:
             return
         self._closing = True
+        for task in tuple(self._repairs):
+            task.cancel()
+        await asyncio.gather(*self._repairs, return_exceptions=True)
         # Each consumer stops taking commands, then finishes the batch it has.
         await asyncio.gather(*(c.stop() for c in self._consumers), return_exceptions=True)
         self._consumers.clear()
@@ -143,6 +220,10 @@ class AmqpBroker(Broker):
         )
         try:
             async with asyncio.timeout(timeout):
+                # Sent once RabbitMQ is back, reply queue included; never twice
+                # here: a lost confirmation may hide a command RabbitMQ has
+                # (the client sends again; handlers are idempotent).
+                await self.ready(self._publisher, self.deadline(self.reconnect_wait))
                 await self._publisher.default_exchange.publish(
                     message, routing_key=self.commands_queue, mandatory=True
                 )
@@ -151,7 +232,7 @@ class AmqpBroker(Broker):
             raise Unavailable("no worker answered in time; try again") from None
         except CONNECTION_EXCEPTIONS as exc:
             log.warning("command not sent: %r", exc)
-            raise Unavailable("the message broker is unreachable; try again") from None
+            raise Unavailable(AWAY) from None
         finally:
             self._pending.pop(correlation_id, None)
 
@@ -194,23 +275,45 @@ class AmqpBroker(Broker):
             body = codec.encode_outcome(Outcome(error=CrabError("the reply could not be sent")))
         reply = aio_pika.Message(body, content_type=JSON, correlation_id=message.correlation_id)
         # Not mandatory: a requester that has gone away just never reads it.
-        async with asyncio.timeout(self._publish_timeout):
-            await self._publisher.default_exchange.publish(
-                reply, routing_key=reply_to, mandatory=False
-            )
+        await self._publish(self._publisher, self._publisher.default_exchange, reply, reply_to)
 
     # ---- events ---------------------------------------------------------------
 
     async def publish(self, topic: str, event: Event) -> None:
-        if self._events is None:
+        if self._events is None or self._publisher is None:
             raise Unavailable("the broker is not started")
         message = aio_pika.Message(codec.encode_event(event), content_type=JSON)
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                await self._events.publish(message, routing_key=topic, mandatory=False)
-        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
-            log.warning("event on %s not published: %r", topic, exc)
-            raise Unavailable("the message broker is unreachable") from None
+        await self._publish(self._publisher, self._events, message, topic)
+
+    async def _publish(
+        self,
+        channel: AbstractRobustChannel,
+        exchange: AbstractExchange,
+        message: aio_pika.Message,
+        routing_key: str,
+    ) -> None:
+        """Publishes and waits for RabbitMQ's confirmation; while RabbitMQ is
+        away, waits for it to come back (see `deadline`), tries again if the
+        link fails meanwhile, else raises Unavailable. An event or a reply
+        may so arrive twice, never silently not at all: sessions skip message
+        ids they have sent, requesters replies already answered."""
+        loop = asyncio.get_running_loop()
+        deadline = self.deadline(self._publish_timeout)
+        while True:
+            try:
+                await self.ready(channel, deadline)
+                async with asyncio.timeout(self._publish_timeout):  # a hung link
+                    await exchange.publish(message, routing_key=routing_key, mandatory=False)
+                return
+            except Unavailable:
+                log.warning("not published to %s: RabbitMQ is away", routing_key)
+                raise
+            except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
+                if loop.time() >= deadline:
+                    log.warning("not published to %s: %r", routing_key, exc)
+                    raise Unavailable(AWAY) from None
+                log.info("publishing to %s again after %r", routing_key, exc)
+                await asyncio.sleep(RETRY_PAUSE)
 
     async def subscribe(self, handler: EventHandler) -> Subscription:
         subscription = AmqpSubscription(self, handler)
@@ -246,6 +349,13 @@ class _Consumer:
     async def _deliver(self, message: AbstractIncomingMessage) -> None:
         self._inbox.put_nowait(message)
 
+    async def _next(self) -> AbstractIncomingMessage:
+        """The next command still ours: one received on a channel lost since
+        is skipped (RabbitMQ has put it back for a consumer of today)."""
+        while _stale(message := await self._inbox.get()):
+            pass
+        return message
+
     async def stop(self) -> None:
         if self._queue is not None and self._broker.online:
             await _bounded(self._queue.cancel(self._tag))
@@ -268,18 +378,19 @@ class _Consumer:
 
     async def _gather(self) -> list[AbstractIncomingMessage]:
         """The first command, then whatever is waiting or arrives within `linger`."""
-        batch = [await self._inbox.get()]
+        batch = [await self._next()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._broker.linger
         while len(batch) < self._batch_size:
             if not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
+                if not _stale(message := self._inbox.get_nowait()):
+                    batch.append(message)
                 continue
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._inbox.get(), remaining))
+                batch.append(await asyncio.wait_for(self._next(), remaining))
             except TimeoutError:
                 break
         return batch
@@ -301,6 +412,9 @@ class _Consumer:
             outcomes = await self._handler([command for _, command in batch])
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} commands")
+        except Unavailable as exc:  # RabbitMQ away: its events could not be published
+            log.warning("command batch of %d failed: %s", len(batch), exc)
+            return False
         except Exception:
             log.exception("command batch of %d failed", len(batch))
             return False
@@ -317,7 +431,7 @@ class _Consumer:
         queue (another worker may do better); one that had already come back
         once is answered with an error and dropped, so a command that always
         breaks its handler cannot circle for ever."""
-        if not self._broker.online:
+        if not self._broker.online or _stale(batch[0][0]):
             return  # RabbitMQ has put them back already, with the lost channel
         if len(batch) > 1:
             for item in batch:
@@ -332,13 +446,16 @@ class _Consumer:
             await _settle(message.nack(requeue=True))
 
     async def _answer(self, message: AbstractIncomingMessage, outcome: Outcome) -> None:
-        """Reply first, acknowledge after. When the connection is gone both
-        fail, and RabbitMQ delivers the command again (handlers are
-        idempotent); the requester's reply then comes from that delivery."""
+        """Reply first, acknowledge after. A reply that cannot be sent puts
+        the command back (when the connection is gone, RabbitMQ already has):
+        it is delivered again (handlers are idempotent), and the requester's
+        reply comes from that delivery."""
         try:
             await self._broker.reply(message, outcome)
-        except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
-            log.warning("reply not sent: %r", exc)
+        except (Unavailable, *CONNECTION_EXCEPTIONS) as exc:
+            log.warning("reply not sent, the command goes back: %r", exc)
+            await _settle(message.nack(requeue=True))
+            return
         await _settle(message.ack())
 
 
@@ -351,11 +468,17 @@ class AmqpSubscription(Subscription):
         self._handler = handler
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
+        self._channel: AbstractRobustChannel | None = None
         self._tag = ""
         self._task: asyncio.Task[None] | None = None
+        # What the hub asked for, and what RabbitMQ has (as aio-pika's robust
+        # queue records it, and restores after a reconnect). They differ while
+        # a change is on its way, or was asked for while RabbitMQ was away.
+        self._wanted: set[str] = set()
+        self._bound: set[str] = set()
 
     async def open(self) -> None:
-        channel = await self._broker.connection.channel(publisher_confirms=False)
+        self._channel = channel = await self._broker.connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=EVENT_PREFETCH)
         # Declared on this channel too, so a reconnect restores it before the bindings.
         await channel.declare_exchange(
@@ -384,12 +507,53 @@ class AmqpSubscription(Subscription):
     # Shielded: aiormq closes the whole channel when an RPC is cancelled, and
     # the caller is a session whose task ends whenever its client goes away.
     async def bind(self, topic: str) -> None:
-        assert self._queue is not None
-        await asyncio.shield(self._queue.bind(self._broker.events_exchange, routing_key=topic))
+        """Bound once this returns. While RabbitMQ is away it waits up to
+        `reconnect_wait`, then raises Unavailable; the topic stays wanted and
+        is bound as soon as RabbitMQ is back."""
+        self._wanted.add(topic)
+        await _shielded(self._settle(topic, self._broker.deadline(self._broker.reconnect_wait)))
 
     async def unbind(self, topic: str) -> None:
+        """Never waits for RabbitMQ: while it is away, the topic is unbound
+        on its way back (until then nothing is delivered anyway)."""
+        self._wanted.discard(topic)
+        try:
+            await _shielded(self._settle(topic, self._broker.deadline(0.0)))
+        except Unavailable:
+            log.info("unbinding %s once RabbitMQ is back", topic)
+
+    async def _settle(self, topic: str, deadline: float, *, whole: bool = True) -> None:
+        """Binds or unbinds `topic` until RabbitMQ has what is wanted (it
+        may change meanwhile), or raises Unavailable at `deadline`."""
         assert self._queue is not None
-        await asyncio.shield(self._queue.unbind(self._broker.events_exchange, routing_key=topic))
+        loop = asyncio.get_running_loop()
+        exchange = self._broker.events_exchange
+        while (wanted := topic in self._wanted) != (topic in self._bound):
+            await self._broker.ready(self._channel, deadline, whole=whole)
+            try:
+                if wanted:
+                    await self._queue.bind(exchange, routing_key=topic)
+                    self._bound.add(topic)
+                else:
+                    await self._queue.unbind(exchange, routing_key=topic)
+                    self._bound.discard(topic)
+            except CONNECTION_EXCEPTIONS as exc:
+                if loop.time() >= deadline:
+                    raise Unavailable(AWAY) from None
+                log.info("%s %s again after %r", "binding" if wanted else "unbinding", topic, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+
+    async def repair(self) -> None:
+        """After a reconnect: binds what was asked for while RabbitMQ was
+        away, and unbinds what was let go."""
+        # One deadline for them all: a channel that does not come back costs
+        # one wait, not one per topic.
+        deadline = asyncio.get_running_loop().time() + self._broker.reconnect_wait
+        for topic in sorted(self._wanted ^ self._bound):
+            try:
+                await self._settle(topic, deadline, whole=False)
+            except Unavailable:
+                log.error("could not restore the binding of %s; until it is asked again", topic)
 
     async def close(self) -> None:
         """No more deliveries; the events already received are handled first."""
@@ -403,6 +567,24 @@ class AmqpSubscription(Subscription):
             await self._task
         if self._queue is not None:
             await _bounded(self._queue.channel.close())
+
+
+async def _shielded(step: Coroutine[Any, Any, None]) -> None:
+    """Runs `step` to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(step)
+    # Retrieved, so an error after the caller left is not reported as lost.
+    task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+    await asyncio.shield(task)
+
+
+def _stale(message: AbstractIncomingMessage) -> bool:
+    """Received on a channel lost since: it cannot be acknowledged, and
+    RabbitMQ has put it back in its queue."""
+    try:
+        message.channel  # noqa: B018 - raises for a closed channel
+    except ChannelInvalidStateError:
+        return True
+    return False
 
 
 async def _bounded(step: Awaitable[Any]) -> None:

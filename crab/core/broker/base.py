@@ -8,6 +8,11 @@ handlers must be idempotent.
 
 Events: topics such as `chat.7` or `user.3`. Each server process holds one
 subscription whose bindings follow its connected users.
+
+A broker that can lose its server (RabbitMQ) makes bind, request and publish
+wait a bounded while for it to come back, then go ahead or raise Unavailable
+(never another error); unbind never waits, and bindings asked for meanwhile
+hold once it is back.
 """
 
 from __future__ import annotations

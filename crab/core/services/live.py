@@ -213,24 +213,29 @@ class Hub:
         if self._closed:
             raise Unavailable("server is shutting down; reconnect and resume")
         session = LiveSession(self, caller, self._buffer)
-        await self._follow(session, ev.user_topic(caller.user_id))
-        async with self.engine.connect() as conn:
-            user = await users.by_id(conn, caller.user_id)
-            chat_ids = list(await chats.positions(conn, caller.user_id))
-        if user is None:
+        try:
+            await self._follow(session, ev.user_topic(caller.user_id))
+            async with self.engine.connect() as conn:
+                user = await users.by_id(conn, caller.user_id)
+                chat_ids = list(await chats.positions(conn, caller.user_id))
+            if user is None:
+                raise Unauthenticated("your account no longer exists")
+            for chat_id in chat_ids:
+                await self.follow_chat(session, chat_id)
+            # Read positions after binding: anything newer arrives as an event.
+            async with self.engine.connect() as conn:
+                positions = await chats.positions(conn, caller.user_id)
+            for chat_id, last_id in positions.items():
+                session._sent_up_to.setdefault(chat_id, last_id)
+            for chat_id in session.chats - positions.keys():
+                await self.unfollow_chat(session, chat_id)  # left while we were binding
+            session.resume(cursors)
+            session.push(Ready(user))
+        except BaseException:
+            # Failed or cancelled half way (a bind while the broker is away):
+            # leave no binding behind for a session that never went live.
             await self.disconnect(session)
-            raise Unauthenticated("your account no longer exists")
-        for chat_id in chat_ids:
-            await self.follow_chat(session, chat_id)
-        # Read positions after binding: anything newer arrives as an event.
-        async with self.engine.connect() as conn:
-            positions = await chats.positions(conn, caller.user_id)
-        for chat_id, last_id in positions.items():
-            session._sent_up_to.setdefault(chat_id, last_id)
-        for chat_id in session.chats - positions.keys():
-            await self.unfollow_chat(session, chat_id)  # left while we were binding
-        session.resume(cursors)
-        session.push(Ready(user))
+            raise
         return session
 
     async def disconnect(self, session: LiveSession) -> None:

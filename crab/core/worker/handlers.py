@@ -158,8 +158,14 @@ class Worker:
         for i, key in enumerate(keys):
             if outcomes[i] is None:
                 outcomes[i] = Outcome(result=stored[fresh[key]])
-        for i in sorted(stored, key=lambda i: (stored[i].chat_id, stored[i].id)):
-            out.append((ev.chat_topic(stored[i].chat_id), ev.MessageCreated(stored[i])))
+        # A re-send's message is published again: if the first attempt's worker
+        # died between commit and publish, live streams get it now, not only
+        # when the chat's next message reveals the gap (streams skip ids sent).
+        again = {(m.chat_id, m.id): m for m in existing.values()}
+        fresh_messages = {(m.chat_id, m.id): m for m in stored.values()}
+        for position in sorted(again.keys() | fresh_messages.keys()):
+            message = fresh_messages.get(position) or again[position]
+            out.append((ev.chat_topic(message.chat_id), ev.MessageCreated(message)))
         return [o for o in outcomes if o is not None]
 
     # ---- chats -----------------------------------------------------------
