@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
 
+from crab.core.app import Crab
+from crab.core.domain import events as ev
+from crab.core.domain.models import Message, User
+from crab.core.storage import messages as message_store
+from crab.core.storage.engine import transaction
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
 
@@ -146,3 +152,41 @@ async def test_concurrent_streams_do_not_block(connect: ClientFactory) -> None:
         await one.send(room.id, "to both devices")
         frames = await asyncio.gather(one.wait_for(is_message), two.wait_for(is_message))
     assert {f.message.text for f in frames} == {"to both devices"}
+
+
+async def test_events_out_of_order_are_filled_from_storage(
+    crab: Crab, connect: ClientFactory
+) -> None:
+    """Two workers can publish out of order: a stream that sees id 3 before
+    1 and 2 reads them from the database first (one read shared by every
+    stream of the replica), then skips the late events."""
+    alice = await connect("alice")
+    bob = await connect("bob")
+    room = await alice.chats.create_room(pb.CreateRoomRequest(name="r"), metadata=alice.metadata)
+    await alice.invites.invite_to_room(
+        pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
+    )
+    (invite,) = (await bob.invites.my_invites(pb.Empty(), metadata=bob.metadata)).received
+    await bob.invites.answer_invite(
+        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
+    )
+    async with alice.session() as a_live, bob.session() as b_live:
+        # Stored as a worker would, but the events of 1 and 2 come last.
+        sender = User(alice.user.id, alice.user.username, alice.user.display_name)
+        stored: list[Message] = []
+        async with transaction(crab.engine) as conn:
+            first = await message_store.next_seqs(conn, room.id, 3)
+            for seq in range(first, first + 3):
+                at = datetime.now(UTC)
+                row = message_store.row(room.id, seq, sender.id, f"c{seq}", f"m{seq}", at)
+                await message_store.insert_many(conn, [row])
+                stored.append(Message(room.id, seq, sender, f"m{seq}", at, f"c{seq}"))
+        for message in (stored[2], stored[0], stored[1]):
+            await crab.broker.publish(ev.chat_topic(room.id), ev.MessageCreated(message))
+        for live in (a_live, b_live):
+            got = await live.collect(is_message, 3)
+            assert [f.message.text for f in got] == ["m1", "m2", "m3"]
+        # Nothing more (no duplicate of 1 or 2): the next message is 4.
+        await a_live.send(room.id, "m4")
+        got = await b_live.wait_for(is_message)
+        assert (got.message.id, got.message.text) == (4, "m4")

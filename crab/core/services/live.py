@@ -165,8 +165,7 @@ class LiveSession:
             after = self._sent_up_to.get(chat_id, 0)
             if up_to is not None and after >= up_to:
                 return
-            async with self.hub.engine.connect() as conn:
-                found = await messages.after(conn, chat_id, after, BACKFILL_PAGE)
+            found = await self.hub.messages_after(chat_id, after)
             for message in found:
                 if up_to is not None and message.id > up_to:
                     return
@@ -195,6 +194,10 @@ class Hub:
         self._topics: dict[str, set[LiveSession]] = {}
         self._subscription: Subscription | None = None
         self._closed = False
+        # Reads in flight for backfills: when events arrive out of order (two
+        # workers), every member's stream sees the same gap at once; they
+        # share one query instead of each asking the database.
+        self._reading: dict[tuple[int, int], asyncio.Future[list[Message]]] = {}
 
     async def start(self) -> None:
         self._subscription = await self._broker.subscribe(self._on_event)
@@ -237,6 +240,21 @@ class Hub:
             await self.disconnect(session)
             raise
         return session
+
+    async def messages_after(self, chat_id: int, after: int) -> list[Message]:
+        """A page of the chat's messages after `after` (one query however
+        many sessions ask for the same page at once)."""
+        key = (chat_id, after)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_after(chat_id, after))
+            self._reading[key] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        return await asyncio.shield(reading)  # one reader cancelled: the others go on
+
+    async def _read_after(self, chat_id: int, after: int) -> list[Message]:
+        async with self.engine.connect() as conn:
+            return await messages.after(conn, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
         # The session's own topics, not a scan of every topic this process holds.
