@@ -227,23 +227,47 @@ async def _serve(settings: Settings) -> None:
     show_envvar=True,
     help="Command consumers in this process.",
 )
-def worker(data_dir: Path | None, database: str | None, broker_url: str, concurrency: int) -> None:
+@click.option(
+    "--health",
+    "health",
+    default=None,
+    metavar="HOST:PORT",
+    envvar="CRAB_WORKER_HEALTH",
+    show_envvar=True,
+    help="Serve grpc.health.v1 here (SERVING while the broker and database answer).",
+)
+def worker(
+    data_dir: Path | None,
+    database: str | None,
+    broker_url: str,
+    concurrency: int,
+    health: str | None,
+) -> None:
     """Handle commands (store, reply, publish) for `crab serve --no-worker` replicas."""
     if broker_url.startswith("memory:"):
         raise click.UsageError("a separate worker needs a shared broker: --broker amqp://...")
+    listen: tuple[str, int] | None = None
+    if health is not None:
+        host, _, port = health.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise click.BadParameter(f"{health!r} is not HOST:PORT", param_hint="--health")
+        listen = (host, int(port))
     settings = make_settings(
         data_dir, database, broker_url=broker_url, worker_concurrency=concurrency
     )
-    run(_work(settings))
+    run(_work(settings, listen))
 
 
-async def _work(settings: Settings) -> None:
+async def _work(settings: Settings, health: tuple[str, int] | None) -> None:
     from crab.core.app import Crab
 
     crab = await Crab.open(settings)
     try:
         stop = _stop_on_signals()
         await crab.start_worker()
+        if health is not None:
+            port = await crab.start_worker_health(*health)
+            log.info("crab worker health on %s:%d", health[0], port)
         log.info(
             "crab worker consuming commands (database %s, broker %s, %d consumers)",
             _redact(settings.database),

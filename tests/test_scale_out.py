@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from crab import healthcheck
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
 from tests.conftest import PASSWORD
 from tests.e2e.proxy import TcpProxy
 from tests.serve_process import CrabProcess
-from tests.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
+from tests.services import free_port, pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,6 +39,7 @@ class Cluster:
     env: dict[str, str]
     apis: list[CrabProcess] = field(default_factory=list)
     workers: list[CrabProcess] = field(default_factory=list)
+    health_ports: list[int] = field(default_factory=list)
 
     def start_api(self) -> CrabProcess:
         api = CrabProcess.start(
@@ -53,11 +55,17 @@ class Cluster:
         return api
 
     def start_worker(self) -> CrabProcess:
+        health = free_port()
         args = ["worker", "--broker", self.broker, "--database", self.database]
+        args += ["--health", f"127.0.0.1:{health}"]
         worker = CrabProcess([*args, "--data-dir", str(self.data / "worker")], self.env)
-        worker.wait_for_line("crab worker consuming", timeout=30)
+        worker.wait_for_line("crab worker health on", timeout=30)
         self.workers.append(worker)
+        self.health_ports.append(health)
         return worker
+
+    async def workers_healthy(self) -> list[bool]:
+        return [await healthcheck.check("127.0.0.1", port) for port in self.health_ports]
 
     def stop(self) -> None:
         for process in [*self.apis, *self.workers]:
@@ -250,7 +258,13 @@ async def test_everyone_recovers_when_the_broker_link_drops(
         await a_live.send(room.id, "before")
         assert (await b_live.wait_for(lambda f: f.message is not None)).message.id == 1
 
+        assert await cluster.workers_healthy() == [True, True]
         amqp_link.cut()  # every replica and worker loses RabbitMQ at once
+        # The workers' health service says so (it checks at most every 5 s).
+        deadline = asyncio.get_running_loop().time() + 30
+        while await cluster.workers_healthy() != [False, False]:
+            assert asyncio.get_running_loop().time() < deadline, "workers still SERVING"
+            await asyncio.sleep(0.5)
         amqp_link.restore()
 
         # Robust connections come back with their queues, consumers and
@@ -273,3 +287,7 @@ async def test_everyone_recovers_when_the_broker_link_drops(
         assert ack is not None and ack.message.id == 2
         got = await b_live.wait_for(lambda f: f.message is not None, 30)
         assert (got.message.id, got.message.text) == (2, "after")
+        deadline = asyncio.get_running_loop().time() + 30
+        while await cluster.workers_healthy() != [True, True]:
+            assert asyncio.get_running_loop().time() < deadline, "workers not SERVING again"
+            await asyncio.sleep(0.5)

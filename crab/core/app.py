@@ -31,6 +31,7 @@ from crab.core.services.people import People
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
 from crab.core.storage.engine import create_engine, ensure_sqlite_dir, migrate
 from crab.core.worker.handlers import Worker
+from crab.core.worker.health import worker_health
 
 log = logging.getLogger("crab")
 
@@ -98,6 +99,14 @@ class Crab:
     async def start_worker(self) -> None:
         self.worker = Worker(self.engine, self.broker)
         await self.worker.start(self.settings.worker_concurrency)
+
+    async def start_worker_health(self, host: str, port: int) -> int:
+        """`crab worker`'s health service (it serves nothing else); returns its port."""
+        self.server = worker_health(self.engine, self.broker)
+        await self.server.start(host, port)
+        listener: Any = self.server._server
+        sockets = listener.sockets if listener is not None else []
+        return int(sockets[0].getsockname()[1]) if sockets else port
 
     async def start_server(self) -> int:
         """Listens on settings.host:port (port 0 picks a free one); returns the port."""

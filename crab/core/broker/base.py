@@ -75,3 +75,8 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def subscribe(self, handler: EventHandler) -> Subscription:
         """A new subscription; `handler` gets each event bound to it, in order."""
+
+    @property
+    def online(self) -> bool:
+        """Connected to the broker's server now (an in-process broker always is)."""
+        return True
