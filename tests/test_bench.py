@@ -156,3 +156,41 @@ async def test_a_server_that_drops_one_message_fails_the_run(
     assert problem["member"] == victim.username and problem["missing"] == [7]
     assert problem["duplicates"] == [] and problem["out_of_order"] == []
     assert f"member {victim.username}: lost 1 message(s): ids 7" in err.decode()
+
+
+# ---- the terminal client ------------------------------------------------------
+
+
+def test_screen_text_reads_what_a_terminal_would_show() -> None:
+    from crab.bench.workloads.chat import screen_text
+
+    raw = b"\x1b[?1049h\x1b[0m\x1b[1mSign\x1b[1Cin\x1b[0m\x1b[Cto crab\x1b]2;title\x07"
+    assert screen_text(raw) == "Sign in to crab"
+
+
+def test_chat_bench_times_first_paints_and_keys_on_a_long_chat() -> None:
+    done = subprocess.run(
+        bench_command(
+            "chat", "--runs", "1", "--messages", "500", "--typed", "6", "--pages", "60", "--json"
+        ),
+        capture_output=True,
+        text=True,
+        env=crab_env(),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    results = report["results"]
+    assert report["ok"] and report["problems"] == []
+    for start in ("sign-in", "saved session"):
+        paint = results["first_paint_ms"][start]
+        assert paint["count"] == 1 and paint["p50"] > 0
+    keys = results["keys_ms"]
+    assert (keys["type"]["count"], keys["PageUp"]["count"], keys["PageDown"]["count"]) == (
+        6,
+        60,
+        60,
+    )
+    assert all(k["p50"] > 0 for k in keys.values())
+    assert results["scroll_at_top"] == 499  # PageUp went all the way to the first message

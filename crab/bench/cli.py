@@ -126,7 +126,8 @@ def execute(
 
 @click.group()
 def bench() -> None:
-    """Measure a crab server under load, checking every delivery.
+    """Measure a crab server under load, checking every delivery (and, with
+    `chat`, how quick the terminal client is).
 
     By default each workload starts its own `crab serve` (memory broker,
     SQLite in a temporary directory); --target measures a running server.
@@ -261,3 +262,40 @@ def signin_command(
         lambda bench, _: signin.run(bench, signins, members, senders, messages, baseline, hashing),
         extra_workers=1,
     )
+
+
+@bench.command("chat")
+@click.option(
+    "--runs", default=10, show_default=True, type=click.IntRange(1), help="Starts of each kind."
+)
+@click.option(
+    "--messages",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Loaded in the open chat for the keys.",
+)
+@click.option(
+    "--typed", default=200, show_default=True, type=click.IntRange(0), help="Characters typed."
+)
+@click.option(
+    "--pages",
+    default=1_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="PageUp presses (10 messages each), then as many PageDown.",
+)
+@click.option(
+    "--server/--no-server",
+    default=True,
+    show_default=True,
+    help="Also time a saved-session start, against the bench's own crab serve.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def chat_command(
+    runs: int, messages: int, typed: int, pages: int, server: bool, as_json: bool
+) -> None:
+    """The terminal client: first paint of `crab chat`, and key presses on a long chat."""
+    from crab.bench.workloads import chat
+
+    chat.main(runs, messages, typed, pages, server, as_json)

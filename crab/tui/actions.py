@@ -97,6 +97,13 @@ class Notice:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeExpired:
+    """The notice with this serial has been shown long enough."""
+
+    serial: int
+
+
 # ---- the live stream ----------------------------------------------------
 
 
@@ -170,6 +177,7 @@ Action = (
     | SearchResults
     | Failed
     | Notice
+    | NoticeExpired
     | ConnectionChanged
     | MessageArrived
     | Acked

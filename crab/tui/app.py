@@ -4,6 +4,7 @@ effects runner and the views; keys come from the key table."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 from collections.abc import Iterable
 from dataclasses import replace
@@ -21,8 +22,6 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
-from crab.tui import actions as a
-from crab.tui.effects import Effect
 from crab.tui.keys import COMMANDS, KEYS
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
@@ -30,7 +29,12 @@ from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
 
 if TYPE_CHECKING:
+    from crab.tui.effects import Effect
     from crab.tui.runner import Runner
+
+# Before the first paint this module needs only prompt_toolkit, the state and
+# the views. The rest (actions, reducers, effects, and the I/O side with
+# grpclib and the generated API) is imported just after it: see `run`.
 
 USER_COMMANDS = {"invite", "dm"}
 
@@ -76,11 +80,14 @@ class ChatApp:
         bell: str = "all",
         input: Input | None = None,
         output: Output | None = None,
+        state: AppState | None = None,
     ) -> None:
+        """`state`: start from it instead of the sign-in form or the saved
+        session (`crab bench chat` opens a chat of 10,000 messages so)."""
         host, _, port = server.rpartition(":")
         sessions = SessionFile(config_dir)
-        start = AppState(server=server, bell=bell)
-        saved = sessions.load(server)
+        start = AppState(server=server, bell=bell) if state is None else state
+        saved = sessions.load(server) if state is None else None
         if saved is not None:
             # Straight into the chats; the runner checks the session meanwhile.
             me = Person(0, saved.username, saved.username)
@@ -94,6 +101,7 @@ class ChatApp:
         # The I/O side arrives just after the first paint (see `run`); effects
         # asked for before then wait here.
         self.runner: Runner | None = None
+        self.started = asyncio.Event()  # set once the runner is up
         self._waiting: list[Effect] = []
         self.message_line = TextArea(
             multiline=False,
@@ -108,6 +116,7 @@ class ChatApp:
             layout=build_layout(lambda: self.store.state, self.sign_in, self.message_line),
             key_bindings=self._key_bindings(),
             style=STYLE,
+            include_default_pygments_style=False,  # no syntax highlighting here
             full_screen=True,
             editing_mode=EditingMode.VI if vi else EditingMode.EMACS,
             input=input,
@@ -132,6 +141,12 @@ class ChatApp:
         from crab.client.connection import CrabClient
         from crab.tui.runner import Runner
 
+        self.store.load_reducer()
+        # The whole client is imported now, and lives as long as the process:
+        # keep it out of the collector's full passes, which walked all of it
+        # every few hundred key presses (up to ~70 ms each on a slow machine).
+        gc.freeze()
+
         host, port, tls = self._address
         self.runner = Runner(
             self.store,
@@ -144,6 +159,7 @@ class ChatApp:
         for effect in self._waiting:
             self.runner(effect)
         self._waiting.clear()
+        self.started.set()
         await self.runner.resume_saved()
 
     def _changed(self, state: AppState) -> None:
@@ -154,6 +170,8 @@ class ChatApp:
         self.app.invalidate()
 
     def _submit(self, buffer: Any) -> bool:
+        from crab.tui import actions as a
+
         text = buffer.text
         if self.store.state.focus is Focus.SEARCH:
             self.store.dispatch(a.Submit(text))
@@ -163,14 +181,23 @@ class ChatApp:
         return False  # clears the line
 
     def _typed(self, buffer: Any) -> None:
+        from crab.tui import actions as a
+
         if self.store.state.focus is Focus.SEARCH:
             self.store.dispatch(a.InputChanged(buffer.text))
 
     def _sign_in(self) -> None:
+        from crab.tui import actions as a
+
         form = self.sign_in
         self.store.dispatch(
             a.SignInSubmit(form.username.text, form.password.text, form.confirm.text)
         )
+
+    def _key(self, command: str) -> None:
+        from crab.tui import actions as a
+
+        self.store.dispatch(a.Key(command))
 
     def _quit(self) -> None:
         if self.app.is_running:
@@ -199,10 +226,10 @@ class ChatApp:
             def handler(event: KeyPressEvent, command: str = command) -> None:
                 if command in ("search", "back", "help") and state().focus is Focus.SEARCH:
                     self.message_line.text = ""
-                self.store.dispatch(a.Key(command))
+                self._key(command)
 
             kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
-        kb.add("c-c")(lambda event: self.store.dispatch(a.Key("quit")))
+        kb.add("c-c")(lambda event: self._key("quit"))
         on_sign_in = where["sign-in"]
 
         @kb.add("tab", filter=on_sign_in)

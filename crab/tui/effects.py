@@ -86,6 +86,14 @@ class Bell:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpireNotice:
+    """Dispatch NoticeExpired(serial) after `after` seconds."""
+
+    serial: int
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     pass
 
@@ -105,5 +113,6 @@ Effect = (
     | MarkRead
     | SignOut
     | Bell
+    | ExpireNotice
     | Quit
 )

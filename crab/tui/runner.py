@@ -29,6 +29,7 @@ T = TypeVar("T")
 SEARCH_DEBOUNCE = 0.15  # seconds of quiet typing before a search goes out
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0)
 PAGE = 100
+CLOSE_TIMEOUT = 2.0  # seconds for the tasks to finish when crab chat closes
 
 
 def describe(error: BaseException) -> str:
@@ -55,7 +56,7 @@ class Runner:
         self.on_bell = on_bell
         self.live: SessionStream | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stream_task: asyncio.Task[None] | None = None
+        self._stream_task: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()  # cuts a reconnect wait short
 
     # ---- plumbing --------------------------------------------------------
@@ -63,10 +64,13 @@ class Runner:
     def __call__(self, effect: fx.Effect) -> None:
         self.spawn(self.run(effect))
 
-    def spawn(self, work: Awaitable[Any]) -> None:
+    def spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Runs `work` as a task that close() cancels and waits for (so no
+        task is left pending, or with an exception nobody retrieves)."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def dispatch(self, action: a.Action) -> None:
         self.store.dispatch(action)
@@ -109,7 +113,12 @@ class Runner:
         self._stop_stream()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Each leaves its call (the stream with RST_STREAM) before the channel
+        # closes; a connection that stopped moving must not keep crab open.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*self._tasks, return_exceptions=True), CLOSE_TIMEOUT
+            )
 
     # ---- start -----------------------------------------------------------
 
@@ -246,6 +255,9 @@ class Runner:
                 self._signed_out("signed out")
             case fx.Bell():
                 self.on_bell()
+            case fx.ExpireNotice(serial=serial, after=after):
+                await asyncio.sleep(after)
+                self.dispatch(a.NoticeExpired(serial))
             case fx.Quit():
                 self.on_quit()
 
@@ -262,7 +274,9 @@ class Runner:
 
     def _start_stream(self) -> None:
         if self._stream_task is None or self._stream_task.done():
-            self._stream_task = asyncio.ensure_future(self._stream_loop())
+            # A stream stopped by sign-out finishes its cancellation in the
+            # background; being in _tasks, close() still waits for it.
+            self._stream_task = self.spawn(self._stream_loop())
 
     def _stop_stream(self) -> None:
         if self._stream_task is not None:

@@ -125,7 +125,8 @@ class AppState:
     chats: tuple[ChatItem, ...] = ()
     active_chat: int | None = None
     histories: dict[int, History] = field(default_factory=dict)
-    # Scroll position: lines up from the bottom of the open chat.
+    # Scroll position: how many of the open chat's newest messages are
+    # hidden below the bottom of the view (0: the newest is shown).
     scroll: int = 0
     invites: tuple[InviteItem, ...] = ()
     sent_invites: tuple[InviteItem, ...] = ()
@@ -133,7 +134,11 @@ class AppState:
     search: Search = Search()
     # Sends not yet acknowledged, in order; re-sent (same ids) on reconnect.
     outbox: tuple[Line, ...] = ()
-    notice: str = ""  # the last error or hint, shown in the status bar
+    # The last error or hint, shown in the status bar for a few seconds
+    # (reducers/app.py); each new one gets the next serial, so the timer of
+    # an older notice leaves a newer one alone.
+    notice: str = ""
+    notice_serial: int = 0
     bell: str = "all"  # all / mentions / none
     ring: int = 0  # bumped when the terminal bell should ring
     quitting: bool = False

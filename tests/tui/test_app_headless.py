@@ -79,6 +79,15 @@ async def person(crab: Crab, config_dir: Path) -> AsyncIterator[Driver]:
             await asyncio.wait_for(task, 10)
 
 
+def runner_tasks() -> list[asyncio.Task[object]]:
+    """Tasks of a client's runner still on the loop."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "").startswith("Runner.")
+    ]
+
+
 def messages(state: AppState) -> list[str]:
     return [line.text for line in state.history(state.active_chat).lines]
 
@@ -128,9 +137,13 @@ async def test_saved_session_opens_straight_into_chats_and_logout_forgets_it(
         await carol.say("/create notes")
         await carol.until(lambda s: len(s.chats) == 1)
         carol.type(CTRL_Q)
+    # Quitting waits for what it cancelled (the live stream too): nothing of
+    # the client is left on the loop to end, or fail, unobserved.
+    assert runner_tasks() == []
     async with person(crab, tmp_path / "carol") as carol:
         state = await carol.until(lambda s: s.screen is Screen.CHATS and len(s.chats) == 1)
         assert state.me is not None and state.me.username == "carol"
         await carol.say("/logout")
         await carol.until(lambda s: s.screen is Screen.SIGN_IN)
+    assert runner_tasks() == []
     assert SessionFile(tmp_path / "carol").load(f"127.0.0.1:{crab.port}") is None

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, KEYS, help_lines
-from crab.tui.reducers.app import reduce
+from crab.tui.reducers.app import NOTICE_SECONDS, reduce
 from crab.tui.state import (
     AppState,
     ChatItem,
@@ -167,7 +169,7 @@ def test_scrolling_up_fetches_older_pages_until_the_first() -> None:
 def test_invites_panel_and_answers() -> None:
     invite = InviteItem(5, BOB, ALICE, 12, "ops")
     state = reduce(signed_in(), a.InviteArrived(invite))
-    assert state.state.invites == (invite,) and state.effects == (fx.Bell(),)
+    assert state.state.invites == (invite,) and fx.Bell() in state.effects
     panel = reduce(state.state, a.Key("invites")).state
     assert panel.focus is Focus.INVITES
     assert reduce(panel, a.Key("accept")).effects == (fx.AnswerInvite(5, True),)
@@ -197,14 +199,67 @@ def test_text_from_others_is_inert() -> None:
     assert inert("abc\u202edcba") == "abc\\u202edcba"
 
 
+def test_a_notice_clears_itself_after_a_few_seconds() -> None:
+    update = reduce(signed_in(), a.Submit("/invite"))
+    state = update.state
+    assert state.notice == "usage: /invite USER"
+    assert update.effects == (fx.ExpireNotice(state.notice_serial, NOTICE_SECONDS),)
+    assert reduce(state, a.NoticeExpired(state.notice_serial)).state.notice == ""
+
+
+def test_the_timer_of_an_older_notice_leaves_a_newer_one() -> None:
+    first = reduce(signed_in(), a.Notice("invited bob")).state
+    second = reduce(first, a.Failed("no user named eve")).state
+    assert second.notice_serial == first.notice_serial + 1
+    assert reduce(second, a.NoticeExpired(first.notice_serial)).state is second
+    cleared = reduce(second, a.NoticeExpired(second.notice_serial))
+    assert cleared.state.notice == "" and cleared.effects == ()
+    # An action that leaves the notice as it is starts no second timer.
+    assert reduce(second, a.Key("scroll_up")).effects == ()
+
+
+def test_a_timer_from_before_a_sign_out_clears_nothing_after_it() -> None:
+    before = reduce(signed_in(), a.Notice("invited bob")).state
+    out = reduce(before, a.SignedOut("signed out")).state
+    again = reduce(out, a.SignedIn(ALICE)).state
+    shown = reduce(again, a.Notice("created room ops")).state
+    assert shown.notice_serial > before.notice_serial
+    assert reduce(shown, a.NoticeExpired(before.notice_serial)).state.notice == "created room ops"
+
+
+def rows_text(rows: list[StyleAndTextTuples]) -> list[str]:
+    return ["".join(fragment[1] for fragment in row) for row in rows]
+
+
 def test_only_visible_rows_are_rendered() -> None:
     lines = tuple(line(10, i, text=f"message {i}") for i in range(1, 10_001))
     state = signed_in(histories={10: History(lines=lines, has_more=False)})
-    rows = visible_rows(state, 80, 20)
-    text = ["".join(t for _, t in row) for row in rows]
-    assert len(rows) == 20 and "message 10000" in text[-1]
-    scrolled = visible_rows(replace(state, scroll=5), 80, 20)
-    assert "message 9995" in "".join(t for _, t in scrolled[-1])
+    text = rows_text(visible_rows(state, 80, 20))
+    assert len(text) == 20 and "message 10000" in text[-1] and "message 9981" in text[0]
+    scrolled = rows_text(visible_rows(replace(state, scroll=5), 80, 20))
+    assert "message 9995" in scrolled[-1]
+
+
+def test_scrolled_to_the_top_shows_the_first_messages_and_where_the_chat_begins() -> None:
+    lines = tuple(line(10, i, text=f"message {i}") for i in range(1, 10_001))
+    state = signed_in(histories={10: History(lines=lines, has_more=False)})
+    for _ in range(1_100):  # PageUp past the top stops at the first message
+        state = reduce(state, a.Key("scroll_up")).state
+    assert state.scroll == 9_999
+    text = rows_text(visible_rows(state, 80, 5))
+    assert text[:3] == ["", "", "This is the beginning of the chat."]
+    assert "──" in text[3] and text[4].endswith("message 1")
+    state = reduce(state, a.Key("scroll_down")).state
+    assert rows_text(visible_rows(state, 80, 5))[-1].endswith("message 11")
+
+
+def test_a_long_message_wraps_and_the_view_shows_its_end() -> None:
+    long = line(10, 3, text=" ".join(f"word{i}" for i in range(60)))
+    state = signed_in(histories={10: History(lines=(line(10, 1), line(10, 2), long))})
+    text = rows_text(visible_rows(state, 60, 4))
+    assert text[-1].endswith("word59") and len(text) == 4
+    pending = reduce(state, a.Submit("on its way")).state
+    assert rows_text(visible_rows(pending, 60, 4))[-1].endswith("on its way  (sending)")
 
 
 def test_store_notifies_and_runs_effects() -> None:

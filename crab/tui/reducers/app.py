@@ -1,5 +1,6 @@
 """The root reducer. Global keys first, then the component that has focus,
-then switching components (tabs), then server data, which any screen takes."""
+then switching components (tabs), then server data, which any screen takes.
+Whichever of them shows a new notice, it is cleared NOTICE_SECONDS later."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from crab.tui.reducers import (
 )
 from crab.tui.state import AppState, Focus, Screen, SignInForm
 
+NOTICE_SECONDS = 6.0  # how long a notice stays in the status bar
+
 
 def global_keys(state: AppState, action: a.Action) -> Update | None:
     match action:
@@ -30,11 +33,19 @@ def global_keys(state: AppState, action: a.Action) -> Update | None:
         case a.SignedIn():
             return sign_in.signed_in(state, action)
         case a.SignedOut(reason=reason):
-            fresh = AppState(server=state.server, bell=state.bell)
+            # The notice serial goes on: a timer still running must not clear
+            # a notice of the next session early.
+            fresh = AppState(
+                server=state.server, bell=state.bell, notice_serial=state.notice_serial
+            )
             form = SignInForm(username=state.me.username if state.me else "", error=reason)
             return Update(replace(fresh, sign_in=form))
         case a.SearchResults():
             return search.results(state, action)
+        case a.NoticeExpired(serial=serial):
+            if serial != state.notice_serial or not state.notice:
+                return Update(state)  # a newer notice is showing, or none
+            return Update(replace(state, notice=""))
     return None
 
 
@@ -76,5 +87,15 @@ def reduce(state: AppState, action: a.Action) -> Update:
     for reducer in _CHAIN:
         result = reducer(state, action)
         if result is not None:
-            return result
+            return _time_notice(state, result)
     return Update(state)
+
+
+def _time_notice(before: AppState, update: Update) -> Update:
+    """A new notice gets the next serial and a timer that clears it."""
+    after = update.state
+    if not after.notice or after.notice == before.notice:
+        return update
+    serial = before.notice_serial + 1
+    timer = fx.ExpireNotice(serial, NOTICE_SECONDS)
+    return Update(replace(after, notice_serial=serial), (*update.effects, timer))

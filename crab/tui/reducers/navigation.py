@@ -10,7 +10,7 @@ from crab.tui.reducers import Update
 from crab.tui.reducers.live import open_chat
 from crab.tui.state import AppState, History
 
-PAGE = 10  # lines per PageUp; the view is at least this tall
+PAGE = 10  # messages per PageUp/PageDown (a message is usually one row)
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:

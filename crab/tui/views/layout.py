@@ -110,19 +110,23 @@ class SignInForm:
 
 
 def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyContainer:
+    # Built once: a new Window per render would throw prompt_toolkit's
+    # caches away on every key press.
+    messages = Window(MessagesControl(state), wrap_lines=False)
+    panes = {
+        Focus.INVITES: Window(
+            FormattedTextControl(lambda: panels.invites_panel(state())), wrap_lines=True
+        ),
+        Focus.SEARCH: Window(
+            FormattedTextControl(lambda: panels.search_panel(state())), wrap_lines=True
+        ),
+        Focus.HELP: Window(
+            FormattedTextControl(lambda: panels.help_panel(state())), wrap_lines=True
+        ),
+    }
+
     def body() -> AnyContainer:
-        focus = state().focus
-        if focus is Focus.INVITES:
-            return Window(
-                FormattedTextControl(lambda: panels.invites_panel(state())), wrap_lines=True
-            )
-        if focus is Focus.SEARCH:
-            return Window(
-                FormattedTextControl(lambda: panels.search_panel(state())), wrap_lines=True
-            )
-        if focus is Focus.HELP:
-            return Window(FormattedTextControl(lambda: panels.help_panel(state())), wrap_lines=True)
-        return Window(MessagesControl(state), wrap_lines=False)
+        return panes.get(state().focus, messages)
 
     prompt = Window(
         FormattedTextControl(lambda: "search> " if state().focus is Focus.SEARCH else "> "),

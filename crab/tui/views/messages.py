@@ -1,5 +1,6 @@
 """The open chat's messages. Renders only what fits on screen, from the
-newest line up, so a chat with 10,000 loaded messages costs what 40 do."""
+bottom of the view up, so a chat with 10,000 loaded messages costs what 40
+do, at any scroll position."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def _day(moment: datetime) -> str:
 
 
 def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextTuples]:
-    """The rows to show, top to bottom, honouring the scroll position."""
+    """The rows to show, top to bottom. `state.scroll` messages are hidden
+    below the bottom row; the walk goes up from there only until the screen
+    is full, so the cost is the screen's, whatever the chat's length."""
     chat_id = state.active_chat
     if chat_id is None:
         return [
@@ -54,26 +57,29 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
         ]
     history = state.history(chat_id)
     me = state.me.id if state.me else -1
-    lines = list(history.lines) + [x for x in state.outbox if x.chat_id == chat_id]
-    need = height + state.scroll
+    loaded = history.lines
+    pending = [x for x in state.outbox if x.chat_id == chat_id]
+    total = len(loaded) + len(pending)
+
+    def at(index: int) -> Line:
+        return loaded[index] if index < len(loaded) else pending[index - len(loaded)]
+
     rows: list[StyleAndTextTuples] = []  # bottom-up
-    for index in range(len(lines) - 1, -1, -1):
-        line = lines[index]
+    index = total - 1 - min(state.scroll, max(0, total - 1))
+    while index >= 0 and len(rows) < height:
+        line = at(index)
         rows.extend(reversed(_rows(line, width, line.sender.id == me)))
-        before = lines[index - 1] if index > 0 else None
         day = _day(line.sent_at)
-        if before is None or _day(before.sent_at) != day:
+        if index == 0 or _day(at(index - 1).sent_at) != day:
             rows.append([("class:day", f"── {day} ──")])
-        if len(rows) >= need:
-            break
-    else:
+        index -= 1
+    if index < 0:
         if history.loading:
             rows.append([("class:hint", "loading older messages...")])
         elif not history.has_more:
             rows.append([("class:hint", "This is the beginning of the chat.")])
-    rows.reverse()
-    end = len(rows) - state.scroll if state.scroll else len(rows)
-    shown = rows[max(0, end - height) : end]
+    shown = rows[:height]
+    shown.reverse()
     # Newest at the bottom, like every chat: pad a short chat from the top.
     return [[] for _ in range(height - len(shown))] + shown
 
