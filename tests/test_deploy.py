@@ -156,7 +156,7 @@ def test_compose_commands_and_variables_are_the_clis() -> None:
         assert argv[argv.index("--host") + 1] == "0.0.0.0", name
         assert argv[argv.index("--port") + 1] == str(PORT), name
     for name, service in _worker_services().items():
-        assert _argv(service) == ["crab", "worker"], name
+        assert _argv(service)[:2] == ["crab", "worker"], name
     for service in _crab_services().values():
         _check_cli(_argv(service), service["environment"])
 
@@ -185,8 +185,9 @@ def test_compose_healthchecks() -> None:
     for name in _api_services():
         assert f"python -m crab.healthcheck 127.0.0.1:{PORT}" in test_of(name)
     for name, service in _worker_services().items():
-        # The image's HEALTHCHECK asks the gRPC port, which a worker doesn't open.
-        assert service["healthcheck"] == {"disable": True}, name
+        # The worker's own health service, on the port its --health gives.
+        health = _argv(service)[_argv(service).index("--health") + 1]
+        assert f"python -m crab.healthcheck {health}" in test_of(name), name
 
 
 def test_compose_keeps_postgres_on_a_named_volume() -> None:
@@ -257,8 +258,7 @@ def test_k8s_api_and_workers() -> None:
     api_argv = _container(api)["command"]
     assert api_argv[:3] == ["crab", "serve", "--no-worker"]
     assert api_argv[api_argv.index("--port") + 1] == str(PORT)
-    assert _container(worker)["command"] == ["crab", "worker"]
-    assert "ports" not in _container(worker), "a worker serves nothing"
+    assert _container(worker)["command"][:2] == ["crab", "worker"]
     for deployment in (api, worker):
         name = deployment["metadata"]["name"]
         template = deployment["spec"]["template"]
@@ -273,12 +273,18 @@ def test_k8s_api_and_workers() -> None:
             assert {"cpu", "memory"} <= set(resources[kind]), (name, kind)
 
 
-def test_k8s_api_probes_are_grpc_on_the_container_port() -> None:
-    container = _container(_k8s("Deployment", "crab-api"))
+@pytest.mark.parametrize("name", ["crab-api", "crab-worker"])
+def test_k8s_probes_are_grpc_on_the_container_port(name: str) -> None:
+    container = _container(_k8s("Deployment", name))
     (port,) = container["ports"]
-    assert port["containerPort"] == PORT
-    assert {"readinessProbe", "livenessProbe"} <= set(container)
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    if name == "crab-api":
+        assert port["containerPort"] == PORT
+    else:  # the worker's health service, where its --health listens
+        argv = container["command"]
+        assert argv[argv.index("--health") + 1] == f"0.0.0.0:{port['containerPort']}"
+    probes = ["readinessProbe", "livenessProbe"] + (["startupProbe"] if name == "crab-api" else [])
+    assert set(probes) <= set(container)
+    for probe in probes:
         assert set(container[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}
         assert container[probe]["grpc"]["port"] == port["containerPort"], probe
 
