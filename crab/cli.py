@@ -1,4 +1,4 @@
-"""The `crab` command: serve, user admin (and, as they land, chat, worker, bench)."""
+"""The `crab` command: serve, worker, chat, user admin, bench."""
 
 from __future__ import annotations
 
@@ -339,7 +339,22 @@ def chat(
     if ":" not in server:
         raise click.UsageError("--server must be HOST:PORT")
     context = tls_context(ca) if (tls or ca) else None
-    run_chat(server, config_dir or default_config_dir(), context, vi, bell)
+    folder = config_dir or default_config_dir()
+    _log_to_file(folder / "chat.log")
+    run_chat(server, folder, context, vi, bell)
+
+
+def _log_to_file(path: Path) -> None:
+    """A full-screen client must not write logs over its screen: warnings
+    and errors go to a file (created only if something is logged)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
 
 
 class _LazyGroup(click.Group):
@@ -366,7 +381,7 @@ class _LazyGroup(click.Group):
 
 @main.group(cls=_LazyGroup, import_path="crab.bench.cli:bench")
 def bench() -> None:
-    """Measure a server under load: fanout, idle, history, signin."""
+    """Measure a server under load (fanout, idle, history, signin) and the client (chat)."""
 
 
 @main.group()

@@ -4,6 +4,7 @@ ContextVar set here, before the handler runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextvars import ContextVar
 
@@ -60,7 +61,10 @@ class AuthListener:
             return
         try:
             token = bearer_token(event.metadata.get("authorization"))
-            _caller.set(await self._accounts.authenticate(token))
+            # Shielded: a call reset by its client (a client quitting) cancels
+            # us; cancelled mid-read, SQLAlchemy's aiosqlite adapter leaves a
+            # close task pending for the garbage collector. Let the read finish.
+            _caller.set(await asyncio.shield(self._accounts.authenticate(token)))
         except CrabError as error:
             raise to_grpc(error) from None
         except Exception:
