@@ -1,6 +1,6 @@
 """`python -m crab ...`: the same as the `crab` command."""
 
-from crab.cli import main
+from crab.launch import main
 
 if __name__ == "__main__":  # pragma: no cover
-    main(prog_name="crab")
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -63,6 +64,8 @@ def make_settings(data_dir: Path | None, database: str | None, **kwargs: Any) ->
 @click.version_option(package_name="crab")
 def main() -> None:
     """crab: a terminal messenger for small teams."""
+    if click.get_current_context().invoked_subcommand != "chat":
+        gc.enable()  # off while the command loaded (launch.py); chat turns it on itself
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

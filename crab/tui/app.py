@@ -146,6 +146,7 @@ class ChatApp:
         # keep it out of the collector's full passes, which walked all of it
         # every few hundred key presses (up to ~70 ms each on a slow machine).
         gc.freeze()
+        gc.enable()  # `crab` starts with it off while it imports (launch.py)
 
         host, port, tls = self._address
         self.runner = Runner(
