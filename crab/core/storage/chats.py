@@ -54,14 +54,16 @@ async def get(conn: AsyncConnection, chat_id: int) -> Chat | None:
     return to_chat(row) if row else None
 
 
+_AS_MEMBER = (
+    sa.select(*CHAT_COLUMNS)
+    .join(members, members.c.chat_id == chats.c.id)
+    .where(chats.c.id == sa.bindparam("chat_id"), members.c.user_id == sa.bindparam("user_id"))
+)
+
+
 async def get_as_member(conn: AsyncConnection, chat_id: int, user_id: int) -> Chat | None:
     """The chat, if `user_id` is a member of it (one query)."""
-    query = (
-        sa.select(*CHAT_COLUMNS)
-        .join(members, members.c.chat_id == chats.c.id)
-        .where(chats.c.id == chat_id, members.c.user_id == user_id)
-    )
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_AS_MEMBER, {"chat_id": chat_id, "user_id": user_id})).first()
     return to_chat(row) if row else None
 
 
@@ -85,11 +87,13 @@ async def memberships(
     sends checked in one query instead of one per message."""
     if not pairs:
         return set()
-    pair = sa.tuple_(members.c.chat_id, members.c.user_id)
-    rows = await conn.execute(
-        sa.select(members.c.chat_id, members.c.user_id).where(pair.in_(list(set(pairs))))
-    )
+    rows = await conn.execute(_MEMBERSHIPS, {"pairs": list(set(pairs))})
     return {(row.chat_id, row.user_id) for row in rows}
+
+
+_MEMBERSHIPS = sa.select(members.c.chat_id, members.c.user_id).where(
+    sa.tuple_(members.c.chat_id, members.c.user_id).in_(sa.bindparam("pairs", expanding=True))
+)
 
 
 async def add_member(conn: AsyncConnection, chat_id: int, user_id: int, now: datetime) -> None:
@@ -126,12 +130,15 @@ async def member_ids(conn: AsyncConnection, chat_id: int) -> list[int]:
 
 async def positions(conn: AsyncConnection, user_id: int) -> dict[int, int]:
     """chat id -> newest message id, for every chat the user is in."""
-    rows = await conn.execute(
-        sa.select(chats.c.id, chats.c.last_seq)
-        .join(members, members.c.chat_id == chats.c.id)
-        .where(members.c.user_id == user_id)
-    )
+    rows = await conn.execute(_POSITIONS, {"user_id": user_id})
     return {row.id: row.last_seq for row in rows}
+
+
+_POSITIONS = (
+    sa.select(chats.c.id, chats.c.last_seq)
+    .join(members, members.c.chat_id == chats.c.id)
+    .where(members.c.user_id == sa.bindparam("user_id"))
+)
 
 
 async def direct_names(conn: AsyncConnection, user_id: int, chat_ids: list[int]) -> dict[int, str]:

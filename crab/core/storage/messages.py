@@ -47,21 +47,30 @@ async def by_client_ids(
     keys: a worker's whole group checked for re-sends in one query."""
     if not keys:
         return {}
-    pair = sa.tuple_(messages.c.sender_id, messages.c.client_message_id)
-    rows = await conn.execute(_select().where(pair.in_(list(set(keys)))))
+    rows = await conn.execute(_BY_CLIENT_IDS, {"keys": list(set(keys))})
     return {(row.sender_id, row.client_message_id): _to_message(row) for row in rows}
+
+
+_BY_CLIENT_IDS = _select().where(
+    sa.tuple_(messages.c.sender_id, messages.c.client_message_id).in_(
+        sa.bindparam("keys", expanding=True)
+    )
+)
 
 
 async def next_seqs(conn: AsyncConnection, chat_id: int, count: int) -> int:
     """Reserves `count` ids in the chat and returns the first. The row lock
     on the chat serialises writers, which keeps ids gap-free."""
-    result = await conn.execute(
-        sa.update(chats)
-        .where(chats.c.id == chat_id)
-        .values(last_seq=chats.c.last_seq + count)
-        .returning(chats.c.last_seq)
-    )
+    result = await conn.execute(_NEXT_SEQS, {"chat_id": chat_id, "count": count})
     return int(result.scalar_one()) - count + 1
+
+
+_NEXT_SEQS = (
+    sa.update(chats)
+    .where(chats.c.id == sa.bindparam("chat_id"))
+    .values(last_seq=chats.c.last_seq + sa.bindparam("count"))
+    .returning(chats.c.last_seq)
+)
 
 
 async def insert_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -107,12 +116,19 @@ def row(
 
 async def page(conn: AsyncConnection, chat_id: int, before: int, limit: int) -> MessagePage:
     """Up to `limit` messages older than `before` (0: from the newest), newest first."""
-    query = _select().where(messages.c.chat_id == chat_id)
-    if before:
-        query = query.where(messages.c.seq < before)
-    rows = (await conn.execute(query.order_by(messages.c.seq.desc()).limit(limit + 1))).all()
+    params = {"chat_id": chat_id, "before": before, "limit": limit + 1}
+    rows = (await conn.execute(_PAGE_BEFORE if before else _PAGE, params)).all()
     found = [_to_message(r) for r in rows[:limit]]
     return MessagePage(messages=found, has_more=len(rows) > limit)
+
+
+_PAGE = (
+    _select()
+    .where(messages.c.chat_id == sa.bindparam("chat_id"))
+    .order_by(messages.c.seq.desc())
+    .limit(sa.bindparam("limit"))
+)
+_PAGE_BEFORE = _PAGE.where(messages.c.seq < sa.bindparam("before"))
 
 
 async def after(conn: AsyncConnection, chat_id: int, after_seq: int, limit: int) -> list[Message]:

@@ -43,8 +43,11 @@ async def by_ids(conn: AsyncConnection, user_ids: Iterable[int]) -> dict[int, Us
     ids = list(set(user_ids))
     if not ids:
         return {}
-    rows = await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id.in_(ids)))
+    rows = await conn.execute(_BY_IDS, {"ids": ids})
     return {row.id: to_user(row) for row in rows}
+
+
+_BY_IDS = sa.select(*USER_COLUMNS).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 async def credentials(conn: AsyncConnection, username: str) -> tuple[User, str] | None:
