@@ -76,7 +76,10 @@ _NEXT_SEQS = (
 async def insert_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Core executemany: one round trip for the lot (ORM add_all is 30x slower)."""
     if rows:
-        await conn.execute(sa.insert(messages), list(rows))
+        await conn.execute(_INSERT, list(rows))
+
+
+_INSERT = sa.insert(messages)
 
 
 _MARK_READ = (
@@ -133,13 +136,16 @@ _PAGE_BEFORE = _PAGE.where(messages.c.seq < sa.bindparam("before"))
 
 async def after(conn: AsyncConnection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
     """Messages newer than `after_seq`, oldest first: what a client missed."""
-    query = (
-        _select()
-        .where(messages.c.chat_id == chat_id, messages.c.seq > after_seq)
-        .order_by(messages.c.seq)
-        .limit(limit)
-    )
-    return [_to_message(r) for r in await conn.execute(query)]
+    params = {"chat_id": chat_id, "after": after_seq, "limit": limit}
+    return [_to_message(r) for r in await conn.execute(_AFTER, params)]
+
+
+_AFTER = (
+    _select()
+    .where(messages.c.chat_id == sa.bindparam("chat_id"), messages.c.seq > sa.bindparam("after"))
+    .order_by(messages.c.seq)
+    .limit(sa.bindparam("limit"))
+)
 
 
 async def last_messages(conn: AsyncConnection, last_seqs: dict[int, int]) -> dict[int, Message]:

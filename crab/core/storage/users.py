@@ -35,8 +35,11 @@ async def insert(
 
 
 async def by_id(conn: AsyncConnection, user_id: int) -> User | None:
-    row = (await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id == user_id))).first()
+    row = (await conn.execute(_BY_ID, {"user_id": user_id})).first()
     return to_user(row) if row else None
+
+
+_BY_ID = sa.select(*USER_COLUMNS).where(users.c.id == sa.bindparam("user_id"))
 
 
 async def by_ids(conn: AsyncConnection, user_ids: Iterable[int]) -> dict[int, User]:
