@@ -83,3 +83,15 @@ def test_upb_encodings_are_the_generated_ones(sample: Message) -> None:
         )
         assert wire.page(page) == bytes(expected)
     assert wire.page(MessagePage(messages=[], has_more=False)) == b""
+
+
+def test_a_batch_of_messages_is_built_once_for_every_stream() -> None:
+    encoder = FrameEncoder()
+    batch: list[live.Outgoing] = [message(1), message(2)]
+    first = encoder.writes(batch)
+    assert encoder.writes([message(1), message(2)]) is first  # another member's stream
+    with_ack: list[live.Outgoing] = [message(1), message(2), live.Ack("c3", message(3))]
+    (data,) = encoder.writes(with_ack)  # the sender's stream: its own batch
+    got = unpack(data)
+    assert [f.message.id for f in got[:2]] == [1, 2] and got[2].ack.message.id == 3
+    assert [f.message.id for d in first for f in unpack(d)] == [1, 2]

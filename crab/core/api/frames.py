@@ -5,7 +5,7 @@ for one stream go out together as one FrameBatch (one HTTP/2 write)."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from grpclib.encoding.proto import ProtoCodec
@@ -15,6 +15,10 @@ from crab.core.domain.models import Message
 from crab.core.services import live
 
 BATCH_BYTES = 256 * 1024  # well under the 4 MiB a gRPC client accepts by default
+# Recent batches of messages, shared by the streams that get them (small
+# ones only: at most 256 x 64 KiB held).
+BATCH_CACHE = 256
+BATCH_CACHE_BYTES = 64 * 1024
 _FRAMES_TAG = b"\x0a"  # FrameBatch.frames = 1, length-delimited
 _BATCH_TAG = b"\x5a"  # ServerFrame.batch = 11, length-delimited
 
@@ -41,43 +45,69 @@ def _varint(n: int) -> bytes:
 
 class FrameEncoder:
     """One per server, shared by every stream: a fan-out message is encoded
-    by the first stream that sends it and reused by the others."""
+    by the first stream that sends it and reused by the others; so is a
+    whole batch of messages (most members of a room get the same batch)."""
 
     def __init__(self, cache_size: int = 4096) -> None:
-        self._messages: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        # (chat id, message id) -> (the frame, the frame as a FrameBatch entry)
+        self._messages: OrderedDict[tuple[int, int], tuple[bytes, bytes]] = OrderedDict()
+        self._batches: OrderedDict[tuple[tuple[int, int], ...], list[bytes]] = OrderedDict()
         self._cache_size = cache_size
+
+    def _message(self, item: Message) -> tuple[bytes, bytes]:
+        key = (item.chat_id, item.id)
+        found = self._messages.get(key)
+        if found is None:
+            frame = wire.message_frame(item)
+            found = self._messages[key] = (frame, _entry(frame))
+            if len(self._messages) > self._cache_size:
+                self._messages.popitem(last=False)
+        return found
 
     def encode(self, item: live.Outgoing) -> bytes:
         if isinstance(item, Message):
-            key = (item.chat_id, item.id)
-            found = self._messages.get(key)
-            if found is None:
-                found = self._messages[key] = wire.message_frame(item)
-                if len(self._messages) > self._cache_size:
-                    self._messages.popitem(last=False)
-            return found
+            return self._message(item)[0]
         if isinstance(item, live.Ack):
             return wire.ack_frame(item)
         return bytes(convert.frame(item))
 
-    def writes(self, items: Sequence[live.Outgoing]) -> Iterator[bytes]:
+    def _entry(self, item: live.Outgoing) -> bytes:
+        if isinstance(item, Message):
+            return self._message(item)[1]
+        return _entry(self.encode(item))
+
+    def writes(self, items: Sequence[live.Outgoing]) -> list[bytes]:
         """The encoded writes for a batch of items: a lone frame as itself,
         several as FrameBatch messages of at most BATCH_BYTES."""
-        frames = [self.encode(item) for item in items]
-        if len(frames) == 1:
-            yield frames[0]
-            return
+        if len(items) == 1:
+            return [self.encode(items[0])]
+        key: tuple[tuple[int, int], ...] | None = None
+        if all(isinstance(item, Message) for item in items):
+            key = tuple((m.chat_id, m.id) for m in items if isinstance(m, Message))
+            found = self._batches.get(key)
+            if found is not None:
+                return found
+        out: list[bytes] = []
         chunk: list[bytes] = []
         size = 0
-        for frame in frames:
-            part = _FRAMES_TAG + _varint(len(frame)) + frame
+        for item in items:
+            part = self._entry(item)
             if chunk and size + len(part) > BATCH_BYTES:
-                yield _batch(chunk, size)
+                out.append(_batch(chunk, size))
                 chunk, size = [], 0
             chunk.append(part)
             size += len(part)
         if chunk:
-            yield _batch(chunk, size)
+            out.append(_batch(chunk, size))
+        if key is not None and size <= BATCH_CACHE_BYTES:
+            self._batches[key] = out
+            if len(self._batches) > BATCH_CACHE:
+                self._batches.popitem(last=False)
+        return out
+
+
+def _entry(frame: bytes) -> bytes:
+    return _FRAMES_TAG + _varint(len(frame)) + frame
 
 
 def _batch(parts: list[bytes], size: int) -> bytes:

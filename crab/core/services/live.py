@@ -287,5 +287,10 @@ class Hub:
                 await self._subscription.unbind(topic)
 
     async def _on_event(self, topic: str, event: ev.Event) -> None:
-        for session in tuple(self._topics.get(topic, ())):
+        sessions = tuple(self._topics.get(topic, ()))
+        if isinstance(event, ev.MessageCreated):
+            for session in sessions:  # the fan-out: a plain push, no coroutine each
+                session.push(event)
+            return
+        for session in sessions:
             await session.on_event(event)
