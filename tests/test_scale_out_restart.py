@@ -20,6 +20,7 @@ from grpclib.exceptions import GRPCError
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
 from tests.services import RabbitMQ, pg_database_url, private_rabbitmq  # noqa: F401  (fixtures)
+from tests.test_process import all_messages
 from tests.test_scale_out import Cluster, clients, join  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(480)
@@ -172,20 +173,6 @@ async def open_stream(client: CrabClient, cursors: dict[int, int] | None = None)
         return exc.status.name
 
 
-async def history(client: CrabClient, chat_id: int) -> list[pb.Message]:
-    found: list[pb.Message] = []
-    before = 0
-    while True:
-        page = await client.chats.get_messages(
-            pb.GetMessagesRequest(chat_id=chat_id, before_id=before, limit=200),
-            metadata=client.metadata,
-        )
-        found += page.messages
-        if not page.has_more:
-            return sorted(found, key=lambda m: m.id)
-        before = page.messages[-1].id
-
-
 def assert_alive(cluster: Cluster) -> None:
     for process in [*cluster.apis, *cluster.workers]:
         assert process.proc.poll() is None, f"{process.args[0]} exited:\n{process.log}"
@@ -275,7 +262,7 @@ async def test_everyone_recovers_when_rabbitmq_restarts(
         await alice_r.up_to(from_bob)  # B -> A
         last = await send_until_acked(alice_r, room.id, "last", "last", tally)  # A -> B
 
-        stored = await history(alice, room.id)
+        stored = await all_messages(alice, room.id)
         stored_ids = [m.id for m in stored]
         # The streams kept open: every stored message once, in order, no gap.
         assert await alice_r.up_to(last) == stored_ids

@@ -113,11 +113,16 @@ def execute(
     if plot_path is not None:
         plot(report, plot_path)
         report.notes.append(f"plot written to {plot_path}")
+    emit(report, as_json, err)
+
+
+def emit(report: Report, as_json: bool, err: Console) -> None:
+    """Prints the report (a table, or JSON on stdout with failures on
+    stderr) and exits with EXIT_FAILED if the run found a fault."""
     if as_json:
         click.echo(write_json(report))
-        if not report.ok:
-            for line in report.failures():
-                err.print(f"FAIL: {line}", markup=False, highlight=False)
+        for line in report.failures():
+            err.print(f"FAIL: {line}", markup=False, highlight=False)
     else:
         render(report, Console())
     if not report.ok:

@@ -35,10 +35,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 from rich.console import Console
 
-from crab.bench.report import Latency, Report, render, write_json
+from crab.bench.report import Latency, Report
 from crab.bench.server import BenchError
 
 WIDTH, HEIGHT = 100, 30
@@ -392,7 +391,7 @@ def run(runs: int, messages: int, typed: int, pages: int, server: bool, err: Con
 
 def main(runs: int, messages: int, typed: int, pages: int, server: bool, as_json: bool) -> None:
     """`crab bench chat`: runs, prints (a table, or JSON), sets the exit status."""
-    from crab.bench.cli import EXIT_ERROR, EXIT_FAILED
+    from crab.bench.cli import EXIT_ERROR, emit
 
     err = Console(stderr=True)
     # SIGTERM unwinds like Ctrl-C: the own server and any client stop.
@@ -402,11 +401,4 @@ def main(runs: int, messages: int, typed: int, pages: int, server: bool, as_json
     except BenchError as error:
         err.print(f"[red]bench error[/]: {error}", highlight=False)
         sys.exit(EXIT_ERROR)
-    if as_json:
-        click.echo(write_json(report))
-        for line in report.failures():
-            err.print(f"FAIL: {line}", markup=False, highlight=False)
-    else:
-        render(report, Console())
-    if not report.ok:
-        sys.exit(EXIT_FAILED)
+    emit(report, as_json, err)
