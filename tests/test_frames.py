@@ -69,6 +69,8 @@ def test_a_message_is_encoded_once_for_every_stream() -> None:
             "",
         ),
         Message(1, 1, User(1, "a", "A"), "", datetime(1970, 1, 1, tzinfo=UTC), "c"),
+        Message(1, 2, User(1, "a", "A"), "x", datetime(1969, 7, 20, 20, 17, 40, 5, UTC), "d"),
+        Message(1, 3, User(1, "a", "A"), "y", datetime(2026, 11, 28, 7, 30, 1, 999999, UTC), "e"),
     ],
 )
 def test_upb_encodings_are_the_generated_ones(sample: Message) -> None:

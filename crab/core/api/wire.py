@@ -5,12 +5,14 @@ rest of the API keeps the generated betterproto2 classes (convert.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from crab.core.domain.models import Message, MessagePage
 from crab.core.services import live
 from crab.proto.upb import message_class
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ServerFrame = message_class("ServerFrame")
 _MessagePage = message_class("MessagePage")
 
@@ -23,7 +25,10 @@ def _fill(out: Any, m: Message) -> None:
     sender.username = m.sender.username
     sender.display_name = m.sender.display_name
     out.text = m.text
-    out.sent_at.FromDatetime(m.sent_at)  # aware datetimes: converted to UTC
+    # Timestamp.FromDatetime is pure Python and ~10% of a history page.
+    since = m.sent_at - _EPOCH  # aware: any zone counts from the UTC epoch
+    out.sent_at.seconds = since.days * 86_400 + since.seconds
+    out.sent_at.nanos = since.microseconds * 1000
     out.client_message_id = m.client_message_id
 
 
