@@ -351,19 +351,24 @@ def _database_url(server_url: str, name: str) -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+async def _create_database(postgres_url: str, name: str, template: str | None = None) -> None:
+    import asyncpg
+
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin = await asyncpg.connect(_libpq_url(postgres_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
+    finally:
+        await admin.close()
+
+
 async def _template(postgres_url: str) -> str:
     """A database with crab's schema at its head, made (by `migrate`) once."""
     if postgres_url not in _templates:
-        import asyncpg
-
         from crab.core.storage.engine import create_engine, migrate
 
         name = f"crab_template_{os.getpid()}"
-        admin = await asyncpg.connect(_libpq_url(postgres_url))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
+        await _create_database(postgres_url, name)
         engine = create_engine(_database_url(postgres_url, name))
         try:
             await migrate(engine)
@@ -383,13 +388,9 @@ async def pg_databases(postgres_url: str) -> AsyncIterator[NewDatabase]:
     made: list[str] = []
 
     async def new(migrated: bool = False) -> str:
-        template = f' TEMPLATE "{await _template(postgres_url)}"' if migrated else ""
+        template = await _template(postgres_url) if migrated else None
         name = f"crab_{os.getpid()}_{next(_databases)}"
-        admin = await asyncpg.connect(_libpq_url(postgres_url))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"{template}')
-        finally:
-            await admin.close()
+        await _create_database(postgres_url, name, template)
         made.append(name)
         return _database_url(postgres_url, name)
 

@@ -5,6 +5,7 @@ separate process; clients spread across the replicas."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +72,21 @@ class Cluster:
         for process in [*self.apis, *self.workers]:
             process.stop()
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, broker: str, database: str, data: Path) -> Iterator[Cluster]:
+        """Two API replicas and two workers, stopped at the end."""
+        found = cls(broker, database, data, {"CRAB_JWT_SECRET": secrets.token_urlsafe(32)})
+        try:
+            # The first replica migrates the database before the others start.
+            found.start_api()
+            found.start_api()
+            found.start_worker()
+            found.start_worker()
+            yield found
+        finally:
+            found.stop()
+
 
 @pytest.fixture
 def database_url(pg_database_url: str) -> str:  # noqa: F811
@@ -97,17 +113,8 @@ def cluster(
 ) -> Iterator[Cluster]:
     # Tests share the session's RabbitMQ node; its command queue is empty
     # between tests (every command is answered before a test ends).
-    env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32)}
-    found = Cluster(via(amqp_link.port, rabbitmq_url), database_url, tmp_path, env)
-    try:
-        # The first replica migrates the database before the others start.
-        found.start_api()
-        found.start_api()
-        found.start_worker()
-        found.start_worker()
+    with Cluster.running(via(amqp_link.port, rabbitmq_url), database_url, tmp_path) as found:
         yield found
-    finally:
-        found.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +48,8 @@ def cluster(
     pg_database_url: str,  # noqa: F811
     tmp_path: Path,
 ) -> Iterator[Cluster]:
-    env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32)}
-    found = Cluster(node.url, pg_database_url, tmp_path, env)
-    try:
-        found.start_api()  # the first replica migrates the empty database
-        found.start_api()
-        found.start_worker()
-        found.start_worker()
+    with Cluster.running(node.url, pg_database_url, tmp_path) as found:
         yield found
-    finally:
-        found.stop()
 
 
 class Reader:

@@ -59,7 +59,7 @@ class FrameEncoder:
         found = self._messages.get(key)
         if found is None:
             frame = wire.message_frame(item)
-            found = self._messages[key] = (frame, _entry(frame))
+            found = self._messages[key] = (frame, _batch_entry(frame))
             if len(self._messages) > self._cache_size:
                 self._messages.popitem(last=False)
         return found
@@ -74,7 +74,7 @@ class FrameEncoder:
     def _entry(self, item: live.Outgoing) -> bytes:
         if isinstance(item, Message):
             return self._message(item)[1]
-        return _entry(self.encode(item))
+        return _batch_entry(self.encode(item))
 
     def writes(self, items: Sequence[live.Outgoing]) -> list[bytes]:
         """The encoded writes for a batch of items: a lone frame as itself,
@@ -82,8 +82,9 @@ class FrameEncoder:
         if len(items) == 1:
             return [self.encode(items[0])]
         key: tuple[tuple[int, int], ...] | None = None
-        if all(isinstance(item, Message) for item in items):
-            key = tuple((m.chat_id, m.id) for m in items if isinstance(m, Message))
+        messages = [item for item in items if isinstance(item, Message)]
+        if len(messages) == len(items):  # only messages: other streams get the same
+            key = tuple((m.chat_id, m.id) for m in messages)
             found = self._batches.get(key)
             if found is not None:
                 return found
@@ -106,7 +107,7 @@ class FrameEncoder:
         return out
 
 
-def _entry(frame: bytes) -> bytes:
+def _batch_entry(frame: bytes) -> bytes:
     return _FRAMES_TAG + _varint(len(frame)) + frame
 
 

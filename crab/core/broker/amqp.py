@@ -24,11 +24,9 @@ published in time fails its command, which RabbitMQ then delivers again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any
 
 import aio_pika
@@ -39,9 +37,12 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelInvalidStateError
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from crab.core.broker import codec
+from crab.core.broker.amqp_consumer import CommandConsumer
+from crab.core.broker.amqp_steps import AWAY, RETRY_PAUSE, bounded
+from crab.core.broker.amqp_subscription import AmqpSubscription
 from crab.core.broker.base import BatchHandler, Broker, EventHandler, Outcome, Subscription
 from crab.core.domain.commands import Command
 from crab.core.domain.events import Event
@@ -50,10 +51,6 @@ from crab.errors import CrabError, Unavailable
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-EVENT_PREFETCH = 1000  # events in hand per subscription; the rest wait in RabbitMQ
-CLOSE_STEP_TIMEOUT = 5.0  # each goodbye to RabbitMQ (cancel, channel close) at most
-RETRY_PAUSE = 0.1  # between tries of a step that failed on a link going down
-AWAY = "the message broker is unreachable; try again"
 
 
 class AmqpBroker(Broker):
@@ -91,7 +88,7 @@ class AmqpBroker(Broker):
         self._replies: AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._consumers: list[_Consumer] = []
+        self._consumers: list[CommandConsumer] = []
         self._subscriptions: set[AmqpSubscription] = set()
         self._closing = False
         # Set while connected with every channel, queue, binding and consumer
@@ -201,7 +198,7 @@ class AmqpBroker(Broker):
             if not future.done():
                 future.set_exception(Unavailable("server is shutting down"))
         if self._connection is not None:
-            await _bounded(self._connection.close())
+            await bounded(self._connection.close())
 
     # ---- commands: the requester's side --------------------------------------
 
@@ -256,7 +253,7 @@ class AmqpBroker(Broker):
     async def consume(self, handler: BatchHandler, batch_size: int = 100) -> None:
         if self._closing:
             raise Unavailable("server is shutting down")
-        consumer = _Consumer(self, handler, batch_size)
+        consumer = CommandConsumer(self, handler, batch_size)
         await consumer.start()
         self._consumers.append(consumer)
 
@@ -325,281 +322,4 @@ class AmqpBroker(Broker):
         self._subscriptions.discard(subscription)
 
 
-class _Consumer:
-    """One competing consumer: its own channel, QoS = batch size, and one
-    batch in hand at a time."""
-
-    def __init__(self, broker: AmqpBroker, handler: BatchHandler, batch_size: int) -> None:
-        self._broker = broker
-        self._handler = handler
-        self._batch_size = batch_size
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        self._queue: AbstractQueue | None = None
-        self._tag = ""
-        self._task: asyncio.Task[None] | None = None
-        self._busy: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        channel = await self._broker.connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=self._batch_size)
-        self._queue = await channel.declare_queue(self._broker.commands_queue, durable=True)
-        self._tag = await self._queue.consume(self._deliver)
-        self._task = asyncio.create_task(self._run(), name="crab-amqp-consumer")
-
-    async def _deliver(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(message)
-
-    async def _next(self) -> AbstractIncomingMessage:
-        """The next command still ours: one received on a channel lost since
-        is skipped (RabbitMQ has put it back for a consumer of today)."""
-        while _stale(message := await self._inbox.get()):
-            pass
-        return message
-
-    async def stop(self) -> None:
-        if self._queue is not None and self._broker.online:
-            await _bounded(self._queue.cancel(self._tag))
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._busy is not None:
-            await asyncio.gather(self._busy, return_exceptions=True)
-        # Closing the channel puts back the commands received but not started.
-        if self._queue is not None:
-            await _bounded(self._queue.channel.close())
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self._gather()
-            # Shielded: stopping never cuts a batch in half; stop() waits for it.
-            self._busy = asyncio.create_task(self._handle(batch))
-            await asyncio.shield(self._busy)
-
-    async def _gather(self) -> list[AbstractIncomingMessage]:
-        """The first command, then whatever is waiting or arrives within `linger`."""
-        batch = [await self._next()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._broker.linger
-        while len(batch) < self._batch_size:
-            if not self._inbox.empty():
-                if not _stale(message := self._inbox.get_nowait()):
-                    batch.append(message)
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._next(), remaining))
-            except TimeoutError:
-                break
-        return batch
-
-    async def _handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
-        good: list[tuple[AbstractIncomingMessage, Command]] = []
-        for message in messages:
-            try:
-                good.append((message, codec.decode_command(message.body)))
-            except codec.CodecError as exc:  # never handleable: answer and drop it
-                log.error("undecodable command dropped: %s", exc)
-                await self._answer(message, Outcome(error=CrabError("unreadable command")))
-        if good and not await self._try(good):
-            await self._after_failure(good)
-
-    async def _try(self, batch: Sequence[tuple[AbstractIncomingMessage, Command]]) -> bool:
-        """Handles a batch, replies, then acknowledges; False if the handler failed."""
-        try:
-            outcomes = await self._handler([command for _, command in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} commands")
-        except Unavailable as exc:  # RabbitMQ away: its events could not be published
-            log.warning("command batch of %d failed: %s", len(batch), exc)
-            return False
-        except Exception:
-            log.exception("command batch of %d failed", len(batch))
-            return False
-        await asyncio.gather(
-            *(self._answer(m, o) for (m, _), o in zip(batch, outcomes, strict=True))
-        )
-        return True
-
-    async def _after_failure(
-        self, batch: Sequence[tuple[AbstractIncomingMessage, Command]]
-    ) -> None:
-        """One bad command must not sink the others: a failed batch is tried
-        again one by one here. A single command that fails goes back to the
-        queue (another worker may do better); one that had already come back
-        once is answered with an error and dropped, so a command that always
-        breaks its handler cannot circle for ever."""
-        if not self._broker.online or _stale(batch[0][0]):
-            return  # RabbitMQ has put them back already, with the lost channel
-        if len(batch) > 1:
-            for item in batch:
-                if not await self._try([item]):
-                    await self._after_failure([item])
-            return
-        ((message, _),) = batch
-        if message.redelivered:
-            log.error("command failed again after redelivery; answering with an error")
-            await self._answer(message, Outcome(error=Unavailable("a worker failed; try again")))
-        else:
-            await _settle(message.nack(requeue=True))
-
-    async def _answer(self, message: AbstractIncomingMessage, outcome: Outcome) -> None:
-        """Reply first, acknowledge after. A reply that cannot be sent puts
-        the command back (when the connection is gone, RabbitMQ already has):
-        it is delivered again (handlers are idempotent), and the requester's
-        reply comes from that delivery."""
-        try:
-            await self._broker.reply(message, outcome)
-        except (Unavailable, *CONNECTION_EXCEPTIONS) as exc:
-            log.warning("reply not sent, the command goes back: %r", exc)
-            await _settle(message.nack(requeue=True))
-            return
-        await _settle(message.ack())
-
-
-class AmqpSubscription(Subscription):
-    """One exclusive, auto-delete queue bound to the event exchange; its
-    events reach the handler one at a time, in order."""
-
-    def __init__(self, broker: AmqpBroker, handler: EventHandler) -> None:
-        self._broker = broker
-        self._handler = handler
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self._queue: AbstractQueue | None = None
-        self._channel: AbstractRobustChannel | None = None
-        self._tag = ""
-        self._task: asyncio.Task[None] | None = None
-        # What the hub asked for, and what RabbitMQ has (as aio-pika's robust
-        # queue records it, and restores after a reconnect). They differ while
-        # a change is on its way, or was asked for while RabbitMQ was away.
-        self._wanted: set[str] = set()
-        self._bound: set[str] = set()
-
-    async def open(self) -> None:
-        self._channel = channel = await self._broker.connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=EVENT_PREFETCH)
-        # Declared on this channel too, so a reconnect restores it before the bindings.
-        await channel.declare_exchange(
-            self._broker.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        self._queue = await channel.declare_queue(
-            f"{self._broker.prefix}.events.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
-        )
-        self._tag = await self._queue.consume(self._deliver)
-        self._task = asyncio.create_task(self._run(), name="crab-amqp-subscription")
-
-    async def _deliver(self, message: AbstractIncomingMessage) -> None:
-        self._inbox.put_nowait(message)
-
-    async def _run(self) -> None:
-        while (message := await self._inbox.get()) is not None:
-            topic = message.routing_key or ""
-            try:
-                await self._handler(topic, codec.decode_event(message.body))
-            except codec.CodecError as exc:
-                log.error("undecodable event on %s dropped: %s", topic, exc)
-            except Exception:
-                log.exception("event handler failed on %s", topic)
-            await _settle(message.ack())
-
-    # Shielded: aiormq closes the whole channel when an RPC is cancelled, and
-    # the caller is a session whose task ends whenever its client goes away.
-    async def bind(self, topic: str) -> None:
-        """Bound once this returns. While RabbitMQ is away it waits up to
-        `reconnect_wait`, then raises Unavailable; the topic stays wanted and
-        is bound as soon as RabbitMQ is back."""
-        self._wanted.add(topic)
-        await _shielded(self._settle(topic, self._broker.deadline(self._broker.reconnect_wait)))
-
-    async def unbind(self, topic: str) -> None:
-        """Never waits for RabbitMQ: while it is away, the topic is unbound
-        on its way back (until then nothing is delivered anyway)."""
-        self._wanted.discard(topic)
-        try:
-            await _shielded(self._settle(topic, self._broker.deadline(0.0)))
-        except Unavailable:
-            log.info("unbinding %s once RabbitMQ is back", topic)
-
-    async def _settle(self, topic: str, deadline: float, *, whole: bool = True) -> None:
-        """Binds or unbinds `topic` until RabbitMQ has what is wanted (it
-        may change meanwhile), or raises Unavailable at `deadline`."""
-        assert self._queue is not None
-        loop = asyncio.get_running_loop()
-        exchange = self._broker.events_exchange
-        while (wanted := topic in self._wanted) != (topic in self._bound):
-            await self._broker.ready(self._channel, deadline, whole=whole)
-            try:
-                if wanted:
-                    await self._queue.bind(exchange, routing_key=topic)
-                    self._bound.add(topic)
-                else:
-                    await self._queue.unbind(exchange, routing_key=topic)
-                    self._bound.discard(topic)
-            except CONNECTION_EXCEPTIONS as exc:
-                if loop.time() >= deadline:
-                    raise Unavailable(AWAY) from None
-                log.info("%s %s again after %r", "binding" if wanted else "unbinding", topic, exc)
-                await asyncio.sleep(RETRY_PAUSE)
-
-    async def repair(self) -> None:
-        """After a reconnect: binds what was asked for while RabbitMQ was
-        away, and unbinds what was let go."""
-        # One deadline for them all: a channel that does not come back costs
-        # one wait, not one per topic.
-        deadline = asyncio.get_running_loop().time() + self._broker.reconnect_wait
-        for topic in sorted(self._wanted ^ self._bound):
-            try:
-                await self._settle(topic, deadline, whole=False)
-            except Unavailable:
-                log.error("could not restore the binding of %s; until it is asked again", topic)
-
-    async def close(self) -> None:
-        """No more deliveries; the events already received are handled first."""
-        self._broker.forget(self)
-        if self._task is None or self._task.done():
-            return
-        if self._queue is not None and self._broker.online:
-            await _bounded(self._queue.cancel(self._tag))  # auto-delete drops the queue
-        self._inbox.put_nowait(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        if self._queue is not None:
-            await _bounded(self._queue.channel.close())
-
-
-async def _shielded(step: Coroutine[Any, Any, None]) -> None:
-    """Runs `step` to its end even if the caller is cancelled meanwhile."""
-    task = asyncio.ensure_future(step)
-    # Retrieved, so an error after the caller left is not reported as lost.
-    task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
-    await asyncio.shield(task)
-
-
-def _stale(message: AbstractIncomingMessage) -> bool:
-    """Received on a channel lost since: it cannot be acknowledged, and
-    RabbitMQ has put it back in its queue."""
-    try:
-        message.channel  # noqa: B018 - raises for a closed channel
-    except ChannelInvalidStateError:
-        return True
-    return False
-
-
-async def _bounded(step: Awaitable[Any]) -> None:
-    """A step of closing: done if it can be, given up if RabbitMQ is gone."""
-    try:
-        async with asyncio.timeout(CLOSE_STEP_TIMEOUT):
-            await step
-    except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
-        log.info("closing step skipped: %r", exc)
-
-
-async def _settle(acknowledgement: Awaitable[None]) -> None:
-    """An ack or nack; on a channel lost meanwhile RabbitMQ has already put
-    the message back, so there is nothing left to do."""
-    try:
-        await acknowledgement
-    except CONNECTION_EXCEPTIONS as exc:
-        log.info("acknowledgement not sent: %r", exc)
+__all__ = ["AmqpBroker", "AmqpSubscription", "CommandConsumer"]
