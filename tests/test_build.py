@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from crab.core.storage.engine import create_engine, migrate
+from crab.core.storage.engine import create_engine, dispose, migrate
 from crab.core.storage.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ async def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
 
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    await engine.dispose()
+    await dispose(engine)
 
 
 def test_schema_head_constant_is_alembics_head() -> None:

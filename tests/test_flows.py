@@ -175,11 +175,11 @@ async def test_events_out_of_order_are_filled_from_storage(
         sender = User(alice.user.id, alice.user.username, alice.user.display_name)
         stored: list[Message] = []
         async with transaction(crab.engine) as conn:
-            first = await message_store.next_seqs(conn, room.id, 3)
+            first = await conn.run_sync(message_store.next_seqs, room.id, 3)
             for seq in range(first, first + 3):
                 at = datetime.now(UTC)
                 row = message_store.row(room.id, seq, sender.id, f"c{seq}", f"m{seq}", at)
-                await message_store.insert_many(conn, [row])
+                await conn.run_sync(message_store.insert_many, [row])
                 stored.append(Message(room.id, seq, sender, f"m{seq}", at, f"c{seq}"))
         for message in (stored[2], stored[0], stored[1]):
             await crab.broker.publish(ev.chat_topic(room.id), ev.MessageCreated(message))

@@ -29,7 +29,7 @@ from crab.core.services.messages import Messages
 from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
-from crab.core.storage.engine import create_engine, ensure_sqlite_dir, migrate
+from crab.core.storage.engine import create_engine, dispose, ensure_sqlite_dir, migrate
 from crab.core.worker.handlers import Worker
 from crab.core.worker.health import worker_health
 
@@ -149,7 +149,7 @@ class Crab:
             self.server.close()
             await self.server.wait_closed()
         await self.broker.close()
-        await self.engine.dispose()
+        await dispose(self.engine)
         self.accounts.close()
 
 

@@ -24,7 +24,7 @@ from crab.core.broker.memory import MemoryBroker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import ChatKind, Message, User
 from crab.core.storage import chats, invites, messages, sessions, tables, users
-from crab.core.storage.engine import SCHEMA_HEAD, create_engine, migrate, transaction
+from crab.core.storage.engine import SCHEMA_HEAD, create_engine, dispose, migrate, transaction
 from crab.core.storage.tables import metadata
 from crab.core.worker.handlers import Worker
 from crab.errors import AlreadyExists
@@ -47,7 +47,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     made = create_engine(database_url)
     await migrate(made)
     yield made
-    await made.dispose()
+    await dispose(made)
 
 
 async def add_user(conn: AsyncConnection, name: str, display: str | None = None) -> User:
@@ -65,19 +65,19 @@ async def store(
     conn: AsyncConnection, chat_id: int, sender: User, *texts: str, at: datetime = T0
 ) -> list[int]:
     """What the worker does: reserve ids, then insert the rows at once."""
-    first = await messages.next_seqs(conn, chat_id, len(texts))
+    first = await conn.run_sync(messages.next_seqs, chat_id, len(texts))
     seqs = list(range(first, first + len(texts)))
     rows = [
         messages.row(chat_id, seq, sender.id, f"c{next(_cids)}", text, at)
         for seq, text in zip(seqs, texts, strict=True)
     ]
-    await messages.insert_many(conn, rows)
+    await conn.run_sync(messages.insert_many, rows)
     return seqs
 
 
 async def all_seqs(engine: AsyncEngine, chat_id: int) -> list[int]:
     async with engine.connect() as conn:
-        page = await messages.page(conn, chat_id, 0, 10_000)
+        page = await conn.run_sync(messages.page, chat_id, 0, 10_000)
     return sorted(m.id for m in page.messages)
 
 
@@ -115,7 +115,7 @@ async def test_concurrent_first_starts_migrate_once(pg_database_url: str) -> Non
     engine = create_engine(pg_database_url)
     async with engine.connect() as conn:
         assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
-    await engine.dispose()
+    await dispose(engine)
 
 
 # ---- users ---------------------------------------------------------------------
@@ -129,11 +129,11 @@ async def test_users_insert_read_and_unique_names(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         assert await users.by_id(conn, alice.id) == alice
         assert await users.by_id(conn, 10**12) is None
-        assert await users.by_ids(conn, [alice.id, bob.id, alice.id, 10**12]) == {
+        assert await conn.run_sync(users.by_ids, [alice.id, bob.id, alice.id, 10**12]) == {
             alice.id: alice,
             bob.id: bob,
         }
-        assert await users.by_ids(conn, []) == {}
+        assert await conn.run_sync(users.by_ids, []) == {}
         assert await users.credentials(conn, "alice") == (alice, "hash")
         assert await users.credentials(conn, "carol") is None
         assert await users.exists(conn, "bob") and not await users.exists(conn, "carol")
@@ -189,9 +189,9 @@ async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> N
         bobs = await sessions.create(conn, bob.id, "h3", T0, later)
     assert len({one, two, bobs}) == 3
     async with transaction(engine) as conn:
-        assert await sessions.is_active(conn, one, alice.id, T0)
-        assert not await sessions.is_active(conn, one, bob.id, T0)  # not bob's
-        assert not await sessions.is_active(conn, one, alice.id, later)  # expired
+        assert await conn.run_sync(sessions.is_active, one, alice.id, T0)
+        assert not await conn.run_sync(sessions.is_active, one, bob.id, T0)  # not bob's
+        assert not await conn.run_sync(sessions.is_active, one, alice.id, later)  # expired
         assert await sessions.by_refresh_hash(conn, "h1", T0) == (one, alice.id)
         assert await sessions.by_refresh_hash(conn, "h1", later) is None
         assert await sessions.by_refresh_hash(conn, "nope", T0) is None
@@ -199,18 +199,18 @@ async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> N
         await sessions.rotate(conn, one, "h1b", later + timedelta(days=1))
         assert await sessions.by_refresh_hash(conn, "h1", T0) is None
         assert await sessions.by_refresh_hash(conn, "h1b", later) == (one, alice.id)
-        assert await sessions.is_active(conn, one, alice.id, later)
+        assert await conn.run_sync(sessions.is_active, one, alice.id, later)
     with pytest.raises(IntegrityError):  # refresh hashes are unique
         async with transaction(engine) as conn:
             await sessions.create(conn, bob.id, "h2", T0, later)
     async with transaction(engine) as conn:
         await sessions.revoke(conn, one, T0 + timedelta(hours=1))
-        assert not await sessions.is_active(conn, one, alice.id, T0)
+        assert not await conn.run_sync(sessions.is_active, one, alice.id, T0)
         assert await sessions.by_refresh_hash(conn, "h1b", T0) is None
-        assert await sessions.is_active(conn, two, alice.id, T0)
+        assert await conn.run_sync(sessions.is_active, two, alice.id, T0)
         await sessions.revoke_all(conn, alice.id, T0 + timedelta(hours=2))
-        assert not await sessions.is_active(conn, two, alice.id, T0)
-        assert await sessions.is_active(conn, bobs, bob.id, T0)  # only alice's
+        assert not await conn.run_sync(sessions.is_active, two, alice.id, T0)
+        assert await conn.run_sync(sessions.is_active, bobs, bob.id, T0)  # only alice's
         # Revoking again keeps the first revocation time.
         await sessions.revoke(conn, one, T0 + timedelta(hours=3))
         revoked = await conn.scalar(
@@ -387,18 +387,18 @@ async def test_message_ids_are_gap_free_per_chat(engine: AsyncEngine) -> None:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         one = await room_with(conn, alice, bob)
         two = await room_with(conn, alice, bob)
-        assert await messages.next_seqs(conn, one, 3) == 1
-        assert await messages.next_seqs(conn, two, 1) == 1
-        assert await messages.next_seqs(conn, one, 2) == 4
-        assert await messages.next_seqs(conn, two, 1) == 2
+        assert await conn.run_sync(messages.next_seqs, one, 3) == 1
+        assert await conn.run_sync(messages.next_seqs, two, 1) == 1
+        assert await conn.run_sync(messages.next_seqs, one, 2) == 4
+        assert await conn.run_sync(messages.next_seqs, two, 1) == 2
         assert await chats.positions(conn, alice.id) == {one: 5, two: 2}
     # A rolled-back reservation leaves no gap.
     with pytest.raises(RuntimeError):
         async with transaction(engine) as conn:
-            await messages.next_seqs(conn, one, 10)
+            await conn.run_sync(messages.next_seqs, one, 10)
             raise RuntimeError("worker died")
     async with transaction(engine) as conn:
-        assert await messages.next_seqs(conn, one, 1) == 6
+        assert await conn.run_sync(messages.next_seqs, one, 1) == 6
 
 
 async def test_pages_newest_first_down_to_the_very_first(engine: AsyncEngine) -> None:
@@ -409,28 +409,30 @@ async def test_pages_newest_first_down_to_the_very_first(engine: AsyncEngine) ->
         await store(conn, other, bob, "elsewhere")
         for i in range(7):
             await store(conn, room, (alice, bob)[i % 2], f"m{i + 1}", at=T0 + timedelta(i))
-        empty = await messages.page(conn, await room_with(conn, alice), 0, 3)
+        empty = await conn.run_sync(messages.page, await room_with(conn, alice), 0, 3)
     assert empty.messages == [] and not empty.has_more
     seen: list[int] = []
     before, pages = 0, 0
     async with engine.connect() as conn:
         while True:
-            page = await messages.page(conn, room, before, 3)
+            page = await conn.run_sync(messages.page, room, before, 3)
             pages += 1
             seen.extend(m.id for m in page.messages)
             if not page.has_more:
                 break
             before = page.messages[-1].id
         assert seen == [7, 6, 5, 4, 3, 2, 1] and pages == 3
-        exact = await messages.page(conn, room, 0, 7)
+        exact = await conn.run_sync(messages.page, room, 0, 7)
         assert len(exact.messages) == 7 and not exact.has_more
-        assert (await messages.page(conn, room, 8, 2)).messages[0].id == 7
-        first = (await messages.page(conn, room, 2, 5)).messages
+        assert (await conn.run_sync(messages.page, room, 8, 2)).messages[0].id == 7
+        first = (await conn.run_sync(messages.page, room, 2, 5)).messages
         assert [(m.id, m.text, m.sender) for m in first] == [(1, "m1", alice)]
         assert first[0].sent_at == T0 and first[0].chat_id == room
-        assert [m.id for m in await messages.after(conn, room, 0, 100)] == list(range(1, 8))
-        assert [m.id for m in await messages.after(conn, room, 4, 2)] == [5, 6]
-        assert await messages.after(conn, room, 7, 10) == []
+        assert [m.id for m in await conn.run_sync(messages.after, room, 0, 100)] == list(
+            range(1, 8)
+        )
+        assert [m.id for m in await conn.run_sync(messages.after, room, 4, 2)] == [5, 6]
+        assert await conn.run_sync(messages.after, room, 7, 10) == []
         last = await messages.last_messages(conn, {room: 7, other: 1})
         assert (last[room].text, last[other].text) == ("m7", "elsewhere")
         assert await messages.last_messages(conn, {}) == {}
@@ -440,28 +442,33 @@ async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> 
     async with transaction(engine) as conn:
         alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
         room = await room_with(conn, alice, bob)
-        await messages.insert_many(conn, [messages.row(room, 1, alice.id, "cid", "hi", T0)])
-        # Another sender may use the same client id.
-        await messages.insert_many(conn, [messages.row(room, 2, bob.id, "cid", "yo", T0)])
-        await messages.insert_many(conn, [])
-        found = await messages.by_client_ids(
-            conn, [(alice.id, "cid"), (alice.id, "other"), (bob.id, "cid"), (alice.id, "cid")]
+        await conn.run_sync(
+            messages.insert_many, [messages.row(room, 1, alice.id, "cid", "hi", T0)]
         )
+        # Another sender may use the same client id.
+        await conn.run_sync(messages.insert_many, [messages.row(room, 2, bob.id, "cid", "yo", T0)])
+        await conn.run_sync(messages.insert_many, [])
+        asked = [(alice.id, "cid"), (alice.id, "other"), (bob.id, "cid"), (alice.id, "cid")]
+        found = await conn.run_sync(messages.by_client_ids, asked)
         assert found == {
             (alice.id, "cid"): Message(room, 1, alice, "hi", T0, "cid"),
             (bob.id, "cid"): Message(room, 2, bob, "yo", T0, "cid"),
         }
-        assert await messages.by_client_ids(conn, []) == {}
+        assert await conn.run_sync(messages.by_client_ids, []) == {}
     with pytest.raises(IntegrityError):
         async with transaction(engine) as conn:
-            await messages.insert_many(conn, [messages.row(room, 3, alice.id, "cid", "hi", T0)])
+            await conn.run_sync(
+                messages.insert_many, [messages.row(room, 3, alice.id, "cid", "hi", T0)]
+            )
     with pytest.raises(IntegrityError):  # and one message per id in a chat
         async with transaction(engine) as conn:
-            await messages.insert_many(conn, [messages.row(room, 2, alice.id, "new", "x", T0)])
+            await conn.run_sync(
+                messages.insert_many, [messages.row(room, 2, alice.id, "new", "x", T0)]
+            )
     async with transaction(engine) as conn:
-        await messages.mark_senders_read(conn, {(room, bob.id): 2, (room, alice.id): 1})
-        await messages.mark_senders_read(conn, {(room, bob.id): 1})  # never back
-        await messages.mark_senders_read(conn, {})
+        await conn.run_sync(messages.mark_senders_read, {(room, bob.id): 2, (room, alice.id): 1})
+        await conn.run_sync(messages.mark_senders_read, {(room, bob.id): 1})  # never back
+        await conn.run_sync(messages.mark_senders_read, {})
         assert {s.chat.id: s.last_read_id for s in await chats.summaries(conn, bob.id)} == {room: 2}
         assert {s.chat.id: s.last_read_id for s in await chats.summaries(conn, alice.id)} == {
             room: 1
@@ -473,8 +480,8 @@ async def test_memberships_of_a_group(engine: AsyncEngine) -> None:
         alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
         room = await room_with(conn, alice, bob)
         asked = [(room, alice.id), (room, carol.id), (room, bob.id), (room + 1, alice.id)]
-        assert await chats.memberships(conn, asked) == {(room, alice.id), (room, bob.id)}
-        assert await chats.memberships(conn, []) == set()
+        assert await conn.run_sync(chats.memberships, asked) == {(room, alice.id), (room, bob.id)}
+        assert await conn.run_sync(chats.memberships, []) == set()
 
 
 async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:
@@ -491,11 +498,11 @@ async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         stamps = [
             (await chats.get(conn, room.id)).created_at,  # type: ignore[union-attr]
-            (await messages.page(conn, room.id, 0, 1)).messages[0].sent_at,
+            (await conn.run_sync(messages.page, room.id, 0, 1)).messages[0].sent_at,
             await conn.scalar(sa.select(tables.users.c.created_at)),
             await conn.scalar(sa.select(tables.sessions.c.expires_at)),
         ]
-        assert await sessions.is_active(conn, session, alice.id, tokyo)
+        assert await conn.run_sync(sessions.is_active, session, alice.id, tokyo)
     for stamp in stamps[:3]:
         assert stamp == tokyo
         assert stamp.tzinfo is UTC and stamp.utcoffset() == timedelta(0)
@@ -516,13 +523,13 @@ async def test_concurrent_writers_in_one_chat_keep_ids_gap_free(engine: AsyncEng
 
     async def writer(n: int) -> list[int]:
         async with transaction(engine) as conn:
-            first = await messages.next_seqs(conn, room, n)
+            first = await conn.run_sync(messages.next_seqs, room, n)
             await asyncio.sleep(0.005)  # hold the lock while others queue up
             rows = [
                 messages.row(room, first + k, alice.id, f"w{next(_cids)}", "x", T0)
                 for k in range(n)
             ]
-            await messages.insert_many(conn, rows)
+            await conn.run_sync(messages.insert_many, rows)
             return [first + k for k in range(n)]
 
     reserved = await asyncio.gather(*(writer(n) for n in counts))

@@ -31,7 +31,13 @@ async def _accounts(data_dir: Path, password: str) -> tuple[int, int]:
     """Schema, the reader's account and the chat, through crab's storage layer."""
     from crab.core.domain.models import ChatKind
     from crab.core.storage import chats, users
-    from crab.core.storage.engine import create_engine, ensure_sqlite_dir, migrate, transaction
+    from crab.core.storage.engine import (
+        create_engine,
+        dispose,
+        ensure_sqlite_dir,
+        migrate,
+        transaction,
+    )
 
     url = sqlite_url(data_dir)
     ensure_sqlite_dir(url)
@@ -47,7 +53,7 @@ async def _accounts(data_dir: Path, password: str) -> tuple[int, int]:
             await chats.add_member(conn, chat.id, user.id, now)
         return user.id, chat.id
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 def _fill(data_dir: Path, total: int, password: str) -> int:

@@ -14,7 +14,7 @@ from crab.core.domain.models import Caller, User
 from crab.core.domain.validation import check_password, clean_display_name, normalize_username
 from crab.core.services.passwords import Passwords
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
-from crab.core.storage import sessions, users
+from crab.core.storage import sessions, unit, users
 from crab.core.storage.engine import transaction
 from crab.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
 
@@ -100,9 +100,9 @@ class Accounts:
     async def authenticate(self, token: str) -> Caller:
         """Checks the token and that its session is still signed in."""
         caller = self._access.read(token)
-        async with self._engine.connect() as conn:
-            if not await sessions.is_active(conn, caller.session_id, caller.user_id, now()):
-                raise Unauthenticated("session signed out or expired; sign in again")
+        user_id, session_id = caller.user_id, caller.session_id
+        if not await unit.read(self._engine, sessions.is_active, session_id, user_id, now()):
+            raise Unauthenticated("session signed out or expired; sign in again")
         return caller
 
     async def sign_out(self, caller: Caller, everywhere: bool) -> None:

@@ -3,6 +3,7 @@ rooms go through the worker so every server process learns of them."""
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crab.config import Limits
@@ -10,7 +11,7 @@ from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
 from crab.core.domain.validation import clamp_id, clean_room_name
-from crab.core.storage import chats, messages
+from crab.core.storage import chats, messages, unit
 from crab.core.storage.engine import transaction
 from crab.errors import InvalidArgument, NotFound
 
@@ -33,12 +34,7 @@ class Chats:
             )
 
     async def _visible(self, conn: AsyncConnection, caller: Caller, chat_id: int) -> Chat:
-        """The chat, if the caller is a member. Otherwise NotFound, the same
-        answer as for a chat that does not exist: outsiders learn nothing."""
-        chat = await chats.get_as_member(conn, chat_id, caller.user_id)
-        if chat is None:
-            raise NotFound(f"chat {chat_id} not found")
-        return chat
+        return await conn.run_sync(_visible, caller.user_id, chat_id)
 
     async def create_room(self, caller: Caller, name: str) -> Chat:
         command = cmd.CreateRoom(creator_id=caller.user_id, name=clean_room_name(name))
@@ -52,12 +48,27 @@ class Chats:
         if limit > self._limits.page_limit_max:
             raise InvalidArgument(f"limit must be at most {self._limits.page_limit_max}")
         limit = limit or self._limits.page_limit_default
-        async with self._engine.connect() as conn:
-            await self._visible(conn, caller, chat_id)
-            return await messages.page(conn, chat_id, clamp_id(before), limit)
+        return await unit.read(
+            self._engine, _page, caller.user_id, chat_id, clamp_id(before), limit
+        )
 
     async def mark_read(self, caller: Caller, chat_id: int, message_id: int) -> None:
         """Only the reader sees their read position, so no broker round trip."""
         async with transaction(self._engine) as conn:
             await self._visible(conn, caller, chat_id)
             await chats.mark_read(conn, chat_id, caller.user_id, clamp_id(message_id))
+
+
+def _visible(conn: Connection, user_id: int, chat_id: int) -> Chat:
+    """The chat, if the user is a member. Otherwise NotFound, the same
+    answer as for a chat that does not exist: outsiders learn nothing."""
+    chat = chats.get_as_member(conn, chat_id, user_id)
+    if chat is None:
+        raise NotFound(f"chat {chat_id} not found")
+    return chat
+
+
+def _page(conn: Connection, user_id: int, chat_id: int, before: int, limit: int) -> MessagePage:
+    """A page of history, for members only: one unit of work."""
+    _visible(conn, user_id, chat_id)
+    return messages.page(conn, chat_id, before, limit)

@@ -22,7 +22,7 @@ from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message, User
 from crab.core.domain.validation import clamp_id
-from crab.core.storage import chats, messages, users
+from crab.core.storage import chats, messages, unit, users
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
@@ -253,8 +253,7 @@ class Hub:
         return await asyncio.shield(reading)  # one reader cancelled: the others go on
 
     async def _read_after(self, chat_id: int, after: int) -> list[Message]:
-        async with self.engine.connect() as conn:
-            return await messages.after(conn, chat_id, after, BACKFILL_PAGE)
+        return await unit.read(self.engine, messages.after, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
         # The session's own topics, not a scan of every topic this process holds.

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import Chat, ChatKind, ChatSummary, User
@@ -61,9 +62,9 @@ _AS_MEMBER = (
 )
 
 
-async def get_as_member(conn: AsyncConnection, chat_id: int, user_id: int) -> Chat | None:
+def get_as_member(conn: Connection, chat_id: int, user_id: int) -> Chat | None:
     """The chat, if `user_id` is a member of it (one query)."""
-    row = (await conn.execute(_AS_MEMBER, {"chat_id": chat_id, "user_id": user_id})).first()
+    row = conn.execute(_AS_MEMBER, {"chat_id": chat_id, "user_id": user_id}).first()
     return to_chat(row) if row else None
 
 
@@ -80,14 +81,12 @@ async def is_member(conn: AsyncConnection, chat_id: int, user_id: int) -> bool:
     return (await conn.execute(query)).first() is not None
 
 
-async def memberships(
-    conn: AsyncConnection, pairs: Sequence[tuple[int, int]]
-) -> set[tuple[int, int]]:
+def memberships(conn: Connection, pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
     """Which (chat, user) pairs are memberships: a worker's whole group of
     sends checked in one query instead of one per message."""
     if not pairs:
         return set()
-    rows = await conn.execute(_MEMBERSHIPS, {"pairs": list(set(pairs))})
+    rows = conn.execute(_MEMBERSHIPS, {"pairs": list(set(pairs))})
     return {(row.chat_id, row.user_id) for row in rows}
 
 

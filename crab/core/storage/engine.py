@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -52,11 +52,18 @@ def _sqlite_begin(conn: Connection) -> None:
     # reader, it would fail at its first write after another process's
     # commit ("database is locked", busy_timeout or not). Reads need no
     # BEGIN: each statement sees a consistent snapshot, as before.
-    if conn.get_execution_options().get(_WRITE, False):
+    if conn.get_execution_options().get(WRITE, False):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-_WRITE = "crab_write"
+def listen_sqlite(engine: Engine) -> None:
+    """This module's SQLite rules on a sync engine (the async engine's own,
+    or its twin in unit.py)."""
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+
+
+WRITE = "crab_write"  # execution option of a connection that will write
 # SQLite has one writer. Writers of this process queue here, handed over
 # at once, instead of polling SQLite's lock (busy_timeout sleeps up to 100 ms).
 _sqlite_writers: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -67,11 +74,32 @@ def create_engine(url: str) -> AsyncEngine:
         # No rollback when a connection goes back to the pool: only writes
         # open transactions, and they always end in commit or rollback.
         engine = create_async_engine(url, pool_reset_on_return=None)
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        listen_sqlite(engine.sync_engine)
         _sqlite_writers[engine] = asyncio.Lock()
+        from crab.core.storage import unit  # it builds on this module
+
+        unit.attach(engine)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Closes the engine's connections (and its SQLite threads)."""
+    from crab.core.storage import unit
+
+    await asyncio.to_thread(unit.detach, engine)  # waits for a unit in hand
+    await engine.dispose()
+
+
+@asynccontextmanager
+async def sqlite_writer(engine: AsyncEngine) -> AsyncIterator[None]:
+    """This process's turn to write to an SQLite database (no-op elsewhere)."""
+    lock = _sqlite_writers.get(engine)
+    if lock is None:
+        yield
+        return
+    async with lock:
+        yield
 
 
 @asynccontextmanager
@@ -84,7 +112,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
         return
     async with lock, engine.connect() as conn:
-        await conn.execution_options(**{_WRITE: True})
+        await conn.execution_options(**{WRITE: True})
         async with conn.begin():
             yield conn
 
@@ -130,4 +158,4 @@ def ensure_sqlite_dir(url: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-__all__ = ["create_engine", "ensure_sqlite_dir", "migrate", "transaction"]
+__all__ = ["create_engine", "dispose", "ensure_sqlite_dir", "migrate", "transaction"]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import Message, MessagePage, User
@@ -40,14 +41,14 @@ def _to_message(row: Any) -> Message:
     )
 
 
-async def by_client_ids(
-    conn: AsyncConnection, keys: Sequence[tuple[int, str]]
+def by_client_ids(
+    conn: Connection, keys: Sequence[tuple[int, str]]
 ) -> dict[tuple[int, str], Message]:
     """The messages already stored under these (sender, client message id)
     keys: a worker's whole group checked for re-sends in one query."""
     if not keys:
         return {}
-    rows = await conn.execute(_BY_CLIENT_IDS, {"keys": list(set(keys))})
+    rows = conn.execute(_BY_CLIENT_IDS, {"keys": list(set(keys))})
     return {(row.sender_id, row.client_message_id): _to_message(row) for row in rows}
 
 
@@ -58,10 +59,10 @@ _BY_CLIENT_IDS = _select().where(
 )
 
 
-async def next_seqs(conn: AsyncConnection, chat_id: int, count: int) -> int:
+def next_seqs(conn: Connection, chat_id: int, count: int) -> int:
     """Reserves `count` ids in the chat and returns the first. The row lock
     on the chat serialises writers, which keeps ids gap-free."""
-    result = await conn.execute(_NEXT_SEQS, {"chat_id": chat_id, "count": count})
+    result = conn.execute(_NEXT_SEQS, {"chat_id": chat_id, "count": count})
     return int(result.scalar_one()) - count + 1
 
 
@@ -73,10 +74,10 @@ _NEXT_SEQS = (
 )
 
 
-async def insert_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+def insert_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Core executemany: one round trip for the lot (ORM add_all is 30x slower)."""
     if rows:
-        await conn.execute(_INSERT, list(rows))
+        conn.execute(_INSERT, list(rows))
 
 
 _INSERT = sa.insert(messages)
@@ -93,7 +94,7 @@ _MARK_READ = (
 )
 
 
-async def mark_senders_read(conn: AsyncConnection, newest: dict[tuple[int, int], int]) -> None:
+def mark_senders_read(conn: Connection, newest: dict[tuple[int, int], int]) -> None:
     """Your own message is never unread to you: (chat, sender) -> the newest
     id they sent, for a whole group in one round trip (executemany)."""
     if newest:
@@ -101,7 +102,7 @@ async def mark_senders_read(conn: AsyncConnection, newest: dict[tuple[int, int],
             {"read_chat_id": chat_id, "read_user_id": user_id, "read_seq": seq}
             for (chat_id, user_id), seq in newest.items()
         ]
-        await conn.execute(_MARK_READ, params)
+        conn.execute(_MARK_READ, params)
 
 
 def row(
@@ -117,10 +118,10 @@ def row(
     }
 
 
-async def page(conn: AsyncConnection, chat_id: int, before: int, limit: int) -> MessagePage:
+def page(conn: Connection, chat_id: int, before: int, limit: int) -> MessagePage:
     """Up to `limit` messages older than `before` (0: from the newest), newest first."""
     params = {"chat_id": chat_id, "before": before, "limit": limit + 1}
-    rows = (await conn.execute(_PAGE_BEFORE if before else _PAGE, params)).all()
+    rows = conn.execute(_PAGE_BEFORE if before else _PAGE, params).all()
     found = [_to_message(r) for r in rows[:limit]]
     return MessagePage(messages=found, has_more=len(rows) > limit)
 
@@ -134,10 +135,10 @@ _PAGE = (
 _PAGE_BEFORE = _PAGE.where(messages.c.seq < sa.bindparam("before"))
 
 
-async def after(conn: AsyncConnection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
+def after(conn: Connection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
     """Messages newer than `after_seq`, oldest first: what a client missed."""
     params = {"chat_id": chat_id, "after": after_seq, "limit": limit}
-    return [_to_message(r) for r in await conn.execute(_AFTER, params)]
+    return [_to_message(r) for r in conn.execute(_AFTER, params)]
 
 
 _AFTER = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.storage.tables import sessions
@@ -33,9 +34,9 @@ _IS_ACTIVE = sa.select(sessions.c.id).where(
 )
 
 
-async def is_active(conn: AsyncConnection, session_id: int, user_id: int, now: datetime) -> bool:
+def is_active(conn: Connection, session_id: int, user_id: int, now: datetime) -> bool:
     params = {"session_id": session_id, "user_id": user_id, "now": now}
-    return (await conn.execute(_IS_ACTIVE, params)).first() is not None
+    return conn.execute(_IS_ACTIVE, params).first() is not None
 
 
 async def by_refresh_hash(

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import User
@@ -42,11 +43,11 @@ async def by_id(conn: AsyncConnection, user_id: int) -> User | None:
 _BY_ID = sa.select(*USER_COLUMNS).where(users.c.id == sa.bindparam("user_id"))
 
 
-async def by_ids(conn: AsyncConnection, user_ids: Iterable[int]) -> dict[int, User]:
+def by_ids(conn: Connection, user_ids: Iterable[int]) -> dict[int, User]:
     ids = list(set(user_ids))
     if not ids:
         return {}
-    rows = await conn.execute(_BY_IDS, {"ids": ids})
+    rows = conn.execute(_BY_IDS, {"ids": ids})
     return {row.id: to_user(row) for row in rows}
 
 

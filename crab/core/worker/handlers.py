@@ -5,7 +5,6 @@ command whose worker died before acknowledging is delivered again."""
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
@@ -16,8 +15,9 @@ from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
 from crab.core.domain.models import Chat, ChatKind, Invite, InviteAnswer, Message
-from crab.core.storage import chats, invites, messages, users
+from crab.core.storage import chats, invites, unit, users
 from crab.core.storage.engine import transaction
+from crab.core.worker.sends import store_sends
 from crab.errors import AlreadyExists, CrabError, FailedPrecondition, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -88,85 +88,27 @@ class Worker:
     # ---- messages ------------------------------------------------------
 
     async def _send_group(self, sends: list[tuple[int, cmd.SendMessage]]) -> list[Outcome]:
-        """All waiting sends in one transaction: one commit for the lot,
-        then each is answered. If the group fails, each is tried alone."""
-        published: Published = []
+        """All waiting sends in one transaction, one call to the database:
+        one commit for the lot, then each is answered. If the group fails,
+        each is tried alone."""
         try:
-            async with transaction(self._engine) as conn:
-                outcomes = await self._store_sends(conn, [c for _, c in sends], published)
+            stored = await unit.write(self._engine, store_sends, [c for _, c in sends])
         except IntegrityError:
             log.info("group of %d sends conflicted; storing one by one", len(sends))
             return [await self._one(c) for _, c in sends]
-        await self._publish(published)
-        return outcomes
+        await self._publish(stored.published)
+        return stored.outcomes
 
     async def _send_one(
         self, conn: AsyncConnection, command: cmd.SendMessage, out: Published
     ) -> Message:
-        (outcome,) = await self._store_sends(conn, [command], out)
+        stored = await conn.run_sync(store_sends, [command])
+        (outcome,) = stored.outcomes
         if outcome.error is not None:
             raise outcome.error
         assert isinstance(outcome.result, Message)
+        out.extend(stored.published)
         return outcome.result
-
-    async def _store_sends(
-        self, conn: AsyncConnection, sends: Sequence[cmd.SendMessage], out: Published
-    ) -> list[Outcome]:
-        """A group of sends in a fixed number of statements, whatever its size:
-        re-sends, memberships and senders are each looked up once for all."""
-        keys = [(s.sender_id, s.client_message_id) for s in sends]
-        existing = await messages.by_client_ids(conn, keys)
-        member = await chats.memberships(conn, [(s.chat_id, s.sender_id) for s in sends])
-        outcomes: list[Outcome | None] = [None] * len(sends)
-        fresh: dict[tuple[int, str], int] = {}  # (sender, client id) -> index in sends
-        by_chat: defaultdict[int, list[int]] = defaultdict(list)
-        for i, (send, key) in enumerate(zip(sends, keys, strict=True)):
-            if key in existing:
-                outcomes[i] = Outcome(result=existing[key])  # a re-send: the first one
-            elif key in fresh:
-                continue  # the same send twice in one group: answered below
-            elif (send.chat_id, send.sender_id) not in member:
-                outcomes[i] = Outcome(error=NotFound(f"chat {send.chat_id} not found"))
-            else:
-                fresh[key] = i
-                by_chat[send.chat_id].append(i)
-
-        when = now()
-        stored: dict[int, Message] = {}
-        rows = []
-        read_up_to: dict[tuple[int, int], int] = {}  # (chat, sender) -> newest id sent
-        senders = await users.by_ids(conn, (sends[i].sender_id for i in fresh.values()))
-        # Chats locked (by next_seqs) in id order: competing workers whose
-        # batches share chats queue up instead of deadlocking on PostgreSQL.
-        for chat_id in sorted(by_chat):
-            indexes = by_chat[chat_id]
-            first = await messages.next_seqs(conn, chat_id, len(indexes))
-            for seq, i in enumerate(indexes, start=first):
-                send = sends[i]
-                rows.append(
-                    messages.row(
-                        chat_id, seq, send.sender_id, send.client_message_id, send.text, when
-                    )
-                )
-                stored[i] = Message(
-                    chat_id, seq, senders[send.sender_id], send.text, when, send.client_message_id
-                )
-                read_up_to[(chat_id, send.sender_id)] = seq
-        await messages.insert_many(conn, rows)
-        await messages.mark_senders_read(conn, read_up_to)
-
-        for i, key in enumerate(keys):
-            if outcomes[i] is None:
-                outcomes[i] = Outcome(result=stored[fresh[key]])
-        # A re-send's message is published again: if the first attempt's worker
-        # died between commit and publish, live streams get it now, not only
-        # when the chat's next message reveals the gap (streams skip ids sent).
-        again = {(m.chat_id, m.id): m for m in existing.values()}
-        fresh_messages = {(m.chat_id, m.id): m for m in stored.values()}
-        for position in sorted(again.keys() | fresh_messages.keys()):
-            message = fresh_messages.get(position) or again[position]
-            out.append((ev.chat_topic(message.chat_id), ev.MessageCreated(message)))
-        return [o for o in outcomes if o is not None]
 
     # ---- chats -----------------------------------------------------------
 
