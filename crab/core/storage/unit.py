@@ -24,6 +24,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import SingletonThreadPool
 
 from crab.core.storage import engine as engines
 
@@ -32,8 +33,11 @@ T = TypeVar("T")
 Work = Callable[Concatenate[Connection, P], T]
 
 # Reads run side by side (WAL: readers never wait for the writer; SQLite
-# lets go of the GIL while it steps); writes are one at a time anyway.
-SQLITE_THREADS = 4
+# lets go of the GIL while it steps). Writes are one at a time anyway, and
+# always on the same thread and connection: its page and statement caches
+# stay warm (writes spread over four connections: 100 x 10 fan-out ~490 ->
+# ~360 sends/s).
+SQLITE_READERS = 2
 
 
 class SqliteThreads:
@@ -42,11 +46,13 @@ class SqliteThreads:
     def __init__(self, url: sa.URL) -> None:
         self.engine: Engine = sa.create_engine(
             url.set(drivername="sqlite+pysqlite"),
-            pool_size=SQLITE_THREADS,
+            poolclass=SingletonThreadPool,  # each thread keeps its own connection
+            pool_size=SQLITE_READERS + 1,
             pool_reset_on_return=None,  # as the async engine: reads open no transaction
         )
         engines.listen_sqlite(self.engine)
-        self.pool = ThreadPoolExecutor(SQLITE_THREADS, thread_name_prefix="crab-sqlite")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="crab-sqlite-write")
+        self.readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="crab-sqlite-read")
 
     def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         with self.engine.connect() as conn:
@@ -59,7 +65,8 @@ class SqliteThreads:
                 return work(conn, *args, **kwargs)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.writer.shutdown(wait=True)
+        self.readers.shutdown(wait=True)
         self.engine.dispose()
 
 
@@ -85,7 +92,7 @@ async def read(engine: AsyncEngine, work: Work[P, T], *args: P.args, **kwargs: P
         async with engine.connect() as conn:
             return await conn.run_sync(work, *args, **kwargs)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(threads.pool, lambda: threads.read(work, *args, **kwargs))
+    return await loop.run_in_executor(threads.readers, lambda: threads.read(work, *args, **kwargs))
 
 
 async def write(engine: AsyncEngine, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -95,7 +102,7 @@ async def write(engine: AsyncEngine, work: Work[P, T], *args: P.args, **kwargs: 
             return await conn.run_sync(work, *args, **kwargs)
     loop = asyncio.get_running_loop()
     async with engines.sqlite_writer(engine):
-        done = loop.run_in_executor(threads.pool, lambda: threads.write(work, *args, **kwargs))
+        done = loop.run_in_executor(threads.writer, lambda: threads.write(work, *args, **kwargs))
         try:
             return await asyncio.shield(done)
         except asyncio.CancelledError:
