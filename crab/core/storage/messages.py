@@ -3,7 +3,7 @@ gap-free within their chat."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,15 +30,18 @@ def _select() -> sa.Select[Any]:
     return sa.select(*_COLUMNS).join(users, users.c.id == messages.c.sender_id)
 
 
-def _to_message(row: Any) -> Message:
-    return Message(
-        chat_id=row.chat_id,
-        id=row.seq,
-        sender=User(row.sender_id, row.username, row.display_name),
-        text=row.text,
-        sent_at=row.created_at,
-        client_message_id=row.client_message_id,
-    )
+def _to_messages(rows: Iterable[Any]) -> list[Message]:
+    """Rows of _COLUMNS as messages. Unpacked by position and each sender
+    built once: named access on a Row made this ~2/3 of a history page's
+    time in the database thread."""
+    senders: dict[int, User] = {}
+    out = []
+    for chat_id, seq, text, created_at, client_message_id, sender_id, username, name in rows:
+        sender = senders.get(sender_id)
+        if sender is None:
+            sender = senders[sender_id] = User(sender_id, username, name)
+        out.append(Message(chat_id, seq, sender, text, created_at, client_message_id))
+    return out
 
 
 def by_client_ids(
@@ -49,7 +52,7 @@ def by_client_ids(
     if not keys:
         return {}
     rows = conn.execute(_BY_CLIENT_IDS, {"keys": list(set(keys))})
-    return {(row.sender_id, row.client_message_id): _to_message(row) for row in rows}
+    return {(m.sender.id, m.client_message_id): m for m in _to_messages(rows)}
 
 
 _BY_CLIENT_IDS = _select().where(
@@ -122,7 +125,7 @@ def page(conn: Connection, chat_id: int, before: int, limit: int) -> MessagePage
     """Up to `limit` messages older than `before` (0: from the newest), newest first."""
     params = {"chat_id": chat_id, "before": before, "limit": limit + 1}
     rows = conn.execute(_PAGE_BEFORE if before else _PAGE, params).all()
-    found = [_to_message(r) for r in rows[:limit]]
+    found = _to_messages(rows[:limit])
     return MessagePage(messages=found, has_more=len(rows) > limit)
 
 
@@ -138,7 +141,7 @@ _PAGE_BEFORE = _PAGE.where(messages.c.seq < sa.bindparam("before"))
 def after(conn: Connection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
     """Messages newer than `after_seq`, oldest first: what a client missed."""
     params = {"chat_id": chat_id, "after": after_seq, "limit": limit}
-    return [_to_message(r) for r in conn.execute(_AFTER, params)]
+    return _to_messages(conn.execute(_AFTER, params))
 
 
 _AFTER = (
@@ -155,4 +158,4 @@ async def last_messages(conn: AsyncConnection, last_seqs: dict[int, int]) -> dic
         return {}
     wanted = [sa.and_(messages.c.chat_id == c, messages.c.seq == s) for c, s in last_seqs.items()]
     rows = await conn.execute(_select().where(sa.or_(*wanted)))
-    return {row.chat_id: _to_message(row) for row in rows}
+    return {m.chat_id: m for m in _to_messages(rows)}
