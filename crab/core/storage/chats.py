@@ -86,12 +86,16 @@ def memberships(conn: Connection, pairs: Sequence[tuple[int, int]]) -> set[tuple
     sends checked in one query instead of one per message."""
     if not pairs:
         return set()
-    rows = conn.execute(_MEMBERSHIPS, {"pairs": list(set(pairs))})
-    return {(row.chat_id, row.user_id) for row in rows}
+    wanted = set(pairs)
+    params = {"chats": list({p[0] for p in wanted}), "users": list({p[1] for p in wanted})}
+    return {(c, u) for c, u in conn.execute(_MEMBERSHIPS, params) if (c, u) in wanted}
 
 
+# Two INs, not one IN of pairs: SQLite scans the table for a row-value IN of
+# several pairs (see messages._BY_CLIENT_IDS); this uses the primary key.
 _MEMBERSHIPS = sa.select(members.c.chat_id, members.c.user_id).where(
-    sa.tuple_(members.c.chat_id, members.c.user_id).in_(sa.bindparam("pairs", expanding=True))
+    members.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
+    members.c.user_id.in_(sa.bindparam("users", expanding=True)),
 )
 
 
