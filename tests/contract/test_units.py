@@ -90,7 +90,15 @@ async def test_sqlite_units_run_on_database_threads(engine: AsyncEngine) -> None
 
     assert (await unit.write(engine, where)).startswith("crab-sqlite-write")
     assert (await unit.read(engine, where)).startswith("crab-sqlite-read")
+    assert await unit.read_now(engine, where) == threading.current_thread().name
     assert await unit.read(engine, _texts, room) == []
+
+
+async def test_small_reads_on_the_loop_see_every_commit(engine: AsyncEngine) -> None:
+    alice, room = await _room(engine)
+    for n in range(1, 4):
+        await unit.write(engine, _store, room, alice, [f"m{n}"])
+        assert await unit.read_now(engine, _texts, room) == [f"m{i}" for i in range(1, n + 1)]
 
 
 async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(engine: AsyncEngine) -> None:

@@ -101,7 +101,7 @@ class Accounts:
         """Checks the token and that its session is still signed in."""
         caller = self._access.read(token)
         user_id, session_id = caller.user_id, caller.session_id
-        if not await unit.read(self._engine, sessions.is_active, session_id, user_id, now()):
+        if not await unit.read_now(self._engine, sessions.is_active, session_id, user_id, now()):
             raise Unauthenticated("session signed out or expired; sign in again")
         return caller
 

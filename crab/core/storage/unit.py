@@ -47,7 +47,7 @@ class SqliteThreads:
         self.engine: Engine = sa.create_engine(
             url.set(drivername="sqlite+pysqlite"),
             poolclass=SingletonThreadPool,  # each thread keeps its own connection
-            pool_size=SQLITE_READERS + 1,
+            pool_size=SQLITE_READERS + 2,  # + the writer and the loop's thread
             pool_reset_on_return=None,  # as the async engine: reads open no transaction
         )
         engines.listen_sqlite(self.engine)
@@ -93,6 +93,17 @@ async def read(engine: AsyncEngine, work: Work[P, T], *args: P.args, **kwargs: P
             return await conn.run_sync(work, *args, **kwargs)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(threads.readers, lambda: threads.read(work, *args, **kwargs))
+
+
+async def read_now(engine: AsyncEngine, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """A read small enough to run on the event loop's own thread (SQLite):
+    a lookup by primary key costs less than handing it to a database thread
+    and back (~0.1 ms against ~0.3 ms). Reads never wait for SQLite's writer
+    (WAL). Elsewhere the same as `read`."""
+    threads = _threads.get(engine)
+    if threads is None:
+        return await read(engine, work, *args, **kwargs)
+    return threads.read(work, *args, **kwargs)
 
 
 async def write(engine: AsyncEngine, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
