@@ -4,6 +4,7 @@ the whole table: a row-value IN of several pairs was a SCAN of `messages`
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,24 +29,23 @@ async def sqlite(tmp_path: Path) -> Iterator[Engine]:
 
 
 def _plans(engine: Engine, work: Callable[[Connection], Any]) -> list[str]:
-    """What SQLite plans for each statement `work` runs."""
-    ran: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        ran.append((statement, parameters))
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        with engine.connect() as conn:
+    """What SQLite plans for each statement `work` runs (seen by SQLite
+    itself, whichever way it was sent: SQLAlchemy or storage/direct.py)."""
+    ran: list[str] = []
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert isinstance(raw, sqlite3.Connection)
+        raw.set_trace_callback(ran.append)  # each statement, its values filled in
+        try:
             work(conn)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        finally:
+            raw.set_trace_callback(None)
     assert ran
     with engine.connect() as conn:
         return [
             str(row[3])
-            for statement, parameters in ran
-            for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            for statement in ran
+            for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement)
         ]
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,6 +79,26 @@ async def test_a_write_commits_whole_or_not_at_all(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         page = await conn.run_sync(messages.page, room, 0, 10)
     assert [m.text for m in page.messages] == ["three", "two", "one"]
+
+
+async def test_both_paths_store_and_read_the_same(engine: AsyncEngine) -> None:
+    """On SQLite a unit runs the hot statements on sqlite3's own cursor
+    (storage/direct.py) and the async side through SQLAlchemy: the rows
+    each writes look the same, and each reads the other's the same."""
+    alice, room = await _room(engine)
+    await unit.write(engine, _store, room, alice, ["direct"])
+    async with transaction(engine) as conn:
+        await conn.run_sync(_store, room, alice, ["through SQLAlchemy"])
+    async with engine.connect() as conn:
+        stamps = (await conn.execute(sa.text("SELECT created_at FROM messages"))).scalars().all()
+        as_sqlalchemy = await conn.run_sync(messages.page, room, 0, 10)
+    assert len(stamps) == 2 and len({type(s) for s in stamps}) == 1
+    if engine.dialect.name == "sqlite":
+        assert len({len(s) for s in stamps}) == 1, stamps  # one text format
+    as_unit = await unit.read(engine, messages.page, room, 0, 10)
+    assert as_unit == as_sqlalchemy
+    assert [m.sent_at for m in as_unit.messages] == [T0, T0]
+    assert all(m.sent_at.tzinfo is not None for m in as_unit.messages)
 
 
 async def test_sqlite_units_run_on_database_threads(engine: AsyncEngine) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import Chat, ChatKind, ChatSummary, User
 from crab.core.storage import messages as message_store
+from crab.core.storage.direct import Direct
 from crab.core.storage.tables import chats, members, users
 from crab.core.storage.users import USER_COLUMNS, to_user
 
@@ -88,14 +89,17 @@ def memberships(conn: Connection, pairs: Sequence[tuple[int, int]]) -> set[tuple
         return set()
     wanted = set(pairs)
     params = {"chats": list({p[0] for p in wanted}), "users": list({p[1] for p in wanted})}
-    return {(c, u) for c, u in conn.execute(_MEMBERSHIPS, params) if (c, u) in wanted}
+    return {(c, u) for c, u in _MEMBERSHIPS.all(conn, params) if (c, u) in wanted}
 
 
 # Two INs, not one IN of pairs: SQLite scans the table for a row-value IN of
 # several pairs (see messages._BY_CLIENT_IDS); this uses the primary key.
-_MEMBERSHIPS = sa.select(members.c.chat_id, members.c.user_id).where(
-    members.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
-    members.c.user_id.in_(sa.bindparam("users", expanding=True)),
+_MEMBERSHIPS = Direct(
+    sa.select(members.c.chat_id, members.c.user_id).where(
+        members.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
+        members.c.user_id.in_(sa.bindparam("users", expanding=True)),
+    ),
+    expanding=("chats", "users"),
 )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import Message, MessagePage, User
+from crab.core.storage.direct import Direct
 from crab.core.storage.tables import chats, members, messages, users
 
 _COLUMNS = (
@@ -53,27 +54,30 @@ def by_client_ids(
         return {}
     wanted = set(keys)
     params = {"senders": list({k[0] for k in wanted}), "ids": list({k[1] for k in wanted})}
-    found = _to_messages(conn.execute(_BY_CLIENT_IDS, params))
+    found = _to_messages(_BY_CLIENT_IDS.all(conn, params))
     return {key: m for m in found if (key := (m.sender.id, m.client_message_id)) in wanted}
 
 
 # Two INs, not one IN of (sender, id) pairs: SQLite runs a row-value IN of
 # several pairs as a SCAN of the whole table (~0.3 s per group at 1,000,000
 # messages); this uses the unique index. Pairs not asked for are dropped above.
-_BY_CLIENT_IDS = _select().where(
-    messages.c.sender_id.in_(sa.bindparam("senders", expanding=True)),
-    messages.c.client_message_id.in_(sa.bindparam("ids", expanding=True)),
+_BY_CLIENT_IDS = Direct(
+    _select().where(
+        messages.c.sender_id.in_(sa.bindparam("senders", expanding=True)),
+        messages.c.client_message_id.in_(sa.bindparam("ids", expanding=True)),
+    ),
+    expanding=("senders", "ids"),
 )
 
 
 def next_seqs(conn: Connection, chat_id: int, count: int) -> int:
     """Reserves `count` ids in the chat and returns the first. The row lock
     on the chat serialises writers, which keeps ids gap-free."""
-    result = conn.execute(_NEXT_SEQS, {"chat_id": chat_id, "count": count})
-    return int(result.scalar_one()) - count + 1
+    ((last,),) = _NEXT_SEQS.all(conn, {"chat_id": chat_id, "count": count})
+    return int(last) - count + 1
 
 
-_NEXT_SEQS = (
+_NEXT_SEQS = Direct(
     sa.update(chats)
     .where(chats.c.id == sa.bindparam("chat_id"))
     .values(last_seq=chats.c.last_seq + sa.bindparam("count"))
@@ -84,13 +88,16 @@ _NEXT_SEQS = (
 def insert_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Core executemany: one round trip for the lot (ORM add_all is 30x slower)."""
     if rows:
-        conn.execute(_INSERT, list(rows))
+        _INSERT.many(conn, rows)
 
 
-_INSERT = sa.insert(messages)
+_INSERT = Direct(
+    sa.insert(messages),
+    columns=("chat_id", "seq", "sender_id", "client_message_id", "text", "created_at"),
+)
 
 
-_MARK_READ = (
+_MARK_READ = Direct(
     sa.update(members)
     .where(
         members.c.chat_id == sa.bindparam("read_chat_id"),
@@ -109,7 +116,7 @@ def mark_senders_read(conn: Connection, newest: dict[tuple[int, int], int]) -> N
             {"read_chat_id": chat_id, "read_user_id": user_id, "read_seq": seq}
             for (chat_id, user_id), seq in newest.items()
         ]
-        conn.execute(_MARK_READ, params)
+        _MARK_READ.many(conn, params)
 
 
 def row(
@@ -128,27 +135,28 @@ def row(
 def page(conn: Connection, chat_id: int, before: int, limit: int) -> MessagePage:
     """Up to `limit` messages older than `before` (0: from the newest), newest first."""
     params = {"chat_id": chat_id, "before": before, "limit": limit + 1}
-    rows = conn.execute(_PAGE_BEFORE if before else _PAGE, params).all()
+    rows = (_PAGE_BEFORE if before else _PAGE).all(conn, params)
     found = _to_messages(rows[:limit])
     return MessagePage(messages=found, has_more=len(rows) > limit)
 
 
-_PAGE = (
+_NEWEST = (
     _select()
     .where(messages.c.chat_id == sa.bindparam("chat_id"))
     .order_by(messages.c.seq.desc())
     .limit(sa.bindparam("limit"))
 )
-_PAGE_BEFORE = _PAGE.where(messages.c.seq < sa.bindparam("before"))
+_PAGE = Direct(_NEWEST)
+_PAGE_BEFORE = Direct(_NEWEST.where(messages.c.seq < sa.bindparam("before")))
 
 
 def after(conn: Connection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
     """Messages newer than `after_seq`, oldest first: what a client missed."""
     params = {"chat_id": chat_id, "after": after_seq, "limit": limit}
-    return _to_messages(conn.execute(_AFTER, params))
+    return _to_messages(_AFTER.all(conn, params))
 
 
-_AFTER = (
+_AFTER = Direct(
     _select()
     .where(messages.c.chat_id == sa.bindparam("chat_id"), messages.c.seq > sa.bindparam("after"))
     .order_by(messages.c.seq)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crab.core.storage.direct import Direct
 from crab.core.storage.tables import sessions
 
 
@@ -26,17 +27,19 @@ async def create(
 
 # Built once: asked on every call, and building a statement costs about as
 # much as running it (the hot statements here and in messages/chats/users).
-_IS_ACTIVE = sa.select(sessions.c.id).where(
-    sessions.c.id == sa.bindparam("session_id"),
-    sessions.c.user_id == sa.bindparam("user_id"),
-    sessions.c.revoked_at.is_(None),
-    sessions.c.expires_at > sa.bindparam("now", type_=sessions.c.expires_at.type),
+_IS_ACTIVE = Direct(
+    sa.select(sessions.c.id).where(
+        sessions.c.id == sa.bindparam("session_id"),
+        sessions.c.user_id == sa.bindparam("user_id"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > sa.bindparam("now", type_=sessions.c.expires_at.type),
+    )
 )
 
 
 def is_active(conn: Connection, session_id: int, user_id: int, now: datetime) -> bool:
     params = {"session_id": session_id, "user_id": user_id, "now": now}
-    return conn.execute(_IS_ACTIVE, params).first() is not None
+    return bool(_IS_ACTIVE.all(conn, params))
 
 
 async def by_refresh_hash(

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import User
+from crab.core.storage.direct import Direct
 from crab.core.storage.tables import users
 
 USER_COLUMNS = (users.c.id, users.c.username, users.c.display_name)
@@ -47,11 +48,14 @@ def by_ids(conn: Connection, user_ids: Iterable[int]) -> dict[int, User]:
     ids = list(set(user_ids))
     if not ids:
         return {}
-    rows = conn.execute(_BY_IDS, {"ids": ids})
-    return {row.id: to_user(row) for row in rows}
+    rows = _BY_IDS.all(conn, {"ids": ids})
+    return {user_id: User(user_id, name, display) for user_id, name, display in rows}
 
 
-_BY_IDS = sa.select(*USER_COLUMNS).where(users.c.id.in_(sa.bindparam("ids", expanding=True)))
+_BY_IDS = Direct(
+    sa.select(*USER_COLUMNS).where(users.c.id.in_(sa.bindparam("ids", expanding=True))),
+    expanding=("ids",),
+)
 
 
 async def credentials(conn: AsyncConnection, username: str) -> tuple[User, str] | None:
