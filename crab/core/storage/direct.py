@@ -69,13 +69,19 @@ class _Shape:
             out.append(value if process is None else process(value))
         return tuple(out)
 
-    def rows(self, raw: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        if not any(self.results):
+    def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
+        """Typed values for the columns that need it (timestamps on SQLite);
+        the rest are as the driver gave them."""
+        steps = [(i, p) for i, p in enumerate(self.results) if p is not None]
+        if not steps:
             return raw
-        steps = self.results
-        return [
-            tuple(v if p is None else p(v) for v, p in zip(row, steps, strict=True)) for row in raw
-        ]
+        out = []
+        for row in raw:
+            typed = list(row)
+            for i, process in steps:
+                typed[i] = process(typed[i])
+            out.append(typed)
+        return out
 
 
 class Direct:

@@ -29,6 +29,19 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite the stored text is UTC ("2024-05-01 12:00:00.000000"):
+        one C call reads it as an aware time. SQLAlchemy's parse, then the
+        method above, then replace() took ~4 us a row: a fifth of a history
+        page."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def parse(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+        return parse
+
 
 metadata = sa.MetaData()
 
