@@ -91,3 +91,7 @@ def test_pairs_not_asked_for_are_left_out(sqlite: Engine) -> None:
         )
     with sqlite.connect() as conn:
         assert chats.memberships(conn, [(1, 1), (2, 2)]) == {(1, 1), (2, 2)}  # not (1, 2)
+        # Lists padded to a power of two (3 -> 4, 5 -> 8) answer the same.
+        assert chats.memberships(conn, [(1, 1), (1, 2), (2, 9)]) == {(1, 1), (1, 2)}
+        found = users.by_ids(conn, [2, 1, 7, 8, 9])
+        assert sorted(found) == [1, 2] and found[2].username == "b"

@@ -63,7 +63,8 @@ class _Shape:
         out = []
         for name, index, process, own in self.slots:
             if index is not None:
-                value = params[name][index]
+                values = params[name]  # padded up to the shape's size with its last value
+                value = values[index] if index < len(values) else values[-1]
             else:
                 value = params[name] if name in params else own
             out.append(value if process is None else process(value))
@@ -84,6 +85,21 @@ class _Shape:
         return out
 
 
+# IN lists are padded to the next power of two (repeating their last value,
+# which changes no answer), so a statement has a handful of shapes, not
+# one per list length; the common ones are compiled as the threads start.
+WARM_UP_TO = 8
+
+
+def _bucket(n: int) -> int:
+    return 1 << (n - 1).bit_length() if n > 1 else n
+
+
+def warm_up(dialect: Dialect) -> None:
+    for direct in list(_ALL):
+        direct.warm(dialect)
+
+
 class Direct:
     """A Core statement that runs on sqlite3's cursor when it can."""
 
@@ -99,15 +115,30 @@ class Direct:
         self._expanding = tuple(expanding)
         self._columns = tuple(columns) if columns is not None else None
         self._shapes: dict[tuple[int, ...], _Shape] = {}
+        _ALL.append(self)
 
     def _shape(self, dialect: Dialect, params: Mapping[str, Any]) -> _Shape:
-        sizes = tuple(len(params[name]) for name in self._expanding)
+        return self._sized(dialect, tuple(_bucket(len(params[n])) for n in self._expanding))
+
+    def _sized(self, dialect: Dialect, sizes: tuple[int, ...]) -> _Shape:
         shape = self._shapes.get(sizes)
         if shape is None:
             named = dict(zip(self._expanding, sizes, strict=True))
             shape = _Shape(self.statement, dialect, named, self._columns)
             self._shapes[sizes] = shape
         return shape
+
+    def warm(self, dialect: Dialect, largest: int = WARM_UP_TO) -> None:
+        """Compiles the shapes a small group needs (each ~0.3-1.5 ms)."""
+        sizes = [1 << k for k in range(largest.bit_length())]
+        if len(self._expanding) == 1:
+            shapes: list[tuple[int, ...]] = [(n,) for n in sizes]
+        elif len(self._expanding) == 2:
+            shapes = [(a, b) for a in sizes for b in sizes if a == b or a == 1 or b == 1]
+        else:
+            shapes = [()] if not self._expanding else []
+        for shape in shapes:
+            self._sized(dialect, shape)
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """The rows, as tuples in the statement's column order."""
@@ -139,6 +170,9 @@ class Direct:
             cursor.close()
 
 
+_ALL: list[Direct] = []
+
+
 def _sqlite_cursor(conn: Connection) -> sqlite3.Cursor | None:
     raw = conn.connection.dbapi_connection
     return raw.cursor() if isinstance(raw, sqlite3.Connection) else None
@@ -150,4 +184,4 @@ def _wrapped(error: sqlite3.Error, sql: str, params: Any) -> StatementError:
     return DBAPIError.instance(sql, params, error, sqlite3.Error)
 
 
-__all__ = ["Direct"]
+__all__ = ["Direct", "warm_up"]

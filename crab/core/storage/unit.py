@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import SingletonThreadPool
 
+from crab.core.storage import direct
 from crab.core.storage import engine as engines
 
 P = ParamSpec("P")
@@ -53,6 +54,8 @@ class SqliteThreads:
         engines.listen_sqlite(self.engine)
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="crab-sqlite-write")
         self.readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="crab-sqlite-read")
+        # Off the loop: the first groups of sends find their statements ready.
+        self.readers.submit(direct.warm_up, self.engine.dialect)
 
     def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         with self.engine.connect() as conn:
