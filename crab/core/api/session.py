@@ -13,6 +13,7 @@ from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
 from crab.core.api.auth import caller
+from crab.core.api.data_frames import DataWriter
 from crab.core.api.errors import to_grpc
 from crab.core.api.frames import FrameEncoder
 from crab.core.domain.commands import SendMessage
@@ -139,10 +140,11 @@ class SessionServicer:
             session.push(live.Ack(cid, message))
 
     async def _write(self, stream: FrameStream, session: LiveSession) -> None:
+        writer = DataWriter(stream)
         with contextlib.suppress(CrabError):  # the session's error ends the call
             while (batch := await session.next_batch()) is not None:
                 for data in self._frames.writes(batch):
-                    await stream.send_message(data)  # pre-encoded: PassThroughCodec
+                    await writer.send(data)
 
 
 def _cursors(resume: pb.Resume) -> list[tuple[int, int]]:
