@@ -119,7 +119,9 @@ def test_small_fanout_against_its_own_server_passes() -> None:
     report = json.loads(done.stdout)
     fanout = report["results"]["fanout"]
     assert report["ok"] and fanout["acked_sends"] == 40 and fanout["deliveries"] == 200
-    assert fanout["server_peak_rss_mib"] > 0 and fanout["server_cpu_seconds"] > 0
+    # The probe sees the server (its CPU for 40 sends can be under the
+    # 10 ms the kernel counts in).
+    assert fanout["server_peak_rss_mib"] > 0 and fanout["server_cpu_seconds"] >= 0
     assert report["checks"][0]["problems"] == []
 
 

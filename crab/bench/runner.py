@@ -366,7 +366,7 @@ def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, ph
             tick,
         )
     end = time.time()
-    cpu1, _ = bench.server_sample()
+    cpu1, rss1 = bench.server_sample()
     loadgen1 = pool.cpu_seconds()
     received: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -394,6 +394,8 @@ def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, ph
         start=start,
         end=end,
         cpu_seconds=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-        peak_rss=bench.probe.peak_rss(start, end) if bench.probe else None,
+        # The sample taken at the end counts too: a phase can be shorter
+        # than the probe's 100 ms between samples.
+        peak_rss=max(bench.probe.peak_rss(start, end), rss1 or 0) if bench.probe else None,
         loadgen_cpu_seconds=loadgen1 - loadgen0,
     )
