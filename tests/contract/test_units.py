@@ -39,6 +39,15 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await dispose(made)
 
 
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """SQLite only: its threads and its one writer."""
+    made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}")
+    await migrate(made)
+    yield made
+    await dispose(made)
+
+
 async def _room(engine: AsyncEngine) -> tuple[int, int]:
     async with transaction(engine) as conn:
         alice = await users.insert(conn, "alice", "Alice", "hash", T0)
@@ -101,9 +110,9 @@ async def test_both_paths_store_and_read_the_same(engine: AsyncEngine) -> None:
     assert all(m.sent_at.tzinfo is not None for m in as_unit.messages)
 
 
-async def test_sqlite_units_run_on_database_threads(engine: AsyncEngine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL units run on the event loop's thread (asyncpg)")
+async def test_sqlite_units_run_on_database_threads(sqlite: AsyncEngine) -> None:
+    """(PostgreSQL units run on the event loop's thread: asyncpg.)"""
+    engine = sqlite
     _, room = await _room(engine)
 
     def where(conn: Connection) -> str:
@@ -122,9 +131,8 @@ async def test_small_reads_on_the_loop_see_every_commit(engine: AsyncEngine) -> 
         assert await unit.read_now(engine, _texts, room) == [f"m{i}" for i in range(1, n + 1)]
 
 
-async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(engine: AsyncEngine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's writer turn; PostgreSQL units run on the loop's thread")
+async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: AsyncEngine) -> None:
+    engine = sqlite
     alice, room = await _room(engine)
     started, release = threading.Event(), threading.Event()
 
