@@ -1,20 +1,41 @@
 """The broker contract suite runs once per adapter: `broker_kind` is
 "memory" or "amqp" (a real RabbitMQ, started for the session); `amqp` alone
-is for the guarantees only a real broker keeps."""
+is for the guarantees only a real broker keeps. The storage suites run once
+per database: `engine` is a migrated SQLite or a real PostgreSQL."""
 
 from __future__ import annotations
 
 import itertools
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
+from crab.core.storage.engine import create_engine, dispose, migrate
 from tests.services import rabbitmq_url
 
 _prefixes = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}"
+    url: str = request.getfixturevalue("pg_database_url")
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(database_url)
+    await migrate(made)
+    yield made
+    await dispose(made)
 
 
 class Brokers:

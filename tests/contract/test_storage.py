@@ -8,9 +8,7 @@ import asyncio
 import dataclasses
 import itertools
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,23 +29,6 @@ from crab.errors import AlreadyExists
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _cids = itertools.count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}"
-    url: str = request.getfixturevalue("pg_database_url")
-    return url
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(database_url)
-    await migrate(made)
-    yield made
-    await dispose(made)
 
 
 async def add_user(conn: AsyncConnection, name: str, display: str | None = None) -> User:
