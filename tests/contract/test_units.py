@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crab.core.domain.models import ChatKind
@@ -137,3 +138,20 @@ async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: Asyn
         await task
     assert await following == [2]
     assert await unit.read(engine, _texts, room) == ["slow", "next"]
+
+
+def _store_twice(conn: Connection, chat_id: int, sender_id: int) -> None:
+    row = messages.row(chat_id, 1, sender_id, "same", "twice", T0)
+    messages.insert_many(conn, [row])
+    messages.insert_many(conn, [dict(row, seq=2)])  # same (sender, client id)
+
+
+async def test_a_conflict_is_sqlalchemys_integrity_error_on_both_paths(
+    engine: AsyncEngine,
+) -> None:
+    """The worker retries a group one by one on IntegrityError: sqlite3's
+    own error (storage/direct.py) must arrive as SQLAlchemy's."""
+    alice, room = await _room(engine)
+    with pytest.raises(IntegrityError):
+        await unit.write(engine, _store_twice, room, alice)
+    assert await unit.read(engine, _texts, room) == []  # rolled back whole
