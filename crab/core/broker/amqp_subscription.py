@@ -61,15 +61,31 @@ class AmqpSubscription(Subscription):
         self._inbox.put_nowait(message)
 
     async def _run(self) -> None:
-        while (message := await self._inbox.get()) is not None:
-            topic = message.routing_key or ""
-            try:
-                await self._handler(topic, codec.decode_event(message.body))
-            except codec.CodecError as exc:
-                log.error("undecodable event on %s dropped: %s", topic, exc)
-            except Exception:
-                log.exception("event handler failed on %s", topic)
-            await settle(message.ack())
+        stopping = False
+        while not stopping and (message := await self._inbox.get()) is not None:
+            # Everything already here is handled before one acknowledgement
+            # for the lot: awaiting an ack per event let the members' writers
+            # run between events, one message per socket write (the scaled
+            # replica spent ~4x the CPU of one process per message).
+            batch = [message]
+            while not self._inbox.empty():
+                more = self._inbox.get_nowait()
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            for item in batch:
+                await self._handle(item)
+            await settle(batch[-1].ack(multiple=True))  # this channel's deliveries up to it
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        topic = message.routing_key or ""
+        try:
+            await self._handler(topic, codec.decode_event(message.body))
+        except codec.CodecError as exc:
+            log.error("undecodable event on %s dropped: %s", topic, exc)
+        except Exception:
+            log.exception("event handler failed on %s", topic)
 
     # Shielded: aiormq closes the whole channel when an RPC is cancelled, and
     # the caller is a session whose task ends whenever its client goes away.
