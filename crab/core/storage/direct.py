@@ -13,11 +13,12 @@ same rows; the storage contract tests run both."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import DBAPIError
 
 Processor = Callable[[Any], Any] | None
 
@@ -54,10 +55,12 @@ class _Shape:
             self.slots.append((name, index, typed.bind_processor(dialect), own))
         returned: Any = getattr(statement, "selected_columns", None)
         if returned is None:
-            returned = getattr(statement, "_returning", ())  # UPDATE ... RETURNING
-        self.results: list[Processor] = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in (returned or ())
+            returned = getattr(statement, "_returning", None) or ()  # UPDATE ... RETURNING
+        processors = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returned
         ]
+        # (column index, processor) for the columns that need one
+        self.typed_columns = [(i, p) for i, p in enumerate(processors) if p is not None]
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -73,13 +76,12 @@ class _Shape:
     def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
         """Typed values for the columns that need it (timestamps on SQLite);
         the rest are as the driver gave them."""
-        steps = [(i, p) for i, p in enumerate(self.results) if p is not None]
-        if not steps:
+        if not self.typed_columns:
             return raw
         out = []
         for row in raw:
             typed = list(row)
-            for i, process in steps:
+            for i, process in self.typed_columns:
                 typed[i] = process(typed[i])
             out.append(typed)
         return out
@@ -131,27 +133,22 @@ class Direct:
     def warm(self, dialect: Dialect, largest: int = WARM_UP_TO) -> None:
         """Compiles the shapes a small group needs (each ~0.3-1.5 ms)."""
         sizes = [1 << k for k in range(largest.bit_length())]
-        if len(self._expanding) == 1:
-            shapes: list[tuple[int, ...]] = [(n,) for n in sizes]
-        elif len(self._expanding) == 2:
-            shapes = [(a, b) for a in sizes for b in sizes if a == b or a == 1 or b == 1]
-        else:
-            shapes = [()] if not self._expanding else []
-        for shape in shapes:
+        by_count: dict[int, list[tuple[int, ...]]] = {
+            0: [()],
+            1: [(n,) for n in sizes],
+            2: [(a, b) for a in sizes for b in sizes if a == b or 1 in (a, b)],
+        }
+        for shape in by_count.get(len(self._expanding), []):
             self._sized(dialect, shape)
 
     def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """The rows, as tuples in the statement's column order."""
         cursor = _sqlite_cursor(conn)
         if cursor is None:
-            return [tuple(row) for row in conn.execute(self.statement, dict(params))]
+            return list(conn.execute(self.statement, dict(params)).all())
         shape = self._shape(conn.dialect, params)
-        try:
+        with _as_sqlalchemy_errors(cursor, shape.sql, params):
             return shape.rows(cursor.execute(shape.sql, shape.args(params)).fetchall())
-        except sqlite3.Error as error:
-            raise _wrapped(error, shape.sql, params) from error
-        finally:
-            cursor.close()
 
     def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """executemany: the same statement for each row (no IN lists)."""
@@ -162,12 +159,8 @@ class Direct:
             conn.execute(self.statement, [dict(r) for r in rows])
             return
         shape = self._shape(conn.dialect, rows[0])
-        try:
+        with _as_sqlalchemy_errors(cursor, shape.sql, rows):
             cursor.executemany(shape.sql, [shape.args(r) for r in rows])
-        except sqlite3.Error as error:
-            raise _wrapped(error, shape.sql, rows) from error
-        finally:
-            cursor.close()
 
 
 _ALL: list[Direct] = []
@@ -178,10 +171,16 @@ def _sqlite_cursor(conn: Connection) -> sqlite3.Cursor | None:
     return raw.cursor() if isinstance(raw, sqlite3.Connection) else None
 
 
-def _wrapped(error: sqlite3.Error, sql: str, params: Any) -> StatementError:
-    """The same exception classes SQLAlchemy raises (IntegrityError...), so
-    callers catch one kind whichever path ran."""
-    return DBAPIError.instance(sql, params, error, sqlite3.Error)
+@contextmanager
+def _as_sqlalchemy_errors(cursor: sqlite3.Cursor, sql: str, params: Any) -> Iterator[None]:
+    """Closes the cursor; raises the exception classes SQLAlchemy raises
+    (IntegrityError...), so callers catch one kind whichever path ran."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, params, error, sqlite3.Error) from error
+    finally:
+        cursor.close()
 
 
 __all__ = ["Direct", "warm_up"]

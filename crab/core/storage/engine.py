@@ -106,13 +106,9 @@ async def sqlite_writer(engine: AsyncEngine) -> AsyncIterator[None]:
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A write transaction: committed when the block ends, rolled back if it
     raises. Every write goes through here (reads use engine.connect())."""
-    lock = _sqlite_writers.get(engine)
-    if lock is None:
-        async with engine.begin() as conn:
-            yield conn
-        return
-    async with lock, engine.connect() as conn:
-        await conn.execution_options(**{WRITE: True})
+    async with sqlite_writer(engine), engine.connect() as conn:
+        if engine in _sqlite_writers:
+            await conn.execution_options(**{WRITE: True})
         async with conn.begin():
             yield conn
 
