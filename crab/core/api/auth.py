@@ -28,6 +28,13 @@ PUBLIC_METHODS = frozenset(
 )
 
 _caller: ContextVar[Caller | None] = ContextVar("crab_caller", default=None)
+_peer: ContextVar[str] = ContextVar("crab_peer", default="")
+
+
+def peer_address() -> str:
+    """The source IP address of the current request ("" if unknown): the
+    key of the per-address limits (sign-in, sign-up, ...)."""
+    return _peer.get()
 
 
 def caller() -> Caller:
@@ -55,6 +62,8 @@ class AuthListener:
 
     async def __call__(self, event: RecvRequest) -> None:
         _caller.set(None)
+        addr = event.peer.addr()
+        _peer.set(str(addr[0]) if addr else "")
         name = event.method_name
         # Health and reflection are public by design; crab's own API is not.
         if name in PUBLIC_METHODS or not name.startswith("/crab."):

@@ -66,6 +66,9 @@ sessions = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # The refresh token this one replaced: presenting it again means it was
+    # stolen (or copied), and the whole session is revoked (OAuth's advice).
+    sa.Column("previous_refresh_hash", sa.String(64), nullable=True, unique=True),
 )
 
 chats = sa.Table(
@@ -119,4 +122,15 @@ messages = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("chat_id", "seq", name="uq_messages_chat_seq"),
     sa.UniqueConstraint("sender_id", "client_message_id", name="uq_messages_sender_client_id"),
+)
+
+# Each command's first result, stored in the transaction that acted: a
+# redelivered command or a client's retry with the same request id gets it
+# back instead of acting twice. `key` is "<user id>:<request id>".
+command_results = sa.Table(
+    "command_results",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("outcome", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
 )

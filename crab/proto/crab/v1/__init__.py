@@ -108,6 +108,12 @@ class AnswerInviteRequest(betterproto2.Message):
 
     accept: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
 
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Chosen by the client, unique per user (at most 64 characters): a retry
+    with the same id returns the first result instead of acting twice.
+    """
+
 
 default_message_pool.register_message("crab.v1", "AnswerInviteRequest", AnswerInviteRequest)
 
@@ -224,6 +230,12 @@ default_message_pool.register_message("crab.v1", "ClientFrame", ClientFrame)
 class CreateRoomRequest(betterproto2.Message):
     name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
+    request_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Chosen by the client, unique per user (at most 64 characters): a retry
+    with the same id returns the first result instead of acting twice.
+    """
+
 
 default_message_pool.register_message("crab.v1", "CreateRoomRequest", CreateRoomRequest)
 
@@ -231,6 +243,12 @@ default_message_pool.register_message("crab.v1", "CreateRoomRequest", CreateRoom
 @dataclass(eq=False, repr=False)
 class DirectInviteRequest(betterproto2.Message):
     user_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    request_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Chosen by the client, unique per user (at most 64 characters): a retry
+    with the same id returns the first result instead of acting twice.
+    """
 
 
 default_message_pool.register_message("crab.v1", "DirectInviteRequest", DirectInviteRequest)
@@ -433,6 +451,12 @@ class RoomInviteRequest(betterproto2.Message):
     chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
 
     user_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Chosen by the client, unique per user (at most 64 characters): a retry
+    with the same id returns the first result instead of acting twice.
+    """
 
 
 default_message_pool.register_message("crab.v1", "RoomInviteRequest", RoomInviteRequest)
