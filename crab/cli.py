@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crab.config import Settings, default_data_dir
+from crab.config import Limits, Settings, default_data_dir
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +49,26 @@ def storage_options(func: F) -> F:
         show_envvar=True,
         help="Database URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...)",
     )(func)
+    return func
+
+
+# The limits `crab serve` takes, one option each, made from crab/config.py's
+# table: --NAME-WITH-DASHES and CRAB_NAME, defaults and help from the field.
+LIMIT_FIELDS = [f for f in dataclasses.fields(Limits) if "help" in f.metadata]
+LIMIT_NAMES = [f.name for f in LIMIT_FIELDS]
+
+
+def limit_options(func: F) -> F:
+    for f in reversed(LIMIT_FIELDS):
+        func = click.option(
+            "--" + f.name.replace("_", "-"),
+            default=f.default,
+            type=type(f.default),
+            show_default=True,
+            envvar="CRAB_" + f.name.upper(),
+            show_envvar=True,
+            help=f.metadata["help"],
+        )(func)
     return func
 
 
@@ -117,32 +137,7 @@ def main() -> None:
     envvar="CRAB_TLS_KEY",
     show_envvar=True,
 )
-@click.option(
-    "--max-message-chars",
-    default=4000,
-    show_default=True,
-    type=int,
-    envvar="CRAB_MAX_MESSAGE_CHARS",
-    show_envvar=True,
-)
-@click.option(
-    "--send-rate",
-    default=20.0,
-    show_default=True,
-    type=float,
-    envvar="CRAB_SEND_RATE",
-    show_envvar=True,
-    help="Messages per second per user, sustained.",
-)
-@click.option(
-    "--send-burst",
-    default=50,
-    show_default=True,
-    type=int,
-    envvar="CRAB_SEND_BURST",
-    show_envvar=True,
-    help="Messages a user may send at once before the rate applies.",
-)
+@limit_options
 @click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
@@ -150,14 +145,7 @@ def main() -> None:
     envvar="CRAB_PASSWORD_HASHING",
     hidden=True,
 )
-def serve(
-    data_dir: Path | None,
-    database: str | None,
-    max_message_chars: int,
-    send_rate: float,
-    send_burst: int,
-    **options: Any,
-) -> None:
+def serve(data_dir: Path | None, database: str | None, **options: Any) -> None:
     """Run the server (and its worker) in this process."""
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -165,14 +153,9 @@ def serve(
         raise click.UsageError(
             "--no-worker needs a shared broker (--broker amqp://...) and `crab worker`"
         )
+    limits = {name: options.pop(name) for name in LIMIT_NAMES}
     settings = make_settings(data_dir, database, **options)
-    limits = dataclasses.replace(
-        settings.limits,
-        max_message_chars=max_message_chars,
-        send_rate=send_rate,
-        send_burst=send_burst,
-    )
-    settings = dataclasses.replace(settings, limits=limits)
+    settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
     run(_serve(settings))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -17,12 +18,40 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'crab.db'}"
 
 
+def limit(default: Any, help: str) -> Any:
+    """A limit that `crab serve` takes as --NAME-WITH-DASHES and CRAB_NAME
+    (cli.py makes the options from these fields; README lists them)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class Limits:
-    max_message_chars: int = 4000
+    max_message_chars: int = limit(4000, "Characters in one message.")
     # Token bucket per user: `send_burst` sends at once, refilled at `send_rate`/s.
-    send_rate: float = 20.0
-    send_burst: int = 50
+    send_rate: float = limit(20.0, "Messages per second per user, sustained.")
+    send_burst: int = limit(50, "Messages a user may send at once before the rate applies.")
+    # The edge: what one connection, one address or one request may cost.
+    max_request_bytes: int = limit(
+        64 * 1024, "Bytes in one request or stream frame (checked before it is read)."
+    )
+    max_connections: int = limit(
+        10_000, "Open connections in all (lowered to fit the open-file limit)."
+    )
+    max_connections_per_address: int = limit(500, "Open connections from one IP address.")
+    handshake_timeout: float = limit(
+        10.0, "Seconds for a new connection's TLS handshake and first request."
+    )
+    unauthenticated_timeout: float = limit(
+        60.0, "Seconds a connection may stay open without a signed-in call."
+    )
+    idle_timeout: float = limit(600.0, "Seconds a connection may stay open with no call at all.")
+    max_streams_per_connection: int = limit(100, "Calls in progress on one connection.")
+    control_frame_rate: float = limit(
+        20.0, "HTTP/2 PING, RST_STREAM, SETTINGS and PRIORITY frames per second per connection."
+    )
+    control_frame_burst: int = limit(
+        500, "Such frames a connection may send at once before the rate applies."
+    )
     # Frames waiting for one slow client before its stream is ended.
     stream_buffer: int = 1024
     search_limit_default: int = 20

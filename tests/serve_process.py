@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -65,10 +66,21 @@ def run_crab(
     )
 
 
+def _limit_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 class CrabProcess:
     """One `crab serve` process and its log (stdout and stderr together)."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        open_files: int | None = None,
+    ) -> None:
+        """open_files: the server's open-file limit, soft and hard (as on a
+        machine that allows only that many)."""
         self.args = list(args)
         self.lines: list[str] = []
         self._changed = threading.Condition(threading.RLock())
@@ -82,6 +94,7 @@ class CrabProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=crab_env(env),
+            preexec_fn=None if open_files is None else lambda: _limit_files(open_files),
         )
         self._reader = threading.Thread(target=self._read, name="crab-log", daemon=True)
         self._reader.start()
@@ -95,6 +108,7 @@ class CrabProcess:
         port: int | None = 0,
         fast_send: bool = True,
         timeout: float = START_TIMEOUT,
+        open_files: int | None = None,
     ) -> CrabProcess:
         """`crab serve` (on a free port unless told), waited on until it listens.
         data_dir None or port None: left to the environment / defaults."""
@@ -105,7 +119,7 @@ class CrabProcess:
             args += ["--port", str(port)]
         if fast_send:
             args += FAST_SEND
-        server = cls([*args, *extra], env)
+        server = cls([*args, *extra], env, open_files)
         try:
             server.wait_listening(timeout)
         except BaseException:

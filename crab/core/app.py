@@ -113,7 +113,13 @@ class Crab:
         s = self.settings
         await self.hub.start()
         self.server, self.health, self.calls = build_server(
-            self.accounts, self.people, self.chats, self.invites, self.messages, self.hub
+            self.accounts,
+            self.people,
+            self.chats,
+            self.invites,
+            self.messages,
+            self.hub,
+            s.limits,
         )
         context: ssl.SSLContext | None = None
         if s.tls_cert and s.tls_key:

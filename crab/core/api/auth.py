@@ -12,6 +12,7 @@ from grpclib import GRPCError
 from grpclib.const import Status
 from grpclib.events import RecvRequest
 
+from crab.core.api.connections import Edge
 from crab.core.api.errors import to_grpc
 from crab.core.domain.models import Caller
 from crab.core.services.accounts import Accounts
@@ -57,8 +58,9 @@ def bearer_token(value: str | bytes | None) -> str:
 
 
 class AuthListener:
-    def __init__(self, accounts: Accounts) -> None:
+    def __init__(self, accounts: Accounts, edge: Edge | None = None) -> None:
         self._accounts = accounts
+        self._edge = edge
 
     async def __call__(self, event: RecvRequest) -> None:
         _caller.set(None)
@@ -74,6 +76,8 @@ class AuthListener:
             # us; cancelled mid-read, SQLAlchemy's aiosqlite adapter leaves a
             # close task pending for the garbage collector. Let the read finish.
             _caller.set(await asyncio.shield(self._accounts.authenticate(token)))
+            if self._edge is not None:  # a signed-in connection may stay open
+                self._edge.signed_in(getattr(event.peer, "_transport", None))
         except CrabError as error:
             raise to_grpc(error) from None
         except Exception:
