@@ -119,3 +119,12 @@ async def test_healthcheck_module_reports_serving(crab: object) -> None:
 
     assert isinstance(crab, Crab)
     assert await check("127.0.0.1", crab.port)
+
+
+def test_readme_lists_every_limit_with_its_option_env_and_default() -> None:
+    from crab.cli import LIMIT_FIELDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for f in LIMIT_FIELDS:
+        row = f"| `--{f.name.replace('_', '-')}` | `CRAB_{f.name.upper()}` | {f.default} |"
+        assert row in readme, f"README's limits table is missing {row!r}"
