@@ -39,7 +39,9 @@ class Limits:
     )
     max_connections_per_address: int = limit(500, "Open connections from one IP address.")
     handshake_timeout: float = limit(
-        10.0, "Seconds for a new connection's TLS handshake and first request."
+        10.0,
+        "Seconds for a new connection's TLS handshake and first request, and for"
+        " a request to arrive whole once begun.",
     )
     unauthenticated_timeout: float = limit(
         60.0, "Seconds a connection may stay open without a signed-in call."

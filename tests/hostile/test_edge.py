@@ -324,6 +324,19 @@ async def test_silent_and_half_open_connections_are_closed(
     user.close()
 
 
+async def test_a_request_that_trickles_in_is_cut_off(quick_deadlines_server: CrabProcess) -> None:
+    raw = await RawH2.open(quick_deadlines_server.port)
+    headers_only = raw.start("/crab.v1.Accounts/SignIn")
+    half_sent = raw.start("/crab.v1.Accounts/SignIn")
+    raw.h2.send_data(half_sent, grpc_body(b"\x0a\x05alice", declared=100))
+    await raw.flush()
+    for stream_id in (headers_only, half_sent):
+        while (found := _statuses(raw, stream_id)) is None:
+            assert await raw.read_some(10.0)
+        assert found == (Status.DEADLINE_EXCEEDED.value, "the request did not arrive in time")
+    raw.close()
+
+
 @pytest.fixture
 def few_files_server(tmp_path: Path) -> Iterator[CrabProcess]:
     server = CrabProcess.start(tmp_path / "data", open_files=1024)

@@ -14,6 +14,7 @@ API takes)."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from functools import cache
 from typing import Any
@@ -33,8 +34,9 @@ _PREFIX = struct.Struct(">?I")  # compressed flag, body length
 class RequestCodec(PassThroughCodec):
     """PassThroughCodec's replies; requests at most `max_bytes` and upb-checked."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, read_timeout: float) -> None:
         self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
 
     def decode(self, data: bytes, message_type: Any) -> Any:
         if not (isinstance(message_type, type) and issubclass(message_type, betterproto2.Message)):
@@ -58,8 +60,17 @@ def _upb_class(name: str) -> Any:
 
 async def _recv_message(stream: Any, codec: Any, message_type: Any) -> Any:
     """grpclib's recv_message, refusing a body before reading it when its
-    declared length is over the codec's limit."""
-    meta = await stream.recv_data(5)
+    declared length is over the codec's limit, and a body (or a call's first
+    message) that trickles in: a call held open by a half-sent request costs
+    a task and its buffers for as long as the client likes."""
+    timeout = getattr(codec, "read_timeout", None)
+    first = not getattr(stream, "crab_started", False)
+    stream.crab_started = True
+    try:
+        async with asyncio.timeout(timeout if first else None):
+            meta = await stream.recv_data(5)
+    except TimeoutError:
+        raise GRPCError(Status.DEADLINE_EXCEEDED, "the request did not arrive in time") from None
     if not meta:
         return None
     if len(meta) < 5:
@@ -73,7 +84,11 @@ async def _recv_message(stream: Any, codec: Any, message_type: Any) -> Any:
             Status.RESOURCE_EXHAUSTED,
             f"the request is {length} bytes; this server takes at most {limit}",
         )
-    body = await stream.recv_data(length)
+    try:
+        async with asyncio.timeout(timeout):
+            body = await stream.recv_data(length)
+    except TimeoutError:
+        raise GRPCError(Status.DEADLINE_EXCEEDED, "the request did not arrive in time") from None
     if len(body) != length:
         raise GRPCError(Status.INVALID_ARGUMENT, "the request ended before its declared length")
     return codec.decode(body, message_type)

@@ -103,7 +103,7 @@ def build_server(
     server = CrabServer(
         ServerReflection.extend([*guarded, health], pool=upb.pool()),
         edge,
-        RequestCodec(limits.max_request_bytes),
+        RequestCodec(limits.max_request_bytes, limits.handshake_timeout),
     )
     listen(server, RecvRequest, AuthListener(accounts, edge))
     return server, health, calls
