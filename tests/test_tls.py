@@ -4,6 +4,7 @@ clients that cannot, and the warning for plaintext off loopback."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -173,3 +174,19 @@ async def test_tls_on_all_interfaces_does_not_warn(
     with caplog.at_level(logging.WARNING, logger="crab"):
         await _start_and_stop(settings)
     assert _plaintext_warnings(caplog) == []
+
+
+async def test_a_tls_handshake_that_never_comes_is_cut_off(tmp_path: Path, certs: Certs) -> None:
+    settings = make_settings(tmp_path, tls_cert=certs.cert_file, tls_key=certs.key_file)
+    settings = dataclasses.replace(
+        settings, limits=dataclasses.replace(settings.limits, handshake_timeout=0.5)
+    )
+    crab = await Crab.open(settings)
+    try:
+        port = await crab.start_server()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # no ClientHello
+        async with asyncio.timeout(30):
+            assert await reader.read() == b""  # the server closed it
+        writer.close()
+    finally:
+        await crab.close()
