@@ -15,6 +15,7 @@ API takes)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from functools import cache
 from typing import Any
@@ -26,8 +27,10 @@ from grpclib import GRPCError
 from grpclib.const import Status
 
 from crab.core.api.frames import PassThroughCodec
+from crab.core.logs import Throttled
 from crab.proto.upb import message_class
 
+log = logging.getLogger(__name__)
 _PREFIX = struct.Struct(">?I")  # compressed flag, body length
 
 
@@ -37,6 +40,7 @@ class RequestCodec(PassThroughCodec):
     def __init__(self, max_bytes: int, read_timeout: float) -> None:
         self.max_bytes = max_bytes
         self.read_timeout = read_timeout
+        self._bad = Throttled(log, "requests that do not decode")
 
     def decode(self, data: bytes, message_type: Any) -> Any:
         if not (isinstance(message_type, type) and issubclass(message_type, betterproto2.Message)):
@@ -45,6 +49,9 @@ class RequestCodec(PassThroughCodec):
         try:
             checked.ParseFromString(data)
         except DecodeError:
+            self._bad.log(
+                logging.INFO, "a crab.v1.%s of %d bytes", message_type.__name__, len(data)
+            )
             raise GRPCError(
                 Status.INVALID_ARGUMENT,
                 f"the request is not a valid crab.v1.{message_type.__name__}",
