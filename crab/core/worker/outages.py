@@ -39,9 +39,10 @@ class DatabaseOutage:
                 now = loop.time()
                 if self._since is None:
                     self._since = now
-                if now + pause > self._since + self._wait:
+                left = self._since + self._wait - now
+                if left <= 0:
                     raise error from None
-                await asyncio.sleep(pause)
+                await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, MAX_PAUSE)
             else:
                 self._since = None
