@@ -50,7 +50,8 @@ async def with_retries(call: Callable[[], Awaitable[T]], tally: dict[str, int]) 
 
 
 async def test_worker_kills_make_no_extra_room_and_no_false_not_found(
-    cluster: Cluster, clients: list[CrabClient]
+    cluster: Cluster,  # noqa: F811
+    clients: list[CrabClient],  # noqa: F811
 ) -> None:
     a, b = cluster.apis
     alice = await join(a, "alice", clients)
@@ -88,8 +89,12 @@ async def test_worker_kills_make_no_extra_room_and_no_false_not_found(
 
     async def killer() -> None:
         for mark in KILL_AT:
+
+            def reached(mark: int = mark) -> bool:
+                return len(rooms) >= mark or done.is_set()
+
             async with progress:
-                await progress.wait_for(lambda: len(rooms) >= mark or done.is_set())
+                await progress.wait_for(reached)
             if done.is_set():
                 return
             victim = next(w for w in cluster.workers if w.proc.poll() is None)
