@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +25,8 @@ from grpclib.const import Status
 from crab.client.connection import CrabClient, SessionStream, new_request_id
 from crab.proto.crab import v1 as pb
 from tests.serve_process import CrabProcess
-from tests.services import PostgreSQL, missing_service, pg_bindir
+from tests.services import PostgreSQL, missing_service, pg_bindir, rabbitmq_url  # noqa: F401
+from tests.test_scale_out import Cluster
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -268,3 +270,39 @@ async def test_a_full_disk_reads_as_resource_exhausted_and_recovers(
         warnings = [line for line in log.splitlines() if "disk is full" in line]
         assert 1 <= len(warnings) <= 3, warnings  # one per 10 s, not one per send
         assert all(" WARNING " in line for line in warnings), warnings
+
+
+# ---- PostgreSQL away on the scaled shape ------------------------------------------
+
+
+async def test_on_rabbitmq_a_command_outlasting_the_retries_goes_back_to_the_queue(
+    postgres: PostgreSQL,
+    rabbitmq_url: str,  # noqa: F811
+    tmp_path: Path,
+    clients: list[CrabClient],
+) -> None:
+    """PostgreSQL is away longer than the worker retries: the send is put
+    back on the queue, not dropped, and is stored once PostgreSQL returns;
+    its requester, still waiting, gets the acknowledgement (no re-send)."""
+    env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32), "CRAB_DB_OUTAGE_WAIT": "1"}
+    cluster = Cluster(rabbitmq_url, postgres.url, tmp_path, env)
+    try:
+        api = cluster.start_api()
+        worker = cluster.start_worker()
+        alice, bob, room = await room_of_two(api, clients)
+        async with alice.session() as mine, bob.session() as theirs:
+            assert await send_acked(mine, room, "before") == 1
+            postgres.stop()
+            cid = await mine.send(room, "while away")
+            # Tried for 1 s, then put back (and tried again...): the log says so.
+            await asyncio.to_thread(worker.wait_for_line, "go back to the queue", ANSWER_WAIT)
+            postgres.start_again()
+            frame = await answer_to(mine, cid)
+            assert frame.ack is not None, frame.send_error
+            assert frame.ack.message.id == 2
+            got = await theirs.wait_for(lambda f: f.message is not None and f.message.id == 2)
+            assert got.message.text == "while away"
+        assert [m.text for m in await history(alice, room)] == ["before", "while away"]
+        assert "Traceback" not in worker.log
+    finally:
+        cluster.stop()

@@ -121,7 +121,8 @@ class CommandConsumer:
         except Exception:
             log.exception("command batch of %d failed", len(batch))
             return False
-        if any(isinstance(o.error, DatabaseUnavailable) for o in outcomes):
+        if away := sum(isinstance(o.error, DatabaseUnavailable) for o in outcomes):
+            log.info("%d commands go back to the queue: the database is unavailable", away)
             await asyncio.sleep(REQUEUE_PAUSE)
         await asyncio.gather(
             *(self._answer(m, o) for (m, _), o in zip(batch, outcomes, strict=True))
