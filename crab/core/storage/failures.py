@@ -16,7 +16,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 
-import asyncpg
 import sqlalchemy.exc as sa_exc
 
 from crab.errors import CrabError, DatabaseUnavailable, DiskFull
@@ -102,13 +101,23 @@ def _away(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return not isinstance(exc.orig, sqlite3.Error)  # SQLite's: judged above
-    return isinstance(
-        exc,
-        OSError  # refused, reset, timed out (TimeoutError is one too)
-        | sa_exc.TimeoutError  # no connection free in the pool in time
-        | asyncpg.InterfaceError  # "connection is closed"
-        | asyncpg.PostgresConnectionError,
-    ) or _sqlstate(exc).startswith(_PG_AWAY)
+    return (
+        isinstance(
+            exc,
+            OSError  # refused, reset, timed out (TimeoutError is one too)
+            | sa_exc.TimeoutError,  # no connection free in the pool in time
+        )
+        or _sqlstate(exc).startswith(_PG_AWAY)  # asyncpg's connection errors among them
+        or _asyncpg_interface_error(exc)  # "connection is closed"
+    )
+
+
+def _asyncpg_interface_error(exc: BaseException) -> bool:
+    # By name: importing asyncpg costs an SQLite server ~60 ms of start-up.
+    return any(
+        c.__name__ == "InterfaceError" and c.__module__.startswith("asyncpg")
+        for c in type(exc).__mro__
+    )
 
 
 def short(exc: BaseException) -> str:
@@ -137,7 +146,9 @@ class RateLimitedWarnings:
             return False
         self._last[kind] = now
         left_out = self._left_out.pop(kind, 0)
-        more = f" (+{left_out} more in the last {now - last:.0f}s)" if left_out and last else ""
+        more = ""
+        if left_out and last is not None:
+            more = f" (+{left_out} more in the last {now - last:.0f}s)"
         log.warning("%s%s", text, more)
         return True
 
