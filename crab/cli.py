@@ -139,6 +139,15 @@ def main() -> None:
 )
 @limit_options
 @click.option(
+    "--db-outage-wait",
+    default=10.0,
+    show_default=True,
+    type=float,
+    envvar="CRAB_DB_OUTAGE_WAIT",
+    show_envvar=True,
+    help="Seconds the worker retries a command while the database is unreachable.",
+)
+@click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
     default="default",
@@ -223,6 +232,15 @@ async def _serve(settings: Settings) -> None:
     help="Command consumers in this process.",
 )
 @click.option(
+    "--db-outage-wait",
+    default=10.0,
+    show_default=True,
+    type=float,
+    envvar="CRAB_DB_OUTAGE_WAIT",
+    show_envvar=True,
+    help="Seconds the worker retries a command while the database is unreachable.",
+)
+@click.option(
     "--health",
     "health",
     default=None,
@@ -236,6 +254,7 @@ def worker(
     database: str | None,
     broker_url: str,
     concurrency: int,
+    db_outage_wait: float,
     health: str | None,
 ) -> None:
     """Handle commands (store, reply, publish) for `crab serve --no-worker` replicas."""
@@ -248,7 +267,11 @@ def worker(
             raise click.BadParameter(f"{health!r} is not HOST:PORT", param_hint="--health")
         listen = (host, int(port))
     settings = make_settings(
-        data_dir, database, broker_url=broker_url, worker_concurrency=concurrency
+        data_dir,
+        database,
+        broker_url=broker_url,
+        worker_concurrency=concurrency,
+        db_outage_wait=db_outage_wait,
     )
     run(_work(settings, listen))
 

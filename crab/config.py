@@ -79,6 +79,9 @@ class Settings:
     # argon2 cost; "cheap" only for tests and benchmarks of other things.
     password_hashing: str = "default"
     worker_concurrency: int = 1
+    # Seconds the worker retries a command while the database is unreachable
+    # before answering UNAVAILABLE (on RabbitMQ the command goes back instead).
+    db_outage_wait: float = 10.0
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -10,7 +10,9 @@ UNKNOWN.
     ├── AlreadyExists         taken username, already a member, second invite
     ├── FailedPrecondition    the state does not allow it (not your invite)
     ├── ResourceExhausted     rate limit, full buffers
+    │   └── DiskFull          the server's disk is full (SQLite cannot write)
     └── Unavailable           shutting down, broker gone: retry later
+        └── DatabaseUnavailable   the database cannot be reached now
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class ResourceExhausted(CrabError):
 
 class Unavailable(CrabError):
     code = "UNAVAILABLE"
+
+
+class DiskFull(ResourceExhausted):
+    """Kept apart from other exhaustion: nothing is stored until space returns."""
+
+
+class DatabaseUnavailable(Unavailable):
+    """An outage, not a bug: the worker retries a command that met it."""
 
 
 ERRORS_BY_CODE: dict[str, type[CrabError]] = {

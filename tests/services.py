@@ -262,23 +262,30 @@ class PostgreSQL:
         )  # fmt: skip
         for attempt in range(3):  # a free port can be taken before the server binds it
             self.port = free_port()
-            options = [
-                "-c listen_addresses=127.0.0.1",
-                f"-p {self.port}",
-                f"-k {self.base / 'sock'}",
-                # A throwaway server: durability buys the tests nothing.
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            ]
             try:
-                self._run(
-                    "pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"),
-                    "-o", " ".join(options), "-w", "-t", str(int(START_TIMEOUT)), "start",
-                )  # fmt: skip
+                self._pg_ctl_start()
                 break
             except subprocess.CalledProcessError:
                 if attempt == 2 or not _port_open(self.port):  # not a taken port
                     raise
         self.started_in = time.monotonic() - began
+
+    def _pg_ctl_start(self) -> None:
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-p {self.port}",
+            f"-k {self.base / 'sock'}",
+            # A throwaway server: durability buys the tests nothing.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        ]
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"),
+            "-o", " ".join(options), "-w", "-t", str(int(START_TIMEOUT)), "start",
+        )  # fmt: skip
+
+    def start_again(self) -> None:
+        """After `stop`: the same server, port and data (a restart)."""
+        self._pg_ctl_start()
 
     def log_tail(self, lines: int = 30) -> str:
         try:

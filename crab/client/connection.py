@@ -19,9 +19,16 @@ from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 from crab.client.tls import tls_context
 from crab.proto.crab import v1 as pb
 
-__all__ = ["CrabClient", "SessionStream", "tls_context"]
+__all__ = ["CrabClient", "SessionStream", "new_request_id", "tls_context"]
 
 CONNECT = "/crab.v1.Session/Connect"
+
+
+def new_request_id() -> str:
+    """A request id for one user action (CreateRoom, the invite calls): sent
+    again unchanged when that action is retried, the server answers with
+    the first result instead of acting twice."""
+    return uuid.uuid4().hex
 
 
 class CrabClient:

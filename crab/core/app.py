@@ -97,7 +97,7 @@ class Crab:
         )
 
     async def start_worker(self) -> None:
-        self.worker = Worker(self.engine, self.broker)
+        self.worker = Worker(self.engine, self.broker, self.settings.db_outage_wait)
         await self.worker.start(self.settings.worker_concurrency)
 
     async def start_worker_health(self, host: str, port: int) -> int:

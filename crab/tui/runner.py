@@ -14,7 +14,7 @@ from grpclib import GRPCError
 from grpclib.const import Status
 from grpclib.exceptions import StreamTerminatedError
 
-from crab.client.connection import CrabClient, SessionStream
+from crab.client.connection import CrabClient, SessionStream, new_request_id
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import effects as fx
@@ -30,6 +30,9 @@ SEARCH_DEBOUNCE = 0.15  # seconds of quiet typing before a search goes out
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0)
 PAGE = 100
 CLOSE_TIMEOUT = 2.0  # seconds for the tasks to finish when crab chat closes
+# Pauses before an action (create, invite, answer) is tried again after
+# UNAVAILABLE or a lost connection, with the same request id.
+ACTION_RETRIES = (1.0, 2.0, 4.0)
 
 
 def describe(error: BaseException) -> str:
@@ -84,6 +87,21 @@ class Runner:
                 raise
             await self._refresh()
             return await rpc(self.client.metadata)
+
+    async def act(self, rpc: Callable[[dict[str, str]], Awaitable[T]]) -> T:
+        """A user action whose request carries its request id: tried again
+        after UNAVAILABLE or a lost answer. The server answers a retry with
+        the first result, so a room is never made twice."""
+        for pause in ACTION_RETRIES:
+            try:
+                return await self.call(rpc)
+            except GRPCError as error:
+                if error.status is not Status.UNAVAILABLE:
+                    raise
+            except (OSError, StreamTerminatedError):
+                pass
+            await asyncio.sleep(pause)
+        return await self.call(rpc)
 
     async def _refresh(self) -> None:
         try:
@@ -206,27 +224,30 @@ class Runner:
                     with contextlib.suppress(Exception):  # kept in the outbox regardless
                         await self.live.send(line.chat_id, line.text, line.client_message_id)
             case fx.CreateRoom(name=name):
-                room = await self.call(
-                    lambda md: c.chats.create_room(pb.CreateRoomRequest(name=name), metadata=md)
-                )
+                create = pb.CreateRoomRequest(name=name, request_id=new_request_id())
+                room = await self.act(lambda md: c.chats.create_room(create, metadata=md))
                 self.dispatch(a.ChatJoined(wire.chat(room)))
                 self.dispatch(a.OpenChat(room.id))
                 self.dispatch(a.Notice(f"created room {room.name}; /invite USER to add people"))
             case fx.InviteToRoom(chat_id=chat_id, username=username):
                 user = await self._find(username)
                 if user is not None:
-                    request = pb.RoomInviteRequest(chat_id=chat_id, user_id=user.id)
-                    await self.call(lambda md: c.invites.invite_to_room(request, metadata=md))
+                    request = pb.RoomInviteRequest(
+                        chat_id=chat_id, user_id=user.id, request_id=new_request_id()
+                    )
+                    await self.act(lambda md: c.invites.invite_to_room(request, metadata=md))
                     self.dispatch(a.Notice(f"invited {user.username}"))
             case fx.InviteToDirect(username=username):
                 user = await self._find(username)
                 if user is not None:
-                    request = pb.DirectInviteRequest(user_id=user.id)
-                    await self.call(lambda md: c.invites.invite_to_direct(request, metadata=md))
+                    direct = pb.DirectInviteRequest(user_id=user.id, request_id=new_request_id())
+                    await self.act(lambda md: c.invites.invite_to_direct(direct, metadata=md))
                     self.dispatch(a.Notice(f"invited {user.username} to a personal conversation"))
             case fx.AnswerInvite(invite_id=invite_id, accept=accept):
-                request = pb.AnswerInviteRequest(invite_id=invite_id, accept=accept)
-                answer = await self.call(lambda md: c.invites.answer_invite(request, metadata=md))
+                answering = pb.AnswerInviteRequest(
+                    invite_id=invite_id, accept=accept, request_id=new_request_id()
+                )
+                answer = await self.act(lambda md: c.invites.answer_invite(answering, metadata=md))
                 joined = wire.chat(answer.chat) if answer.chat else None
                 me = c.user.username
                 self.dispatch(a.InviteAnswered(invite_id, accept, True, joined, me))

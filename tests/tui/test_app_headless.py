@@ -13,7 +13,12 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from crab.client.connection import CrabClient
 from crab.core.app import Crab
+from crab.core.domain import commands as cmd
+from crab.errors import Unavailable
+from crab.proto.crab import v1 as pb
+from crab.tui import runner
 from crab.tui.app import ChatApp
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Focus, Link, Screen
@@ -147,3 +152,38 @@ async def test_saved_session_opens_straight_into_chats_and_logout_forgets_it(
         await carol.until(lambda s: s.screen is Screen.SIGN_IN)
     assert runner_tasks() == []
     assert SessionFile(tmp_path / "carol").load(f"127.0.0.1:{crab.port}") is None
+
+
+async def test_an_action_whose_answer_was_lost_is_retried_and_done_once(
+    crab: Crab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server makes the room but its answer is lost (UNAVAILABLE, as when
+    no reply comes in time): crab chat tries again with the same request id
+    and gets that room, not a second one."""
+    monkeypatch.setattr(runner, "ACTION_RETRIES", (0.05, 0.05, 0.05))
+    request = crab.broker.request
+    request_ids: list[str] = []
+
+    async def answer_lost_once(command: cmd.Command, timeout: float = 30.0) -> object:
+        result = await request(command, timeout)
+        if isinstance(command, cmd.CreateRoom):
+            request_ids.append(command.request_id)
+            if len(request_ids) == 1:
+                raise Unavailable("no worker answered in time; try again")
+        return result
+
+    monkeypatch.setattr(crab.broker, "request", answer_lost_once)
+    async with person(crab, tmp_path / "alice") as alice:
+        await alice.sign_up("alice")
+        await alice.say("/create ops")
+        state = await alice.until(lambda s: "created room ops" in s.notice)
+        assert [c.name for c in state.chats] == ["ops"]
+        alice.type(CTRL_Q)
+    assert len(request_ids) == 2 and request_ids[0] == request_ids[1]
+    client = CrabClient("127.0.0.1", crab.port)
+    try:
+        await client.sign_in("alice", "secret-pass")
+        found = await client.chats.my_chats(pb.Empty(), metadata=client.metadata)
+        assert [s.chat.name for s in found.chats] == ["ops"]
+    finally:
+        client.close()

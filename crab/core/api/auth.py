@@ -8,12 +8,10 @@ import asyncio
 import logging
 from contextvars import ContextVar
 
-from grpclib import GRPCError
-from grpclib.const import Status
 from grpclib.events import RecvRequest
 
 from crab.core.api.connections import Edge
-from crab.core.api.errors import to_grpc
+from crab.core.api.errors import to_grpc, unexpected
 from crab.core.domain.models import Caller
 from crab.core.services.accounts import Accounts
 from crab.errors import CrabError, Unauthenticated
@@ -80,6 +78,5 @@ class AuthListener:
                 self._edge.signed_in(getattr(event.peer, "_transport", None))
         except CrabError as error:
             raise to_grpc(error) from None
-        except Exception:
-            log.exception("authentication failed unexpectedly")
-            raise GRPCError(Status.INTERNAL, "internal server error") from None
+        except Exception as exc:
+            raise unexpected(exc, "authentication") from None

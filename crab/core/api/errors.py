@@ -13,6 +13,7 @@ from grpclib import GRPCError
 from grpclib.const import Handler, Status
 
 from crab import errors
+from crab.core.storage.failures import as_crab_error
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,20 @@ STATUS: dict[type[errors.CrabError], Status] = {
 
 
 def to_grpc(error: errors.CrabError) -> GRPCError:
-    return GRPCError(STATUS.get(type(error), Status.INTERNAL), error.message)
+    # The nearest class in the table: DiskFull answers as ResourceExhausted.
+    found = next((STATUS[c] for c in type(error).__mro__ if c in STATUS), Status.INTERNAL)
+    return GRPCError(found, error.message)
+
+
+def unexpected(exc: Exception, where: str) -> GRPCError:
+    """What the caller hears of an exception no handler expected: a database
+    outage or a full disk as such (logged as one rate-limited line), else a
+    bug, INTERNAL, with its traceback in the log."""
+    error = as_crab_error(exc)
+    if error is not None:
+        return to_grpc(error)
+    log.error("unexpected error in %s", where, exc_info=exc)
+    return GRPCError(Status.INTERNAL, "internal server error")
 
 
 class Calls:
@@ -63,9 +77,8 @@ def guard(func: Callable[[Any], Awaitable[None]], calls: Calls) -> Callable[[Any
             raise to_grpc(error) from None
         except GRPCError:
             raise
-        except Exception:
-            log.exception("unexpected error in %s", getattr(func, "__name__", func))
-            raise GRPCError(Status.INTERNAL, "internal server error") from None
+        except Exception as exc:
+            raise unexpected(exc, getattr(func, "__name__", "a handler")) from None
         finally:
             calls.leave()
 

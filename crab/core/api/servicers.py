@@ -66,7 +66,8 @@ class ChatsServicer(pb.ChatsBase):
         return pb.ChatDetail(chat=convert.chat(chat), members=[convert.user(u) for u in members])
 
     async def create_room(self, message: pb.CreateRoomRequest) -> pb.Chat:
-        return convert.chat(await self._chats.create_room(caller(), message.name))
+        room = await self._chats.create_room(caller(), message.name, message.request_id)
+        return convert.chat(room)
 
     async def leave_chat(self, message: pb.ChatRequest) -> pb.Empty:
         await self._chats.leave(caller(), message.chat_id)
@@ -104,12 +105,15 @@ class InvitesServicer(pb.InvitesBase):
         )
 
     async def invite_to_room(self, message: pb.RoomInviteRequest) -> pb.Invite:
-        found = await self._invites.to_room(caller(), message.chat_id, message.user_id)
+        m = message
+        found = await self._invites.to_room(caller(), m.chat_id, m.user_id, m.request_id)
         return convert.invite(found)
 
     async def invite_to_direct(self, message: pb.DirectInviteRequest) -> pb.Invite:
-        return convert.invite(await self._invites.to_direct(caller(), message.user_id))
+        found = await self._invites.to_direct(caller(), message.user_id, message.request_id)
+        return convert.invite(found)
 
     async def answer_invite(self, message: pb.AnswerInviteRequest) -> pb.InviteAnswer:
-        found = await self._invites.answer(caller(), message.invite_id, message.accept)
+        m = message
+        found = await self._invites.answer(caller(), m.invite_id, m.accept, m.request_id)
         return convert.answer(found)

@@ -20,6 +20,7 @@ from crab.core.domain.commands import SendMessage
 from crab.core.services import live
 from crab.core.services.live import Hub, LiveSession
 from crab.core.services.messages import Messages
+from crab.core.storage.failures import as_crab_error
 from crab.errors import CrabError, ResourceExhausted
 from crab.proto.crab import v1 as pb
 
@@ -133,9 +134,12 @@ class SessionServicer:
             message = await self._messages.store(command)
         except CrabError as error:
             session.push(live.SendFailed(cid, command.chat_id, error))
-        except Exception:
-            log.exception("send failed unexpectedly")
-            session.push(live.SendFailed(cid, command.chat_id, CrabError("internal error")))
+        except Exception as exc:
+            failure = as_crab_error(exc)  # an outage or a full disk, as such
+            if failure is None:
+                log.exception("send failed unexpectedly")
+                failure = CrabError("internal error")
+            session.push(live.SendFailed(cid, command.chat_id, failure))
         else:
             session.push(live.Ack(cid, message))
 

@@ -16,12 +16,16 @@ from crab.core.broker import codec
 from crab.core.broker.amqp_steps import bounded, settle, stale
 from crab.core.broker.base import BatchHandler, Outcome
 from crab.core.domain.commands import Command
-from crab.errors import CrabError, Unavailable
+from crab.errors import CrabError, DatabaseUnavailable, Unavailable
 
 if TYPE_CHECKING:
     from crab.core.broker.amqp import AmqpBroker
 
 log = logging.getLogger("crab.core.broker.amqp")
+
+# Before a command the database could not take goes back to the queue (the
+# worker has already retried it for a while): no hot loop while it is away.
+REQUEUE_PAUSE = 1.0
 
 
 class CommandConsumer:
@@ -117,6 +121,9 @@ class CommandConsumer:
         except Exception:
             log.exception("command batch of %d failed", len(batch))
             return False
+        if away := sum(isinstance(o.error, DatabaseUnavailable) for o in outcomes):
+            log.info("%d commands go back to the queue: the database is unavailable", away)
+            await asyncio.sleep(REQUEUE_PAUSE)
         await asyncio.gather(
             *(self._answer(m, o) for (m, _), o in zip(batch, outcomes, strict=True))
         )
@@ -148,7 +155,13 @@ class CommandConsumer:
         """Reply first, acknowledge after. A reply that cannot be sent puts
         the command back (when the connection is gone, RabbitMQ already has):
         it is delivered again (handlers are idempotent), and the requester's
-        reply comes from that delivery."""
+        reply comes from that delivery. A command the database could not
+        take goes back unanswered: done once the database is back, its
+        requester gets the reply if still waiting (else "try again" at the
+        end of its wait, and its retry finds the first result)."""
+        if isinstance(outcome.error, DatabaseUnavailable):
+            await settle(message.nack(requeue=True))
+            return
         try:
             await self._broker.reply(message, outcome)
         except (Unavailable, *CONNECTION_EXCEPTIONS) as exc:

@@ -11,6 +11,7 @@ from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
 from crab.core.domain.validation import clamp_id, clean_room_name
+from crab.core.services.request_ids import request_id
 from crab.core.storage import chats, messages, unit
 from crab.core.storage.engine import transaction
 from crab.errors import InvalidArgument, NotFound
@@ -36,13 +37,15 @@ class Chats:
     async def _visible(self, conn: AsyncConnection, caller: Caller, chat_id: int) -> Chat:
         return await conn.run_sync(_visible, caller.user_id, chat_id)
 
-    async def create_room(self, caller: Caller, name: str) -> Chat:
-        command = cmd.CreateRoom(creator_id=caller.user_id, name=clean_room_name(name))
+    async def create_room(self, caller: Caller, name: str, request: str = "") -> Chat:
+        """`request`: the client's request id; a retry with it gets the same room."""
+        command = cmd.CreateRoom(caller.user_id, clean_room_name(name), request_id(request))
         chat: Chat = await self._broker.request(command)
         return chat
 
     async def leave(self, caller: Caller, chat_id: int) -> None:
-        await self._broker.request(cmd.LeaveChat(user_id=caller.user_id, chat_id=chat_id))
+        # No request id on the wire: one per call still makes a redelivery harmless.
+        await self._broker.request(cmd.LeaveChat(caller.user_id, chat_id, request_id()))
 
     async def history(self, caller: Caller, chat_id: int, before: int, limit: int) -> MessagePage:
         if limit > self._limits.page_limit_max:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Invite, InviteAnswer
+from crab.core.services.request_ids import request_id
 from crab.core.storage import invites
 
 
@@ -22,20 +23,23 @@ class Invites:
                 conn, caller.user_id
             )
 
-    async def to_room(self, caller: Caller, chat_id: int, user_id: int) -> Invite:
-        invite: Invite = await self._broker.request(
-            cmd.InviteToRoom(inviter_id=caller.user_id, chat_id=chat_id, invitee_id=user_id)
-        )
+    # `request`: the client's request id; a retry with it gets the first answer.
+
+    async def to_room(
+        self, caller: Caller, chat_id: int, user_id: int, request: str = ""
+    ) -> Invite:
+        command = cmd.InviteToRoom(caller.user_id, chat_id, user_id, request_id(request))
+        invite: Invite = await self._broker.request(command)
         return invite
 
-    async def to_direct(self, caller: Caller, user_id: int) -> Invite:
-        invite: Invite = await self._broker.request(
-            cmd.InviteToDirect(inviter_id=caller.user_id, invitee_id=user_id)
-        )
+    async def to_direct(self, caller: Caller, user_id: int, request: str = "") -> Invite:
+        command = cmd.InviteToDirect(caller.user_id, user_id, request_id(request))
+        invite: Invite = await self._broker.request(command)
         return invite
 
-    async def answer(self, caller: Caller, invite_id: int, accept: bool) -> InviteAnswer:
-        answer: InviteAnswer = await self._broker.request(
-            cmd.AnswerInvite(user_id=caller.user_id, invite_id=invite_id, accept=accept)
-        )
+    async def answer(
+        self, caller: Caller, invite_id: int, accept: bool, request: str = ""
+    ) -> InviteAnswer:
+        command = cmd.AnswerInvite(caller.user_id, invite_id, accept, request_id(request))
+        answer: InviteAnswer = await self._broker.request(command)
         return answer

@@ -1,22 +1,34 @@
 """The worker owns every write others must see: it stores, answers the
 requester, then publishes events. Handlers are idempotent, because a
-command whose worker died before acknowledging is delivered again."""
+command whose worker died before acknowledging is delivered again: a send
+by its client message id, every other command by its request id, under
+which its first result is stored in the transaction that acted.
+
+Each command's failure is its own: an unexpected error in one (a bug, a
+malformed command) becomes that command's error outcome, never the
+batch's. While the database is away, commands are tried again with
+backoff (outages.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crab.core.broker import codec
 from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
 from crab.core.domain.models import Chat, ChatKind, Invite, InviteAnswer, Message
-from crab.core.storage import chats, invites, unit, users
+from crab.core.storage import chats, command_results, invites, unit, users
 from crab.core.storage.engine import transaction
+from crab.core.storage.failures import as_crab_error, short
+from crab.core.worker.outages import DatabaseOutage
 from crab.core.worker.sends import store_sends
 from crab.errors import AlreadyExists, CrabError, FailedPrecondition, NotFound, PermissionDenied
 
@@ -24,17 +36,28 @@ log = logging.getLogger(__name__)
 
 Published = list[tuple[str, ev.Event]]
 
+OUTAGE_WAIT = 10.0  # seconds a command is retried while the database is away
+PURGE_EVERY = 600.0  # seconds between two purges of old command results
+FAILED = "the server could not handle this command"
+
 
 class Worker:
-    def __init__(self, engine: AsyncEngine, broker: Broker) -> None:
+    def __init__(
+        self, engine: AsyncEngine, broker: Broker, outage_wait: float = OUTAGE_WAIT
+    ) -> None:
         self._engine = engine
         self._broker = broker
+        self._outage = DatabaseOutage(outage_wait)
+        self._next_purge = 0.0  # loop time
 
     async def start(self, consumers: int) -> None:
         for _ in range(consumers):
             await self._broker.consume(self.handle)
 
     async def handle(self, batch: Sequence[cmd.Command]) -> list[Outcome]:
+        """One outcome per command. Raises only when events or replies
+        cannot be published (the broker is away): the batch is then
+        delivered again, and its commands find their first results."""
         outcomes: list[Outcome | None] = [None] * len(batch)
         sends = [(i, c) for i, c in enumerate(batch) if isinstance(c, cmd.SendMessage)]
         if sends:
@@ -43,24 +66,55 @@ class Worker:
         for i, command in enumerate(batch):
             if outcomes[i] is None:
                 outcomes[i] = await self._one(command)
+        await self._purge_now_and_then()
         return [o for o in outcomes if o is not None]
 
-    async def _one(self, command: cmd.Command, retry: bool = True) -> Outcome:
+    async def _one(self, command: cmd.Command) -> Outcome:
+        """One command in its own transaction; whatever goes wrong is its own."""
         published: Published = []
         try:
+            outcome = await self._outage.retrying(lambda: self._attempt(command, published))
+        except CrabError as error:  # the database stayed away
+            return Outcome(error=error)
+        except Exception as exc:
+            return Outcome(error=_unexpected(exc, type(command).__name__))
+        await self._publish(published)
+        return outcome
+
+    async def _attempt(
+        self, command: cmd.Command, published: Published, retry: bool = True
+    ) -> Outcome:
+        published.clear()
+        try:
             async with transaction(self._engine) as conn:
-                result = await self._dispatch(conn, command, published)
+                result = await self._idempotent(conn, command, published)
         except CrabError as error:
+            published.clear()
             return Outcome(error=error)
         except IntegrityError:
             if not retry:
                 raise
             # A competing worker committed the same unique key (a pending
-            # invite, a direct chat, a client message id) between our check
-            # and our insert: once more, the check sees it and answers.
-            return await self._one(command, retry=False)
-        await self._publish(published)
+            # invite, a direct chat, a client message id, a request id)
+            # between our check and our insert: once more, the check sees it.
+            return await self._attempt(command, published, retry=False)
         return Outcome(result=result)
+
+    async def _idempotent(
+        self, conn: AsyncConnection, command: cmd.Command, out: Published
+    ) -> object:
+        """The command's first result if it was done before (publishing
+        nothing), else the result of doing it now, stored with it."""
+        key = _result_key(command)
+        if key is None:
+            return await self._dispatch(conn, command, out)
+        stored = await command_results.find(conn, key)
+        if stored is not None:
+            return codec.decode_outcome(stored).result
+        result = await self._dispatch(conn, command, out)
+        encoded = codec.encode_outcome(Outcome(result=result))
+        await command_results.insert(conn, key, encoded, now())
+        return result
 
     async def _dispatch(
         self, conn: AsyncConnection, command: cmd.Command, out: Published
@@ -85,17 +139,45 @@ class Worker:
         for topic, event in published:
             await self._broker.publish(topic, event)
 
+    async def _purge_now_and_then(self) -> None:
+        """Results older than a day go, at most every PURGE_EVERY seconds
+        (one indexed delete): a retry comes within seconds, not days."""
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now < self._next_purge:
+            return
+        self._next_purge = loop_now + PURGE_EVERY
+        older_than = now() - timedelta(seconds=command_results.KEEP_FOR_SECONDS)
+        try:
+            async with transaction(self._engine) as conn:
+                gone = await command_results.purge(conn, older_than)
+        except Exception as exc:
+            log.warning("old command results not purged: %s", short(exc))
+            return
+        if gone:
+            log.info("purged %d command results older than a day", gone)
+
     # ---- messages ------------------------------------------------------
 
     async def _send_group(self, sends: list[tuple[int, cmd.SendMessage]]) -> list[Outcome]:
         """All waiting sends in one transaction, one call to the database:
-        one commit for the lot, then each is answered. If the group fails,
-        each is tried alone."""
+        one commit for the lot, then each is answered. If the group fails
+        (a conflict, or a send that breaks it), each is tried alone."""
+        commands = [c for _, c in sends]
         try:
-            stored = await unit.write(self._engine, store_sends, [c for _, c in sends])
+            stored = await self._outage.retrying(
+                lambda: unit.write(self._engine, store_sends, commands)
+            )
         except IntegrityError:
             log.info("group of %d sends conflicted; storing one by one", len(sends))
-            return [await self._one(c) for _, c in sends]
+            return [await self._one(c) for c in commands]
+        except CrabError as away:  # the database stayed away
+            return [Outcome(error=away) for _ in commands]
+        except Exception as exc:
+            full = as_crab_error(exc)
+            if full is not None:  # the disk is full: so it is for each of them
+                return [Outcome(error=full) for _ in commands]
+            log.warning("group of %d sends failed (%s); one by one", len(sends), short(exc))
+            return [await self._one(c) for c in commands]
         await self._publish(stored.published)
         return stored.outcomes
 
@@ -221,3 +303,33 @@ class Worker:
             out.append((ev.user_topic(user.id), ev.ChatJoined(user.id, view)))
             out.append((ev.chat_topic(chat.id), ev.MemberJoined(chat.id, user)))
         return await chats.view(conn, chat, invite.invitee.id)
+
+
+def _result_key(command: cmd.Command) -> str | None:
+    """Where the command's first result is kept: per user, so nobody can
+    read another's. None for sends (their client message id does it) and
+    for commands from a producer that sent no request id."""
+    match command:
+        case cmd.CreateRoom(creator_id=user_id, request_id=request_id):
+            pass
+        case cmd.InviteToRoom(inviter_id=user_id, request_id=request_id):
+            pass
+        case cmd.InviteToDirect(inviter_id=user_id, request_id=request_id):
+            pass
+        case cmd.LeaveChat(user_id=user_id, request_id=request_id):
+            pass
+        case cmd.AnswerInvite(user_id=user_id, request_id=request_id):
+            pass
+        case _:
+            return None
+    return command_results.key(user_id, request_id) if request_id else None
+
+
+def _unexpected(exc: Exception, what: str) -> CrabError:
+    """An exception no handler expected: an outage's own error, else a bug,
+    logged once in one line and answered to this command alone."""
+    error = as_crab_error(exc)
+    if error is None:
+        log.error("%s failed: %s", what, short(exc))
+        error = CrabError(FAILED)
+    return error
