@@ -25,12 +25,18 @@ log = logging.getLogger("crab")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, on uvloop where it is installed (faster sockets)."""
+    """asyncio.run, on uvloop where it is installed (faster sockets). Files
+    others could read that crab cannot make private stop it with a message."""
+    from crab.core.storage.files import UnsafeFiles
+
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(main)
-    return uvloop.run(main)
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            return asyncio.run(main)
+        return uvloop.run(main)
+    except UnsafeFiles as error:
+        raise click.ClickException(str(error)) from None
 
 
 def storage_options(func: F) -> F:

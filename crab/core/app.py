@@ -30,6 +30,7 @@ from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
 from crab.core.storage.engine import create_engine, dispose, ensure_sqlite_dir, migrate
+from crab.core.storage.files import private_dir
 from crab.core.worker.handlers import Worker
 from crab.core.worker.health import worker_health
 
@@ -68,7 +69,7 @@ class Crab:
     async def open(cls, settings: Settings) -> Crab:
         """Storage migrated, broker and services ready; nothing listening yet."""
         # Messages and password hashes live here: only the owner may look.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         ensure_sqlite_dir(settings.database)
         engine = create_engine(settings.database)
         await migrate(engine)

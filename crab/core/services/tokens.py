@@ -15,6 +15,7 @@ from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JOSEError
 
 from crab.core.domain.models import Caller, User
+from crab.core.storage.files import private_file
 from crab.errors import Unauthenticated
 
 ALGORITHM = "HS256"  # pinned: a token naming another algorithm is refused
@@ -32,6 +33,7 @@ def load_or_create_secret(data_dir: Path) -> str:
     """32 random bytes in data_dir/jwt-secret (mode 0600), made on first start."""
     path = data_dir / "jwt-secret"
     if path.exists():
+        private_file(path)
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
