@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,8 @@ from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, 
 from crab.core.storage import sessions, unit, users
 from crab.core.storage.engine import transaction
 from crab.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+
+log = logging.getLogger(__name__)
 
 
 class Accounts:
@@ -81,20 +84,33 @@ class Accounts:
         return Tokens(access, refresh, expires, user)
 
     async def refresh(self, refresh_token: str) -> Tokens:
-        """A new access token, and a new refresh token replacing the old one."""
+        """A new access token, and a new refresh token replacing the old one.
+        A refresh token is good for one rotation: presented again (a thief
+        and its owner both hold it), it signs its session out (OAuth's advice
+        for rotated refresh tokens) and live streams of that session end."""
         when = now()
+        old_hash = hash_refresh_token(refresh_token)
+        refresh = new_refresh_token()
+        reused: tuple[int, int] | None = None
         async with transaction(self._engine) as conn:
-            found = await sessions.by_refresh_hash(conn, hash_refresh_token(refresh_token), when)
-            if found is None:
-                raise Unauthenticated("refresh token invalid, expired or signed out")
-            session_id, user_id = found
-            user = await users.by_id(conn, user_id)
-            assert user is not None
-            refresh = new_refresh_token()
-            await sessions.rotate(
-                conn, session_id, hash_refresh_token(refresh), when + self._refresh_ttl
+            rotated = await sessions.rotate(
+                conn, old_hash, hash_refresh_token(refresh), when, when + self._refresh_ttl
             )
-        access, expires = self._access.issue(Caller(user_id, session_id), when)
+            if rotated is None:
+                reused = await sessions.by_previous_refresh_hash(conn, old_hash, when)
+                if reused is not None:
+                    await sessions.revoke(conn, reused[0], when)
+            user = await users.by_id(conn, rotated[1]) if rotated is not None else None
+        if reused is not None:
+            session_id, user_id = reused
+            log.warning("refresh token used twice: session %d of user %d signed out", *reused)
+            await self._broker.publish(ev.user_topic(user_id), ev.SessionEnded(user_id, session_id))
+            raise Unauthenticated(
+                "refresh token already used; this session is signed out, sign in again"
+            )
+        if rotated is None or user is None:
+            raise Unauthenticated("refresh token invalid, expired or signed out")
+        access, expires = self._access.issue(Caller(user.id, rotated[0]), when)
         return Tokens(access, refresh, expires, user)
 
     async def authenticate(self, token: str) -> Caller:
