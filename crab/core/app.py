@@ -76,15 +76,20 @@ class Crab:
         broker = create_broker(settings.broker_url)
         await broker.start()
         secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
+        limits = settings.limits
         accounts = Accounts(
             engine,
             broker,
-            Passwords(cheap=settings.password_hashing == "cheap"),
+            Passwords(
+                cheap=settings.password_hashing == "cheap",
+                queue=limits.hash_queue,
+                queue_per_address=limits.hash_queue_per_address,
+            ),
             AccessTokens(secret, timedelta(seconds=settings.access_token_ttl)),
             timedelta(seconds=settings.refresh_token_ttl),
             settings.signup,
+            limits,
         )
-        limits = settings.limits
         return cls(
             settings=settings,
             engine=engine,
@@ -92,7 +97,7 @@ class Crab:
             accounts=accounts,
             people=People(engine, limits),
             chats=Chats(engine, broker, limits),
-            invites=Invites(engine, broker),
+            invites=Invites(engine, broker, limits),
             messages=Messages(broker, limits),
             hub=Hub(engine, broker, limits.stream_buffer),
         )

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crab.config import Limits
 from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Invite, InviteAnswer
+from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.storage import invites
 
 
 class Invites:
-    def __init__(self, engine: AsyncEngine, broker: Broker) -> None:
+    def __init__(self, engine: AsyncEngine, broker: Broker, limits: Limits) -> None:
         self._engine = engine
         self._broker = broker
+        # Room and personal invites count together: each lands in someone's list.
+        self._by_user = RateLimiter.of(limits.invites_per_user, "invites sent by you")
+        self._by_address = RateLimiter.of(
+            limits.invites_per_address, "invites sent from your address"
+        )
+
+    def _count(self, caller: Caller, source: str) -> None:
+        take_all((self._by_user, caller.user_id), (self._by_address, source))
 
     async def pending(self, caller: Caller) -> tuple[list[Invite], list[Invite]]:
         """(received, sent)"""
@@ -22,13 +32,16 @@ class Invites:
                 conn, caller.user_id
             )
 
-    async def to_room(self, caller: Caller, chat_id: int, user_id: int) -> Invite:
+    async def to_room(self, caller: Caller, chat_id: int, user_id: int, source: str = "") -> Invite:
+        """`source`: the caller's address (rate limits per user and per address)."""
+        self._count(caller, source)
         invite: Invite = await self._broker.request(
             cmd.InviteToRoom(inviter_id=caller.user_id, chat_id=chat_id, invitee_id=user_id)
         )
         return invite
 
-    async def to_direct(self, caller: Caller, user_id: int) -> Invite:
+    async def to_direct(self, caller: Caller, user_id: int, source: str = "") -> Invite:
+        self._count(caller, source)
         invite: Invite = await self._broker.request(
             cmd.InviteToDirect(inviter_id=caller.user_id, invitee_id=user_id)
         )
