@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -20,9 +21,17 @@ from crab.core.services.sign_in_throttle import SignInThrottle
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
 from crab.core.storage import sessions, unit, users
 from crab.core.storage.engine import transaction
-from crab.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from crab.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 
 log = logging.getLogger(__name__)
+
+REFUSAL_HOLD = 1.0  # seconds a refused sign-in (backing off, queue full) is held
 
 
 class Accounts:
@@ -82,12 +91,20 @@ class Accounts:
 
     async def sign_in(self, username: str, password: str, source: str = "") -> Tokens:
         """`source`: the caller's address. Refused before any hashing while
-        this account from this address (or this address) is backing off."""
+        this account from this address (or this address) is backing off, or
+        when the hashing queue has no place for it."""
         name = username.strip().lower()
-        self._failures.check(name, source)
-        async with self._engine.connect() as conn:
-            found = await users.credentials(conn, name)
-        ok = await self._passwords.verify(found[1] if found else None, password, source)
+        try:
+            self._failures.check(name, source)
+            async with self._engine.connect() as conn:
+                found = await users.credentials(conn, name)
+            ok = await self._passwords.verify(found[1] if found else None, password, source)
+        except ResourceExhausted:
+            # Held a moment before the answer (the hash is not queued): a
+            # guessing loop cannot spin on refusals and take the CPU that
+            # everyone else's hashes need.
+            await asyncio.sleep(REFUSAL_HOLD)
+            raise
         if found is None or not ok:
             self._failures.failed(name, source)
             raise Unauthenticated("wrong username or password")
