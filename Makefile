@@ -24,7 +24,7 @@ test: $(STAMP)
 # (tests/services.py): each test gets a fresh database. `make test` already
 # runs the storage contract suite on both SQLite and PostgreSQL.
 PG_FLOWS := tests/test_flows.py tests/test_more_flows.py tests/test_bad_input.py \
-	tests/test_authorization.py
+	tests/test_authorization.py tests/test_refresh.py
 test-postgres: $(STAMP)
 	CRAB_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PG_FLOWS)
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crab.config import Limits, Settings, default_data_dir
+from crab.config import Limits, Rate, Settings, default_data_dir
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,12 +25,18 @@ log = logging.getLogger("crab")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, on uvloop where it is installed (faster sockets)."""
+    """asyncio.run, on uvloop where it is installed (faster sockets). Files
+    others could read that crab cannot make private stop it with a message."""
+    from crab.core.storage.files import UnsafeFiles
+
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return asyncio.run(main)
-    return uvloop.run(main)
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+            return asyncio.run(main)
+        return uvloop.run(main)
+    except UnsafeFiles as error:
+        raise click.ClickException(str(error)) from None
 
 
 def storage_options(func: F) -> F:
@@ -78,6 +84,57 @@ def make_settings(data_dir: Path | None, database: str | None, **kwargs: Any) ->
     # (never argv, which every user of the machine can read).
     secret = os.environ.get("CRAB_JWT_SECRET") or None
     return dataclasses.replace(base, database_url=database, jwt_secret=secret, **kwargs)
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A rate limit written as COUNT/UNIT: 20/min, 30/h (units s, min, h, day)."""
+    if value is None or isinstance(value, Rate):
+        return value
+    try:
+        return Rate.parse(str(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+
+
+# (option, Limits field, help): each a CRAB_* variable too; README lists them.
+ACCOUNT_LIMITS: tuple[tuple[str, str, str], ...] = (
+    ("--signup-limit", "signup_per_address", "Sign-ups per source address."),
+    ("--room-limit", "rooms_per_user", "Rooms a user may create."),
+    ("--room-limit-per-address", "rooms_per_address", "Rooms created from one address."),
+    ("--invite-limit", "invites_per_user", "Invites a user may send."),
+    ("--invite-limit-per-address", "invites_per_address", "Invites sent from one address."),
+    ("--hash-queue", "hash_queue", "Password checks waiting or running; more are refused."),
+    ("--hash-queue-per-address", "hash_queue_per_address", "The same, per source address."),
+    (
+        "--sign-in-failures",
+        "sign_in_failures",
+        "Failed sign-ins per account and address before each next one waits twice as long.",
+    ),
+    (
+        "--sign-in-failures-per-address",
+        "sign_in_failures_per_address",
+        "The same, per address whatever the account.",
+    ),
+)
+
+
+def account_limit_options(func: F) -> F:
+    defaults = Limits()
+    for option, name, help_text in reversed(ACCOUNT_LIMITS):
+        default = getattr(defaults, name)
+        func = click.option(
+            option,
+            name,
+            default=str(default),
+            show_default=True,
+            type=str if isinstance(default, Rate) else int,
+            metavar="COUNT/UNIT" if isinstance(default, Rate) else None,
+            callback=_rate if isinstance(default, Rate) else None,
+            envvar="CRAB_" + option[2:].upper().replace("-", "_"),
+            show_envvar=True,
+            help=help_text,
+        )(func)
+    return func
 
 
 @click.group()
@@ -147,6 +204,7 @@ def main() -> None:
     show_envvar=True,
     help="Seconds the worker retries a command while the database is unreachable.",
 )
+@account_limit_options
 @click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
@@ -163,6 +221,7 @@ def serve(data_dir: Path | None, database: str | None, **options: Any) -> None:
             "--no-worker needs a shared broker (--broker amqp://...) and `crab worker`"
         )
     limits = {name: options.pop(name) for name in LIMIT_NAMES}
+    limits |= {name: options.pop(name) for _, name, _ in ACCOUNT_LIMITS}
     settings = make_settings(data_dir, database, **options)
     settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
     run(_serve(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import platformdirs
 
@@ -22,6 +22,33 @@ def limit(default: Any, help: str) -> Any:
     """A limit that `crab serve` takes as --NAME-WITH-DASHES and CRAB_NAME
     (cli.py makes the options from these fields; README lists them)."""
     return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: `count` at once, refilled at `count` per `seconds`.
+    Written as "20/min" (also /s, /h, /day) in options."""
+
+    count: int
+    seconds: float
+
+    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "min": 60.0, "h": 3600.0, "day": 86400.0}
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        count, _, unit = text.strip().partition("/")
+        seconds = cls.UNITS.get(unit.strip())
+        if not count.strip().isdigit() or int(count) < 1 or seconds is None:
+            raise ValueError(f"{text!r} is not a rate such as 20/min (units: s, min, h, day)")
+        return cls(int(count), seconds)
+
+    def __str__(self) -> str:
+        unit = next((u for u, s in self.UNITS.items() if s == self.seconds), None)
+        return f"{self.count}/{unit}" if unit else f"{self.count}/{self.seconds:g}s"
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,20 @@ class Limits:
     search_limit_max: int = 50
     page_limit_default: int = 50
     page_limit_max: int = 200
+    # Abuse of accounts (README's options table says why each default).
+    signup_per_address: Rate = Rate(30, 3600)
+    rooms_per_user: Rate = Rate(20, 60)
+    rooms_per_address: Rate = Rate(60, 60)
+    invites_per_user: Rate = Rate(60, 60)
+    invites_per_address: Rate = Rate(240, 60)
+    # Password hashes waiting or running (sign-in, sign-up), in all and per
+    # source address: beyond them a sign-in is refused at once.
+    hash_queue: int = 16
+    hash_queue_per_address: int = 2
+    # Failed sign-ins allowed per (account, address) and per address before
+    # each further failure doubles the wait (1 s, 2 s, ... 15 min).
+    sign_in_failures: int = 5
+    sign_in_failures_per_address: int = 20
 
 
 @dataclass(frozen=True)

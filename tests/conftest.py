@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crab.client.connection import CrabClient
-from crab.config import Limits, Settings
+from crab.config import Limits, Rate, Settings
 from crab.core.app import Crab
 from tests.services import pg_crab_database_url, pg_database_url, pg_databases, postgres_url
 
@@ -19,14 +19,27 @@ PASSWORD = "correct horse battery"
 _names = itertools.count(1)
 
 
+# Every client of the in-process server comes from 127.0.0.1: one address.
+LIFTED: dict[str, object] = {
+    "signup_per_address": Rate(100_000, 1),
+    "rooms_per_user": Rate(100_000, 1),
+    "rooms_per_address": Rate(100_000, 1),
+    "invites_per_user": Rate(100_000, 1),
+    "invites_per_address": Rate(100_000, 1),
+    "hash_queue": 1_000,
+    "hash_queue_per_address": 1_000,
+}
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Test settings: cheap hashing, a free port, and a send rate limit high
-    enough that only the rate-limit test meets it."""
+    """Test settings: cheap hashing, a free port, and rate limits high enough
+    that only the tests about limits meet them (those run `crab serve` with
+    its defaults: tests/hostile)."""
     base = Settings(
         data_dir=tmp_path / "data",
         port=0,
         password_hashing="cheap",
-        limits=Limits(send_rate=10_000, send_burst=10_000),
+        limits=Limits(send_rate=10_000, send_burst=10_000, **LIFTED),
     )
     return dataclasses.replace(base, **overrides)
 

@@ -32,6 +32,18 @@ START_TIMEOUT = 30.0
 
 # High enough that only a test about rate limits would meet them.
 FAST_SEND = ("--send-rate", "100000", "--send-burst", "100000")
+# For tests that legitimately sign up, create or invite more than a team
+# would from one address (every test client is 127.0.0.1), as environment.
+LIFTED_LIMITS = {
+    f"CRAB_{name}": "1000000/s"
+    for name in (
+        "SIGNUP_LIMIT",
+        "ROOM_LIMIT",
+        "ROOM_LIMIT_PER_ADDRESS",
+        "INVITE_LIMIT",
+        "INVITE_LIMIT_PER_ADDRESS",
+    )
+} | {"CRAB_HASH_QUEUE": "100000", "CRAB_HASH_QUEUE_PER_ADDRESS": "100000"}
 
 
 def crab_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -224,6 +236,7 @@ class CrabProcess:
 
 __all__ = [
     "FAST_SEND",
+    "LIFTED_LIMITS",
     "LISTENING",
     "CrabProcess",
     "crab_command",

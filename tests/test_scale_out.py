@@ -18,7 +18,7 @@ from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
 from tests.conftest import PASSWORD
 from tests.e2e.proxy import TcpProxy
-from tests.serve_process import CrabProcess
+from tests.serve_process import LIFTED_LIMITS, CrabProcess
 from tests.services import free_port, pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
@@ -76,7 +76,8 @@ class Cluster:
     @contextlib.contextmanager
     def running(cls, broker: str, database: str, data: Path) -> Iterator[Cluster]:
         """Two API replicas and two workers, stopped at the end."""
-        found = cls(broker, database, data, {"CRAB_JWT_SECRET": secrets.token_urlsafe(32)})
+        env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32), **LIFTED_LIMITS}
+        found = cls(broker, database, data, env)
         try:
             # The first replica migrates the database before the others start.
             found.start_api()

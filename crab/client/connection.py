@@ -39,6 +39,7 @@ class CrabClient:
         self.chats = pb.ChatsStub(self.channel)
         self.invites = pb.InvitesStub(self.channel)
         self.tokens: pb.Tokens | None = None
+        self._refreshing = asyncio.Lock()
 
     @property
     def user(self) -> pb.User:
@@ -64,10 +65,14 @@ class CrabClient:
         return self.user
 
     async def refresh(self) -> None:
+        """New tokens for the current refresh token. Callers at once share
+        one Refresh: a refresh token presented twice signs its session out."""
         assert self.tokens is not None
-        self.tokens = await self.accounts.refresh(
-            pb.RefreshRequest(refresh_token=self.tokens.refresh_token)
-        )
+        presented = self.tokens.refresh_token
+        async with self._refreshing:
+            if self.tokens is not None and self.tokens.refresh_token != presented:
+                return  # another caller refreshed while this one waited
+            self.tokens = await self.accounts.refresh(pb.RefreshRequest(refresh_token=presented))
 
     def session(self, cursors: dict[int, int] | None = None) -> SessionStream:
         return SessionStream(self, cursors or {})

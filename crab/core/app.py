@@ -30,6 +30,7 @@ from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
 from crab.core.storage.engine import create_engine, dispose, ensure_sqlite_dir, migrate
+from crab.core.storage.files import private_dir
 from crab.core.worker.handlers import Worker
 from crab.core.worker.health import worker_health
 
@@ -68,22 +69,27 @@ class Crab:
     async def open(cls, settings: Settings) -> Crab:
         """Storage migrated, broker and services ready; nothing listening yet."""
         # Messages and password hashes live here: only the owner may look.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         ensure_sqlite_dir(settings.database)
         engine = create_engine(settings.database)
         await migrate(engine)
         broker = create_broker(settings.broker_url)
         await broker.start()
         secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
+        limits = settings.limits
         accounts = Accounts(
             engine,
             broker,
-            Passwords(cheap=settings.password_hashing == "cheap"),
+            Passwords(
+                cheap=settings.password_hashing == "cheap",
+                queue=limits.hash_queue,
+                queue_per_address=limits.hash_queue_per_address,
+            ),
             AccessTokens(secret, timedelta(seconds=settings.access_token_ttl)),
             timedelta(seconds=settings.refresh_token_ttl),
             settings.signup,
+            limits,
         )
-        limits = settings.limits
         return cls(
             settings=settings,
             engine=engine,
@@ -91,7 +97,7 @@ class Crab:
             accounts=accounts,
             people=People(engine, limits),
             chats=Chats(engine, broker, limits),
-            invites=Invites(engine, broker),
+            invites=Invites(engine, broker, limits),
             messages=Messages(broker, limits),
             hub=Hub(engine, broker, limits.stream_buffer),
         )

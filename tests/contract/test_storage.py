@@ -173,13 +173,15 @@ async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> N
         assert await conn.run_sync(sessions.is_active, one, alice.id, T0)
         assert not await conn.run_sync(sessions.is_active, one, bob.id, T0)  # not bob's
         assert not await conn.run_sync(sessions.is_active, one, alice.id, later)  # expired
-        assert await sessions.by_refresh_hash(conn, "h1", T0) == (one, alice.id)
-        assert await sessions.by_refresh_hash(conn, "h1", later) is None
-        assert await sessions.by_refresh_hash(conn, "nope", T0) is None
-        # Refresh rotation: the old token stops working, the new one works longer.
-        await sessions.rotate(conn, one, "h1b", later + timedelta(days=1))
-        assert await sessions.by_refresh_hash(conn, "h1", T0) is None
-        assert await sessions.by_refresh_hash(conn, "h1b", later) == (one, alice.id)
+        # Refresh rotation, a compare-and-swap: the old token stops working
+        # (it is remembered as spent), the new one works longer.
+        assert await sessions.rotate(conn, "h1", "hx", later, later) is None  # expired
+        assert await sessions.rotate(conn, "nope", "hx", T0, later) is None
+        assert await sessions.by_previous_refresh_hash(conn, "h1", T0) is None
+        longer = later + timedelta(days=1)
+        assert await sessions.rotate(conn, "h1", "h1b", T0, longer) == (one, alice.id)
+        assert await sessions.rotate(conn, "h1", "h1c", T0, longer) is None
+        assert await sessions.by_previous_refresh_hash(conn, "h1", T0) == (one, alice.id)
         assert await conn.run_sync(sessions.is_active, one, alice.id, later)
     with pytest.raises(IntegrityError):  # refresh hashes are unique
         async with transaction(engine) as conn:
@@ -187,7 +189,8 @@ async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> N
     async with transaction(engine) as conn:
         await sessions.revoke(conn, one, T0 + timedelta(hours=1))
         assert not await conn.run_sync(sessions.is_active, one, alice.id, T0)
-        assert await sessions.by_refresh_hash(conn, "h1b", T0) is None
+        assert await sessions.rotate(conn, "h1b", "h1d", T0, longer) is None
+        assert await sessions.by_previous_refresh_hash(conn, "h1", T0) is None
         assert await conn.run_sync(sessions.is_active, two, alice.id, T0)
         await sessions.revoke_all(conn, alice.id, T0 + timedelta(hours=2))
         assert not await conn.run_sync(sessions.is_active, two, alice.id, T0)

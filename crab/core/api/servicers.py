@@ -7,7 +7,7 @@ from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
 from crab.core.api import convert, wire
-from crab.core.api.auth import caller
+from crab.core.api.auth import caller, peer_address
 from crab.core.services.accounts import Accounts
 from crab.core.services.chats import Chats
 from crab.core.services.invites import Invites
@@ -21,12 +21,13 @@ class AccountsServicer(pb.AccountsBase):
 
     async def sign_up(self, message: pb.SignUpRequest) -> pb.Tokens:
         tokens = await self._accounts.sign_up(
-            message.username, message.password, message.display_name
+            message.username, message.password, message.display_name, peer_address()
         )
         return convert.tokens(tokens)
 
     async def sign_in(self, message: pb.SignInRequest) -> pb.Tokens:
-        return convert.tokens(await self._accounts.sign_in(message.username, message.password))
+        found = await self._accounts.sign_in(message.username, message.password, peer_address())
+        return convert.tokens(found)
 
     async def refresh(self, message: pb.RefreshRequest) -> pb.Tokens:
         return convert.tokens(await self._accounts.refresh(message.refresh_token))
@@ -66,7 +67,9 @@ class ChatsServicer(pb.ChatsBase):
         return pb.ChatDetail(chat=convert.chat(chat), members=[convert.user(u) for u in members])
 
     async def create_room(self, message: pb.CreateRoomRequest) -> pb.Chat:
-        room = await self._chats.create_room(caller(), message.name, message.request_id)
+        room = await self._chats.create_room(
+            caller(), message.name, message.request_id, peer_address()
+        )
         return convert.chat(room)
 
     async def leave_chat(self, message: pb.ChatRequest) -> pb.Empty:
@@ -106,11 +109,15 @@ class InvitesServicer(pb.InvitesBase):
 
     async def invite_to_room(self, message: pb.RoomInviteRequest) -> pb.Invite:
         m = message
-        found = await self._invites.to_room(caller(), m.chat_id, m.user_id, m.request_id)
+        found = await self._invites.to_room(
+            caller(), m.chat_id, m.user_id, m.request_id, peer_address()
+        )
         return convert.invite(found)
 
     async def invite_to_direct(self, message: pb.DirectInviteRequest) -> pb.Invite:
-        found = await self._invites.to_direct(caller(), message.user_id, message.request_id)
+        found = await self._invites.to_direct(
+            caller(), message.user_id, message.request_id, peer_address()
+        )
         return convert.invite(found)
 
     async def answer_invite(self, message: pb.AnswerInviteRequest) -> pb.InviteAnswer:

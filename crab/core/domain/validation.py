@@ -33,6 +33,42 @@ def check_no_controls(text: str, what: str) -> None:
             )
 
 
+# Characters that draw nothing (or draw over others): in a name they let
+# "alice" and "ali\u200bce" look the same. Format characters (Cf: zero-width
+# spaces and joiners, BOM, bidi embeddings, isolates and overrides, tag
+# characters), unassigned, private-use and surrogate code points, and the
+# line and paragraph separators. Message text keeps them (emoji sequences
+# join with U+200D); the client shows them there as escapes.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+# Letters that render as nothing (Hangul fillers), a favourite of impersonators.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+MAX_COMBINING_RUN = 3  # marks stacked on one letter; more is "zalgo" text
+
+
+def _describe(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X} {name}" if name else f"U+{ord(ch):04X}"
+
+
+def check_visible(text: str, what: str) -> None:
+    """Names must look like what they are: no invisible or format
+    characters, and no more than MAX_COMBINING_RUN combining marks in a row."""
+    run = 0
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in _INVISIBLE_CATEGORIES or ch in _BLANK_LETTERS:
+            raise InvalidArgument(
+                f"{what} contains an invisible or format character ({_describe(ch)}); "
+                "names may hold only characters that show"
+            )
+        run = run + 1 if category in ("Mn", "Me") else 0
+        if run > MAX_COMBINING_RUN:
+            raise InvalidArgument(
+                f"{what} stacks more than {MAX_COMBINING_RUN} combining marks in a row "
+                f"(at {_describe(ch)})"
+            )
+
+
 def normalize_username(username: str) -> str:
     name = username.strip().lower()
     if not USERNAME_RE.match(name):
@@ -50,6 +86,7 @@ def check_password(password: str) -> None:
 def _one_line(value: str, what: str, max_chars: int) -> str:
     # Controls are checked before strip(), which would quietly eat some (\x1c, \x85).
     check_no_controls(value, what)
+    check_visible(value, what)
     if "\n" in value or "\t" in value:
         raise InvalidArgument(f"{what} must be one line")
     value = value.strip()

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crab.config import Limits
 from crab.core.broker.base import Broker
 from crab.core.clock import now
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, User
 from crab.core.domain.validation import check_password, clean_display_name, normalize_username
 from crab.core.services.passwords import Passwords
+from crab.core.services.rate_limit import RateLimiter
+from crab.core.services.sign_in_throttle import SignInThrottle
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
 from crab.core.storage import sessions, unit, users
 from crab.core.storage.engine import transaction
-from crab.errors import AlreadyExists, NotFound, PermissionDenied, Unauthenticated
+from crab.errors import (
+    AlreadyExists,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+
+log = logging.getLogger(__name__)
+
+REFUSAL_HOLD = 1.0  # seconds a refused sign-in (backing off, queue full) is held
 
 
 class Accounts:
@@ -28,6 +43,7 @@ class Accounts:
         access: AccessTokens,
         refresh_ttl: timedelta,
         signup_open: bool,
+        limits: Limits,
     ) -> None:
         self._engine = engine
         self._broker = broker
@@ -35,39 +51,64 @@ class Accounts:
         self._access = access
         self._refresh_ttl = refresh_ttl
         self.signup_open = signup_open
+        self._signups = RateLimiter.of(limits.signup_per_address, "sign-ups from your address")
+        self._failures = SignInThrottle(
+            limits.sign_in_failures, limits.sign_in_failures_per_address
+        )
 
     def close(self) -> None:
         self._passwords.close()
 
-    async def create_user(self, username: str, password: str, display_name: str = "") -> User:
-        """Used by sign-up and by the admin's `crab user add`."""
-        name = normalize_username(username)
-        check_password(password)
-        shown = clean_display_name(display_name, name)
+    async def create_user(
+        self, username: str, password: str, display_name: str = "", source: str = ""
+    ) -> User:
+        """Used by sign-up and by the admin's `crab user add` (source "")."""
+        name, shown = _checked(username, password, display_name)
+        return await self._insert(name, password, shown, source)
+
+    async def _insert(self, name: str, password: str, shown: str, source: str) -> User:
         async with self._engine.connect() as conn:
             if await users.exists(conn, name):
                 raise AlreadyExists(f"username {name!r} is taken")
-        password_hash = await self._passwords.hash(password)
+        password_hash = await self._passwords.hash(password, source)
         try:
             async with transaction(self._engine) as conn:
                 return await users.insert(conn, name, shown, password_hash, now())
         except IntegrityError:
             raise AlreadyExists(f"username {name!r} is taken") from None
 
-    async def sign_up(self, username: str, password: str, display_name: str = "") -> Tokens:
+    async def sign_up(
+        self, username: str, password: str, display_name: str = "", source: str = ""
+    ) -> Tokens:
+        """`source`: the caller's address (sign-ups are rate-limited per address)."""
         if not self.signup_open:
             raise PermissionDenied(
                 "sign-up is closed on this server; ask your admin for an account"
             )
-        user = await self.create_user(username, password, display_name)
-        return await self._open_session(user)
+        name, shown = _checked(username, password, display_name)
+        self._signups.take(source)  # after the checks: a typo costs no sign-up
+        return await self._open_session(await self._insert(name, password, shown, source))
 
-    async def sign_in(self, username: str, password: str) -> Tokens:
-        async with self._engine.connect() as conn:
-            found = await users.credentials(conn, username.strip().lower())
-        ok = await self._passwords.verify(found[1] if found else None, password)
+    async def sign_in(self, username: str, password: str, source: str = "") -> Tokens:
+        """`source`: the caller's address. Refused before any hashing while
+        this account from this address (or this address) is backing off, or
+        when the hashing queue has no place for it."""
+        name = username.strip().lower()
+        try:
+            self._failures.check(name, source)
+            async with self._engine.connect() as conn:
+                found = await users.credentials(conn, name)
+            ok = await self._passwords.verify(found[1] if found else None, password, source)
+        except ResourceExhausted:
+            # Held a moment before the answer (the hash is not queued): a
+            # guessing loop cannot spin on refusals and take the CPU that
+            # everyone else's hashes need.
+            await asyncio.sleep(REFUSAL_HOLD)
+            raise
         if found is None or not ok:
+            self._failures.failed(name, source)
             raise Unauthenticated("wrong username or password")
+        self._failures.succeeded(name, source)
         return await self._open_session(found[0])
 
     async def _open_session(self, user: User) -> Tokens:
@@ -81,20 +122,33 @@ class Accounts:
         return Tokens(access, refresh, expires, user)
 
     async def refresh(self, refresh_token: str) -> Tokens:
-        """A new access token, and a new refresh token replacing the old one."""
+        """A new access token, and a new refresh token replacing the old one.
+        A refresh token is good for one rotation: presented again (a thief
+        and its owner both hold it), it signs its session out (OAuth's advice
+        for rotated refresh tokens) and live streams of that session end."""
         when = now()
+        old_hash = hash_refresh_token(refresh_token)
+        refresh = new_refresh_token()
+        reused: tuple[int, int] | None = None
         async with transaction(self._engine) as conn:
-            found = await sessions.by_refresh_hash(conn, hash_refresh_token(refresh_token), when)
-            if found is None:
-                raise Unauthenticated("refresh token invalid, expired or signed out")
-            session_id, user_id = found
-            user = await users.by_id(conn, user_id)
-            assert user is not None
-            refresh = new_refresh_token()
-            await sessions.rotate(
-                conn, session_id, hash_refresh_token(refresh), when + self._refresh_ttl
+            rotated = await sessions.rotate(
+                conn, old_hash, hash_refresh_token(refresh), when, when + self._refresh_ttl
             )
-        access, expires = self._access.issue(Caller(user_id, session_id), when)
+            if rotated is None:
+                reused = await sessions.by_previous_refresh_hash(conn, old_hash, when)
+                if reused is not None:
+                    await sessions.revoke(conn, reused[0], when)
+            user = await users.by_id(conn, rotated[1]) if rotated is not None else None
+        if reused is not None:
+            session_id, user_id = reused
+            log.warning("refresh token used twice: session %d of user %d signed out", *reused)
+            await self._broker.publish(ev.user_topic(user_id), ev.SessionEnded(user_id, session_id))
+            raise Unauthenticated(
+                "refresh token already used; this session is signed out, sign in again"
+            )
+        if rotated is None or user is None:
+            raise Unauthenticated("refresh token invalid, expired or signed out")
+        access, expires = self._access.issue(Caller(user.id, rotated[0]), when)
         return Tokens(access, refresh, expires, user)
 
     async def authenticate(self, token: str) -> Caller:
@@ -126,3 +180,10 @@ class Accounts:
     async def list_users(self) -> list[User]:
         async with self._engine.connect() as conn:
             return await users.list_all(conn)
+
+
+def _checked(username: str, password: str, display_name: str) -> tuple[str, str]:
+    """(username, display name) as stored, or InvalidArgument."""
+    name = normalize_username(username)
+    check_password(password)
+    return name, clean_display_name(display_name, name)

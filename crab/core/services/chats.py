@@ -11,6 +11,7 @@ from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
 from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
 from crab.core.domain.validation import clamp_id, clean_room_name
+from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
 from crab.core.storage import chats, messages, unit
 from crab.core.storage.engine import transaction
@@ -22,6 +23,10 @@ class Chats:
         self._engine = engine
         self._broker = broker
         self._limits = limits
+        self._rooms_by_user = RateLimiter.of(limits.rooms_per_user, "rooms created by you")
+        self._rooms_by_address = RateLimiter.of(
+            limits.rooms_per_address, "rooms created from your address"
+        )
 
     async def mine(self, caller: Caller) -> list[ChatSummary]:
         async with self._engine.connect() as conn:
@@ -37,9 +42,13 @@ class Chats:
     async def _visible(self, conn: AsyncConnection, caller: Caller, chat_id: int) -> Chat:
         return await conn.run_sync(_visible, caller.user_id, chat_id)
 
-    async def create_room(self, caller: Caller, name: str, request: str = "") -> Chat:
-        """`request`: the client's request id; a retry with it gets the same room."""
+    async def create_room(
+        self, caller: Caller, name: str, request: str = "", source: str = ""
+    ) -> Chat:
+        """`request`: the client's request id; a retry with it gets the same room.
+        `source`: the caller's address (rate limits per user and per address)."""
         command = cmd.CreateRoom(caller.user_id, clean_room_name(name), request_id(request))
+        take_all((self._rooms_by_user, caller.user_id), (self._rooms_by_address, source))
         chat: Chat = await self._broker.request(command)
         return chat
 

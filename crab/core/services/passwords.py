@@ -17,6 +17,8 @@ from typing import TypeVar
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from crab.errors import ResourceExhausted
+
 T = TypeVar("T")
 
 # At most half the cores, at most 4 hashes at once (their memory adds up).
@@ -31,7 +33,13 @@ def _lowest_priority() -> None:
 
 
 class Passwords:
-    def __init__(self, cheap: bool = False) -> None:
+    """The hashing queue is bounded: at most `queue` hashes waiting or
+    running, at most `queue_per_address` of them for one source address.
+    Beyond either, a call is refused at once (ResourceExhausted) instead of
+    waiting behind a flood: an attacker at one address holds two places,
+    and everyone else's sign-in waits for at most those two hashes."""
+
+    def __init__(self, cheap: bool = False, queue: int = 16, queue_per_address: int = 2) -> None:
         # The cheap profile exists for tests only; production keeps the defaults.
         self._hasher = (
             PasswordHasher.from_parameters(profiles.CHEAPEST) if cheap else PasswordHasher()
@@ -40,25 +48,69 @@ class Passwords:
         self._threads = ThreadPoolExecutor(
             HASHING_THREADS, thread_name_prefix="crab-argon2", initializer=_lowest_priority
         )
+        self._queue = queue
+        self._queue_per_address = queue_per_address
+        # Released by the hash's own future when it ends (in its thread), not
+        # when its caller stops waiting: a client that resets its call must
+        # not free a place while its hash still runs.
+        self._lock = threading.Lock()
+        self._queued = 0
+        self._by_address: dict[str, int] = {}
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, work: Callable[..., T], *args: str) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
+    @property
+    def queued(self) -> int:
+        """Hashes waiting or running now."""
+        return self._queued
 
-    async def hash(self, password: str) -> str:
-        return await self._run(self._hasher.hash, password)
+    def _admit(self, source: str) -> None:
+        with self._lock:
+            if self._queued >= self._queue:
+                raise ResourceExhausted(
+                    "the server is busy checking passwords; try again in a few seconds"
+                )
+            if self._by_address.get(source, 0) >= self._queue_per_address:
+                raise ResourceExhausted(
+                    f"too many sign-ins from your address at once (at most "
+                    f"{self._queue_per_address}); wait for one to finish"
+                )
+            self._queued += 1
+            self._by_address[source] = self._by_address.get(source, 0) + 1
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
+    def _release(self, source: str) -> None:
+        with self._lock:
+            self._queued -= 1
+            left = self._by_address[source] - 1
+            if left:
+                self._by_address[source] = left
+            else:
+                del self._by_address[source]
+
+    async def _run(self, source: str, work: Callable[..., T], *args: str) -> T:
+        self._admit(source)
+        try:
+            done = self._threads.submit(work, *args)
+        except BaseException:
+            self._release(source)
+            raise
+        done.add_done_callback(lambda _: self._release(source))
+        return await asyncio.wrap_future(done)
+
+    async def hash(self, password: str, source: str = "") -> str:
+        """`source`: the caller's address ("" for local calls)."""
+        return await self._run(source, self._hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str, source: str = "") -> bool:
         """False on mismatch. With no hash (unknown user) it still spends the
         time of a check, so response time does not reveal who exists."""
         if password_hash is None:
             if self._dummy is None:
-                self._dummy = await self.hash("not-a-real-password")
+                self._dummy = await self.hash("not-a-real-password", source)
             password_hash = self._dummy
             password = password + "\x00"
         try:
-            return await self._run(self._hasher.verify, password_hash, password)
+            return await self._run(source, self._hasher.verify, password_hash, password)
         except (VerificationError, InvalidHashError):
             return False

@@ -15,6 +15,8 @@ from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JOSEError
 
 from crab.core.domain.models import Caller, User
+from crab.core.domain.validation import MAX_ID
+from crab.core.storage.files import private_file
 from crab.errors import Unauthenticated
 
 ALGORITHM = "HS256"  # pinned: a token naming another algorithm is refused
@@ -32,6 +34,7 @@ def load_or_create_secret(data_dir: Path) -> str:
     """32 random bytes in data_dir/jwt-secret (mode 0600), made on first start."""
     path = data_dir / "jwt-secret"
     if path.exists():
+        private_file(path)
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
@@ -94,9 +97,26 @@ class AccessTokens:
             if header.get("alg") != ALGORITHM:
                 raise Unauthenticated("token algorithm not accepted")
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM])
-            caller = Caller(user_id=int(claims["sub"]), session_id=int(claims["sid"]))
-            return caller, int(claims["exp"])
+            caller = Caller(user_id=_user_id(claims.get("sub")), session_id=_id(claims.get("sid")))
+            return caller, _id(claims.get("exp"))
         except ExpiredSignatureError:
             raise Unauthenticated("access token expired; refresh it") from None
         except (JOSEError, KeyError, ValueError, TypeError):
             raise Unauthenticated("invalid access token") from None
+
+
+def _id(value: object) -> int:
+    """Ids are the databases' BIGINT: a signed claim outside it (sid = 2**80,
+    a negative or non-integer id) is a bad token, not a query that fails."""
+    if type(value) is not int or not 0 < value <= MAX_ID:
+        raise Unauthenticated("invalid access token")
+    return value
+
+
+def _user_id(value: object) -> int:
+    """`sub` is a string of digits, as issued."""
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise Unauthenticated("invalid access token")
+    if len(value) > 19 or value.startswith("0"):
+        raise Unauthenticated("invalid access token")
+    return _id(int(value))

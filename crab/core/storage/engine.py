@@ -19,6 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from crab.core.storage.files import private_sqlite_files
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -148,10 +150,12 @@ async def migrate(engine: AsyncEngine) -> None:
 
 
 def ensure_sqlite_dir(url: str) -> None:
+    """An SQLite database file (and its folder) made or kept private before
+    SQLite opens it (storage/files.py)."""
     if url.startswith("sqlite") and ":///" in url:
-        path = url.split(":///", 1)[1]
+        path = url.split(":///", 1)[1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(Path(path))
 
 
 __all__ = ["create_engine", "dispose", "ensure_sqlite_dir", "migrate", "transaction"]

@@ -42,30 +42,47 @@ def is_active(conn: Connection, session_id: int, user_id: int, now: datetime) ->
     return bool(_IS_ACTIVE.all(conn, params))
 
 
-async def by_refresh_hash(
-    conn: AsyncConnection, refresh_hash: str, now: datetime
+async def rotate(
+    conn: AsyncConnection, old_hash: str, new_hash: str, now: datetime, expires_at: datetime
 ) -> tuple[int, int] | None:
-    """(session id, user id) of an active session with this refresh token."""
+    """(session id, user id) if this refresh token was the session's current
+    one and is now replaced. One compare-and-swap: of two rotations with
+    one token exactly one changes the row (on PostgreSQL the second waits
+    for the first's row lock, then finds the hash changed)."""
+    swapped = await conn.execute(
+        sa.update(sessions)
+        .where(
+            sessions.c.refresh_hash == old_hash,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+        .values(refresh_hash=new_hash, previous_refresh_hash=old_hash, expires_at=expires_at)
+    )
+    if swapped.rowcount != 1:
+        return None
+    row = (
+        await conn.execute(
+            sa.select(sessions.c.id, sessions.c.user_id).where(sessions.c.refresh_hash == new_hash)
+        )
+    ).one()
+    return int(row.id), int(row.user_id)
+
+
+async def by_previous_refresh_hash(
+    conn: AsyncConnection, old_hash: str, now: datetime
+) -> tuple[int, int] | None:
+    """(session id, user id) of an active session whose refresh token was
+    this one until its last rotation: someone presents a spent token."""
     row = (
         await conn.execute(
             sa.select(sessions.c.id, sessions.c.user_id).where(
-                sessions.c.refresh_hash == refresh_hash,
+                sessions.c.previous_refresh_hash == old_hash,
                 sessions.c.revoked_at.is_(None),
                 sessions.c.expires_at > now,
             )
         )
     ).first()
-    return (row.id, row.user_id) if row else None
-
-
-async def rotate(
-    conn: AsyncConnection, session_id: int, refresh_hash: str, expires_at: datetime
-) -> None:
-    await conn.execute(
-        sa.update(sessions)
-        .where(sessions.c.id == session_id)
-        .values(refresh_hash=refresh_hash, expires_at=expires_at)
-    )
+    return (int(row.id), int(row.user_id)) if row else None
 
 
 async def revoke(conn: AsyncConnection, session_id: int, now: datetime) -> None:

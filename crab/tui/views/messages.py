@@ -11,14 +11,14 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import GetLinePrefixCallable, UIContent, UIControl
 
 from crab.tui.state import AppState, Line
-from crab.tui.views.text import wrap
+from crab.tui.views.text import one_line, wrap
 
 NAME_WIDTH = 12
 
 
 def _rows(line: Line, width: int, mine: bool) -> list[StyleAndTextTuples]:
     when = line.sent_at.astimezone().strftime("%H:%M")
-    name = line.sender.username[:NAME_WIDTH]
+    name = one_line(line.sender.username)[:NAME_WIDTH]
     style = "class:mine" if mine else "class:sender"
     text_style = "class:pending" if line.pending else ""
     body_width = max(10, width - 6 - NAME_WIDTH - 1)

@@ -31,7 +31,7 @@ def header(state: AppState) -> StyleAndTextTuples:
         return [("class:title", " crab")]
     members = state.history(chat.id).members
     kind = "room" if chat.is_room else "personal conversation"
-    who = ", ".join(p.username for p in members[:8])
+    who = ", ".join(one_line(p.username) for p in members[:8])
     count = f"{len(members)} member{'s' if len(members) != 1 else ''}"
     return [
         ("class:title", f" {'#' if chat.is_room else '@'}{one_line(chat.name)} "),
@@ -51,12 +51,14 @@ def invites_panel(state: AppState) -> StyleAndTextTuples:
             f"room #{one_line(invite.room_name)}" if invite.room_id else "a personal conversation"
         )
         style = "class:active" if n == state.invite_selected else ""
-        out.append((style, f" {n + 1}. {invite.inviter.username} invites you to {what}\n"))
+        out.append(
+            (style, f" {n + 1}. {one_line(invite.inviter.username)} invites you to {what}\n")
+        )
     if state.sent_invites:
         out.append(("class:hint", "\n Sent, waiting for an answer:\n"))
         for invite in state.sent_invites:
             what = f"#{one_line(invite.room_name)}" if invite.room_id else "a conversation"
-            out.append(("class:hint", f"    {invite.invitee.username} to {what}\n"))
+            out.append(("class:hint", f"    {one_line(invite.invitee.username)} to {what}\n"))
     return out
 
 
@@ -74,7 +76,7 @@ def search_panel(state: AppState) -> StyleAndTextTuples:
         out.append(("class:hint", f" nobody matches {one_line(search.query)!r} (yet)\n"))
     for n, person in enumerate(search.results):
         style = "class:active" if n == search.selected else ""
-        out.append((style, f" {person.username:<20} {one_line(person.display_name)}\n"))
+        out.append((style, f" {one_line(person.username):<20} {one_line(person.display_name)}\n"))
     return out
 
 
@@ -83,7 +85,7 @@ def help_panel(state: AppState) -> StyleAndTextTuples:
 
 
 def status(state: AppState) -> StyleAndTextTuples:
-    me = state.me.username if state.me else "not signed in"
+    me = one_line(state.me.username) if state.me else "not signed in"
     link = state.connection
     if link.link is Link.RECONNECTING and link.retry_in > 0:
         text, style = f"reconnecting in {link.retry_in:.0f}s", "class:warn"

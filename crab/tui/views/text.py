@@ -1,22 +1,53 @@
 """Text from other people is shown, never obeyed: control and escape
-sequences become visible escapes, so nobody can repaint your terminal."""
+sequences become visible escapes, so nobody can repaint your terminal, and
+characters that draw nothing show as escapes, so nobody can hide text."""
 
 from __future__ import annotations
 
 import unicodedata
 
-# Direction overrides and isolates can make text read differently from what
-# it is ("Trojan source"); show them as escapes too.
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Format characters (zero-width spaces and joiners, BOM, direction overrides
+# and isolates: "Trojan source", tag characters), unassigned, private-use and
+# surrogate code points, and the line and paragraph separators: each shows
+# as its escape. Control characters (Cc) too, but for newline and tab.
+_HIDDEN = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers
+_ZWJ = "\u200d"
+_EMOJI_PRESENTATION = "\ufe0f"
 
 
-def inert(text: str) -> str:
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _is_emoji(ch: str) -> bool:
+    # Pictographs are "So"; skin tones are "Sk"; VS16 asks for the emoji form.
+    return ch == _EMOJI_PRESENTATION or (
+        ord(ch) >= 0x2000 and unicodedata.category(ch) in ("So", "Sk")
+    )
+
+
+def _joins_emoji(text: str, i: int) -> bool:
+    """A ZWJ between two emoji (👩‍💻, 🏳️‍🌈) is part of one picture."""
+    return 0 < i < len(text) - 1 and _is_emoji(text[i - 1]) and _is_emoji(text[i + 1])
+
+
+def inert(text: str, emoji_joins: bool = False) -> str:
+    """`emoji_joins`: keep U+200D inside emoji sequences (message text);
+    names never need it (the server refuses it there)."""
     out = []
-    for ch in text:
+    for i, ch in enumerate(text):
         if ch == "\t":
             out.append("    ")
-        elif (ch != "\n" and unicodedata.category(ch) == "Cc") or ch in _BIDI:
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        elif ch == "\n":
+            out.append(ch)
+        elif ch == _ZWJ and emoji_joins and _joins_emoji(text, i):
+            out.append(ch)
+        elif unicodedata.category(ch) in _HIDDEN or ch in _BLANK_LETTERS:
+            out.append(_escape(ch))
         else:
             out.append(ch)
     return "".join(out)
@@ -30,7 +61,7 @@ def wrap(text: str, width: int) -> list[str]:
     """Hard-wraps inert text to `width` columns (at spaces when it can)."""
     width = max(1, width)
     rows: list[str] = []
-    for paragraph in inert(text).split("\n"):
+    for paragraph in inert(text, emoji_joins=True).split("\n"):
         while len(paragraph) > width:
             cut = paragraph.rfind(" ", 0, width + 1)
             if cut <= 0:
