@@ -252,7 +252,23 @@ class Hub:
         self._reading: dict[tuple[int, int], asyncio.Future[list[Message]]] = {}
 
     async def start(self) -> None:
-        self._subscription = await self._broker.subscribe(self._on_event)
+        self._subscription = await self._broker.subscribe(self._on_event, self._events_lost)
+
+    def _events_lost(self) -> None:
+        """The broker may have dropped events for this process (RabbitMQ's
+        queue was gone while the link was down): joins, leaves, sign-outs,
+        messages no later one reveals. Every stream ends with UNAVAILABLE;
+        its client reconnects (its session checked again) and resumes, which
+        reads its chats and replays the messages it missed."""
+        sessions = self.sessions()
+        if sessions:
+            log.warning(
+                "events may have been lost while the broker was away; "
+                "ending %d session streams (their clients resume)",
+                len(sessions),
+            )
+        for session in sessions:
+            session.end(Unavailable("the server may have missed events; reconnect and resume"))
 
     async def close(self) -> None:
         self._closed = True
