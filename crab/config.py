@@ -83,6 +83,11 @@ class Limits:
     )
     # Frames waiting for one slow client before its stream is ended.
     stream_buffer: int = 1024
+    # Resume: cursors in one (or the user's chat count, if more); frames per
+    # open stream, `resume_burst` at once then `resume_rate`/s.
+    resume_cursors_max: int = 1000
+    resume_rate: float = 1.0
+    resume_burst: int = 5
     search_limit_default: int = 20
     search_limit_max: int = 50
     page_limit_default: int = 50

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,12 +134,14 @@ async def test_a_server_that_drops_one_message_fails_the_run(
     dropped: list[int] = []  # the user whose session lost it
     deliver = live.LiveSession._message
 
-    async def lossy(self: live.LiveSession, message: Message, out: list[live.Outgoing]) -> None:
+    async def lossy(
+        self: live.LiveSession, message: Message, out: list[live.Outgoing], reads: Any
+    ) -> bool:
         if message.id == 7 and not dropped:
             dropped.append(self.caller.user_id)
             self._sent_up_to[message.chat_id] = message.id
-            return
-        await deliver(self, message, out)
+            return True
+        return await deliver(self, message, out, reads)
 
     monkeypatch.setattr(live.LiveSession, "_message", lossy)
     target = f"127.0.0.1:{crab.port}"

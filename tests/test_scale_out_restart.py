@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from grpclib.exceptions import GRPCError
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from h2.exceptions import StreamClosedError
 
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
@@ -53,21 +56,63 @@ def cluster(
 
 
 class Reader:
-    """Reads one open session stream on a task, keeping every frame."""
+    """Reads a client's session stream on a task, keeping every frame. When
+    the server ends it with UNAVAILABLE (a replica back from a lost broker
+    link ends them all), it resumes from the newest id seen in `chat_id`, as
+    crab chat does; the frames of every stream follow one another."""
 
-    def __init__(self, live: SessionStream) -> None:
+    def __init__(self, client: CrabClient, live: SessionStream, chat_id: int) -> None:
+        self.client = client
+        self.chat_id = chat_id
         self.live = live
+        self.resumed = 0  # streams opened again after one ended with UNAVAILABLE
         self.frames: list[pb.ServerFrame] = list(live.backlog)
+        self._open = asyncio.Event()
+        self._open.set()
+        self._streams = contextlib.AsyncExitStack()
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         try:
-            while (frame := await self.live.recv()) is not None:
-                self.frames.append(frame)
+            while True:
+                try:
+                    while (frame := await self.live.recv()) is not None:
+                        self.frames.append(frame)
+                        self._changed.set()
+                    return
+                except GRPCError as error:
+                    if error.status != Status.UNAVAILABLE:
+                        raise
+                self._open.clear()
                 self._changed.set()
+                await self._resume()
         finally:
             self._changed.set()
+
+    async def _resume(self) -> None:
+        async with asyncio.timeout(ANSWER_WAIT):
+            while True:
+                ids = self.message_ids()
+                cursors = {self.chat_id: ids[-1]} if ids else {}
+                try:
+                    live = await self._streams.enter_async_context(self.client.session(cursors))
+                except GRPCError as error:
+                    if error.status != Status.UNAVAILABLE:
+                        raise
+                    await asyncio.sleep(0.5)  # the client's back-off
+                    continue
+                self.frames.extend(live.backlog)
+                self.live = live
+                self.resumed += 1
+                self._open.set()
+                self._changed.set()
+                return
+
+    async def until_open(self) -> SessionStream:
+        async with asyncio.timeout(ANSWER_WAIT):
+            await self._open.wait()
+        return self.live
 
     async def until(self, found: Callable[[], T | None], what: str) -> T:
         async with asyncio.timeout(ANSWER_WAIT):
@@ -94,6 +139,7 @@ class Reader:
     async def stop(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        await self._streams.aclose()
 
 
 @dataclass
@@ -102,23 +148,31 @@ class Tally:
     unavailable: int = 0  # answered UNAVAILABLE ("try again")
     acked: dict[str, int] = field(default_factory=dict)  # client message id -> message id
     first_answers: dict[str, str] = field(default_factory=dict)  # client id -> ack / code
+    unanswered: int = 0  # sent on a stream the server ended before answering
 
 
 async def send_once(reader: Reader, chat_id: int, text: str, cid: str, tally: Tally) -> bool:
-    """One send and its answer: True if acknowledged; an UNAVAILABLE answer
-    is False; anything else (or no answer at all) fails the test."""
+    """One send and its answer: True if acknowledged; an UNAVAILABLE answer,
+    or a stream that ended before answering, is False; anything else (or no
+    answer at all) fails the test."""
+    live = await reader.until_open()
     mark = len(reader.frames)
-    await reader.live.send(chat_id, text, client_message_id=cid)
+    with contextlib.suppress(StreamTerminatedError, ProtocolError, StreamClosedError):
+        await live.send(chat_id, text, client_message_id=cid)  # the stream may be ending
     tally.sent += 1
 
-    def answer() -> pb.ServerFrame | None:
+    def answer() -> pb.ServerFrame | str | None:
         for frame in reader.frames[mark:]:
             found = frame.ack or frame.send_error
             if found is not None and found.client_message_id == cid:
                 return frame
-        return None
+        return "ended" if reader.live is not live else None
 
     frame = await reader.until(answer, f"an answer to {cid}")
+    if isinstance(frame, str):  # sent again on the resumed stream, as crab chat does
+        tally.first_answers.setdefault(cid, "stream ended")
+        tally.unanswered += 1
+        return False
     if frame.ack is not None:
         tally.first_answers.setdefault(cid, "ack")
         # A re-send is answered with the message stored the first time.
@@ -199,9 +253,9 @@ async def test_everyone_recovers_when_rabbitmq_restarts(
     # new streams while RabbitMQ is down and while it comes back; Dave (on B)
     # too, then opens one from the start once it is back.
     async with alice.session() as a_live, bob.session() as b_live:
-        alice_r, bob_r = Reader(a_live), Reader(b_live)
+        alice_r, bob_r = Reader(alice, a_live, room.id), Reader(bob, b_live, room.id)
         async with carol.session() as c_live:
-            carol_r = Reader(c_live)
+            carol_r = Reader(carol, c_live, room.id)
             for i in range(BEFORE):
                 await send_until_acked(alice_r, room.id, f"before {i}", f"before-{i}", tally)
             carol_seen = await carol_r.up_to(BEFORE)
@@ -258,6 +312,9 @@ async def test_everyone_recovers_when_rabbitmq_restarts(
         # The streams kept open: every stored message once, in order, no gap.
         assert await alice_r.up_to(last) == stored_ids
         assert await bob_r.up_to(last) == stored_ids
+        # Back from the lost link, each replica ended its streams (events sent
+        # meanwhile were lost); both clients resumed, missing nothing.
+        assert alice_r.resumed >= 1 and bob_r.resumed >= 1
         await alice_r.stop()
         await bob_r.stop()
 
@@ -285,6 +342,7 @@ async def test_everyone_recovers_when_rabbitmq_restarts(
         f"\nRabbitMQ restart: sent {tally.sent}, acked {len(tally.acked)}, "
         f"stored {len(stored)}, duplicates {duplicates}, "
         f"answered UNAVAILABLE {tally.unavailable} (steady sends refused {len(refused)}), "
+        f"unanswered on an ended stream {tally.unanswered}, "
         f"sends while down {tally.first_answers['during-a']}/{tally.first_answers['during-b']}, "
         f"new streams {dict(answers)}"
     )

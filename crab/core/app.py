@@ -28,6 +28,7 @@ from crab.core.services.live import Hub
 from crab.core.services.messages import Messages
 from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
+from crab.core.services.resume import ResumeLimits
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
 from crab.core.storage.engine import create_engine, dispose, ensure_sqlite_dir, migrate
 from crab.core.storage.files import private_dir
@@ -99,7 +100,12 @@ class Crab:
             chats=Chats(engine, broker, limits),
             invites=Invites(engine, broker, limits),
             messages=Messages(broker, limits),
-            hub=Hub(engine, broker, limits.stream_buffer),
+            hub=Hub(
+                engine,
+                broker,
+                limits.stream_buffer,
+                ResumeLimits(limits.resume_cursors_max, limits.resume_rate, limits.resume_burst),
+            ),
         )
 
     async def start_worker(self) -> None:

@@ -413,7 +413,8 @@ async def test_a_lost_connection_comes_back_with_bindings_and_consumers(amqp: Br
         server = await brokers.new(url=f"amqp://guest:guest@127.0.0.1:{link.port}/")
         assert isinstance(server, AmqpBroker)
         received = Received()
-        subscription = await server.subscribe(received)
+        lost = asyncio.Event()  # the subscription says events may be gone
+        subscription = await server.subscribe(received, lost.set)
         await subscription.bind("chat.1")
         await subscription.bind("user.1")
         await subscription.unbind("user.1")
@@ -421,12 +422,14 @@ async def test_a_lost_connection_comes_back_with_bindings_and_consumers(amqp: Br
         await server.consume(worker)
         await remote.publish("chat.1", left(0))
         await received.until_count(1)
+        assert not lost.is_set()
 
         reconnected = asyncio.Event()
         server.connection.reconnect_callbacks.add(lambda *_: reconnected.set())
         link.cut()
         async with asyncio.timeout(WAIT):
             await reconnected.wait()  # fires once channels, queues and bindings are restored
+            await lost.wait()  # the queue was gone meanwhile: its events with it
         assert link.accepted == 2
 
         await remote.publish("user.1", left(1))  # unbound before the cut: stays unbound

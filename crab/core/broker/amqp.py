@@ -43,7 +43,14 @@ from crab.core.broker import codec
 from crab.core.broker.amqp_consumer import CommandConsumer
 from crab.core.broker.amqp_steps import AWAY, RETRY_PAUSE, bounded
 from crab.core.broker.amqp_subscription import AmqpSubscription
-from crab.core.broker.base import BatchHandler, Broker, EventHandler, Outcome, Subscription
+from crab.core.broker.base import (
+    BatchHandler,
+    Broker,
+    EventHandler,
+    LostHandler,
+    Outcome,
+    Subscription,
+)
 from crab.core.domain.commands import Command
 from crab.core.domain.events import Event
 from crab.errors import CrabError, Unavailable
@@ -312,8 +319,10 @@ class AmqpBroker(Broker):
                 log.info("publishing to %s again after %r", routing_key, exc)
                 await asyncio.sleep(RETRY_PAUSE)
 
-    async def subscribe(self, handler: EventHandler) -> Subscription:
-        subscription = AmqpSubscription(self, handler)
+    async def subscribe(
+        self, handler: EventHandler, lost: LostHandler | None = None
+    ) -> Subscription:
+        subscription = AmqpSubscription(self, handler, lost)
         await subscription.open()
         self._subscriptions.add(subscription)
         return subscription

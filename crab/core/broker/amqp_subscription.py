@@ -1,5 +1,9 @@
 """The RabbitMQ adapter's event subscription: one exclusive queue per
-process, its bindings following the topics its users need."""
+process, its bindings following the topics its users need.
+
+The queue is exclusive and auto-delete: while the link is down RabbitMQ
+drops it, and aio-pika declares it again empty, so every event published
+meanwhile is gone. After each reconnect the subscription says so (`lost`)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from crab.core.broker import codec
 from crab.core.broker.amqp_steps import AWAY, RETRY_PAUSE, bounded, settle, shielded
-from crab.core.broker.base import EventHandler, Subscription
+from crab.core.broker.base import EventHandler, LostHandler, Subscription
 from crab.errors import Unavailable
 
 if TYPE_CHECKING:
@@ -30,9 +34,12 @@ class AmqpSubscription(Subscription):
     """One exclusive, auto-delete queue bound to the event exchange; its
     events reach the handler one at a time, in order."""
 
-    def __init__(self, broker: AmqpBroker, handler: EventHandler) -> None:
+    def __init__(
+        self, broker: AmqpBroker, handler: EventHandler, lost: LostHandler | None = None
+    ) -> None:
         self._broker = broker
         self._handler = handler
+        self._lost = lost
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._queue: AbstractQueue | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -137,6 +144,13 @@ class AmqpSubscription(Subscription):
                 await self._settle(topic, deadline, whole=False)
             except Unavailable:
                 log.error("could not restore the binding of %s; until it is asked again", topic)
+        # The queue is back (empty) with its bindings: what was published
+        # while it was gone is lost for good.
+        if self._lost is not None:
+            try:
+                self._lost()
+            except Exception:
+                log.exception("handling lost events failed")
 
     async def close(self) -> None:
         """No more deliveries; the events already received are handled first."""

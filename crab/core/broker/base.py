@@ -7,7 +7,10 @@ acknowledged: a consumer that dies mid-batch gets them redelivered, so
 handlers must be idempotent.
 
 Events: topics such as `chat.7` or `user.3`. Each server process holds one
-subscription whose bindings follow its connected users.
+subscription whose bindings follow its connected users. A subscription that
+may have missed events (RabbitMQ's queue was gone while the link was down)
+says so through `lost`, after it is receiving again; the memory adapter
+never misses any.
 
 A broker that can lose its server (RabbitMQ) makes bind, request and publish
 wait a bounded while for it to come back, then go ahead or raise Unavailable
@@ -38,6 +41,7 @@ class Outcome:
 # Handles a batch, returns one outcome per command in the same order.
 BatchHandler = Callable[[Sequence[Command]], Awaitable[Sequence[Outcome]]]
 EventHandler = Callable[[str, Event], Awaitable[None]]
+LostHandler = Callable[[], None]
 
 
 class Subscription(abc.ABC):
@@ -73,8 +77,12 @@ class Broker(abc.ABC):
     async def publish(self, topic: str, event: Event) -> None: ...
 
     @abc.abstractmethod
-    async def subscribe(self, handler: EventHandler) -> Subscription:
-        """A new subscription; `handler` gets each event bound to it, in order."""
+    async def subscribe(
+        self, handler: EventHandler, lost: LostHandler | None = None
+    ) -> Subscription:
+        """A new subscription; `handler` gets each event bound to it, in order.
+        `lost` is called when events may have been missed (once the
+        subscription receives again)."""
 
     @property
     def online(self) -> bool:

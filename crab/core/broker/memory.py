@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from crab.core.broker.base import BatchHandler, Broker, EventHandler, Subscription
+from crab.core.broker.base import BatchHandler, Broker, EventHandler, LostHandler, Subscription
 from crab.core.domain.commands import Command
 from crab.core.domain.events import Event
 from crab.errors import Unavailable
@@ -153,5 +153,8 @@ class MemoryBroker(Broker):
         for subscription in tuple(self._bindings.get(topic, ())):
             await subscription.queue.put((topic, event))
 
-    async def subscribe(self, handler: EventHandler) -> Subscription:
+    async def subscribe(
+        self, handler: EventHandler, lost: LostHandler | None = None
+    ) -> Subscription:
+        # No link to lose: `lost` is never called.
         return MemorySubscription(self, handler, self._queue_size)

@@ -6,6 +6,10 @@ stands, then replays what the client missed (from its cursors); afterwards
 every message is checked against the newest id sent for its chat. Ids are
 gap-free per chat, so a jump means something was missed (events from two
 workers can cross) and it is read from the database before going on.
+
+Replay costs what the client reads: a batch reads at most one page from the
+database; the rest waits in the queue until the writer has sent that batch
+(so a client that stops reading stops the reads too).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message, User
-from crab.core.domain.validation import clamp_id
+from crab.core.services.resume import ResumeGuard, ResumeLimits
 from crab.core.storage import chats, messages, unit, users
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
@@ -63,7 +67,7 @@ Outgoing = ev.Event | Ready | Ack | SendFailed | Message
 
 
 class LiveSession:
-    def __init__(self, hub: Hub, caller: Caller, buffer: int) -> None:
+    def __init__(self, hub: Hub, caller: Caller, buffer: int, resume: ResumeLimits) -> None:
         self.hub = hub
         self.caller = caller
         self.chats: set[int] = set()
@@ -74,6 +78,7 @@ class LiveSession:
         self.error: CrabError | None = None
         self.ended = asyncio.Event()  # set with `error`: the stream must stop now
         self._finishing = False
+        self.resume_guard = ResumeGuard(resume)
 
     # ---- feeding (never blocks: a slow client only hurts itself) ---------
 
@@ -137,60 +142,107 @@ class LiveSession:
         items = list(self._items)
         self._items.clear()
         out: list[Outgoing] = []
-        for item in items:
+        reads = _Reads()
+        for index, item in enumerate(items):
             match item:
                 case ev.MessageCreated(message=message):
-                    await self._message(message, out)
+                    done = await self._message(message, out, reads)
                 case CatchUp(chat_id=chat_id):
-                    if chat_id in self.chats:
-                        await self._backfill(chat_id, None, out)
+                    done = chat_id not in self.chats or await self._backfill(
+                        chat_id, None, out, reads
+                    )
                 case _:
                     out.append(item)
+                    continue
+            if not done:
+                # This batch has read its page: the item and those after it
+                # wait until the writer has sent this one (and asks again).
+                self._items.extendleft(reversed(items[index:]))
+                break
         return out
 
-    async def _message(self, message: Message, out: list[Outgoing]) -> None:
+    async def _message(self, message: Message, out: list[Outgoing], reads: _Reads) -> bool:
+        """Adds the message (after filling any gap before it); False when the
+        gap needs more than this batch may read."""
         chat_id = message.chat_id
         if chat_id not in self.chats:
-            return  # left meanwhile
+            return True  # left meanwhile
         sent = self._sent_up_to.get(chat_id, 0)
         if message.id <= sent:
-            return  # already sent (replayed, or delivered twice)
-        if message.id > sent + 1:
-            await self._backfill(chat_id, message.id - 1, out)
+            return True  # already sent (replayed, or delivered twice)
+        if message.id > sent + 1 and not await self._backfill(chat_id, message.id - 1, out, reads):
+            return False
         out.append(message)
         self._sent_up_to[chat_id] = message.id
+        return True
 
-    async def _backfill(self, chat_id: int, up_to: int | None, out: list[Outgoing]) -> None:
-        while True:
-            after = self._sent_up_to.get(chat_id, 0)
-            if up_to is not None and after >= up_to:
-                return
-            found = await self.hub.messages_after(chat_id, after)
-            for message in found:
-                if up_to is not None and message.id > up_to:
-                    return
-                out.append(message)
-                self._sent_up_to[chat_id] = message.id
-            if len(found) < BACKFILL_PAGE:
-                return
+    async def _backfill(
+        self, chat_id: int, up_to: int | None, out: list[Outgoing], reads: _Reads
+    ) -> bool:
+        """Reads one page after the newest id sent (up to `up_to`, or to the
+        end); True once nothing is left, False if there may be more (or this
+        batch has already read its page)."""
+        after = self._sent_up_to.get(chat_id, 0)
+        if up_to is not None and after >= up_to:
+            return True
+        if reads.done:
+            return False
+        reads.done = True
+        found = await self.hub.messages_after(chat_id, after)
+        for message in found:
+            if up_to is not None and message.id > up_to:
+                return True
+            out.append(message)
+            self._sent_up_to[chat_id] = message.id
+        return len(found) < BACKFILL_PAGE
 
-    def resume(self, cursors: Iterable[tuple[int, int]]) -> None:
-        """Replays each chat after the id the client says it saw last.
-        Chats the caller is not in are ignored: outsiders learn nothing."""
-        for chat_id, last_seen in cursors:
-            if chat_id in self.chats:
-                self._sent_up_to[chat_id] = clamp_id(last_seen)
+    def start_from(self, cursors: dict[int, int]) -> None:
+        """The stream's first Resume (checked by `ResumeGuard.cursors`):
+        replays each chat after the id the client says it saw last."""
+        for chat_id, last_seen in cursors.items():
+            if chat_id in self.chats:  # not left while the stream was starting
+                self._sent_up_to[chat_id] = last_seen
                 self.push(CatchUp(chat_id))
+
+    def resume(self, cursors: Sequence[tuple[int, int]]) -> None:
+        """A Resume on the open stream: rate-limited, and it only moves a
+        chat's point forward (what this stream sent is never sent again).
+        Too many, or too many cursors, ends the stream."""
+        try:
+            self.resume_guard.take()
+            wanted = self.resume_guard.cursors(cursors, self.chats)
+        except CrabError as error:
+            self.end(error)
+            return
+        for chat_id, last_seen in wanted.items():
+            if last_seen > self._sent_up_to.get(chat_id, 0):
+                self._sent_up_to[chat_id] = last_seen
+
+
+class _Reads:
+    """The database reads one batch has made (at most one page)."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
 
 
 class Hub:
     """Routes this process's events to its live sessions, and keeps the
     broker bindings to exactly the topics those sessions need."""
 
-    def __init__(self, engine: AsyncEngine, broker: Broker, buffer: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        broker: Broker,
+        buffer: int,
+        resume: ResumeLimits | None = None,
+    ) -> None:
         self.engine = engine
         self._broker = broker
         self._buffer = buffer
+        self._resume = resume or ResumeLimits()
         self._topics: dict[str, set[LiveSession]] = {}
         self._subscription: Subscription | None = None
         self._closed = False
@@ -200,7 +252,23 @@ class Hub:
         self._reading: dict[tuple[int, int], asyncio.Future[list[Message]]] = {}
 
     async def start(self) -> None:
-        self._subscription = await self._broker.subscribe(self._on_event)
+        self._subscription = await self._broker.subscribe(self._on_event, self._events_lost)
+
+    def _events_lost(self) -> None:
+        """The broker may have dropped events for this process (RabbitMQ's
+        queue was gone while the link was down): joins, leaves, sign-outs,
+        messages no later one reveals. Every stream ends with UNAVAILABLE;
+        its client reconnects (its session checked again) and resumes, which
+        reads its chats and replays the messages it missed."""
+        sessions = self.sessions()
+        if sessions:
+            log.warning(
+                "events may have been lost while the broker was away; "
+                "ending %d session streams (their clients resume)",
+                len(sessions),
+            )
+        for session in sessions:
+            session.end(Unavailable("the server may have missed events; reconnect and resume"))
 
     async def close(self) -> None:
         self._closed = True
@@ -212,10 +280,10 @@ class Hub:
     def sessions(self) -> set[LiveSession]:
         return {s for group in self._topics.values() for s in group}
 
-    async def connect(self, caller: Caller, cursors: Iterable[tuple[int, int]]) -> LiveSession:
+    async def connect(self, caller: Caller, cursors: Sequence[tuple[int, int]]) -> LiveSession:
         if self._closed:
             raise Unavailable("server is shutting down; reconnect and resume")
-        session = LiveSession(self, caller, self._buffer)
+        session = LiveSession(self, caller, self._buffer, self._resume)
         try:
             await self._follow(session, ev.user_topic(caller.user_id))
             async with self.engine.connect() as conn:
@@ -223,6 +291,9 @@ class Hub:
                 chat_ids = list(await chats.positions(conn, caller.user_id))
             if user is None:
                 raise Unauthenticated("your account no longer exists")
+            # Checked before any binding: too many cursors is refused at once;
+            # chats the caller is not in are dropped (outsiders learn nothing).
+            wanted = session.resume_guard.cursors(cursors, set(chat_ids))
             for chat_id in chat_ids:
                 await self.follow_chat(session, chat_id)
             # Read positions after binding: anything newer arrives as an event.
@@ -232,7 +303,7 @@ class Hub:
                 session._sent_up_to.setdefault(chat_id, last_id)
             for chat_id in session.chats - positions.keys():
                 await self.unfollow_chat(session, chat_id)  # left while we were binding
-            session.resume(cursors)
+            session.start_from(wanted)
             session.push(Ready(user))
         except BaseException:
             # Failed or cancelled half way (a bind while the broker is away):
