@@ -393,8 +393,8 @@ class LoadWorker:
             finally:
                 channel.close()
             next_at += interval
-            while not self.stop.is_set() and time.monotonic() < next_at:
-                await asyncio.sleep(min(0.05, max(0.0, next_at - time.monotonic())))
+            # The shared stop is a multiprocessing Event: wait on it in a thread.
+            await asyncio.to_thread(self.stop.wait, max(0.0, next_at - time.monotonic()))
         return {"latencies": latencies, "failures": failures}
 
     # ---- a paced sender ----------------------------------------------------

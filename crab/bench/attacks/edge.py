@@ -21,7 +21,11 @@ HUGE = 100 * 2**20  # the declared (and sent) size of huge-request
 UNKNOWN_BYTES_TAG = b"\xc2\x3e"  # field 1000, wire type 2 (length-delimited)
 NO_PREFACE = 1_100  # connections that never send the HTTP/2 preface
 PREFACE_ONLY = 1_000  # connections that send the preface, then nothing
-OPENING = 64  # connections being opened at once
+OPENING = 256  # connections being opened at once
+# A server that stops accepting (out of file descriptors) leaves a connect
+# hanging in the kernel's SYN retries (a full accept queue drops SYNs too):
+# give up on it after this long.
+CONNECT_TIMEOUT = 3.5  # past the retries at 1 s and 3 s
 
 
 def _sign_in(name: str) -> bytes:
@@ -129,6 +133,14 @@ class _Idle(asyncio.Protocol):
         return "closed by the server" if self.closed else "held open to the end"
 
 
+def _interleaved() -> list[tuple[str, bool]]:
+    """Both kinds of idle connection in one order, each kind spread evenly,
+    so that both are tried when the server takes only some."""
+    plain = [(n / NO_PREFACE, "no preface", False) for n in range(NO_PREFACE)]
+    greeted = [(n / PREFACE_ONLY, "preface only", True) for n in range(PREFACE_ONLY)]
+    return [(group, preface) for _, group, preface in sorted(plain + greeted)]
+
+
 async def idle_connections(target: Target, until: float, tally: Tally) -> None:
     """1,100 TCP connections that never send the HTTP/2 preface and 1,000
     that send it and then nothing, held until the attack's end."""
@@ -139,24 +151,24 @@ async def idle_connections(target: Target, until: float, tally: Tally) -> None:
     async def one(group: str, preface: bool) -> None:
         async with gate:
             if left(until) <= 0:
-                tally.count(f"{group}: not opened (time up)")
+                tally.count(f"{group}: not tried (time up)")
                 return
             try:
                 _, idle = await asyncio.wait_for(
                     loop.create_connection(lambda: _Idle(preface), target.host, target.port),
-                    max(0.1, left(until)),
+                    min(CONNECT_TIMEOUT, max(0.01, left(until))),
                 )
-            except (OSError, TimeoutError) as error:
+            except TimeoutError:
+                tally.count(f"{group}: connect timed out")
+                return
+            except OSError as error:
                 tally.count(f"{group}: connect failed ({type(error).__name__})")
                 return
             held.append((group, idle))
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(
-            *(one("no preface", False) for _ in range(NO_PREFACE)),
-            *(one("preface only", True) for _ in range(PREFACE_ONLY)),
-        )
+        await asyncio.gather(*(one(group, preface) for group, preface in _interleaved()))
         tally.figure("seconds to open them", time.perf_counter() - started)
         tally.figure("connections opened", len(held))
         await asyncio.sleep(left(until))

@@ -48,7 +48,10 @@ def _samples(target: Target) -> list[tuple[str, bytes]]:
         ("/crab.v1.Invites/InviteToRoom", make("RoomInviteRequest", chat_id=chat, user_id=1)),
         ("/crab.v1.Invites/InviteToDirect", make("DirectInviteRequest", user_id=1)),
         ("/crab.v1.Invites/AnswerInvite", make("AnswerInviteRequest", invite_id=1, accept=True)),
-        ("/crab.v1.Session/Connect", bytes(message_class("ClientFrame")(resume=resume).SerializeToString())),
+        (
+            "/crab.v1.Session/Connect",
+            bytes(message_class("ClientFrame")(resume=resume).SerializeToString()),
+        ),
     ]
 
 
@@ -104,7 +107,9 @@ async def garbage(target: Target, until: float, tally: Tally) -> None:
                 continue
             started = time.perf_counter()
             answer_by = min(until + GRACE, time.monotonic() + ANSWER_WITHIN)
-            found, _ = await raw_call(live, path, body, target.garbage_token, until, None, answer_by)
+            found, _ = await raw_call(
+                live, path, body, target.garbage_token, until, None, answer_by
+            )
             if found != "no answer in time":
                 tally.answered(time.perf_counter() - started)
             tally.count(found)

@@ -54,9 +54,7 @@ async def rapid_reset(target: Target, until: float, tally: Tally) -> None:
 
 async def ping_flood(target: Target, until: float, tally: Tally) -> None:
     """PING frames as fast as the socket takes them, for the whole phase."""
-    pings = b"".join(
-        frame(PING, 0, 0, struct.pack(">Q", n)) for n in range(PINGS_PER_WRITE)
-    )
+    pings = b"".join(frame(PING, 0, 0, struct.pack(">Q", n)) for n in range(PINGS_PER_WRITE))
     sent = 0
     acked = 0
     conn: Watched | None = None
