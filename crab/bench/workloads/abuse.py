@@ -11,6 +11,7 @@ attacker's busy loop does not delay their clocks."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -136,16 +137,12 @@ def _run_async(coroutine: Any) -> Any:
 
         return uvloop.run(coroutine)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        import asyncio
-
         return asyncio.run(coroutine)
 
 
 def _attack(name: str, target: Target, seconds: float) -> Tally:
     """Runs one attack to its end (cut off ATTACK_LIMIT after its phase);
     whatever it raises is counted, never raised."""
-    import asyncio
-
     tally = Tally()
 
     async def go() -> None:
