@@ -163,6 +163,73 @@ async def test_a_server_that_drops_one_message_fails_the_run(
     assert f"member {victim.username}: lost 1 message(s): ids 7" in err.decode()
 
 
+def test_abuse_reports_each_attack_while_the_bystander_loses_nothing() -> None:
+    """Two cheap attacks, one second each, against the bench's own server."""
+    done = subprocess.run(
+        bench_command(
+            "abuse",
+            "--attacks",
+            "garbage,ping-flood",
+            "--seconds",
+            "1",
+            "--password-hashing",
+            "cheap",
+            "--json",
+        ),
+        capture_output=True,
+        text=True,
+        env=crab_env(),
+        timeout=90,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    phases = {p["attack"]: p for p in report["results"]["phases"]}
+    assert list(phases) == ["baseline", "garbage", "ping-flood"], done.stderr
+    for phase in phases.values():
+        assert phase["bystander"]["lost"] == 0
+        assert phase["bystander"]["sent"] > 0 and phase["bystander"]["delivery_ms"]["count"] > 0
+        assert phase["signin"]["ms"]["count"] + phase["signin"]["failures"] >= 1
+        assert phase["server_peak_rss_mib"] > 0
+    garbage = phases["garbage"]["attacker"]
+    assert garbage["figures"]["cases"] == sum(garbage["outcomes"].values()) > 0
+    flood = phases["ping-flood"]["attacker"]
+    assert flood["figures"]["PINGs sent"] > 0
+    kept_or_closed = {"connection kept open", "connection closed"}
+    assert all(o in kept_or_closed or o.startswith("GOAWAY ") for o in flood["outcomes"])
+    assert phases["baseline"]["attacker"]["outcomes"] == {}
+    # Today's server answers some garbage with INTERNAL, which can fail a
+    # bystander's send in the same worker batch (issue 10, item 6): the run
+    # then exits 1, and says why.
+    assert done.returncode == (0 if report["ok"] else 1), done.stderr
+
+
+def test_abuse_names_every_attack_it_can_run() -> None:
+    from crab.bench.attacks import ATTACKS
+    from crab.bench.cli import ABUSE_ATTACKS
+
+    assert ",".join(ATTACKS) == ABUSE_ATTACKS
+    done = subprocess.run(
+        bench_command("abuse", "--attacks", "garbage,nope"),
+        capture_output=True,
+        text=True,
+        env=crab_env(),
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and "unknown attack(s) nope" in done.stderr
+
+
+def test_big_resume_frame_holds_as_many_cursors_as_fit() -> None:
+    from crab.bench.attacks.stream import big_resume_frame
+    from crab.bench.wire import wire
+
+    body, cursors = big_resume_frame(10_000)
+    frame = wire().ClientFrame.FromString(body)
+    assert len(frame.resume.cursors) == cursors > 1_000
+    assert [c.chat_id for c in frame.resume.cursors[:3]] == [1, 2, 3]
+    assert 10_000 - 6 < len(body) - 3 <= 10_000
+
+
 # ---- the terminal client ------------------------------------------------------
 
 

@@ -19,6 +19,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILED = 1  # the run found lost, duplicated or reordered messages
 EXIT_ERROR = 3  # the run could not be carried out
+ABUSE_ATTACKS = (
+    "unknown-fields,huge-request,idle-connections,signin-hammer,garbage,resume-flood,"
+    "big-resume,rapid-reset,ping-flood,signup-flood,room-flood"
+)
 
 
 def common_options(default_hashing: str = "cheap") -> Callable[[F], F]:
@@ -93,6 +97,7 @@ def execute(
         per_channel=kwargs.pop("per_channel"),
         drain_timeout=kwargs.pop("drain_timeout"),
         password_hashing=kwargs.pop("password_hashing"),
+        server_open_files=kwargs.pop("server_open_files", None),
     )
     err = Console(stderr=True)
     # SIGTERM unwinds like Ctrl-C: the own server and the load generators stop.
@@ -265,6 +270,63 @@ def signin_command(
     execute(
         kwargs,
         lambda bench, _: signin.run(bench, signins, members, senders, messages, baseline, hashing),
+        extra_workers=1,
+    )
+
+
+def _attack_names(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+    from crab.bench.attacks import ATTACKS
+
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ATTACKS]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"unknown attack(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(ATTACKS)}"
+        )
+    return names
+
+
+@bench.command("abuse")
+@click.option(
+    "--attacks",
+    default="all",
+    show_default=True,
+    callback=lambda ctx, param, value: _attack_names(
+        ctx, param, ABUSE_ATTACKS if value == "all" else value
+    ),
+    help="Comma-separated, run in the order given; all: " + ABUSE_ATTACKS + ".",
+)
+@click.option(
+    "--seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.5),
+    help="Length of each phase (the baseline and each attack).",
+)
+@click.option(
+    "--history",
+    default=3000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Messages in the attacker's chat, which resume-flood asks for again and again.",
+)
+@click.option(
+    "--server-open-files",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(64),
+    help="The own server's soft open-file limit at start (a common default).",
+)
+@common_options(default_hashing="default")
+def abuse_command(attacks: list[str], seconds: float, history: int, **kwargs: Any) -> None:
+    """One attack at a time while a bystander chats and a real user signs in."""
+    from crab.bench.workloads import abuse
+
+    execute(
+        kwargs,
+        lambda bench, _: abuse.run(bench, attacks, seconds, history),
+        fds=8192,  # idle-connections holds 2,100 sockets in this process
         extra_workers=1,
     )
 

@@ -369,6 +369,83 @@ class LoadWorker:
         await asyncio.gather(*(loop(c, n) for c, n in zip(channels, names, strict=True)))
         return {"latencies": latencies, "failures": failures}
 
+    async def do_user_signins(
+        self, name: str, password: str, interval: float, local_host: str | None
+    ) -> dict[str, Any]:
+        """A real user signing in every `interval` seconds until the
+        coordinator says stop, each time on a new connection (as a client
+        starting up would), from `local_host` when given."""
+        latencies: list[float] = []
+        failures: list[str] = []
+        host, port = self.endpoint.host, self.endpoint.port
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            channel = (
+                rpc.SourceChannel(host, port, local_host) if local_host else Channel(host, port)
+            )
+            started = time.perf_counter()
+            try:
+                await rpc.sign_in(channel, name, password)
+            except Exception as error:
+                failures.append(f"{type(error).__name__}: {error}")
+            else:
+                latencies.append(time.perf_counter() - started)
+            finally:
+                channel.close()
+            next_at += interval
+            # The shared stop is a multiprocessing Event: wait on it in a thread.
+            await asyncio.to_thread(self.stop.wait, max(0.0, next_at - time.monotonic()))
+        return {"latencies": latencies, "failures": failures}
+
+    # ---- a paced sender ----------------------------------------------------
+
+    async def do_pace(
+        self, sender: int, chat_id: int, interval: float, phase: int
+    ) -> dict[str, Any]:
+        """The bot sends a message every `interval` seconds until the
+        coordinator says stop, on schedule whatever the acknowledgements do
+        (a server that stalls delays every message it holds, and each one's
+        latency shows it); then waits for the acknowledgements still due."""
+        bot = self.bots[sender]
+        acked: list[int] = []
+        round_trips: list[float] = []
+        failures: list[str] = []
+        loop = asyncio.get_running_loop()
+        m = self.m
+
+        async def one(k: int) -> None:
+            cid = f"a{phase}-{bot.index}-{k}"
+            future: asyncio.Future[tuple[int, float]] = loop.create_future()
+            bot.pending[cid] = future
+            sent = time.time()
+            send = m.SendMessage(chat_id=chat_id, client_message_id=cid, text=f"{sent:.6f} #{k}")
+            try:
+                assert bot.stream is not None
+                await bot.stream.send(m.ClientFrame(send=send).SerializeToString())
+                message_id, at = await asyncio.wait_for(future, ACK_TIMEOUT)
+            except Exception as error:
+                bot.pending.pop(cid, None)
+                failures.append(f"{bot.name} message {k}: {type(error).__name__}: {error}")
+                return
+            acked.append(message_id)
+            round_trips.append(at - sent)
+            self.acks += 1
+
+        tasks: list[asyncio.Task[None]] = []
+        next_at = time.monotonic()
+        while not self.stop.is_set() and bot.error is None:
+            tasks.append(asyncio.create_task(one(len(tasks))))
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.gather(*tasks)
+        return {
+            "sent": len(tasks),
+            "acked": acked,
+            "round_trips": round_trips,
+            "failures": failures,
+            "stream_error": bot.error,
+        }
+
     # ---- history ---------------------------------------------------------
 
     async def do_history(

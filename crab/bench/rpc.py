@@ -5,10 +5,41 @@ from __future__ import annotations
 from typing import Any
 
 from grpclib.client import Channel, UnaryUnaryMethod
+from grpclib.protocol import H2Protocol
 
 from crab.bench import wire as w
 
 PASSWORD = "bench-password-1"
+
+
+class SourceChannel(Channel):
+    """A grpclib channel whose connections leave from `local_host` (e.g.
+    127.0.0.2 to a server on 127.0.0.1: all of 127/8 is loopback on Linux),
+    so a server that counts per source address sees another client.
+    grpclib has no option for it: this overrides its private
+    `_create_connection` (checked when the class is defined)."""
+
+    def __init__(self, host: str, port: int, local_host: str) -> None:
+        super().__init__(host, port)
+        self.local_host = local_host
+
+    async def _create_connection(self) -> H2Protocol:
+        _, protocol = await self._loop.create_connection(
+            self._protocol_factory, self._host, self._port, local_addr=(self.local_host, 0)
+        )
+        return protocol
+
+
+if not callable(getattr(Channel, "_create_connection", None)):  # pragma: no cover
+    raise ImportError("grpclib's Channel has no _create_connection: SourceChannel needs a new way")
+
+
+def other_loopback(host: str) -> str | None:
+    """Another loopback address to connect from when `host` is a loopback
+    IPv4 address (None otherwise: the caller's address is what it is)."""
+    if host == "localhost" or host.startswith("127."):
+        return "127.0.0.3" if host == "127.0.0.2" else "127.0.0.2"
+    return None
 
 
 def auth(token: str | None) -> dict[str, str] | None:

@@ -37,6 +37,7 @@ class Options:
     per_channel: int = 1
     drain_timeout: float = 10.0
     password_hashing: str = "cheap"
+    server_open_files: int | None = None  # the own server's soft limit; None: the bench's
 
 
 @dataclass
@@ -158,13 +159,18 @@ def open_bench(
             if options.server_pid is None:
                 notes.append("--target without --server-pid: no server RSS or CPU figures")
         else:
-            own = OwnServer(options.password_hashing)
+            own = OwnServer(options.password_hashing, open_files=options.server_open_files)
             if prepare is not None:
                 prepared = prepare(own.data_dir)
             endpoint = own.start()
             notes.append(
                 f"own server: crab serve pid {endpoint.pid}, memory broker, SQLite in "
                 f"{own.data_dir}, password hashing {options.password_hashing}"
+                + (
+                    f", started with an open-file soft limit of {options.server_open_files}"
+                    if options.server_open_files is not None
+                    else ""
+                )
             )
         if endpoint.pid is not None:
             probe = ServerProbe(endpoint.pid)

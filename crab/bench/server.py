@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,21 @@ def _die_with_parent() -> None:
         pass
 
 
+def _child_setup(open_files: int | None) -> Callable[[], None]:
+    """What runs in the server's process before exec: die with the bench,
+    and with `open_files`, start with that soft open-file limit (what a
+    shell would hand the server) instead of the bench's raised one."""
+
+    def setup() -> None:
+        _die_with_parent()
+        if open_files is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            soft = open_files if hard == resource.RLIM_INFINITY else min(open_files, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return setup
+
+
 @dataclass
 class Endpoint:
     host: str
@@ -93,8 +109,11 @@ class Endpoint:
 class OwnServer:
     """`crab serve` in a temporary data directory, started and stopped by the bench."""
 
-    def __init__(self, password_hashing: str, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, password_hashing: str, data_dir: Path | None = None, open_files: int | None = None
+    ) -> None:
         self.password_hashing = password_hashing
+        self.open_files = open_files  # the server's soft limit; None: the bench's
         self.root = Path(tempfile.mkdtemp(prefix="crab-bench-"))
         self.data_dir = data_dir or self.root / "data"
         self.log_path = self.root / "serve.log"
@@ -125,7 +144,7 @@ class OwnServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent,  # runs before exec
+                preexec_fn=_child_setup(self.open_files),  # runs before exec
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
