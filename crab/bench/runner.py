@@ -159,7 +159,11 @@ def open_bench(
             if options.server_pid is None:
                 notes.append("--target without --server-pid: no server RSS or CPU figures")
         else:
-            own = OwnServer(options.password_hashing, open_files=options.server_open_files)
+            own = OwnServer(
+                options.password_hashing,
+                open_files=options.server_open_files,
+                default_limits=options.server_open_files is not None,  # abuse
+            )
             if prepare is not None:
                 prepared = prepare(own.data_dir)
             endpoint = own.start()

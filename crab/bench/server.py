@@ -25,11 +25,8 @@ START_TIMEOUT = 60.0
 # Sends as fast as the server takes them: the bench measures, not the limiter.
 # Throughput workloads run thousands of clients from one address: the
 # limits meant for strangers would be what they measure.
-FAST_SEND = (
-    "--send-rate",
-    "1000000",
-    "--send-burst",
-    "1000000",
+FAST_SEND = ("--send-rate", "1000000", "--send-burst", "1000000")
+LIFTED_CONNECTIONS = (
     "--max-connections",
     "100000",
     "--max-connections-per-address",
@@ -110,9 +107,14 @@ class OwnServer:
     """`crab serve` in a temporary data directory, started and stopped by the bench."""
 
     def __init__(
-        self, password_hashing: str, data_dir: Path | None = None, open_files: int | None = None
+        self,
+        password_hashing: str,
+        data_dir: Path | None = None,
+        open_files: int | None = None,
+        default_limits: bool = False,
     ) -> None:
         self.password_hashing = password_hashing
+        self.default_limits = default_limits
         self.open_files = open_files  # the server's soft limit; None: the bench's
         self.root = Path(tempfile.mkdtemp(prefix="crab-bench-"))
         self.data_dir = data_dir or self.root / "data"
@@ -136,7 +138,8 @@ class OwnServer:
             "--password-hashing",
             self.password_hashing,
             *FAST_SEND,
-            *LIFTED_LIMITS,
+            # `crab bench abuse` meets the limits a team would run with.
+            *(() if self.default_limits else (*LIFTED_CONNECTIONS, *LIFTED_LIMITS)),
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
