@@ -206,33 +206,6 @@ def main() -> None:
 )
 @account_limit_options
 @click.option(
-    "--resume-cursors-max",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    envvar="CRAB_RESUME_CURSORS_MAX",
-    show_envvar=True,
-    help="Cursors in one Resume (or the user's number of chats, if more); more: INVALID_ARGUMENT.",
-)
-@click.option(
-    "--resume-rate",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    envvar="CRAB_RESUME_RATE",
-    show_envvar=True,
-    help="Resume frames per second on one open session stream, sustained.",
-)
-@click.option(
-    "--resume-burst",
-    default=5,
-    show_default=True,
-    type=click.IntRange(min=1),
-    envvar="CRAB_RESUME_BURST",
-    show_envvar=True,
-    help="Resume frames at once on one stream; beyond the rate: RESOURCE_EXHAUSTED.",
-)
-@click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
     default="default",
@@ -249,9 +222,6 @@ def serve(data_dir: Path | None, database: str | None, **options: Any) -> None:
         )
     limits = {name: options.pop(name) for name in LIMIT_NAMES}
     limits |= {name: options.pop(name) for _, name, _ in ACCOUNT_LIMITS}
-    limits |= {
-        key: options.pop(key) for key in ("resume_cursors_max", "resume_rate", "resume_burst")
-    }
     settings = make_settings(data_dir, database, **options)
     settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
     run(_serve(settings))

@@ -85,9 +85,16 @@ class Limits:
     stream_buffer: int = 1024
     # Resume: cursors in one (or the user's chat count, if more); frames per
     # open stream, `resume_burst` at once then `resume_rate`/s.
-    resume_cursors_max: int = 1000
-    resume_rate: float = 1.0
-    resume_burst: int = 5
+    resume_cursors_max: int = limit(
+        1000,
+        "Cursors in one Resume (or the user's number of chats, if more); more: INVALID_ARGUMENT.",
+    )
+    resume_rate: float = limit(
+        1.0, "Resume frames per second on one open session stream, sustained."
+    )
+    resume_burst: int = limit(
+        5, "Resume frames at once on one stream; beyond the rate: RESOURCE_EXHAUSTED."
+    )
     search_limit_default: int = 20
     search_limit_max: int = 50
     page_limit_default: int = 50

@@ -24,6 +24,7 @@ from grpclib.const import Status
 
 from crab.client.connection import CrabClient, SessionStream, new_request_id
 from crab.proto.crab import v1 as pb
+from tests.hostile.conftest import join_room
 from tests.serve_process import CrabProcess
 from tests.services import PostgreSQL, missing_service, pg_bindir, rabbitmq_url  # noqa: F401
 from tests.test_scale_out import Cluster
@@ -109,14 +110,7 @@ async def room_of_two(
     clients += [alice, bob]
     await alice.sign_up("alice", PASSWORD)
     await bob.sign_up("bob", PASSWORD)
-    room = await alice.chats.create_room(pb.CreateRoomRequest(name="r"), metadata=alice.metadata)
-    invite = await alice.invites.invite_to_room(
-        pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
-    )
-    await bob.invites.answer_invite(
-        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
-    )
-    return alice, bob, room.id
+    return alice, bob, await join_room(alice, bob, "r")
 
 
 async def open_session(client: CrabClient) -> None:

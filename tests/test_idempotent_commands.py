@@ -129,6 +129,10 @@ async def test_a_bad_request_id_is_invalid_argument(
             pb.DirectInviteRequest(user_id=bob.user.id, request_id=request_id),
             metadata=alice.metadata,
         ),
+        alice.invites.invite_to_room(
+            pb.RoomInviteRequest(chat_id=1, user_id=bob.user.id, request_id=request_id),
+            metadata=alice.metadata,
+        ),
         alice.invites.answer_invite(
             pb.AnswerInviteRequest(invite_id=1, accept=True, request_id=request_id),
             metadata=alice.metadata,

@@ -11,6 +11,7 @@ the attack runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -60,18 +61,33 @@ async def new_user(server: CrabProcess, name: str | None = None) -> CrabClient:
     return client
 
 
-@pytest.fixture
-async def bystander(hostile_server: CrabProcess) -> AsyncIterator[Bystander]:
-    alice = await new_user(hostile_server)
-    bob = await new_user(hostile_server)
-    room = await alice.chats.create_room(pb.CreateRoomRequest(name="ops"), metadata=alice.metadata)
+async def join_room(alice: CrabClient, bob: CrabClient, name: str = "ops") -> int:
+    """A room of alice's that bob was invited to and joined; its id."""
+    room = await alice.chats.create_room(pb.CreateRoomRequest(name=name), metadata=alice.metadata)
     invite = await alice.invites.invite_to_room(
         pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
     )
     await bob.invites.answer_invite(
         pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
     )
-    async with bob.session() as live:  # entered once Ready arrived
-        yield Bystander(alice, bob, room.id, live)
-    alice.close()
-    bob.close()
+    return room.id
+
+
+@contextlib.asynccontextmanager
+async def bystander_on(server: CrabProcess) -> AsyncIterator[Bystander]:
+    """A bystander on any server (the fixture's is on `hostile_server`)."""
+    alice = await new_user(server)
+    bob = await new_user(server)
+    room = await join_room(alice, bob)
+    try:
+        async with bob.session() as live:  # entered once Ready arrived
+            yield Bystander(alice, bob, room, live)
+    finally:
+        alice.close()
+        bob.close()
+
+
+@pytest.fixture
+async def bystander(hostile_server: CrabProcess) -> AsyncIterator[Bystander]:
+    async with bystander_on(hostile_server) as found:
+        yield found

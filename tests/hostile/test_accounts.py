@@ -9,11 +9,10 @@ Everything in tests comes from 127.0.0.1; a user "elsewhere" connects from
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from jose import jwt
 
 from crab.client.connection import CrabClient
 from crab.proto.crab import v1 as pb
-from tests.hostile.conftest import PASSWORD, Bystander, new_user
+from tests.hostile.conftest import PASSWORD, Bystander, bystander_on, new_user
 from tests.serve_process import CrabProcess
 
 ELSEWHERE = "127.0.0.2"
@@ -69,26 +68,6 @@ async def outcome(call: Awaitable[Any]) -> tuple[Status, str]:
 
 def sign_in(client: CrabClient, username: str, password: str) -> Awaitable[Any]:
     return client.accounts.sign_in(pb.SignInRequest(username=username, password=password))
-
-
-@contextlib.asynccontextmanager
-async def bystander_on(server: CrabProcess) -> AsyncIterator[Bystander]:
-    """tests/hostile/conftest.py's bystander, on a server of this test's own."""
-    alice = await new_user(server)
-    bob = await new_user(server)
-    room = await alice.chats.create_room(pb.CreateRoomRequest(name="ops"), metadata=alice.metadata)
-    invite = await alice.invites.invite_to_room(
-        pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
-    )
-    await bob.invites.answer_invite(
-        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
-    )
-    try:
-        async with bob.session() as live:
-            yield Bystander(alice, bob, room.id, live)
-    finally:
-        alice.close()
-        bob.close()
 
 
 # ---- attack 4: guessing passwords ----------------------------------------------

@@ -18,20 +18,14 @@ from crab.core.domain.models import Message
 from crab.errors import CrabError
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
+from tests.hostile.conftest import join_room
 
 SENDS = 40
 
 
 async def room_of_two(connect: ClientFactory) -> tuple[CrabClient, CrabClient, int]:
     alice, bob = await connect("alice"), await connect("bob")
-    room = await alice.chats.create_room(pb.CreateRoomRequest(name="r"), metadata=alice.metadata)
-    invite = await alice.invites.invite_to_room(
-        pb.RoomInviteRequest(chat_id=room.id, user_id=bob.user.id), metadata=alice.metadata
-    )
-    await bob.invites.answer_invite(
-        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=bob.metadata
-    )
-    return alice, bob, room.id
+    return alice, bob, await join_room(alice, bob, "r")
 
 
 def malformed(user_id: int) -> list[Any]:

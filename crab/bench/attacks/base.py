@@ -86,3 +86,13 @@ async def grpc_outcome(tally: Tally, call: Awaitable[Any], answer_by: float) -> 
         tally.answered(time.perf_counter() - started)
     tally.count(outcome)
     return outcome
+
+
+def varint(value: int) -> bytes:
+    """A protobuf varint, for bodies the attacks write by hand."""
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from crab.bench import wire as w
-from crab.bench.attacks.base import Tally, Target, left
+from crab.bench.attacks.base import Tally, Target, left, varint
 from crab.bench.attacks.raw import Watched, h2_error, open_watched, raw_call
 from crab.bench.h2raw import GOAWAY, HEADER, PREFACE, SETTINGS, frame
 
@@ -32,15 +32,6 @@ def _sign_in(name: str) -> bytes:
     m = w.wire()
     request = m.SignInRequest(username=name, password="not-the-password")
     return bytes(request.SerializeToString())
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 async def _reconnect(conn: Watched | None, host: str, port: int, tally: Tally) -> Watched:
@@ -81,8 +72,8 @@ async def huge_request(target: Target, until: float, tally: Tally) -> None:
     it as the server takes before the attack's end."""
     head = _sign_in(f"nobody{secrets.token_hex(4)}")
     rest = HUGE - len(head) - len(UNKNOWN_BYTES_TAG)
-    filler = rest - len(_varint(rest))
-    body = head + UNKNOWN_BYTES_TAG + _varint(filler) + bytes(filler)
+    filler = rest - len(varint(rest))
+    body = head + UNKNOWN_BYTES_TAG + varint(filler) + bytes(filler)
     tally.figure("declared MiB", len(body) / 2**20)
     conn = await open_watched(target.host, target.port)
     try:

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from crab.bench import wire as w
-from crab.bench.attacks.base import GRACE, Tally, Target, left
+from crab.bench.attacks.base import GRACE, Tally, Target, left, varint
 from crab.bench.attacks.raw import Watched, open_watched, outcome, send_body
 from crab.bench.h2raw import GRPC_PREFIX, RawStream
 
@@ -131,15 +131,6 @@ async def resume_flood(target: Target, until: float, tally: Tally) -> None:
         session.close()
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def big_resume_frame(size: int) -> tuple[bytes, int]:
     """A ClientFrame whose Resume holds as many cursors (chat ids 1, 2, ...,
     last seen 0) as fit in `size` bytes; and their number. Written by hand:
@@ -148,15 +139,15 @@ def big_resume_frame(size: int) -> tuple[bytes, int]:
     total = 0
     chat_id = 1
     while True:
-        inner = b"\x08" + _varint(chat_id)  # ChatCursor.chat_id; last_seen_id 0 is implicit
-        cursor = b"\x0a" + _varint(len(inner)) + inner  # Resume.cursors
+        inner = b"\x08" + varint(chat_id)  # ChatCursor.chat_id; last_seen_id 0 is implicit
+        cursor = b"\x0a" + varint(len(inner)) + inner  # Resume.cursors
         if total + len(cursor) > size:
             break
         cursors.append(cursor)
         total += len(cursor)
         chat_id += 1
     resume = b"".join(cursors)
-    return b"\x12" + _varint(len(resume)) + resume, len(cursors)  # ClientFrame.resume
+    return b"\x12" + varint(len(resume)) + resume, len(cursors)  # ClientFrame.resume
 
 
 async def big_resume(target: Target, until: float, tally: Tally) -> None:

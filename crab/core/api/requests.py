@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Awaitable
 from functools import cache
 from typing import Any
 
@@ -71,13 +72,11 @@ async def _recv_message(stream: Any, codec: Any, message_type: Any) -> Any:
     message) that trickles in: a call held open by a half-sent request costs
     a task and its buffers for as long as the client likes."""
     timeout = getattr(codec, "read_timeout", None)
-    first = not getattr(stream, "crab_started", False)
-    stream.crab_started = True
-    try:
-        async with asyncio.timeout(timeout if first else None):
-            meta = await stream.recv_data(5)
-    except TimeoutError:
-        raise GRPCError(Status.DEADLINE_EXCEEDED, "the request did not arrive in time") from None
+    if getattr(stream, "crab_started", False):
+        meta = await stream.recv_data(5)  # a stream's next frame may take its time
+    else:
+        stream.crab_started = True
+        meta = await _within(timeout, stream.recv_data(5))
     if not meta:
         return None
     if len(meta) < 5:
@@ -91,14 +90,18 @@ async def _recv_message(stream: Any, codec: Any, message_type: Any) -> Any:
             Status.RESOURCE_EXHAUSTED,
             f"the request is {length} bytes; this server takes at most {limit}",
         )
-    try:
-        async with asyncio.timeout(timeout):
-            body = await stream.recv_data(length)
-    except TimeoutError:
-        raise GRPCError(Status.DEADLINE_EXCEEDED, "the request did not arrive in time") from None
+    body = await _within(timeout, stream.recv_data(length))
     if len(body) != length:
         raise GRPCError(Status.INVALID_ARGUMENT, "the request ended before its declared length")
     return codec.decode(body, message_type)
+
+
+async def _within(seconds: float | None, reading: Awaitable[bytes]) -> bytes:
+    try:
+        async with asyncio.timeout(seconds):
+            return await reading
+    except TimeoutError:
+        raise GRPCError(Status.DEADLINE_EXCEEDED, "the request did not arrive in time") from None
 
 
 def install_size_check() -> None:
