@@ -9,6 +9,7 @@ UNKNOWN.
     ├── InvalidArgument       bad input: empty text, bad username, ...
     ├── AlreadyExists         taken username, already a member, second invite
     ├── FailedPrecondition    the state does not allow it (not your invite)
+    ├── Conflict              a competing write stored the same key first
     ├── ResourceExhausted     rate limit, full buffers
     │   └── DiskFull          the server's disk is full (SQLite cannot write)
     └── Unavailable           shutting down, broker gone: retry later
@@ -50,6 +51,15 @@ class AlreadyExists(CrabError):
 
 class FailedPrecondition(CrabError):
     code = "FAILED_PRECONDITION"
+
+
+class Conflict(CrabError):
+    """A write met a unique key a competing writer had just stored (the
+    database's IntegrityError, raised by storage/database.py). The worker
+    tries such a command once more; one still conflicting is its failure.
+    Never crosses the broker, so it has no entry in ERRORS_BY_CODE."""
+
+    code = "ABORTED"
 
 
 class ResourceExhausted(CrabError):

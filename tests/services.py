@@ -372,15 +372,15 @@ async def _create_database(postgres_url: str, name: str, template: str | None = 
 async def _template(postgres_url: str) -> str:
     """A database with crab's schema at its head, made (by `migrate`) once."""
     if postgres_url not in _templates:
-        from crab.core.storage.engine import create_engine, migrate
+        from crab.core.storage.database import Database
 
         name = f"crab_template_{os.getpid()}"
         await _create_database(postgres_url, name)
-        engine = create_engine(_database_url(postgres_url, name))
+        database = Database(_database_url(postgres_url, name))
         try:
-            await migrate(engine)
+            await database.migrate()
         finally:
-            await engine.dispose()  # a template must have no connections
+            await database.close()  # a template must have no connections
         _templates[postgres_url] = name
     return _templates[postgres_url]
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from crab.core.storage.engine import create_engine, dispose, migrate
+from crab.core.storage.database import Database
 from crab.core.storage.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,23 +49,22 @@ def test_generated_code_matches_proto(tmp_path: Path) -> None:
 
 
 async def test_migrations_create_exactly_the_schema(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
-    await migrate(engine)
-    await migrate(engine)  # idempotent: every start runs it
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    await database.migrate()
+    await database.migrate()  # idempotent: every start runs it
 
     def diff(conn: sa.Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
-    async with engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
-    await dispose(engine)
+    assert await database.read(diff) == []
+    await database.close()
 
 
 def test_schema_head_constant_is_alembics_head() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from crab.core.storage.engine import MIGRATIONS, SCHEMA_HEAD
+    from crab.core.storage.database import MIGRATIONS, SCHEMA_HEAD
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

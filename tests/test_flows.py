@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
+from sqlalchemy.engine import Connection
 
 from crab.core.app import Crab
 from crab.core.domain import events as ev
 from crab.core.domain.models import Message, User
 from crab.core.storage import messages as message_store
-from crab.core.storage.engine import transaction
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
 
@@ -174,13 +174,16 @@ async def test_events_out_of_order_are_filled_from_storage(
         # Stored as a worker would, but the events of 1 and 2 come last.
         sender = User(alice.user.id, alice.user.username, alice.user.display_name)
         stored: list[Message] = []
-        async with transaction(crab.engine) as conn:
-            first = await conn.run_sync(message_store.next_seqs, room.id, 3)
+
+        def store_three(conn: Connection) -> None:
+            first = message_store.next_seqs(conn, room.id, 3)
             for seq in range(first, first + 3):
                 at = datetime.now(UTC)
                 row = message_store.row(room.id, seq, sender.id, f"c{seq}", f"m{seq}", at)
-                await conn.run_sync(message_store.insert_many, [row])
+                message_store.insert_many(conn, [row])
                 stored.append(Message(room.id, seq, sender, f"m{seq}", at, f"c{seq}"))
+
+        await crab.database.write(store_three)
         for message in (stored[2], stored[0], stored[1]):
             await crab.broker.publish(ev.chat_topic(room.id), ev.MessageCreated(message))
         for live in (a_live, b_live):

@@ -16,7 +16,6 @@ from crab.core.app import Crab
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.storage import command_results
-from crab.core.storage.engine import transaction
 from crab.errors import NotFound
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
@@ -163,11 +162,8 @@ async def test_a_redelivered_leave_answers_as_the_first_did(
 
 async def test_results_older_than_a_day_are_purged(crab: Crab) -> None:
     old = now() - timedelta(days=1, minutes=1)
-    async with transaction(crab.engine) as conn:
-        await command_results.insert(conn, "1:old", b"{}", old)
-        await command_results.insert(conn, "1:new", b"{}", now())
-    async with transaction(crab.engine) as conn:
-        assert await command_results.purge(conn, now() - timedelta(days=1)) == 1
-    async with crab.engine.connect() as conn:
-        assert await command_results.find(conn, "1:old") is None
-        assert await command_results.find(conn, "1:new") == b"{}"
+    await crab.database.write(command_results.insert, "1:old", b"{}", old)
+    await crab.database.write(command_results.insert, "1:new", b"{}", now())
+    assert await crab.database.write(command_results.purge, now() - timedelta(days=1)) == 1
+    assert await crab.database.read(command_results.find, "1:old") is None
+    assert await crab.database.read(command_results.find, "1:new") == b"{}"

@@ -14,7 +14,6 @@ from typing import Any
 
 from grpclib.health.service import Health
 from grpclib.server import Server
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crab.config import Settings
 from crab.core.api.errors import Calls
@@ -30,7 +29,8 @@ from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
 from crab.core.services.resume import ResumeLimits
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
-from crab.core.storage.engine import create_engine, dispose, ensure_sqlite_dir, migrate
+from crab.core.storage.database import Database
+from crab.core.storage.engine import ensure_sqlite_dir
 from crab.core.storage.files import private_dir
 from crab.core.worker.handlers import Worker
 from crab.core.worker.health import worker_health
@@ -51,7 +51,7 @@ def create_broker(url: str) -> Broker:
 @dataclass
 class Crab:
     settings: Settings
-    engine: AsyncEngine
+    database: Database
     broker: Broker
     accounts: Accounts
     people: People
@@ -72,14 +72,14 @@ class Crab:
         # Messages and password hashes live here: only the owner may look.
         private_dir(settings.data_dir)
         ensure_sqlite_dir(settings.database)
-        engine = create_engine(settings.database)
-        await migrate(engine)
+        database = Database(settings.database)
+        await database.migrate()
         broker = create_broker(settings.broker_url)
         await broker.start()
         secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
         limits = settings.limits
         accounts = Accounts(
-            engine,
+            database,
             broker,
             Passwords(
                 cheap=settings.password_hashing == "cheap",
@@ -93,15 +93,15 @@ class Crab:
         )
         return cls(
             settings=settings,
-            engine=engine,
+            database=database,
             broker=broker,
             accounts=accounts,
-            people=People(engine, limits),
-            chats=Chats(engine, broker, limits),
-            invites=Invites(engine, broker, limits),
+            people=People(database, limits),
+            chats=Chats(database, broker, limits),
+            invites=Invites(database, broker, limits),
             messages=Messages(broker, limits),
             hub=Hub(
-                engine,
+                database,
                 broker,
                 limits.stream_buffer,
                 ResumeLimits(limits.resume_cursors_max, limits.resume_rate, limits.resume_burst),
@@ -109,12 +109,12 @@ class Crab:
         )
 
     async def start_worker(self) -> None:
-        self.worker = Worker(self.engine, self.broker, self.settings.db_outage_wait)
+        self.worker = Worker(self.database, self.broker, self.settings.db_outage_wait)
         await self.worker.start(self.settings.worker_concurrency)
 
     async def start_worker_health(self, host: str, port: int) -> int:
         """`crab worker`'s health service (it serves nothing else); returns its port."""
-        self.server = worker_health(self.engine, self.broker)
+        self.server = worker_health(self.database, self.broker)
         await self.server.start(host, port)
         listener: Any = self.server._server
         sockets = listener.sockets if listener is not None else []
@@ -167,7 +167,7 @@ class Crab:
             self.server.close()
             await self.server.wait_closed()
         await self.broker.close()
-        await dispose(self.engine)
+        await self.database.close()
         self.accounts.close()
 
 

@@ -1,7 +1,7 @@
 """The broker contract suite runs once per adapter: `broker_kind` is
 "memory" or "amqp" (a real RabbitMQ, started for the session); `amqp` alone
 is for the guarantees only a real broker keeps. The storage suites run once
-per database: `engine` is a migrated SQLite or a real PostgreSQL."""
+per database: `database` is a migrated SQLite or a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
-from crab.core.storage.engine import create_engine, dispose, migrate
+from crab.core.storage.database import Database
 from tests.services import rabbitmq_url
 
 _prefixes = itertools.count(1)
@@ -31,11 +30,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(database_url)
-    await migrate(made)
+async def database(database_url: str) -> AsyncIterator[Database]:
+    made = Database(database_url)
+    await made.migrate()
     yield made
-    await dispose(made)
+    await made.close()
 
 
 class Brokers:

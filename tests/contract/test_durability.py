@@ -1,5 +1,5 @@
 """SQLite commits with fsync (synchronous=FULL) on every connection crab
-opens: the async engine's and its sync twin's (storage/unit.py), so an
+opens: the async engine's and its sync twin's (storage/sqlite_threads.py), so an
 acknowledged write survives an OS crash or a power cut, not only a kill -9."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crab.core.storage import unit
-from crab.core.storage.engine import create_engine, dispose, migrate
+from crab.core.storage.database import Database
+from crab.core.storage.engine import create_engine
 
 FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 
@@ -22,14 +22,16 @@ def synchronous(conn: Connection) -> int:
 
 
 async def test_every_sqlite_connection_commits_with_fsync(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}")
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}")
+    engine = create_engine(database.url)  # the async engine (migrations use it)
     try:
-        await migrate(engine)
+        await database.migrate()
         async with engine.connect() as conn:
             assert await conn.scalar(sa.text("PRAGMA synchronous")) == FULL
             assert await conn.scalar(sa.text("PRAGMA journal_mode")) == "wal"
-        assert await unit.read(engine, synchronous) == FULL  # the twin's readers
-        assert await unit.read_now(engine, synchronous) == FULL  # the loop's own thread
-        assert await unit.write(engine, synchronous) == FULL  # the twin's writer
+        assert await database.read(synchronous) == FULL  # the twin's readers
+        assert await database.read_now(synchronous) == FULL  # the loop's own thread
+        assert await database.write(synchronous) == FULL  # the twin's writer
     finally:
-        await dispose(engine)
+        await engine.dispose()
+        await database.close()

@@ -14,15 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from crab.core.storage import chats, messages, users
-from crab.core.storage.engine import create_engine, dispose, migrate
+from crab.core.storage.database import Database
 
 
 @pytest.fixture
 async def sqlite(tmp_path: Path) -> Iterator[Engine]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}"
-    made = create_engine(url)
-    await migrate(made)
-    await dispose(made)
+    made = Database(url)
+    await made.migrate()
+    await made.close()
     engine = sa.create_engine(url.replace("+aiosqlite", ""))
     yield engine
     engine.dispose()
@@ -30,7 +30,7 @@ async def sqlite(tmp_path: Path) -> Iterator[Engine]:
 
 def _plans(engine: Engine, work: Callable[[Connection], Any]) -> list[str]:
     """What SQLite plans for each statement `work` runs (seen by SQLite
-    itself, whichever way it was sent: SQLAlchemy or storage/direct.py)."""
+    itself, whichever way it was sent: SQLAlchemy or storage/fast_statements.py)."""
     ran: list[str] = []
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection

@@ -8,79 +8,85 @@ import asyncio
 import dataclasses
 import itertools
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from crab.core.broker.memory import MemoryBroker
 from crab.core.domain import commands as cmd
-from crab.core.domain.models import ChatKind, Message, User
+from crab.core.domain.models import Chat, ChatKind, Message, MessagePage, User
 from crab.core.storage import chats, invites, messages, sessions, tables, users
-from crab.core.storage.engine import SCHEMA_HEAD, create_engine, dispose, migrate, transaction
+from crab.core.storage.database import SCHEMA_HEAD, Database
 from crab.core.storage.tables import metadata
 from crab.core.worker.handlers import Worker
-from crab.errors import AlreadyExists
+from crab.errors import AlreadyExists, Conflict
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _cids = itertools.count(1)
 
 
-async def add_user(conn: AsyncConnection, name: str, display: str | None = None) -> User:
-    return await users.insert(conn, name, display or name.title(), "hash", T0)
+def add_user(conn: Connection, name: str, display: str | None = None) -> User:
+    return users.insert(conn, name, display or name.title(), "hash", T0)
 
 
-async def room_with(conn: AsyncConnection, *people: User, name: str = "room") -> int:
-    chat = await chats.create(conn, ChatKind.ROOM, name, people[0].id, T0)
+def room_with(conn: Connection, *people: User, name: str = "room") -> int:
+    chat = chats.create(conn, ChatKind.ROOM, name, people[0].id, T0)
     for person in people:
-        await chats.add_member(conn, chat.id, person.id, T0)
+        chats.add_member(conn, chat.id, person.id, T0)
     return chat.id
 
 
-async def store(
-    conn: AsyncConnection, chat_id: int, sender: User, *texts: str, at: datetime = T0
+def store(
+    conn: Connection, chat_id: int, sender: User, *texts: str, at: datetime = T0
 ) -> list[int]:
     """What the worker does: reserve ids, then insert the rows at once."""
-    first = await conn.run_sync(messages.next_seqs, chat_id, len(texts))
+    first = messages.next_seqs(conn, chat_id, len(texts))
     seqs = list(range(first, first + len(texts)))
     rows = [
         messages.row(chat_id, seq, sender.id, f"c{next(_cids)}", text, at)
         for seq, text in zip(seqs, texts, strict=True)
     ]
-    await conn.run_sync(messages.insert_many, rows)
+    messages.insert_many(conn, rows)
     return seqs
 
 
-async def all_seqs(engine: AsyncEngine, chat_id: int) -> list[int]:
-    async with engine.connect() as conn:
-        page = await conn.run_sync(messages.page, chat_id, 0, 10_000)
+async def all_seqs(database: Database, chat_id: int) -> list[int]:
+    page = await database.read(messages.page, chat_id, 0, 10_000)
     return sorted(m.id for m in page.messages)
+
+
+def people(conn: Connection, *names: str) -> list[User]:
+    return [add_user(conn, n) for n in names]
 
 
 # ---- schema --------------------------------------------------------------------
 
 
 async def test_migrations_create_exactly_the_schema_and_are_idempotent(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
-    await migrate(engine)  # every start runs it: the second time is a no-op
+    await database.migrate()  # every start runs it: the second time is a no-op
 
     def diff(conn: sa.Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
-    async with engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
-        version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    def version_num(conn: Connection) -> object:
+        return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+
+    assert await database.read(diff) == []
+    version = await database.read(version_num)
     assert version == SCHEMA_HEAD
 
 
-MIGRATE = "import asyncio, sys; from crab.core.storage.engine import create_engine, migrate; "
-MIGRATE += "asyncio.run(migrate(create_engine(sys.argv[1])))"
+MIGRATE = "import asyncio, sys; from crab.core.storage.database import Database; "
+MIGRATE += "asyncio.run(Database(sys.argv[1]).migrate())"
 
 
 async def test_concurrent_first_starts_migrate_once(pg_database_url: str) -> None:
@@ -93,43 +99,48 @@ async def test_concurrent_first_starts_migrate_once(pg_database_url: str) -> Non
     ]
     errors = [(await start.communicate())[1].decode() for start in starts]
     assert [start.returncode for start in starts] == [0, 0, 0], "\n".join(errors)
-    engine = create_engine(pg_database_url)
-    async with engine.connect() as conn:
-        assert await conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
-    await dispose(engine)
+    database = Database(pg_database_url)
+
+    def version_num(conn: Connection) -> object:
+        return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+
+    assert await database.read(version_num) == SCHEMA_HEAD
+    await database.close()
 
 
 # ---- users ---------------------------------------------------------------------
 
 
-async def test_users_insert_read_and_unique_names(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice = await add_user(conn, "alice", "Alice A.")
-        bob = await add_user(conn, "bob")
+async def test_users_insert_read_and_unique_names(database: Database) -> None:
+    def two(conn: Connection) -> tuple[User, User]:
+        return add_user(conn, "alice", "Alice A."), add_user(conn, "bob")
+
+    alice, bob = await database.write(two)
     assert alice.id != bob.id and alice.id > 0
-    async with engine.connect() as conn:
-        assert await users.by_id(conn, alice.id) == alice
-        assert await users.by_id(conn, 10**12) is None
-        assert await conn.run_sync(users.by_ids, [alice.id, bob.id, alice.id, 10**12]) == {
+
+    def check(conn: Connection) -> None:
+        assert users.by_id(conn, alice.id) == alice
+        assert users.by_id(conn, 10**12) is None
+        assert users.by_ids(conn, [alice.id, bob.id, alice.id, 10**12]) == {
             alice.id: alice,
             bob.id: bob,
         }
-        assert await conn.run_sync(users.by_ids, []) == {}
-        assert await users.credentials(conn, "alice") == (alice, "hash")
-        assert await users.credentials(conn, "carol") is None
-        assert await users.exists(conn, "bob") and not await users.exists(conn, "carol")
-        assert [u.username for u in await users.list_all(conn)] == ["alice", "bob"]
+        assert users.by_ids(conn, []) == {}
+        assert users.credentials(conn, "alice") == (alice, "hash")
+        assert users.credentials(conn, "carol") is None
+        assert users.exists(conn, "bob") and not users.exists(conn, "carol")
+        assert [u.username for u in users.list_all(conn)] == ["alice", "bob"]
+
+    await database.read(check)
     # Names are stored lower-cased (the service does it), so the unique
     # constraint on the column is unique ignoring case.
-    with pytest.raises(IntegrityError):
-        async with transaction(engine) as conn:
-            await add_user(conn, "alice", "Another Alice")
-    async with engine.connect() as conn:
-        assert len(await users.list_all(conn)) == 2
+    with pytest.raises(Conflict):
+        await database.write(add_user, "alice", "Another Alice")
+    assert len(await database.read(users.list_all)) == 2
 
 
-async def test_user_search_ranks_escapes_wildcards_and_limits(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
+async def test_user_search_ranks_escapes_wildcards_and_limits(database: Database) -> None:
+    def fill(conn: Connection) -> None:
         for name, display in [
             ("ann", "Ann"),
             ("annabel", "Annabel Lee"),
@@ -140,135 +151,160 @@ async def test_user_search_ranks_escapes_wildcards_and_limits(engine: AsyncEngin
             ("axb", "Not Underscore"),
             ("back", "Back\\slash"),
         ]:
-            await add_user(conn, name, display)
-    async with engine.connect() as conn:
+            add_user(conn, name, display)
 
-        async def find(query: str, limit: int = 20) -> list[str]:
-            return [u.username for u in await users.search(conn, query, limit)]
+    await database.write(fill)
 
-        # exact, then username prefix (shorter first), then display-name
-        # prefix, then anywhere; matching ignores case.
-        assert await find("ANN") == ["ann", "annabel", "zed", "joanna"]
-        assert await find("ann", limit=2) == ["ann", "annabel"]
-        assert await find("%") == ["bob"]
-        assert await find("_") == ["a_b"]
-        assert await find("a_b") == ["a_b"]
-        assert await find("\\") == ["back"]
-        assert await find("nobody") == []
+    async def find(query: str, limit: int = 20) -> list[str]:
+        return [u.username for u in await database.read(users.search, query, limit)]
+
+    # exact, then username prefix (shorter first), then display-name
+    # prefix, then anywhere; matching ignores case.
+    assert await find("ANN") == ["ann", "annabel", "zed", "joanna"]
+    assert await find("ann", limit=2) == ["ann", "annabel"]
+    assert await find("%") == ["bob"]
+    assert await find("_") == ["a_b"]
+    assert await find("a_b") == ["a_b"]
+    assert await find("\\") == ["back"]
+    assert await find("nobody") == []
 
 
 # ---- sessions ------------------------------------------------------------------
 
 
-async def test_sessions_create_check_rotate_and_revoke(engine: AsyncEngine) -> None:
+async def test_sessions_create_check_rotate_and_revoke(database: Database) -> None:
     later = T0 + timedelta(days=30)
-    async with transaction(engine) as conn:
-        alice = await add_user(conn, "alice")
-        bob = await add_user(conn, "bob")
-        one = await sessions.create(conn, alice.id, "h1", T0, later)
-        two = await sessions.create(conn, alice.id, "h2", T0, later)
-        bobs = await sessions.create(conn, bob.id, "h3", T0, later)
+
+    def setup(conn: Connection) -> tuple[User, User, int, int, int]:
+        alice = add_user(conn, "alice")
+        bob = add_user(conn, "bob")
+        one = sessions.create(conn, alice.id, "h1", T0, later)
+        two = sessions.create(conn, alice.id, "h2", T0, later)
+        bobs = sessions.create(conn, bob.id, "h3", T0, later)
+        return alice, bob, one, two, bobs
+
+    alice, bob, one, two, bobs = await database.write(setup)
     assert len({one, two, bobs}) == 3
-    async with transaction(engine) as conn:
-        assert await conn.run_sync(sessions.is_active, one, alice.id, T0)
-        assert not await conn.run_sync(sessions.is_active, one, bob.id, T0)  # not bob's
-        assert not await conn.run_sync(sessions.is_active, one, alice.id, later)  # expired
+    longer = later + timedelta(days=1)
+
+    def rotate(conn: Connection) -> None:
+        assert sessions.is_active(conn, one, alice.id, T0)
+        assert not sessions.is_active(conn, one, bob.id, T0)  # not bob's
+        assert not sessions.is_active(conn, one, alice.id, later)  # expired
         # Refresh rotation, a compare-and-swap: the old token stops working
         # (it is remembered as spent), the new one works longer.
-        assert await sessions.rotate(conn, "h1", "hx", later, later) is None  # expired
-        assert await sessions.rotate(conn, "nope", "hx", T0, later) is None
-        assert await sessions.by_previous_refresh_hash(conn, "h1", T0) is None
-        longer = later + timedelta(days=1)
-        assert await sessions.rotate(conn, "h1", "h1b", T0, longer) == (one, alice.id)
-        assert await sessions.rotate(conn, "h1", "h1c", T0, longer) is None
-        assert await sessions.by_previous_refresh_hash(conn, "h1", T0) == (one, alice.id)
-        assert await conn.run_sync(sessions.is_active, one, alice.id, later)
-    with pytest.raises(IntegrityError):  # refresh hashes are unique
-        async with transaction(engine) as conn:
-            await sessions.create(conn, bob.id, "h2", T0, later)
-    async with transaction(engine) as conn:
-        await sessions.revoke(conn, one, T0 + timedelta(hours=1))
-        assert not await conn.run_sync(sessions.is_active, one, alice.id, T0)
-        assert await sessions.rotate(conn, "h1b", "h1d", T0, longer) is None
-        assert await sessions.by_previous_refresh_hash(conn, "h1", T0) is None
-        assert await conn.run_sync(sessions.is_active, two, alice.id, T0)
-        await sessions.revoke_all(conn, alice.id, T0 + timedelta(hours=2))
-        assert not await conn.run_sync(sessions.is_active, two, alice.id, T0)
-        assert await conn.run_sync(sessions.is_active, bobs, bob.id, T0)  # only alice's
+        assert sessions.rotate(conn, "h1", "hx", later, later) is None  # expired
+        assert sessions.rotate(conn, "nope", "hx", T0, later) is None
+        assert sessions.by_previous_refresh_hash(conn, "h1", T0) is None
+        assert sessions.rotate(conn, "h1", "h1b", T0, longer) == (one, alice.id)
+        assert sessions.rotate(conn, "h1", "h1c", T0, longer) is None
+        assert sessions.by_previous_refresh_hash(conn, "h1", T0) == (one, alice.id)
+        assert sessions.is_active(conn, one, alice.id, later)
+
+    await database.write(rotate)
+    with pytest.raises(Conflict):  # refresh hashes are unique
+        await database.write(sessions.create, bob.id, "h2", T0, later)
+
+    def revoke(conn: Connection) -> object:
+        sessions.revoke(conn, one, T0 + timedelta(hours=1))
+        assert not sessions.is_active(conn, one, alice.id, T0)
+        assert sessions.rotate(conn, "h1b", "h1d", T0, longer) is None
+        assert sessions.by_previous_refresh_hash(conn, "h1", T0) is None
+        assert sessions.is_active(conn, two, alice.id, T0)
+        sessions.revoke_all(conn, alice.id, T0 + timedelta(hours=2))
+        assert not sessions.is_active(conn, two, alice.id, T0)
+        assert sessions.is_active(conn, bobs, bob.id, T0)  # only alice's
         # Revoking again keeps the first revocation time.
-        await sessions.revoke(conn, one, T0 + timedelta(hours=3))
-        revoked = await conn.scalar(
+        sessions.revoke(conn, one, T0 + timedelta(hours=3))
+        return conn.scalar(
             sa.select(tables.sessions.c.revoked_at).where(tables.sessions.c.id == one)
         )
+
+    revoked = await database.write(revoke)
     assert revoked == T0 + timedelta(hours=1)
 
 
 # ---- chats ---------------------------------------------------------------------
 
 
-async def test_rooms_members_and_positions(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
-        room = await chats.create(conn, ChatKind.ROOM, "team", alice.id, T0)
-        await chats.add_member(conn, room.id, alice.id, T0)
-        await chats.add_member(conn, room.id, bob.id, T0)
+async def test_rooms_members_and_positions(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[User, User, User, Chat]:
+        alice, bob, carol = people(conn, "alice", "bob", "carol")
+        room = chats.create(conn, ChatKind.ROOM, "team", alice.id, T0)
+        chats.add_member(conn, room.id, alice.id, T0)
+        chats.add_member(conn, room.id, bob.id, T0)
+        return alice, bob, carol, room
+
+    alice, bob, carol, room = await database.write(setup)
     assert room.kind == ChatKind.ROOM and room.last_message_id == 0
-    async with transaction(engine) as conn:
-        assert await chats.get(conn, room.id) == room
-        assert await chats.get(conn, 10**12) is None
-        assert await chats.is_member(conn, room.id, bob.id)
-        assert not await chats.is_member(conn, room.id, carol.id)
-        assert sorted(await chats.member_ids(conn, room.id)) == [alice.id, bob.id]
-        assert await chats.member_users(conn, room.id) == [alice, bob]
-        await store(conn, room.id, alice, "one", "two", "three")
+
+    def members(conn: Connection) -> None:
+        assert chats.get(conn, room.id) == room
+        assert chats.get(conn, 10**12) is None
+        assert chats.is_member(conn, room.id, bob.id)
+        assert not chats.is_member(conn, room.id, carol.id)
+        assert sorted(chats.member_ids(conn, room.id)) == [alice.id, bob.id]
+        assert chats.member_users(conn, room.id) == [alice, bob]
+        store(conn, room.id, alice, "one", "two", "three")
         # A newcomer joins at the end: older history counts as read.
-        await chats.add_member(conn, room.id, carol.id, T0)
-        assert await chats.positions(conn, carol.id) == {room.id: 3}
-        (summary,) = await chats.summaries(conn, carol.id)
+        chats.add_member(conn, room.id, carol.id, T0)
+        assert chats.positions(conn, carol.id) == {room.id: 3}
+        (summary,) = chats.summaries(conn, carol.id)
         assert summary.unread_count == 0 and summary.last_read_id == 3
-    with pytest.raises(IntegrityError):  # one membership per person
-        async with transaction(engine) as conn:
-            await chats.add_member(conn, room.id, carol.id, T0)
-    async with transaction(engine) as conn:
-        assert await chats.remove_member(conn, room.id, bob.id)
-        assert not await chats.remove_member(conn, room.id, bob.id)
-        assert await chats.positions(conn, bob.id) == {}
-        assert (await chats.get(conn, room.id)) == dataclasses.replace(room, last_message_id=3)
+
+    await database.write(members)
+    with pytest.raises(Conflict):  # one membership per person
+        await database.write(chats.add_member, room.id, carol.id, T0)
+
+    def leave(conn: Connection) -> None:
+        assert chats.remove_member(conn, room.id, bob.id)
+        assert not chats.remove_member(conn, room.id, bob.id)
+        assert chats.positions(conn, bob.id) == {}
+        assert (chats.get(conn, room.id)) == dataclasses.replace(room, last_message_id=3)
+
+    await database.write(leave)
 
 
-async def test_one_direct_chat_per_pair_named_for_the_other(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
+async def test_one_direct_chat_per_pair_named_for_the_other(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[User, User, User, str, Chat]:
+        alice, bob, carol = people(conn, "alice", "bob", "carol")
         key = chats.direct_key(bob.id, alice.id)
         assert key == chats.direct_key(alice.id, bob.id)
-        direct = await chats.create(conn, ChatKind.DIRECT, "", alice.id, T0, key)
+        direct = chats.create(conn, ChatKind.DIRECT, "", alice.id, T0, key)
         for person in (alice, bob):
-            await chats.add_member(conn, direct.id, person.id, T0)
-    with pytest.raises(IntegrityError):
-        async with transaction(engine) as conn:
-            await chats.create(conn, ChatKind.DIRECT, "", bob.id, T0, key)
-    async with transaction(engine) as conn:
-        assert (await chats.direct_between(conn, bob.id, alice.id)) == direct
-        assert await chats.direct_between(conn, alice.id, carol.id) is None
-        assert (await chats.view(conn, direct, alice.id)).name == "bob"
-        assert (await chats.view(conn, direct, bob.id)).name == "alice"
+            chats.add_member(conn, direct.id, person.id, T0)
+        return alice, bob, carol, key, direct
+
+    alice, bob, carol, key, direct = await database.write(setup)
+    with pytest.raises(Conflict):
+        await database.write(chats.create, ChatKind.DIRECT, "", bob.id, T0, key)
+
+    def check(conn: Connection) -> None:
+        assert (chats.direct_between(conn, bob.id, alice.id)) == direct
+        assert chats.direct_between(conn, alice.id, carol.id) is None
+        assert (chats.view(conn, direct, alice.id)).name == "bob"
+        assert (chats.view(conn, direct, bob.id)).name == "alice"
         # Rooms have no key: any number of them.
-        await chats.create(conn, ChatKind.ROOM, "r", alice.id, T0)
-        await chats.create(conn, ChatKind.ROOM, "r", alice.id, T0)
-        (summary,) = await chats.summaries(conn, bob.id)
+        chats.create(conn, ChatKind.ROOM, "r", alice.id, T0)
+        chats.create(conn, ChatKind.ROOM, "r", alice.id, T0)
+        (summary,) = chats.summaries(conn, bob.id)
         assert summary.chat.name == "alice"
 
+    await database.write(check)
 
-async def test_summaries_unread_last_message_and_order(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        quiet = await room_with(conn, alice, bob, name="quiet")
-        busy = await room_with(conn, alice, bob, name="busy")
-        old = await room_with(conn, alice, bob, name="old")
-        await store(conn, old, alice, "long ago", at=T0 + timedelta(minutes=1))
-        await store(conn, busy, bob, "a", "b", "c", at=T0 + timedelta(minutes=2))
-    async with engine.connect() as conn:
-        got = await chats.summaries(conn, alice.id)
+
+async def test_summaries_unread_last_message_and_order(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[User, User, int, int]:
+        alice, bob = people(conn, "alice", "bob")
+        quiet = room_with(conn, alice, bob, name="quiet")
+        busy = room_with(conn, alice, bob, name="busy")
+        old = room_with(conn, alice, bob, name="old")
+        store(conn, old, alice, "long ago", at=T0 + timedelta(minutes=1))
+        store(conn, busy, bob, "a", "b", "c", at=T0 + timedelta(minutes=2))
+        return alice, bob, quiet, busy
+
+    alice, bob, quiet, busy = await database.write(setup)
+    got = await database.read(chats.summaries, alice.id)
     assert [s.chat.name for s in got] == ["busy", "old", "quiet"]
     by_name = {s.chat.name: s for s in got}
     assert [by_name[n].unread_count for n in ("busy", "old", "quiet")] == [3, 1, 0]
@@ -280,21 +316,22 @@ async def test_summaries_unread_last_message_and_order(engine: AsyncEngine) -> N
 
 
 async def test_mark_read_moves_forward_only_and_never_past_the_end(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        room = await room_with(conn, alice, bob)
-        await store(conn, room, bob, *[f"m{i}" for i in range(5)])
+    def setup(conn: Connection) -> tuple[User, User, int]:
+        alice, bob = people(conn, "alice", "bob")
+        room = room_with(conn, alice, bob)
+        store(conn, room, bob, *[f"m{i}" for i in range(5)])
+        return alice, bob, room
+
+    alice, bob, room = await database.write(setup)
 
     async def read_position() -> tuple[int, int]:
-        async with engine.connect() as conn:
-            (s,) = await chats.summaries(conn, alice.id)
+        (s,) = await database.read(chats.summaries, alice.id)
         return s.last_read_id, s.unread_count
 
     async def mark(seq: int) -> None:
-        async with transaction(engine) as conn:
-            await chats.mark_read(conn, room, alice.id, seq)
+        await database.write(chats.mark_read, room, alice.id, seq)
 
     assert await read_position() == (0, 5)
     await mark(3)
@@ -303,8 +340,7 @@ async def test_mark_read_moves_forward_only_and_never_past_the_end(
     assert await read_position() == (3, 2)
     await mark(99)  # never past the end
     assert await read_position() == (5, 0)
-    async with transaction(engine) as conn:
-        await store(conn, room, bob, "m5")
+    await database.write(store, room, bob, "m5")
     # Ids a client may send (uint64 on the wire; int64 in the database).
     for huge in (2**31, 2**40, 2**63 - 1):
         await mark(huge)
@@ -314,179 +350,202 @@ async def test_mark_read_moves_forward_only_and_never_past_the_end(
 # ---- invites -------------------------------------------------------------------
 
 
-async def test_invites_pending_keys_lists_and_delete(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
-        room = await room_with(conn, alice, name="team")
-        to_room = await invites.insert(
-            conn, alice.id, bob.id, room, invites.room_key(room, bob.id), T0
-        )
+async def test_invites_pending_keys_lists_and_delete(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[User, User, User, int, int, int]:
+        alice, bob, carol = people(conn, "alice", "bob", "carol")
+        room = room_with(conn, alice, name="team")
+        to_room = invites.insert(conn, alice.id, bob.id, room, invites.room_key(room, bob.id), T0)
         direct_key = invites.direct_key(carol.id, alice.id)
         assert direct_key == invites.direct_key(alice.id, carol.id)
-        to_direct = await invites.insert(conn, carol.id, alice.id, None, direct_key, T0)
+        to_direct = invites.insert(conn, carol.id, alice.id, None, direct_key, T0)
+        return alice, bob, carol, room, to_room, to_direct
+
+    alice, bob, carol, room, to_room, to_direct = await database.write(setup)
     for key in (invites.room_key(room, bob.id), invites.direct_key(alice.id, carol.id)):
-        with pytest.raises(IntegrityError):  # one pending invite per room+person / pair
-            async with transaction(engine) as conn:
-                await invites.insert(conn, alice.id, carol.id, None, key, T0)
-    async with transaction(engine) as conn:
-        assert await invites.key_taken(conn, invites.room_key(room, bob.id))
-        assert not await invites.key_taken(conn, invites.room_key(room, carol.id))
-        got = await invites.get(conn, to_room)
+        with pytest.raises(Conflict):  # one pending invite per room+person / pair
+            await database.write(invites.insert, alice.id, carol.id, None, key, T0)
+
+    def check(conn: Connection) -> None:
+        assert invites.key_taken(conn, invites.room_key(room, bob.id))
+        assert not invites.key_taken(conn, invites.room_key(room, carol.id))
+        got = invites.get(conn, to_room)
         assert got is not None and got.chat is not None
         assert (got.inviter, got.invitee, got.chat.id, got.chat.name) == (alice, bob, room, "team")
         assert got.created_at == T0
-        direct = await invites.get(conn, to_direct)
+        direct = invites.get(conn, to_direct)
         assert direct is not None and direct.chat is None and direct.invitee == alice
-        assert [i.id for i in await invites.received(conn, alice.id)] == [to_direct]
-        assert [i.id for i in await invites.sent(conn, alice.id)] == [to_room]
-        assert await invites.received(conn, carol.id) == []
-        await invites.delete(conn, to_direct)
-        assert await invites.get(conn, to_direct) is None
-        await invites.delete_for_room(conn, room, bob.id)
-        assert await invites.get(conn, to_room) is None
-        assert await invites.sent(conn, alice.id) == []
+        assert [i.id for i in invites.received(conn, alice.id)] == [to_direct]
+        assert [i.id for i in invites.sent(conn, alice.id)] == [to_room]
+        assert invites.received(conn, carol.id) == []
+        invites.delete(conn, to_direct)
+        assert invites.get(conn, to_direct) is None
+        invites.delete_for_room(conn, room, bob.id)
+        assert invites.get(conn, to_room) is None
+        assert invites.sent(conn, alice.id) == []
+
+    await database.write(check)
 
 
-async def test_an_answered_invites_id_is_never_reused(engine: AsyncEngine) -> None:
+async def test_an_answered_invites_id_is_never_reused(database: Database) -> None:
     """A retried answer to an old invite must not hit a newer one."""
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        room = await room_with(conn, alice)
+
+    def setup(conn: Connection) -> tuple[User, User, int, str, int, int]:
+        alice, bob = people(conn, "alice", "bob")
+        room = room_with(conn, alice)
         key = invites.room_key(room, bob.id)
-        first = await invites.insert(conn, alice.id, bob.id, room, key, T0)
-        await invites.delete(conn, first)
-        second = await invites.insert(conn, alice.id, bob.id, room, key, T0)
-    async with transaction(engine) as conn:
-        await invites.delete(conn, second)
-    async with transaction(engine) as conn:
-        third = await invites.insert(conn, alice.id, bob.id, room, key, T0)
+        first = invites.insert(conn, alice.id, bob.id, room, key, T0)
+        invites.delete(conn, first)
+        second = invites.insert(conn, alice.id, bob.id, room, key, T0)
+        return alice, bob, room, key, first, second
+
+    alice, bob, room, key, first, second = await database.write(setup)
+    await database.write(invites.delete, second)
+    third = await database.write(invites.insert, alice.id, bob.id, room, key, T0)
     assert len({first, second, third}) == 3
 
 
 # ---- messages ------------------------------------------------------------------
 
 
-async def test_message_ids_are_gap_free_per_chat(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        one = await room_with(conn, alice, bob)
-        two = await room_with(conn, alice, bob)
-        assert await conn.run_sync(messages.next_seqs, one, 3) == 1
-        assert await conn.run_sync(messages.next_seqs, two, 1) == 1
-        assert await conn.run_sync(messages.next_seqs, one, 2) == 4
-        assert await conn.run_sync(messages.next_seqs, two, 1) == 2
-        assert await chats.positions(conn, alice.id) == {one: 5, two: 2}
+async def test_message_ids_are_gap_free_per_chat(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[int, int]:
+        alice, bob = people(conn, "alice", "bob")
+        one = room_with(conn, alice, bob)
+        two = room_with(conn, alice, bob)
+        assert messages.next_seqs(conn, one, 3) == 1
+        assert messages.next_seqs(conn, two, 1) == 1
+        assert messages.next_seqs(conn, one, 2) == 4
+        assert messages.next_seqs(conn, two, 1) == 2
+        assert chats.positions(conn, alice.id) == {one: 5, two: 2}
+        return one, two
+
+    one, _ = await database.write(setup)
+
     # A rolled-back reservation leaves no gap.
+    def dies(conn: Connection) -> None:
+        messages.next_seqs(conn, one, 10)
+        raise RuntimeError("worker died")
+
     with pytest.raises(RuntimeError):
-        async with transaction(engine) as conn:
-            await conn.run_sync(messages.next_seqs, one, 10)
-            raise RuntimeError("worker died")
-    async with transaction(engine) as conn:
-        assert await conn.run_sync(messages.next_seqs, one, 1) == 6
+        await database.write(dies)
+    assert await database.write(messages.next_seqs, one, 1) == 6
 
 
-async def test_pages_newest_first_down_to_the_very_first(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        room = await room_with(conn, alice, bob)
-        other = await room_with(conn, alice, bob)
-        await store(conn, other, bob, "elsewhere")
+async def test_pages_newest_first_down_to_the_very_first(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[User, User, int, int, MessagePage]:
+        alice, bob = people(conn, "alice", "bob")
+        room = room_with(conn, alice, bob)
+        other = room_with(conn, alice, bob)
+        store(conn, other, bob, "elsewhere")
         for i in range(7):
-            await store(conn, room, (alice, bob)[i % 2], f"m{i + 1}", at=T0 + timedelta(i))
-        empty = await conn.run_sync(messages.page, await room_with(conn, alice), 0, 3)
+            store(conn, room, (alice, bob)[i % 2], f"m{i + 1}", at=T0 + timedelta(i))
+        empty = messages.page(conn, room_with(conn, alice), 0, 3)
+        return alice, bob, room, other, empty
+
+    alice, _, room, other, empty = await database.write(setup)
     assert empty.messages == [] and not empty.has_more
-    seen: list[int] = []
-    before, pages = 0, 0
-    async with engine.connect() as conn:
+
+    def check(conn: Connection) -> None:
+        seen: list[int] = []
+        before, pages = 0, 0
         while True:
-            page = await conn.run_sync(messages.page, room, before, 3)
+            page = messages.page(conn, room, before, 3)
             pages += 1
             seen.extend(m.id for m in page.messages)
             if not page.has_more:
                 break
             before = page.messages[-1].id
         assert seen == [7, 6, 5, 4, 3, 2, 1] and pages == 3
-        exact = await conn.run_sync(messages.page, room, 0, 7)
+        exact = messages.page(conn, room, 0, 7)
         assert len(exact.messages) == 7 and not exact.has_more
-        assert (await conn.run_sync(messages.page, room, 8, 2)).messages[0].id == 7
-        first = (await conn.run_sync(messages.page, room, 2, 5)).messages
+        assert (messages.page(conn, room, 8, 2)).messages[0].id == 7
+        first = (messages.page(conn, room, 2, 5)).messages
         assert [(m.id, m.text, m.sender) for m in first] == [(1, "m1", alice)]
         assert first[0].sent_at == T0 and first[0].chat_id == room
-        assert [m.id for m in await conn.run_sync(messages.after, room, 0, 100)] == list(
-            range(1, 8)
-        )
-        assert [m.id for m in await conn.run_sync(messages.after, room, 4, 2)] == [5, 6]
-        assert await conn.run_sync(messages.after, room, 7, 10) == []
-        last = await messages.last_messages(conn, {room: 7, other: 1})
+        assert [m.id for m in messages.after(conn, room, 0, 100)] == list(range(1, 8))
+        assert [m.id for m in messages.after(conn, room, 4, 2)] == [5, 6]
+        assert messages.after(conn, room, 7, 10) == []
+        last = messages.last_messages(conn, {room: 7, other: 1})
         assert (last[room].text, last[other].text) == ("m7", "elsewhere")
-        assert await messages.last_messages(conn, {}) == {}
+        assert messages.last_messages(conn, {}) == {}
+
+    await database.read(check)
 
 
-async def test_client_message_ids_are_unique_per_sender(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        room = await room_with(conn, alice, bob)
-        await conn.run_sync(
-            messages.insert_many, [messages.row(room, 1, alice.id, "cid", "hi", T0)]
-        )
+async def test_client_message_ids_are_unique_per_sender(database: Database) -> None:
+    def setup(conn: Connection) -> tuple[User, User, int]:
+        alice, bob = people(conn, "alice", "bob")
+        room = room_with(conn, alice, bob)
+        messages.insert_many(conn, [messages.row(room, 1, alice.id, "cid", "hi", T0)])
         # Another sender may use the same client id.
-        await conn.run_sync(messages.insert_many, [messages.row(room, 2, bob.id, "cid", "yo", T0)])
-        await conn.run_sync(messages.insert_many, [])
+        messages.insert_many(conn, [messages.row(room, 2, bob.id, "cid", "yo", T0)])
+        messages.insert_many(conn, [])
         asked = [(alice.id, "cid"), (alice.id, "other"), (bob.id, "cid"), (alice.id, "cid")]
-        found = await conn.run_sync(messages.by_client_ids, asked)
+        found = messages.by_client_ids(conn, asked)
         assert found == {
             (alice.id, "cid"): Message(room, 1, alice, "hi", T0, "cid"),
             (bob.id, "cid"): Message(room, 2, bob, "yo", T0, "cid"),
         }
-        assert await conn.run_sync(messages.by_client_ids, []) == {}
-    with pytest.raises(IntegrityError):
-        async with transaction(engine) as conn:
-            await conn.run_sync(
-                messages.insert_many, [messages.row(room, 3, alice.id, "cid", "hi", T0)]
-            )
-    with pytest.raises(IntegrityError):  # and one message per id in a chat
-        async with transaction(engine) as conn:
-            await conn.run_sync(
-                messages.insert_many, [messages.row(room, 2, alice.id, "new", "x", T0)]
-            )
-    async with transaction(engine) as conn:
-        await conn.run_sync(messages.mark_senders_read, {(room, bob.id): 2, (room, alice.id): 1})
-        await conn.run_sync(messages.mark_senders_read, {(room, bob.id): 1})  # never back
-        await conn.run_sync(messages.mark_senders_read, {})
-        assert {s.chat.id: s.last_read_id for s in await chats.summaries(conn, bob.id)} == {room: 2}
-        assert {s.chat.id: s.last_read_id for s in await chats.summaries(conn, alice.id)} == {
-            room: 1
-        }
+        assert messages.by_client_ids(conn, []) == {}
+        return alice, bob, room
+
+    alice, bob, room = await database.write(setup)
+    with pytest.raises(Conflict):
+        await database.write(
+            messages.insert_many, [messages.row(room, 3, alice.id, "cid", "hi", T0)]
+        )
+    with pytest.raises(Conflict):  # and one message per id in a chat
+        await database.write(
+            messages.insert_many, [messages.row(room, 2, alice.id, "new", "x", T0)]
+        )
+
+    def read_marks(conn: Connection) -> None:
+        messages.mark_senders_read(conn, {(room, bob.id): 2, (room, alice.id): 1})
+        messages.mark_senders_read(conn, {(room, bob.id): 1})  # never back
+        messages.mark_senders_read(conn, {})
+        assert {s.chat.id: s.last_read_id for s in chats.summaries(conn, bob.id)} == {room: 2}
+        assert {s.chat.id: s.last_read_id for s in chats.summaries(conn, alice.id)} == {room: 1}
+
+    await database.write(read_marks)
 
 
-async def test_memberships_of_a_group(engine: AsyncEngine) -> None:
-    async with transaction(engine) as conn:
-        alice, bob, carol = [await add_user(conn, n) for n in ("alice", "bob", "carol")]
-        room = await room_with(conn, alice, bob)
+async def test_memberships_of_a_group(database: Database) -> None:
+    def check(conn: Connection) -> None:
+        alice, bob, carol = people(conn, "alice", "bob", "carol")
+        room = room_with(conn, alice, bob)
         asked = [(room, alice.id), (room, carol.id), (room, bob.id), (room + 1, alice.id)]
-        assert await conn.run_sync(chats.memberships, asked) == {(room, alice.id), (room, bob.id)}
-        assert await conn.run_sync(chats.memberships, []) == set()
+        assert chats.memberships(conn, asked) == {(room, alice.id), (room, bob.id)}
+        assert chats.memberships(conn, []) == set()
+
+    await database.write(check)
 
 
-async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:
+async def test_timestamps_come_back_aware_utc(database: Database) -> None:
     tokyo = datetime(2024, 5, 1, 21, 0, 0, 123456, tzinfo=ZoneInfo("Asia/Tokyo"))
-    async with transaction(engine) as conn:
-        alice = await users.insert(conn, "alice", "Alice", "x", tokyo)
-        room = await chats.create(conn, ChatKind.ROOM, "r", alice.id, tokyo)
-        await chats.add_member(conn, room.id, alice.id, tokyo)
-        await store(conn, room.id, alice, "hi", at=tokyo)
-        session = await sessions.create(conn, alice.id, "h", tokyo, tokyo + timedelta(days=1))
+
+    def setup(conn: Connection) -> tuple[User, Chat, int]:
+        alice = users.insert(conn, "alice", "Alice", "x", tokyo)
+        room = chats.create(conn, ChatKind.ROOM, "r", alice.id, tokyo)
+        chats.add_member(conn, room.id, alice.id, tokyo)
+        store(conn, room.id, alice, "hi", at=tokyo)
+        session = sessions.create(conn, alice.id, "h", tokyo, tokyo + timedelta(days=1))
+        return alice, room, session
+
+    alice, room, session = await database.write(setup)
     with pytest.raises(sa.exc.StatementError, match="naive"):
-        async with transaction(engine) as conn:
-            await users.insert(conn, "bob", "Bob", "x", datetime(2024, 1, 1))
-    async with engine.connect() as conn:
+        await database.write(users.insert, "bob", "Bob", "x", datetime(2024, 1, 1))
+
+    def read_stamps(conn: Connection) -> list[Any]:
         stamps = [
-            (await chats.get(conn, room.id)).created_at,  # type: ignore[union-attr]
-            (await conn.run_sync(messages.page, room.id, 0, 1)).messages[0].sent_at,
-            await conn.scalar(sa.select(tables.users.c.created_at)),
-            await conn.scalar(sa.select(tables.sessions.c.expires_at)),
+            (chats.get(conn, room.id)).created_at,  # type: ignore[union-attr]
+            (messages.page(conn, room.id, 0, 1)).messages[0].sent_at,
+            conn.scalar(sa.select(tables.users.c.created_at)),
+            conn.scalar(sa.select(tables.sessions.c.expires_at)),
         ]
-        assert await conn.run_sync(sessions.is_active, session, alice.id, tokyo)
+        assert sessions.is_active(conn, session, alice.id, tokyo)
+        return stamps
+
+    stamps = await database.read(read_stamps)
     for stamp in stamps[:3]:
         assert stamp == tokyo
         assert stamp.tzinfo is UTC and stamp.utcoffset() == timedelta(0)
@@ -497,45 +556,51 @@ async def test_timestamps_come_back_aware_utc(engine: AsyncEngine) -> None:
 # ---- concurrency ---------------------------------------------------------------
 
 
-async def test_concurrent_writers_in_one_chat_keep_ids_gap_free(engine: AsyncEngine) -> None:
+async def test_concurrent_writers_in_one_chat_keep_ids_gap_free(database: Database) -> None:
     """Each transaction reserves ids and inserts its rows, all at once: the
     row lock taken by UPDATE ... RETURNING on the chat serialises them."""
-    async with transaction(engine) as conn:
-        alice = await add_user(conn, "alice")
-        room = await room_with(conn, alice)
+
+    def setup(conn: Connection) -> tuple[User, int]:
+        alice = add_user(conn, "alice")
+        return alice, room_with(conn, alice)
+
+    alice, room = await database.write(setup)
     counts = [1 + i % 3 for i in range(16)]
 
+    def write(conn: Connection, n: int) -> list[int]:
+        first = messages.next_seqs(conn, room, n)
+        time.sleep(0.005)  # hold the lock while others queue up
+        rows = [
+            messages.row(room, first + k, alice.id, f"w{next(_cids)}", "x", T0) for k in range(n)
+        ]
+        messages.insert_many(conn, rows)
+        return [first + k for k in range(n)]
+
     async def writer(n: int) -> list[int]:
-        async with transaction(engine) as conn:
-            first = await conn.run_sync(messages.next_seqs, room, n)
-            await asyncio.sleep(0.005)  # hold the lock while others queue up
-            rows = [
-                messages.row(room, first + k, alice.id, f"w{next(_cids)}", "x", T0)
-                for k in range(n)
-            ]
-            await conn.run_sync(messages.insert_many, rows)
-            return [first + k for k in range(n)]
+        return await database.write(write, n)
 
     reserved = await asyncio.gather(*(writer(n) for n in counts))
     flat = [seq for seqs in reserved for seq in seqs]
     total = sum(counts)
     assert sorted(flat) == list(range(1, total + 1))
-    assert await all_seqs(engine, room) == list(range(1, total + 1))
-    async with engine.connect() as conn:
-        assert await chats.positions(conn, alice.id) == {room: total}
+    assert await all_seqs(database, room) == list(range(1, total + 1))
+    assert await database.read(chats.positions, alice.id) == {room: total}
 
 
 async def test_workers_storing_in_several_chats_at_once_do_not_deadlock(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """Batches that touch the same chats in opposite orders, on competing
     workers: they lock the chats in one order, so neither waits on the other."""
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        rooms = [await room_with(conn, alice, bob, name=f"r{i}") for i in range(3)]
+
+    def setup(conn: Connection) -> tuple[User, User, list[int]]:
+        alice, bob = people(conn, "alice", "bob")
+        return alice, bob, [room_with(conn, alice, bob, name=f"r{i}") for i in range(3)]
+
+    alice, bob, rooms = await database.write(setup)
     broker = MemoryBroker()
     await broker.start()
-    workers = [Worker(engine, broker) for _ in range(4)]
+    workers = [Worker(database, broker) for _ in range(4)]
 
     def batch(order: list[int], who: User) -> list[cmd.Command]:
         return [cmd.SendMessage(who.id, chat, f"d{next(_cids)}", "hi") for chat in order]
@@ -552,25 +617,27 @@ async def test_workers_storing_in_several_chats_at_once_do_not_deadlock(
         assert all(o.error is None for batch_outcomes in outcomes for o in batch_outcomes)
     await broker.close()
     for room in rooms:
-        assert await all_seqs(engine, room) == list(range(1, rounds * len(workers) + 1))
+        assert await all_seqs(database, room) == list(range(1, rounds * len(workers) + 1))
 
 
 async def test_competing_workers_answer_a_duplicate_invite_already_exists(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """Two workers handling the same invite at once: one stores it, the
     other is told it exists (not an internal error from the unique key)."""
-    async with transaction(engine) as conn:
-        alice, bob = [await add_user(conn, n) for n in ("alice", "bob")]
-        room = await room_with(conn, alice)
+
+    def setup(conn: Connection) -> tuple[User, User, int]:
+        alice, bob = people(conn, "alice", "bob")
+        return alice, bob, room_with(conn, alice)
+
+    alice, bob, room = await database.write(setup)
     broker = MemoryBroker()
     await broker.start()
-    workers = [Worker(engine, broker) for _ in range(6)]
+    workers = [Worker(database, broker) for _ in range(6)]
     invite = cmd.InviteToRoom(alice.id, room, bob.id)
     outcomes = await asyncio.gather(*(w.handle([invite]) for w in workers))
     await broker.close()
     results = [o for (o,) in outcomes]
     assert sum(o.error is None for o in results) == 1
     assert all(isinstance(o.error, AlreadyExists) for o in results if o.error is not None)
-    async with engine.connect() as conn:
-        assert len(await invites.received(conn, bob.id)) == 1
+    assert len(await database.read(invites.received, bob.id)) == 1

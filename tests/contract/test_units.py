@@ -1,4 +1,4 @@
-"""Units of work (crab/core/storage/unit.py) on SQLite (database threads)
+"""Units of work (crab/core/storage/database.py) on SQLite (database threads)
 and on a real PostgreSQL (run_sync): a write commits as a whole or not at
 all; on SQLite a cancelled write still keeps this process's writer turn
 until its thread is done."""
@@ -15,30 +15,34 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crab.core.domain.models import ChatKind
-from crab.core.storage import chats, messages, unit, users
-from crab.core.storage.engine import create_engine, dispose, migrate, transaction
+from crab.core.storage import chats, messages, users
+from crab.core.storage.database import Database
+from crab.core.storage.engine import create_engine
+from crab.errors import Conflict
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def sqlite(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
     """SQLite only: its threads and its one writer."""
-    made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}")
-    await migrate(made)
+    made = Database(f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}")
+    await made.migrate()
     yield made
-    await dispose(made)
+    await made.close()
 
 
-async def _room(engine: AsyncEngine) -> tuple[int, int]:
-    async with transaction(engine) as conn:
-        alice = await users.insert(conn, "alice", "Alice", "hash", T0)
-        room = await chats.create(conn, ChatKind.ROOM, "room", alice.id, T0)
-        await chats.add_member(conn, room.id, alice.id, T0)
+def _alice_and_room(conn: Connection) -> tuple[int, int]:
+    alice = users.insert(conn, "alice", "Alice", "hash", T0)
+    room = chats.create(conn, ChatKind.ROOM, "room", alice.id, T0)
+    chats.add_member(conn, room.id, alice.id, T0)
     return alice.id, room.id
+
+
+async def _room(database: Database) -> tuple[int, int]:
+    return await database.write(_alice_and_room)
 
 
 def _store(conn: Connection, chat_id: int, sender_id: int, texts: list[str]) -> list[int]:
@@ -61,64 +65,69 @@ def _texts(conn: Connection, chat_id: int) -> list[str]:
     return [m.text for m in reversed(messages.page(conn, chat_id, 0, 100).messages)]
 
 
-async def test_a_write_commits_whole_or_not_at_all(engine: AsyncEngine) -> None:
-    alice, room = await _room(engine)
-    assert await unit.write(engine, _store, room, alice, ["one", "two"]) == [1, 2]
+async def test_a_write_commits_whole_or_not_at_all(database: Database) -> None:
+    alice, room = await _room(database)
+    assert await database.write(_store, room, alice, ["one", "two"]) == [1, 2]
     with pytest.raises(RuntimeError, match="half way"):
-        await unit.write(engine, _store_then_fail, room, alice)
+        await database.write(_store_then_fail, room, alice)
     # Nothing of the failed unit is left: not its message, not its id.
-    assert await unit.read(engine, _texts, room) == ["one", "two"]
-    assert await unit.write(engine, _store, room, alice, ["three"]) == [3]
-    # What units wrote, the async side reads, and the other way round.
+    assert await database.read(_texts, room) == ["one", "two"]
+    assert await database.write(_store, room, alice, ["three"]) == [3]
+    # What units wrote, SQLAlchemy's async engine reads, and the other way round.
+    engine = create_engine(database.url)
     async with engine.connect() as conn:
         page = await conn.run_sync(messages.page, room, 0, 10)
+    await engine.dispose()
     assert [m.text for m in page.messages] == ["three", "two", "one"]
 
 
-async def test_both_paths_store_and_read_the_same(engine: AsyncEngine) -> None:
+async def test_both_paths_store_and_read_the_same(database: Database) -> None:
     """On SQLite a unit runs the hot statements on sqlite3's own cursor
-    (storage/direct.py) and the async side through SQLAlchemy: the rows
-    each writes look the same, and each reads the other's the same."""
-    alice, room = await _room(engine)
-    await unit.write(engine, _store, room, alice, ["direct"])
-    async with transaction(engine) as conn:
+    (storage/fast_statements.py) and SQLAlchemy's async engine through
+    SQLAlchemy: the rows each writes look the same, and each reads the
+    other's the same."""
+    alice, room = await _room(database)
+    await database.write(_store, room, alice, ["direct"])
+    engine = create_engine(database.url)  # aiosqlite's adapter: SQLAlchemy's execution
+    async with engine.begin() as conn:
         await conn.run_sync(_store, room, alice, ["through SQLAlchemy"])
     async with engine.connect() as conn:
         stamps = (await conn.execute(sa.text("SELECT created_at FROM messages"))).scalars().all()
         as_sqlalchemy = await conn.run_sync(messages.page, room, 0, 10)
+    await engine.dispose()
     assert len(stamps) == 2 and len({type(s) for s in stamps}) == 1
-    if engine.dialect.name == "sqlite":
+    if database.dialect == "sqlite":
         assert len({len(s) for s in stamps}) == 1, stamps  # one text format
-    as_unit = await unit.read(engine, messages.page, room, 0, 10)
+    as_unit = await database.read(messages.page, room, 0, 10)
     assert as_unit == as_sqlalchemy
     assert [m.sent_at for m in as_unit.messages] == [T0, T0]
     assert all(m.sent_at.tzinfo is not None for m in as_unit.messages)
 
 
-async def test_sqlite_units_run_on_database_threads(sqlite: AsyncEngine) -> None:
+async def test_sqlite_units_run_on_database_threads(sqlite: Database) -> None:
     """(PostgreSQL units run on the event loop's thread: asyncpg.)"""
-    engine = sqlite
-    _, room = await _room(engine)
+    database = sqlite
+    _, room = await _room(database)
 
     def where(conn: Connection) -> str:
         return threading.current_thread().name
 
-    assert (await unit.write(engine, where)).startswith("crab-sqlite-write")
-    assert (await unit.read(engine, where)).startswith("crab-sqlite-read")
-    assert await unit.read_now(engine, where) == threading.current_thread().name
-    assert await unit.read(engine, _texts, room) == []
+    assert (await database.write(where)).startswith("crab-sqlite-write")
+    assert (await database.read(where)).startswith("crab-sqlite-read")
+    assert await database.read_now(where) == threading.current_thread().name
+    assert await database.read(_texts, room) == []
 
 
-async def test_small_reads_on_the_loop_see_every_commit(engine: AsyncEngine) -> None:
-    alice, room = await _room(engine)
+async def test_small_reads_on_the_loop_see_every_commit(database: Database) -> None:
+    alice, room = await _room(database)
     for n in range(1, 4):
-        await unit.write(engine, _store, room, alice, [f"m{n}"])
-        assert await unit.read_now(engine, _texts, room) == [f"m{i}" for i in range(1, n + 1)]
+        await database.write(_store, room, alice, [f"m{n}"])
+        assert await database.read_now(_texts, room) == [f"m{i}" for i in range(1, n + 1)]
 
 
-async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: AsyncEngine) -> None:
-    engine = sqlite
-    alice, room = await _room(engine)
+async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: Database) -> None:
+    database = sqlite
+    alice, room = await _room(database)
     started, release = threading.Event(), threading.Event()
 
     def slow(conn: Connection) -> None:
@@ -126,18 +135,18 @@ async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: Asyn
         started.set()
         release.wait(10)
 
-    task = asyncio.create_task(unit.write(engine, slow))
+    task = asyncio.create_task(database.write(slow))
     await asyncio.to_thread(started.wait, 10)
     task.cancel()
     # The next write waits for the cancelled one, which still commits.
-    following = asyncio.create_task(unit.write(engine, _store, room, alice, ["next"]))
+    following = asyncio.create_task(database.write(_store, room, alice, ["next"]))
     await asyncio.sleep(0.05)
     assert not following.done()
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await following == [2]
-    assert await unit.read(engine, _texts, room) == ["slow", "next"]
+    assert await database.read(_texts, room) == ["slow", "next"]
 
 
 def _store_twice(conn: Connection, chat_id: int, sender_id: int) -> None:
@@ -147,11 +156,13 @@ def _store_twice(conn: Connection, chat_id: int, sender_id: int) -> None:
 
 
 async def test_a_conflict_is_sqlalchemys_integrity_error_on_both_paths(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
-    """The worker retries a group one by one on IntegrityError: sqlite3's
-    own error (storage/direct.py) must arrive as SQLAlchemy's."""
-    alice, room = await _room(engine)
-    with pytest.raises(IntegrityError):
-        await unit.write(engine, _store_twice, room, alice)
-    assert await unit.read(engine, _texts, room) == []  # rolled back whole
+    """The worker retries a group one by one on a Conflict: sqlite3's own
+    error (storage/fast_statements.py) must arrive as SQLAlchemy's
+    IntegrityError, which the Database turns into a crab Conflict."""
+    alice, room = await _room(database)
+    with pytest.raises(Conflict) as raised:
+        await database.write(_store_twice, room, alice)
+    assert isinstance(raised.value.__cause__, IntegrityError)
+    assert await database.read(_texts, room) == []  # rolled back whole

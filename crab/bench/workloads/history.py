@@ -29,31 +29,29 @@ READER = "history.reader"
 
 async def _accounts(data_dir: Path, password: str) -> tuple[int, int]:
     """Schema, the reader's account and the chat, through crab's storage layer."""
+    from sqlalchemy.engine import Connection
+
     from crab.core.domain.models import ChatKind
     from crab.core.storage import chats, users
-    from crab.core.storage.engine import (
-        create_engine,
-        dispose,
-        ensure_sqlite_dir,
-        migrate,
-        transaction,
-    )
+    from crab.core.storage.database import Database
+    from crab.core.storage.engine import ensure_sqlite_dir
+
+    def reader_and_chat(conn: Connection, password_hash: str, now: datetime) -> tuple[int, int]:
+        user = users.insert(conn, READER, "history reader", password_hash, now)
+        chat = chats.create(conn, ChatKind.ROOM, "history", user.id, now)
+        chats.add_member(conn, chat.id, user.id, now)
+        return user.id, chat.id
 
     url = sqlite_url(data_dir)
     ensure_sqlite_dir(url)
-    engine = create_engine(url)
+    database = Database(url)
     try:
-        await migrate(engine)
-        now = datetime.now(UTC)
+        await database.migrate()
         # Any argon2 hash verifies under any cost setting: the cheap one saves time here.
         password_hash = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(password)
-        async with transaction(engine) as conn:
-            user = await users.insert(conn, READER, "history reader", password_hash, now)
-            chat = await chats.create(conn, ChatKind.ROOM, "history", user.id, now)
-            await chats.add_member(conn, chat.id, user.id, now)
-        return user.id, chat.id
+        return await database.write(reader_and_chat, password_hash, datetime.now(UTC))
     finally:
-        await dispose(engine)
+        await database.close()
 
 
 def _fill(data_dir: Path, total: int, password: str) -> int:

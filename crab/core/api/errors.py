@@ -24,6 +24,7 @@ STATUS: dict[type[errors.CrabError], Status] = {
     errors.InvalidArgument: Status.INVALID_ARGUMENT,
     errors.AlreadyExists: Status.ALREADY_EXISTS,
     errors.FailedPrecondition: Status.FAILED_PRECONDITION,
+    errors.Conflict: Status.ABORTED,
     errors.ResourceExhausted: Status.RESOURCE_EXHAUSTED,
     errors.Unavailable: Status.UNAVAILABLE,
 }

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 
 from crab.config import Limits
 from crab.core.broker.base import Broker
@@ -19,10 +18,11 @@ from crab.core.services.passwords import Passwords
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.sign_in_throttle import SignInThrottle
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
-from crab.core.storage import sessions, unit, users
-from crab.core.storage.engine import transaction
+from crab.core.storage import sessions, users
+from crab.core.storage.database import Database
 from crab.errors import (
     AlreadyExists,
+    Conflict,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
@@ -37,7 +37,7 @@ REFUSAL_HOLD = 1.0  # seconds a refused sign-in (backing off, queue full) is hel
 class Accounts:
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         broker: Broker,
         passwords: Passwords,
         access: AccessTokens,
@@ -45,7 +45,7 @@ class Accounts:
         signup_open: bool,
         limits: Limits,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._broker = broker
         self._passwords = passwords
         self._access = access
@@ -67,14 +67,12 @@ class Accounts:
         return await self._insert(name, password, shown, source)
 
     async def _insert(self, name: str, password: str, shown: str, source: str) -> User:
-        async with self._engine.connect() as conn:
-            if await users.exists(conn, name):
-                raise AlreadyExists(f"username {name!r} is taken")
+        if await self._database.read(users.exists, name):
+            raise AlreadyExists(f"username {name!r} is taken")
         password_hash = await self._passwords.hash(password, source)
         try:
-            async with transaction(self._engine) as conn:
-                return await users.insert(conn, name, shown, password_hash, now())
-        except IntegrityError:
+            return await self._database.write(users.insert, name, shown, password_hash, now())
+        except Conflict:
             raise AlreadyExists(f"username {name!r} is taken") from None
 
     async def sign_up(
@@ -96,8 +94,7 @@ class Accounts:
         name = username.strip().lower()
         try:
             self._failures.check(name, source)
-            async with self._engine.connect() as conn:
-                found = await users.credentials(conn, name)
+            found = await self._database.read(users.credentials, name)
             ok = await self._passwords.verify(found[1] if found else None, password, source)
         except ResourceExhausted:
             # Held a moment before the answer (the hash is not queued): a
@@ -114,10 +111,9 @@ class Accounts:
     async def _open_session(self, user: User) -> Tokens:
         refresh = new_refresh_token()
         when = now()
-        async with transaction(self._engine) as conn:
-            session_id = await sessions.create(
-                conn, user.id, hash_refresh_token(refresh), when, when + self._refresh_ttl
-            )
+        session_id = await self._database.write(
+            sessions.create, user.id, hash_refresh_token(refresh), when, when + self._refresh_ttl
+        )
         access, expires = self._access.issue(Caller(user.id, session_id), when)
         return Tokens(access, refresh, expires, user)
 
@@ -129,16 +125,9 @@ class Accounts:
         when = now()
         old_hash = hash_refresh_token(refresh_token)
         refresh = new_refresh_token()
-        reused: tuple[int, int] | None = None
-        async with transaction(self._engine) as conn:
-            rotated = await sessions.rotate(
-                conn, old_hash, hash_refresh_token(refresh), when, when + self._refresh_ttl
-            )
-            if rotated is None:
-                reused = await sessions.by_previous_refresh_hash(conn, old_hash, when)
-                if reused is not None:
-                    await sessions.revoke(conn, reused[0], when)
-            user = await users.by_id(conn, rotated[1]) if rotated is not None else None
+        rotated, reused, user = await self._database.write(
+            _rotate, old_hash, hash_refresh_token(refresh), when, when + self._refresh_ttl
+        )
         if reused is not None:
             session_id, user_id = reused
             log.warning("refresh token used twice: session %d of user %d signed out", *reused)
@@ -155,31 +144,46 @@ class Accounts:
         """Checks the token and that its session is still signed in."""
         caller = self._access.read(token)
         user_id, session_id = caller.user_id, caller.session_id
-        if not await unit.read_now(self._engine, sessions.is_active, session_id, user_id, now()):
+        if not await self._database.read_now(sessions.is_active, session_id, user_id, now()):
             raise Unauthenticated("session signed out or expired; sign in again")
         return caller
 
     async def sign_out(self, caller: Caller, everywhere: bool) -> None:
-        async with transaction(self._engine) as conn:
-            if everywhere:
-                await sessions.revoke_all(conn, caller.user_id, now())
-            else:
-                await sessions.revoke(conn, caller.session_id, now())
+        if everywhere:
+            await self._database.write(sessions.revoke_all, caller.user_id, now())
+        else:
+            await self._database.write(sessions.revoke, caller.session_id, now())
         ended = None if everywhere else caller.session_id
         await self._broker.publish(
             ev.user_topic(caller.user_id), ev.SessionEnded(caller.user_id, ended)
         )
 
     async def who_am_i(self, caller: Caller) -> User:
-        async with self._engine.connect() as conn:
-            user = await users.by_id(conn, caller.user_id)
+        user = await self._database.read(users.by_id, caller.user_id)
         if user is None:
             raise NotFound("your account no longer exists")
         return user
 
     async def list_users(self) -> list[User]:
-        async with self._engine.connect() as conn:
-            return await users.list_all(conn)
+        return await self._database.read(users.list_all)
+
+
+Session = tuple[int, int]  # (session id, user id)
+
+
+def _rotate(
+    conn: Connection, old_hash: str, new_hash: str, when: datetime, expires_at: datetime
+) -> tuple[Session | None, Session | None, User | None]:
+    """(the session rotated, or the one whose spent token this was (now
+    revoked), and the user of the rotated one): one transaction."""
+    rotated = sessions.rotate(conn, old_hash, new_hash, when, expires_at)
+    reused = None
+    if rotated is None:
+        reused = sessions.by_previous_refresh_hash(conn, old_hash, when)
+        if reused is not None:
+            sessions.revoke(conn, reused[0], when)
+    user = users.by_id(conn, rotated[1]) if rotated is not None else None
+    return rotated, reused, user
 
 
 def _checked(username: str, password: str, display_name: str) -> tuple[str, str]:

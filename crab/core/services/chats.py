@@ -4,7 +4,6 @@ rooms go through the worker so every server process learns of them."""
 from __future__ import annotations
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crab.config import Limits
 from crab.core.broker.base import Broker
@@ -13,14 +12,14 @@ from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
 from crab.core.domain.validation import clamp_id, clean_room_name
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
-from crab.core.storage import chats, messages, unit
-from crab.core.storage.engine import transaction
+from crab.core.storage import chats, messages
+from crab.core.storage.database import Database
 from crab.errors import InvalidArgument, NotFound
 
 
 class Chats:
-    def __init__(self, engine: AsyncEngine, broker: Broker, limits: Limits) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, broker: Broker, limits: Limits) -> None:
+        self._database = database
         self._broker = broker
         self._limits = limits
         self._rooms_by_user = RateLimiter.of(limits.rooms_per_user, "rooms created by you")
@@ -29,18 +28,10 @@ class Chats:
         )
 
     async def mine(self, caller: Caller) -> list[ChatSummary]:
-        async with self._engine.connect() as conn:
-            return await chats.summaries(conn, caller.user_id)
+        return await self._database.read(chats.summaries, caller.user_id)
 
     async def get(self, caller: Caller, chat_id: int) -> tuple[Chat, list[User]]:
-        async with self._engine.connect() as conn:
-            chat = await self._visible(conn, caller, chat_id)
-            return await chats.view(conn, chat, caller.user_id), await chats.member_users(
-                conn, chat_id
-            )
-
-    async def _visible(self, conn: AsyncConnection, caller: Caller, chat_id: int) -> Chat:
-        return await conn.run_sync(_visible, caller.user_id, chat_id)
+        return await self._database.read(_chat_and_members, caller.user_id, chat_id)
 
     async def create_room(
         self, caller: Caller, name: str, request: str = "", source: str = ""
@@ -60,15 +51,11 @@ class Chats:
         if limit > self._limits.page_limit_max:
             raise InvalidArgument(f"limit must be at most {self._limits.page_limit_max}")
         limit = limit or self._limits.page_limit_default
-        return await unit.read(
-            self._engine, _page, caller.user_id, chat_id, clamp_id(before), limit
-        )
+        return await self._database.read(_page, caller.user_id, chat_id, clamp_id(before), limit)
 
     async def mark_read(self, caller: Caller, chat_id: int, message_id: int) -> None:
         """Only the reader sees their read position, so no broker round trip."""
-        async with transaction(self._engine) as conn:
-            await self._visible(conn, caller, chat_id)
-            await chats.mark_read(conn, chat_id, caller.user_id, clamp_id(message_id))
+        await self._database.write(_mark_read, caller.user_id, chat_id, clamp_id(message_id))
 
 
 def _visible(conn: Connection, user_id: int, chat_id: int) -> Chat:
@@ -78,6 +65,16 @@ def _visible(conn: Connection, user_id: int, chat_id: int) -> Chat:
     if chat is None:
         raise NotFound(f"chat {chat_id} not found")
     return chat
+
+
+def _chat_and_members(conn: Connection, user_id: int, chat_id: int) -> tuple[Chat, list[User]]:
+    chat = _visible(conn, user_id, chat_id)
+    return chats.view(conn, chat, user_id), chats.member_users(conn, chat_id)
+
+
+def _mark_read(conn: Connection, user_id: int, chat_id: int, message_id: int) -> None:
+    _visible(conn, user_id, chat_id)
+    chats.mark_read(conn, chat_id, user_id, message_id)
 
 
 def _page(conn: Connection, user_id: int, chat_id: int, before: int, limit: int) -> MessagePage:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from crab.config import Limits
 from crab.core.broker.base import Broker
 from crab.core.domain import commands as cmd
@@ -11,11 +9,12 @@ from crab.core.domain.models import Caller, Invite, InviteAnswer
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
 from crab.core.storage import invites
+from crab.core.storage.database import Database
 
 
 class Invites:
-    def __init__(self, engine: AsyncEngine, broker: Broker, limits: Limits) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, broker: Broker, limits: Limits) -> None:
+        self._database = database
         self._broker = broker
         # Room and personal invites count together: each lands in someone's list.
         self._by_user = RateLimiter.of(limits.invites_per_user, "invites sent by you")
@@ -28,10 +27,7 @@ class Invites:
 
     async def pending(self, caller: Caller) -> tuple[list[Invite], list[Invite]]:
         """(received, sent)"""
-        async with self._engine.connect() as conn:
-            return await invites.received(conn, caller.user_id), await invites.sent(
-                conn, caller.user_id
-            )
+        return await self._database.read(invites.received_and_sent, caller.user_id)
 
     # `request`: the client's request id; a retry with it gets the first answer.
     # `source`: the caller's address (rate limits per user and per address).

@@ -20,13 +20,14 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 
 from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message, User
 from crab.core.services.resume import ResumeGuard, ResumeLimits
-from crab.core.storage import chats, messages, unit, users
+from crab.core.storage import chats, messages, users
+from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
@@ -234,12 +235,12 @@ class Hub:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         broker: Broker,
         buffer: int,
         resume: ResumeLimits | None = None,
     ) -> None:
-        self.engine = engine
+        self.database = database
         self._broker = broker
         self._buffer = buffer
         self._resume = resume or ResumeLimits()
@@ -286,9 +287,7 @@ class Hub:
         session = LiveSession(self, caller, self._buffer, self._resume)
         try:
             await self._follow(session, ev.user_topic(caller.user_id))
-            async with self.engine.connect() as conn:
-                user = await users.by_id(conn, caller.user_id)
-                chat_ids = list(await chats.positions(conn, caller.user_id))
+            user, chat_ids = await self.database.read(_user_and_chats, caller.user_id)
             if user is None:
                 raise Unauthenticated("your account no longer exists")
             # Checked before any binding: too many cursors is refused at once;
@@ -297,8 +296,7 @@ class Hub:
             for chat_id in chat_ids:
                 await self.follow_chat(session, chat_id)
             # Read positions after binding: anything newer arrives as an event.
-            async with self.engine.connect() as conn:
-                positions = await chats.positions(conn, caller.user_id)
+            positions = await self.database.read(chats.positions, caller.user_id)
             for chat_id, last_id in positions.items():
                 session._sent_up_to.setdefault(chat_id, last_id)
             for chat_id in session.chats - positions.keys():
@@ -324,7 +322,7 @@ class Hub:
         return await asyncio.shield(reading)  # one reader cancelled: the others go on
 
     async def _read_after(self, chat_id: int, after: int) -> list[Message]:
-        return await unit.read(self.engine, messages.after, chat_id, after, BACKFILL_PAGE)
+        return await self.database.read(messages.after, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
         # The session's own topics, not a scan of every topic this process holds.
@@ -364,3 +362,7 @@ class Hub:
             return
         for session in sessions:
             await session.on_event(event)
+
+
+def _user_and_chats(conn: Connection, user_id: int) -> tuple[User | None, list[int]]:
+    return users.by_id(conn, user_id), list(chats.positions(conn, user_id))

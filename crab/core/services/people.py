@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from crab.config import Limits
 from crab.core.domain.models import User
 from crab.core.storage import users
+from crab.core.storage.database import Database
 from crab.errors import InvalidArgument, NotFound
 
 
 class People:
-    def __init__(self, engine: AsyncEngine, limits: Limits) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, limits: Limits) -> None:
+        self._database = database
         self._limits = limits
 
     async def get(self, user_id: int) -> User:
-        async with self._engine.connect() as conn:
-            user = await users.by_id(conn, user_id)
+        user = await self._database.read(users.by_id, user_id)
         if user is None:
             raise NotFound(f"user {user_id} not found")
         return user
@@ -29,5 +27,4 @@ class People:
         if not query:
             return []
         limit = min(limit or self._limits.search_limit_default, self._limits.search_limit_max)
-        async with self._engine.connect() as conn:
-            return await users.search(conn, query, limit)
+        return await self._database.read(users.search, query, limit)

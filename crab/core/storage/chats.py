@@ -8,11 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import Chat, ChatKind, ChatSummary, User
 from crab.core.storage import messages as message_store
-from crab.core.storage.direct import Direct
+from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import chats, members, users
 from crab.core.storage.users import USER_COLUMNS, to_user
 
@@ -34,15 +33,15 @@ def direct_key(a: int, b: int) -> str:
     return f"{low}:{high}"
 
 
-async def create(
-    conn: AsyncConnection,
+def create(
+    conn: Connection,
     kind: ChatKind,
     name: str,
     creator_id: int,
     now: datetime,
     key: str | None = None,
 ) -> Chat:
-    result = await conn.execute(
+    result = conn.execute(
         sa.insert(chats).values(
             kind=int(kind), name=name, created_by=creator_id, created_at=now, direct_key=key
         )
@@ -51,8 +50,8 @@ async def create(
     return Chat(id=int(chat_id), kind=kind, name=name, created_at=now, last_message_id=0)
 
 
-async def get(conn: AsyncConnection, chat_id: int) -> Chat | None:
-    row = (await conn.execute(sa.select(*CHAT_COLUMNS).where(chats.c.id == chat_id))).first()
+def get(conn: Connection, chat_id: int) -> Chat | None:
+    row = (conn.execute(sa.select(*CHAT_COLUMNS).where(chats.c.id == chat_id))).first()
     return to_chat(row) if row else None
 
 
@@ -69,17 +68,17 @@ def get_as_member(conn: Connection, chat_id: int, user_id: int) -> Chat | None:
     return to_chat(row) if row else None
 
 
-async def direct_between(conn: AsyncConnection, a: int, b: int) -> Chat | None:
+def direct_between(conn: Connection, a: int, b: int) -> Chat | None:
     query = sa.select(*CHAT_COLUMNS).where(chats.c.direct_key == direct_key(a, b))
-    row = (await conn.execute(query)).first()
+    row = (conn.execute(query)).first()
     return to_chat(row) if row else None
 
 
-async def is_member(conn: AsyncConnection, chat_id: int, user_id: int) -> bool:
+def is_member(conn: Connection, chat_id: int, user_id: int) -> bool:
     query = sa.select(members.c.user_id).where(
         members.c.chat_id == chat_id, members.c.user_id == user_id
     )
-    return (await conn.execute(query)).first() is not None
+    return (conn.execute(query)).first() is not None
 
 
 def memberships(conn: Connection, pairs: Sequence[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -94,7 +93,7 @@ def memberships(conn: Connection, pairs: Sequence[tuple[int, int]]) -> set[tuple
 
 # Two INs, not one IN of pairs: SQLite scans the table for a row-value IN of
 # several pairs (see messages._BY_CLIENT_IDS); this uses the primary key.
-_MEMBERSHIPS = Direct(
+_MEMBERSHIPS = FastStatement(
     sa.select(members.c.chat_id, members.c.user_id).where(
         members.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
         members.c.user_id.in_(sa.bindparam("users", expanding=True)),
@@ -103,25 +102,25 @@ _MEMBERSHIPS = Direct(
 )
 
 
-async def add_member(conn: AsyncConnection, chat_id: int, user_id: int, now: datetime) -> None:
+def add_member(conn: Connection, chat_id: int, user_id: int, now: datetime) -> None:
     """Joins at the current end of the chat: older history counts as read."""
     last_seq = sa.select(chats.c.last_seq).where(chats.c.id == chat_id).scalar_subquery()
-    await conn.execute(
+    conn.execute(
         sa.insert(members).values(
             chat_id=chat_id, user_id=user_id, joined_at=now, last_read_seq=last_seq
         )
     )
 
 
-async def remove_member(conn: AsyncConnection, chat_id: int, user_id: int) -> bool:
-    result = await conn.execute(
+def remove_member(conn: Connection, chat_id: int, user_id: int) -> bool:
+    result = conn.execute(
         sa.delete(members).where(members.c.chat_id == chat_id, members.c.user_id == user_id)
     )
     return result.rowcount > 0
 
 
-async def member_users(conn: AsyncConnection, chat_id: int) -> list[User]:
-    rows = await conn.execute(
+def member_users(conn: Connection, chat_id: int) -> list[User]:
+    rows = conn.execute(
         sa.select(*USER_COLUMNS)
         .join(members, members.c.user_id == users.c.id)
         .where(members.c.chat_id == chat_id)
@@ -130,14 +129,14 @@ async def member_users(conn: AsyncConnection, chat_id: int) -> list[User]:
     return [to_user(row) for row in rows]
 
 
-async def member_ids(conn: AsyncConnection, chat_id: int) -> list[int]:
-    rows = await conn.execute(sa.select(members.c.user_id).where(members.c.chat_id == chat_id))
+def member_ids(conn: Connection, chat_id: int) -> list[int]:
+    rows = conn.execute(sa.select(members.c.user_id).where(members.c.chat_id == chat_id))
     return [row.user_id for row in rows]
 
 
-async def positions(conn: AsyncConnection, user_id: int) -> dict[int, int]:
+def positions(conn: Connection, user_id: int) -> dict[int, int]:
     """chat id -> newest message id, for every chat the user is in."""
-    rows = await conn.execute(_POSITIONS, {"user_id": user_id})
+    rows = conn.execute(_POSITIONS, {"user_id": user_id})
     return {row.id: row.last_seq for row in rows}
 
 
@@ -148,11 +147,11 @@ _POSITIONS = (
 )
 
 
-async def direct_names(conn: AsyncConnection, user_id: int, chat_ids: list[int]) -> dict[int, str]:
+def direct_names(conn: Connection, user_id: int, chat_ids: list[int]) -> dict[int, str]:
     """For direct chats: the other person's username, the chat's name for me."""
     if not chat_ids:
         return {}
-    rows = await conn.execute(
+    rows = conn.execute(
         sa.select(members.c.chat_id, users.c.username)
         .join(users, users.c.id == members.c.user_id)
         .where(members.c.chat_id.in_(chat_ids), members.c.user_id != user_id)
@@ -160,28 +159,26 @@ async def direct_names(conn: AsyncConnection, user_id: int, chat_ids: list[int])
     return {row.chat_id: row.username for row in rows}
 
 
-async def view(conn: AsyncConnection, chat: Chat, viewer_id: int) -> Chat:
+def view(conn: Connection, chat: Chat, viewer_id: int) -> Chat:
     """The chat as the viewer sees it (a direct chat is named for the other)."""
     if chat.kind != ChatKind.DIRECT:
         return chat
-    names = await direct_names(conn, viewer_id, [chat.id])
+    names = direct_names(conn, viewer_id, [chat.id])
     return Chat(
         chat.id, chat.kind, names.get(chat.id, chat.name), chat.created_at, chat.last_message_id
     )
 
 
-async def summaries(conn: AsyncConnection, user_id: int) -> list[ChatSummary]:
+def summaries(conn: Connection, user_id: int) -> list[ChatSummary]:
     rows = (
-        await conn.execute(
+        conn.execute(
             sa.select(*CHAT_COLUMNS, members.c.last_read_seq)
             .join(members, members.c.chat_id == chats.c.id)
             .where(members.c.user_id == user_id)
         )
     ).all()
-    names = await direct_names(
-        conn, user_id, [r.id for r in rows if r.kind == int(ChatKind.DIRECT)]
-    )
-    last = await message_store.last_messages(conn, {r.id: r.last_seq for r in rows if r.last_seq})
+    names = direct_names(conn, user_id, [r.id for r in rows if r.kind == int(ChatKind.DIRECT)])
+    last = message_store.last_messages(conn, {r.id: r.last_seq for r in rows if r.last_seq})
     result = [
         ChatSummary(
             chat=to_chat(row, names.get(row.id)),
@@ -200,10 +197,10 @@ async def summaries(conn: AsyncConnection, user_id: int) -> list[ChatSummary]:
     return result
 
 
-async def mark_read(conn: AsyncConnection, chat_id: int, user_id: int, seq: int) -> None:
+def mark_read(conn: Connection, chat_id: int, user_id: int, seq: int) -> None:
     """Moves the read position forward only (never back, never past the end)."""
     last_seq = sa.select(chats.c.last_seq).where(chats.c.id == chat_id).scalar_subquery()
-    await conn.execute(
+    conn.execute(
         sa.update(members)
         .where(
             members.c.chat_id == chat_id,

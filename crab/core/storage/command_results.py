@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from crab.core.storage.tables import command_results
 
@@ -19,22 +19,18 @@ def key(user_id: int, request_id: str) -> str:
     return f"{user_id}:{request_id}"
 
 
-async def find(conn: AsyncConnection, result_key: str) -> bytes | None:
-    found = await conn.scalar(
+def find(conn: Connection, result_key: str) -> bytes | None:
+    found = conn.scalar(
         sa.select(command_results.c.outcome).where(command_results.c.key == result_key)
     )
     return None if found is None else bytes(found)
 
 
-async def insert(conn: AsyncConnection, result_key: str, outcome: bytes, when: datetime) -> None:
-    await conn.execute(
-        command_results.insert().values(key=result_key, outcome=outcome, created_at=when)
-    )
+def insert(conn: Connection, result_key: str, outcome: bytes, when: datetime) -> None:
+    conn.execute(command_results.insert().values(key=result_key, outcome=outcome, created_at=when))
 
 
-async def purge(conn: AsyncConnection, older_than: datetime) -> int:
+def purge(conn: Connection, older_than: datetime) -> int:
     """Deletes results stored before `older_than` (by the created_at index)."""
-    done = await conn.execute(
-        command_results.delete().where(command_results.c.created_at < older_than)
-    )
+    done = conn.execute(command_results.delete().where(command_results.c.created_at < older_than))
     return int(done.rowcount or 0)

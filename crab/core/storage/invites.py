@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from crab.core.domain.models import Chat, ChatKind, Invite, User
 from crab.core.storage.tables import chats, invites, users
@@ -64,20 +64,20 @@ def _to_invite(row: Any) -> Invite:
     )
 
 
-async def key_taken(conn: AsyncConnection, key: str) -> bool:
+def key_taken(conn: Connection, key: str) -> bool:
     query = sa.select(invites.c.id).where(invites.c.pending_key == key)
-    return (await conn.execute(query)).first() is not None
+    return (conn.execute(query)).first() is not None
 
 
-async def insert(
-    conn: AsyncConnection,
+def insert(
+    conn: Connection,
     inviter_id: int,
     invitee_id: int,
     chat_id: int | None,
     key: str,
     now: datetime,
 ) -> int:
-    result = await conn.execute(
+    result = conn.execute(
         sa.insert(invites).values(
             inviter_id=inviter_id,
             invitee_id=invitee_id,
@@ -90,25 +90,29 @@ async def insert(
     return int(invite_id)
 
 
-async def get(conn: AsyncConnection, invite_id: int) -> Invite | None:
-    row = (await conn.execute(_SELECT.where(invites.c.id == invite_id))).first()
+def get(conn: Connection, invite_id: int) -> Invite | None:
+    row = (conn.execute(_SELECT.where(invites.c.id == invite_id))).first()
     return _to_invite(row) if row else None
 
 
-async def delete(conn: AsyncConnection, invite_id: int) -> None:
-    await conn.execute(sa.delete(invites).where(invites.c.id == invite_id))
+def delete(conn: Connection, invite_id: int) -> None:
+    conn.execute(sa.delete(invites).where(invites.c.id == invite_id))
 
 
-async def delete_for_room(conn: AsyncConnection, chat_id: int, invitee_id: int) -> None:
+def delete_for_room(conn: Connection, chat_id: int, invitee_id: int) -> None:
     key = room_key(chat_id, invitee_id)
-    await conn.execute(sa.delete(invites).where(invites.c.pending_key == key))
+    conn.execute(sa.delete(invites).where(invites.c.pending_key == key))
 
 
-async def received(conn: AsyncConnection, user_id: int) -> list[Invite]:
+def received(conn: Connection, user_id: int) -> list[Invite]:
     query = _SELECT.where(invites.c.invitee_id == user_id).order_by(invites.c.id)
-    return [_to_invite(r) for r in await conn.execute(query)]
+    return [_to_invite(r) for r in conn.execute(query)]
 
 
-async def sent(conn: AsyncConnection, user_id: int) -> list[Invite]:
+def sent(conn: Connection, user_id: int) -> list[Invite]:
     query = _SELECT.where(invites.c.inviter_id == user_id).order_by(invites.c.id)
-    return [_to_invite(r) for r in await conn.execute(query)]
+    return [_to_invite(r) for r in conn.execute(query)]
+
+
+def received_and_sent(conn: Connection, user_id: int) -> tuple[list[Invite], list[Invite]]:
+    return received(conn, user_id), sent(conn, user_id)

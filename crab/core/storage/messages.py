@@ -9,10 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import Message, MessagePage, User
-from crab.core.storage.direct import Direct
+from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import chats, members, messages, users
 
 _COLUMNS = (
@@ -61,7 +60,7 @@ def by_client_ids(
 # Two INs, not one IN of (sender, id) pairs: SQLite runs a row-value IN of
 # several pairs as a SCAN of the whole table (~0.3 s per group at 1,000,000
 # messages); this uses the unique index. Pairs not asked for are dropped above.
-_BY_CLIENT_IDS = Direct(
+_BY_CLIENT_IDS = FastStatement(
     _select().where(
         messages.c.sender_id.in_(sa.bindparam("senders", expanding=True)),
         messages.c.client_message_id.in_(sa.bindparam("ids", expanding=True)),
@@ -77,7 +76,7 @@ def next_seqs(conn: Connection, chat_id: int, count: int) -> int:
     return int(last) - count + 1
 
 
-_NEXT_SEQS = Direct(
+_NEXT_SEQS = FastStatement(
     sa.update(chats)
     .where(chats.c.id == sa.bindparam("chat_id"))
     .values(last_seq=chats.c.last_seq + sa.bindparam("count"))
@@ -91,13 +90,13 @@ def insert_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         _INSERT.many(conn, rows)
 
 
-_INSERT = Direct(
+_INSERT = FastStatement(
     sa.insert(messages),
     columns=("chat_id", "seq", "sender_id", "client_message_id", "text", "created_at"),
 )
 
 
-_MARK_READ = Direct(
+_MARK_READ = FastStatement(
     sa.update(members)
     .where(
         members.c.chat_id == sa.bindparam("read_chat_id"),
@@ -146,8 +145,8 @@ _NEWEST = (
     .order_by(messages.c.seq.desc())
     .limit(sa.bindparam("limit"))
 )
-_PAGE = Direct(_NEWEST)
-_PAGE_BEFORE = Direct(_NEWEST.where(messages.c.seq < sa.bindparam("before")))
+_PAGE = FastStatement(_NEWEST)
+_PAGE_BEFORE = FastStatement(_NEWEST.where(messages.c.seq < sa.bindparam("before")))
 
 
 def after(conn: Connection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
@@ -156,7 +155,7 @@ def after(conn: Connection, chat_id: int, after_seq: int, limit: int) -> list[Me
     return _to_messages(_AFTER.all(conn, params))
 
 
-_AFTER = Direct(
+_AFTER = FastStatement(
     _select()
     .where(messages.c.chat_id == sa.bindparam("chat_id"), messages.c.seq > sa.bindparam("after"))
     .order_by(messages.c.seq)
@@ -164,10 +163,10 @@ _AFTER = Direct(
 )
 
 
-async def last_messages(conn: AsyncConnection, last_seqs: dict[int, int]) -> dict[int, Message]:
+def last_messages(conn: Connection, last_seqs: dict[int, int]) -> dict[int, Message]:
     """The newest message of each chat, given each chat's newest id."""
     if not last_seqs:
         return {}
     wanted = [sa.and_(messages.c.chat_id == c, messages.c.seq == s) for c, s in last_seqs.items()]
-    rows = await conn.execute(_select().where(sa.or_(*wanted)))
+    rows = conn.execute(_select().where(sa.or_(*wanted)))
     return {m.chat_id: m for m in _to_messages(rows)}

@@ -7,16 +7,15 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crab.core.storage.direct import Direct
+from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import sessions
 
 
-async def create(
-    conn: AsyncConnection, user_id: int, refresh_hash: str, now: datetime, expires_at: datetime
+def create(
+    conn: Connection, user_id: int, refresh_hash: str, now: datetime, expires_at: datetime
 ) -> int:
-    result = await conn.execute(
+    result = conn.execute(
         sa.insert(sessions).values(
             user_id=user_id, refresh_hash=refresh_hash, created_at=now, expires_at=expires_at
         )
@@ -27,7 +26,7 @@ async def create(
 
 # Built once: asked on every call, and building a statement costs about as
 # much as running it (the hot statements here and in messages/chats/users).
-_IS_ACTIVE = Direct(
+_IS_ACTIVE = FastStatement(
     sa.select(sessions.c.id).where(
         sessions.c.id == sa.bindparam("session_id"),
         sessions.c.user_id == sa.bindparam("user_id"),
@@ -42,14 +41,14 @@ def is_active(conn: Connection, session_id: int, user_id: int, now: datetime) ->
     return bool(_IS_ACTIVE.all(conn, params))
 
 
-async def rotate(
-    conn: AsyncConnection, old_hash: str, new_hash: str, now: datetime, expires_at: datetime
+def rotate(
+    conn: Connection, old_hash: str, new_hash: str, now: datetime, expires_at: datetime
 ) -> tuple[int, int] | None:
     """(session id, user id) if this refresh token was the session's current
     one and is now replaced. One compare-and-swap: of two rotations with
     one token exactly one changes the row (on PostgreSQL the second waits
     for the first's row lock, then finds the hash changed)."""
-    swapped = await conn.execute(
+    swapped = conn.execute(
         sa.update(sessions)
         .where(
             sessions.c.refresh_hash == old_hash,
@@ -61,20 +60,20 @@ async def rotate(
     if swapped.rowcount != 1:
         return None
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(sessions.c.id, sessions.c.user_id).where(sessions.c.refresh_hash == new_hash)
         )
     ).one()
     return int(row.id), int(row.user_id)
 
 
-async def by_previous_refresh_hash(
-    conn: AsyncConnection, old_hash: str, now: datetime
+def by_previous_refresh_hash(
+    conn: Connection, old_hash: str, now: datetime
 ) -> tuple[int, int] | None:
     """(session id, user id) of an active session whose refresh token was
     this one until its last rotation: someone presents a spent token."""
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(sessions.c.id, sessions.c.user_id).where(
                 sessions.c.previous_refresh_hash == old_hash,
                 sessions.c.revoked_at.is_(None),
@@ -85,16 +84,16 @@ async def by_previous_refresh_hash(
     return (int(row.id), int(row.user_id)) if row else None
 
 
-async def revoke(conn: AsyncConnection, session_id: int, now: datetime) -> None:
-    await conn.execute(
+def revoke(conn: Connection, session_id: int, now: datetime) -> None:
+    conn.execute(
         sa.update(sessions)
         .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
 
 
-async def revoke_all(conn: AsyncConnection, user_id: int, now: datetime) -> None:
-    await conn.execute(
+def revoke_all(conn: Connection, user_id: int, now: datetime) -> None:
+    conn.execute(
         sa.update(sessions)
         .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=now)

@@ -8,10 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crab.core.domain.models import User
-from crab.core.storage.direct import Direct
+from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import users
 
 USER_COLUMNS = (users.c.id, users.c.username, users.c.display_name)
@@ -21,10 +20,10 @@ def to_user(row: Any) -> User:
     return User(id=row.id, username=row.username, display_name=row.display_name)
 
 
-async def insert(
-    conn: AsyncConnection, username: str, display_name: str, password_hash: str, now: datetime
+def insert(
+    conn: Connection, username: str, display_name: str, password_hash: str, now: datetime
 ) -> User:
-    result = await conn.execute(
+    result = conn.execute(
         sa.insert(users).values(
             username=username,
             display_name=display_name,
@@ -36,8 +35,8 @@ async def insert(
     return User(id=int(user_id), username=username, display_name=display_name)
 
 
-async def by_id(conn: AsyncConnection, user_id: int) -> User | None:
-    row = (await conn.execute(_BY_ID, {"user_id": user_id})).first()
+def by_id(conn: Connection, user_id: int) -> User | None:
+    row = (conn.execute(_BY_ID, {"user_id": user_id})).first()
     return to_user(row) if row else None
 
 
@@ -52,29 +51,29 @@ def by_ids(conn: Connection, user_ids: Iterable[int]) -> dict[int, User]:
     return {user_id: User(user_id, name, display) for user_id, name, display in rows}
 
 
-_BY_IDS = Direct(
+_BY_IDS = FastStatement(
     sa.select(*USER_COLUMNS).where(users.c.id.in_(sa.bindparam("ids", expanding=True))),
     expanding=("ids",),
 )
 
 
-async def credentials(conn: AsyncConnection, username: str) -> tuple[User, str] | None:
+def credentials(conn: Connection, username: str) -> tuple[User, str] | None:
     """The user and their password hash, for sign-in."""
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(*USER_COLUMNS, users.c.password_hash).where(users.c.username == username)
         )
     ).first()
     return (to_user(row), row.password_hash) if row else None
 
 
-async def exists(conn: AsyncConnection, username: str) -> bool:
+def exists(conn: Connection, username: str) -> bool:
     query = sa.select(users.c.id).where(users.c.username == username)
-    return (await conn.execute(query)).first() is not None
+    return (conn.execute(query)).first() is not None
 
 
-async def list_all(conn: AsyncConnection) -> list[User]:
-    rows = await conn.execute(sa.select(*USER_COLUMNS).order_by(users.c.username))
+def list_all(conn: Connection) -> list[User]:
+    rows = conn.execute(sa.select(*USER_COLUMNS).order_by(users.c.username))
     return [to_user(row) for row in rows]
 
 
@@ -82,7 +81,7 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def search(conn: AsyncConnection, query: str, limit: int) -> list[User]:
+def search(conn: Connection, query: str, limit: int) -> list[User]:
     """Substring match on username or display name; exact, then prefix
     matches first, then shorter names. One indexed-size table scan is fine
     for a team; it runs on every keystroke in well under a millisecond."""
@@ -95,7 +94,7 @@ async def search(conn: AsyncConnection, query: str, limit: int) -> list[User]:
         (display.like(f"{q}%", escape="\\"), 2),
         else_=3,
     )
-    rows = await conn.execute(
+    rows = conn.execute(
         sa.select(*USER_COLUMNS)
         .where(sa.or_(name.like(f"%{q}%", escape="\\"), display.like(f"%{q}%", escape="\\")))
         .order_by(rank, sa.func.length(name), name)

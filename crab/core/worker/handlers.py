@@ -16,8 +16,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from crab.core.broker import codec
 from crab.core.broker.base import Broker, Outcome
@@ -25,12 +24,19 @@ from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
 from crab.core.domain.models import Chat, ChatKind, Invite, InviteAnswer, Message
-from crab.core.storage import chats, command_results, invites, unit, users
-from crab.core.storage.engine import transaction
+from crab.core.storage import chats, command_results, invites, users
+from crab.core.storage.database import Database
 from crab.core.storage.failures import as_crab_error, short
 from crab.core.worker.outages import DatabaseOutage
 from crab.core.worker.sends import store_sends
-from crab.errors import AlreadyExists, CrabError, FailedPrecondition, NotFound, PermissionDenied
+from crab.errors import (
+    AlreadyExists,
+    Conflict,
+    CrabError,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +49,9 @@ FAILED = "the server could not handle this command"
 
 class Worker:
     def __init__(
-        self, engine: AsyncEngine, broker: Broker, outage_wait: float = OUTAGE_WAIT
+        self, database: Database, broker: Broker, outage_wait: float = OUTAGE_WAIT
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._broker = broker
         self._outage = DatabaseOutage(outage_wait)
         self._next_purge = 0.0  # loop time
@@ -74,6 +80,8 @@ class Worker:
         published: Published = []
         try:
             outcome = await self._outage.retrying(lambda: self._attempt(command, published))
+        except Conflict as exc:  # a second conflict: not for this command to explain
+            return Outcome(error=_unexpected(exc, type(command).__name__))
         except CrabError as error:  # the database stayed away
             return Outcome(error=error)
         except Exception as exc:
@@ -86,54 +94,18 @@ class Worker:
     ) -> Outcome:
         published.clear()
         try:
-            async with transaction(self._engine) as conn:
-                result = await self._idempotent(conn, command, published)
-        except CrabError as error:
-            published.clear()
-            return Outcome(error=error)
-        except IntegrityError:
+            result = await self._database.write(_idempotent, command, published)
+        except Conflict:
             if not retry:
                 raise
             # A competing worker committed the same unique key (a pending
             # invite, a direct chat, a client message id, a request id)
             # between our check and our insert: once more, the check sees it.
             return await self._attempt(command, published, retry=False)
+        except CrabError as error:
+            published.clear()
+            return Outcome(error=error)
         return Outcome(result=result)
-
-    async def _idempotent(
-        self, conn: AsyncConnection, command: cmd.Command, out: Published
-    ) -> object:
-        """The command's first result if it was done before (publishing
-        nothing), else the result of doing it now, stored with it."""
-        key = _result_key(command)
-        if key is None:
-            return await self._dispatch(conn, command, out)
-        stored = await command_results.find(conn, key)
-        if stored is not None:
-            return codec.decode_outcome(stored).result
-        result = await self._dispatch(conn, command, out)
-        encoded = codec.encode_outcome(Outcome(result=result))
-        await command_results.insert(conn, key, encoded, now())
-        return result
-
-    async def _dispatch(
-        self, conn: AsyncConnection, command: cmd.Command, out: Published
-    ) -> object:
-        match command:
-            case cmd.SendMessage():
-                return await self._send_one(conn, command, out)
-            case cmd.CreateRoom():
-                return await self._create_room(conn, command, out)
-            case cmd.LeaveChat():
-                await self._leave(conn, command, out)
-                return None
-            case cmd.InviteToRoom():
-                return await self._invite_to_room(conn, command, out)
-            case cmd.InviteToDirect():
-                return await self._invite_to_direct(conn, command, out)
-            case cmd.AnswerInvite():
-                return await self._answer(conn, command, out)
-        raise TypeError(f"unknown command {command!r}")
 
     async def _publish(self, published: Published) -> None:
         for topic, event in published:
@@ -148,15 +120,12 @@ class Worker:
         self._next_purge = loop_now + PURGE_EVERY
         older_than = now() - timedelta(seconds=command_results.KEEP_FOR_SECONDS)
         try:
-            async with transaction(self._engine) as conn:
-                gone = await command_results.purge(conn, older_than)
+            gone = await self._database.write(command_results.purge, older_than)
         except Exception as exc:
             log.warning("old command results not purged: %s", short(exc))
             return
         if gone:
             log.info("purged %d command results older than a day", gone)
-
-    # ---- messages ------------------------------------------------------
 
     async def _send_group(self, sends: list[tuple[int, cmd.SendMessage]]) -> list[Outcome]:
         """All waiting sends in one transaction, one call to the database:
@@ -165,9 +134,9 @@ class Worker:
         commands = [c for _, c in sends]
         try:
             stored = await self._outage.retrying(
-                lambda: unit.write(self._engine, store_sends, commands)
+                lambda: self._database.write(store_sends, commands)
             )
-        except IntegrityError:
+        except Conflict:
             log.info("group of %d sends conflicted; storing one by one", len(sends))
             return [await self._one(c) for c in commands]
         except CrabError as away:  # the database stayed away
@@ -181,128 +150,155 @@ class Worker:
         await self._publish(stored.published)
         return stored.outcomes
 
-    async def _send_one(
-        self, conn: AsyncConnection, command: cmd.SendMessage, out: Published
-    ) -> Message:
-        stored = await conn.run_sync(store_sends, [command])
-        (outcome,) = stored.outcomes
-        if outcome.error is not None:
-            raise outcome.error
-        assert isinstance(outcome.result, Message)
-        out.extend(stored.published)
-        return outcome.result
 
-    # ---- chats -----------------------------------------------------------
+def _idempotent(conn: Connection, command: cmd.Command, out: Published) -> object:
+    """The command's first result if it was done before (publishing
+    nothing), else the result of doing it now, stored with it."""
+    key = _result_key(command)
+    if key is None:
+        return _dispatch(conn, command, out)
+    stored = command_results.find(conn, key)
+    if stored is not None:
+        return codec.decode_outcome(stored).result
+    result = _dispatch(conn, command, out)
+    encoded = codec.encode_outcome(Outcome(result=result))
+    command_results.insert(conn, key, encoded, now())
+    return result
 
-    async def _create_room(self, conn: AsyncConnection, c: cmd.CreateRoom, out: Published) -> Chat:
-        chat = await chats.create(conn, ChatKind.ROOM, c.name, c.creator_id, now())
-        await chats.add_member(conn, chat.id, c.creator_id, now())
-        out.append((ev.user_topic(c.creator_id), ev.ChatJoined(c.creator_id, chat)))
-        return chat
 
-    async def _leave(self, conn: AsyncConnection, c: cmd.LeaveChat, out: Published) -> None:
-        if not await chats.remove_member(conn, c.chat_id, c.user_id):
-            raise NotFound(f"chat {c.chat_id} not found")
-        user = await users.by_id(conn, c.user_id)
-        assert user is not None
-        out.append((ev.user_topic(c.user_id), ev.ChatLeft(c.user_id, c.chat_id)))
-        out.append((ev.chat_topic(c.chat_id), ev.MemberLeft(c.chat_id, user)))
+def _dispatch(conn: Connection, command: cmd.Command, out: Published) -> object:
+    match command:
+        case cmd.SendMessage():
+            return _send_one(conn, command, out)
+        case cmd.CreateRoom():
+            return _create_room(conn, command, out)
+        case cmd.LeaveChat():
+            _leave(conn, command, out)
+            return None
+        case cmd.InviteToRoom():
+            return _invite_to_room(conn, command, out)
+        case cmd.InviteToDirect():
+            return _invite_to_direct(conn, command, out)
+        case cmd.AnswerInvite():
+            return _answer(conn, command, out)
+    raise TypeError(f"unknown command {command!r}")
 
-    # ---- invites ---------------------------------------------------------
 
-    async def _invitee(self, conn: AsyncConnection, inviter_id: int, invitee_id: int) -> None:
-        if invitee_id == inviter_id:
-            raise FailedPrecondition("you cannot invite yourself")
-        if await users.by_id(conn, invitee_id) is None:
-            raise NotFound(f"user {invitee_id} not found")
+def _send_one(conn: Connection, command: cmd.SendMessage, out: Published) -> Message:
+    stored = store_sends(conn, [command])
+    (outcome,) = stored.outcomes
+    if outcome.error is not None:
+        raise outcome.error
+    assert isinstance(outcome.result, Message)
+    out.extend(stored.published)
+    return outcome.result
 
-    async def _invite_to_room(
-        self, conn: AsyncConnection, c: cmd.InviteToRoom, out: Published
-    ) -> Invite:
-        chat = await chats.get(conn, c.chat_id)
-        if chat is None or not await chats.is_member(conn, c.chat_id, c.inviter_id):
-            raise NotFound(f"chat {c.chat_id} not found")
-        if chat.kind != ChatKind.ROOM:
-            raise FailedPrecondition(
-                "a personal conversation has exactly two people; create a room"
-            )
-        await self._invitee(conn, c.inviter_id, c.invitee_id)
-        if await chats.is_member(conn, c.chat_id, c.invitee_id):
-            raise AlreadyExists("that user is already a member of this room")
-        return await self._store_invite(
-            conn, c.inviter_id, c.invitee_id, chat.id, invites.room_key(chat.id, c.invitee_id), out
+
+def _create_room(conn: Connection, c: cmd.CreateRoom, out: Published) -> Chat:
+    chat = chats.create(conn, ChatKind.ROOM, c.name, c.creator_id, now())
+    chats.add_member(conn, chat.id, c.creator_id, now())
+    out.append((ev.user_topic(c.creator_id), ev.ChatJoined(c.creator_id, chat)))
+    return chat
+
+
+def _leave(conn: Connection, c: cmd.LeaveChat, out: Published) -> None:
+    if not chats.remove_member(conn, c.chat_id, c.user_id):
+        raise NotFound(f"chat {c.chat_id} not found")
+    user = users.by_id(conn, c.user_id)
+    assert user is not None
+    out.append((ev.user_topic(c.user_id), ev.ChatLeft(c.user_id, c.chat_id)))
+    out.append((ev.chat_topic(c.chat_id), ev.MemberLeft(c.chat_id, user)))
+
+
+def _invitee(conn: Connection, inviter_id: int, invitee_id: int) -> None:
+    if invitee_id == inviter_id:
+        raise FailedPrecondition("you cannot invite yourself")
+    if users.by_id(conn, invitee_id) is None:
+        raise NotFound(f"user {invitee_id} not found")
+
+
+def _invite_to_room(conn: Connection, c: cmd.InviteToRoom, out: Published) -> Invite:
+    chat = chats.get(conn, c.chat_id)
+    if chat is None or not chats.is_member(conn, c.chat_id, c.inviter_id):
+        raise NotFound(f"chat {c.chat_id} not found")
+    if chat.kind != ChatKind.ROOM:
+        raise FailedPrecondition("a personal conversation has exactly two people; create a room")
+    _invitee(conn, c.inviter_id, c.invitee_id)
+    if chats.is_member(conn, c.chat_id, c.invitee_id):
+        raise AlreadyExists("that user is already a member of this room")
+    return _store_invite(
+        conn, c.inviter_id, c.invitee_id, chat.id, invites.room_key(chat.id, c.invitee_id), out
+    )
+
+
+def _invite_to_direct(conn: Connection, c: cmd.InviteToDirect, out: Published) -> Invite:
+    _invitee(conn, c.inviter_id, c.invitee_id)
+    existing = chats.direct_between(conn, c.inviter_id, c.invitee_id)
+    if existing is not None and set(chats.member_ids(conn, existing.id)) == {
+        c.inviter_id,
+        c.invitee_id,
+    }:
+        raise AlreadyExists("you already have a personal conversation with that user")
+    key = invites.direct_key(c.inviter_id, c.invitee_id)
+    return _store_invite(conn, c.inviter_id, c.invitee_id, None, key, out)
+
+
+def _store_invite(
+    conn: Connection,
+    inviter_id: int,
+    invitee_id: int,
+    chat_id: int | None,
+    key: str,
+    out: Published,
+) -> Invite:
+    if invites.key_taken(conn, key):
+        raise AlreadyExists("there is already a pending invite for that")
+    invite_id = invites.insert(conn, inviter_id, invitee_id, chat_id, key, now())
+    invite = invites.get(conn, invite_id)
+    assert invite is not None
+    out.append((ev.user_topic(invitee_id), ev.InviteReceived(invite)))
+    return invite
+
+
+def _answer(conn: Connection, c: cmd.AnswerInvite, out: Published) -> InviteAnswer:
+    invite = invites.get(conn, c.invite_id)
+    if invite is None or c.user_id not in (invite.invitee.id, invite.inviter.id):
+        raise NotFound(f"invite {c.invite_id} not found")
+    if invite.invitee.id != c.user_id:
+        raise PermissionDenied("only the invited user can answer an invite")
+    invites.delete(conn, invite.id)
+    chat: Chat | None = None
+    if c.accept:
+        chat = _join(conn, invite, out)
+    answer = InviteAnswer(invite=invite, accepted=c.accept, chat=chat)
+    for user_id in {invite.inviter.id, invite.invitee.id}:
+        out.append((ev.user_topic(user_id), ev.InviteAnswered(answer)))
+    return answer
+
+
+def _join(conn: Connection, invite: Invite, out: Published) -> Chat:
+    """Accepting: the invitee (and for a direct chat, both) become members."""
+    when = now()
+    if invite.chat is not None:
+        chat = chats.get(conn, invite.chat.id)
+        if chat is None:
+            raise NotFound("that room no longer exists")
+        joining = [invite.invitee]
+    else:
+        pair = (invite.inviter.id, invite.invitee.id)
+        found = chats.direct_between(conn, *pair)
+        chat = found or chats.create(
+            conn, ChatKind.DIRECT, "", invite.inviter.id, when, chats.direct_key(*pair)
         )
-
-    async def _invite_to_direct(
-        self, conn: AsyncConnection, c: cmd.InviteToDirect, out: Published
-    ) -> Invite:
-        await self._invitee(conn, c.inviter_id, c.invitee_id)
-        existing = await chats.direct_between(conn, c.inviter_id, c.invitee_id)
-        if existing is not None and set(await chats.member_ids(conn, existing.id)) == {
-            c.inviter_id,
-            c.invitee_id,
-        }:
-            raise AlreadyExists("you already have a personal conversation with that user")
-        key = invites.direct_key(c.inviter_id, c.invitee_id)
-        return await self._store_invite(conn, c.inviter_id, c.invitee_id, None, key, out)
-
-    async def _store_invite(
-        self,
-        conn: AsyncConnection,
-        inviter_id: int,
-        invitee_id: int,
-        chat_id: int | None,
-        key: str,
-        out: Published,
-    ) -> Invite:
-        if await invites.key_taken(conn, key):
-            raise AlreadyExists("there is already a pending invite for that")
-        invite_id = await invites.insert(conn, inviter_id, invitee_id, chat_id, key, now())
-        invite = await invites.get(conn, invite_id)
-        assert invite is not None
-        out.append((ev.user_topic(invitee_id), ev.InviteReceived(invite)))
-        return invite
-
-    async def _answer(
-        self, conn: AsyncConnection, c: cmd.AnswerInvite, out: Published
-    ) -> InviteAnswer:
-        invite = await invites.get(conn, c.invite_id)
-        if invite is None or c.user_id not in (invite.invitee.id, invite.inviter.id):
-            raise NotFound(f"invite {c.invite_id} not found")
-        if invite.invitee.id != c.user_id:
-            raise PermissionDenied("only the invited user can answer an invite")
-        await invites.delete(conn, invite.id)
-        chat: Chat | None = None
-        if c.accept:
-            chat = await self._join(conn, invite, out)
-        answer = InviteAnswer(invite=invite, accepted=c.accept, chat=chat)
-        for user_id in {invite.inviter.id, invite.invitee.id}:
-            out.append((ev.user_topic(user_id), ev.InviteAnswered(answer)))
-        return answer
-
-    async def _join(self, conn: AsyncConnection, invite: Invite, out: Published) -> Chat:
-        """Accepting: the invitee (and for a direct chat, both) become members."""
-        when = now()
-        if invite.chat is not None:
-            chat = await chats.get(conn, invite.chat.id)
-            if chat is None:
-                raise NotFound("that room no longer exists")
-            joining = [invite.invitee]
-        else:
-            pair = (invite.inviter.id, invite.invitee.id)
-            found = await chats.direct_between(conn, *pair)
-            chat = found or await chats.create(
-                conn, ChatKind.DIRECT, "", invite.inviter.id, when, chats.direct_key(*pair)
-            )
-            joining = [invite.inviter, invite.invitee]
-        newcomers = [u for u in joining if not await chats.is_member(conn, chat.id, u.id)]
-        for user in newcomers:
-            await chats.add_member(conn, chat.id, user.id, when)
-        for user in newcomers:
-            view = await chats.view(conn, chat, user.id)
-            out.append((ev.user_topic(user.id), ev.ChatJoined(user.id, view)))
-            out.append((ev.chat_topic(chat.id), ev.MemberJoined(chat.id, user)))
-        return await chats.view(conn, chat, invite.invitee.id)
+        joining = [invite.inviter, invite.invitee]
+    newcomers = [u for u in joining if not chats.is_member(conn, chat.id, u.id)]
+    for user in newcomers:
+        chats.add_member(conn, chat.id, user.id, when)
+    for user in newcomers:
+        view = chats.view(conn, chat, user.id)
+        out.append((ev.user_topic(user.id), ev.ChatJoined(user.id, view)))
+        out.append((ev.chat_topic(chat.id), ev.MemberJoined(chat.id, user)))
+    return chats.view(conn, chat, invite.invitee.id)
 
 
 def _result_key(command: cmd.Command) -> str | None:

@@ -4,21 +4,24 @@ database answers, NOT_SERVING otherwise (the standard grpc.health.v1)."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from grpclib.health.check import ServiceCheck
 from grpclib.health.service import OVERALL, Health
 from grpclib.server import Server
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 
 from crab.core.broker.base import Broker
+from crab.core.storage.database import Database
 
 
-def worker_health(engine: AsyncEngine, broker: Broker) -> Server:
+def _answers(conn: Connection) -> None:
+    conn.exec_driver_sql("SELECT 1")
+
+
+def worker_health(database: Database, broker: Broker) -> Server:
     async def healthy() -> bool:
         if not broker.online:
             return False
-        async with engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await database.read(_answers)
         return True
 
     # Checked at most every 5 s, however often probes ask.

@@ -1,4 +1,4 @@
-"""A group of sends stored as one unit of work (storage/unit.py): one call
+"""A group of sends stored as one unit of work (storage/database.py): one call
 to the database for the whole group, in a fixed number of statements
 whatever its size (re-sends, memberships and senders each looked up once)."""
 

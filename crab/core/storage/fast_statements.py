@@ -1,14 +1,22 @@
 """Hot statements straight on SQLite's own cursor.
 
 SQLAlchemy's execution (its context, parameter and result handling) costs
-~80-110 us a statement on this machine; sqlite3's cursor ~10 us for the
-same one-row SELECT. A worker's group of sends runs six statements. Here a
+several times what sqlite3's cursor costs for the same one-row SELECT
+(BENCHMARKS.md), and a worker's group of sends runs six statements. Here a
 Core statement is compiled by SQLAlchemy once per shape (the number of
 values in each IN list) and then run on the driver cursor of the connection
 in hand, inside its transaction, with the statement's own parameter and
 result types applied. Other drivers (PostgreSQL; aiosqlite's adapter) run
 the same statement through SQLAlchemy as usual, so both paths give the
-same rows; the storage contract tests run both."""
+same rows; the storage contract tests run both.
+
+A statement's compiled shapes are kept on the statement itself, not on a
+database: they depend only on the statement and SQLite's dialect, which
+are the same for every SQLite database a process opens, so a second
+Database (a test, the bench) finds them ready. `_DEFINED` lists the
+statements the storage modules define (constants, like the tables), so
+that a Database's first reader thread can compile them (`warm_up`); it
+holds no per-database state."""
 
 from __future__ import annotations
 
@@ -98,11 +106,11 @@ def _bucket(n: int) -> int:
 
 
 def warm_up(dialect: Dialect) -> None:
-    for direct in list(_ALL):
-        direct.warm(dialect)
+    for statement in list(_DEFINED):
+        statement.warm(dialect)
 
 
-class Direct:
+class FastStatement:
     """A Core statement that runs on sqlite3's cursor when it can."""
 
     def __init__(
@@ -117,7 +125,7 @@ class Direct:
         self._expanding = tuple(expanding)
         self._columns = tuple(columns) if columns is not None else None
         self._shapes: dict[tuple[int, ...], _Shape] = {}
-        _ALL.append(self)
+        _DEFINED.append(self)
 
     def _shape(self, dialect: Dialect, params: Mapping[str, Any]) -> _Shape:
         return self._sized(dialect, tuple(_bucket(len(params[n])) for n in self._expanding))
@@ -131,7 +139,8 @@ class Direct:
         return shape
 
     def warm(self, dialect: Dialect, largest: int = WARM_UP_TO) -> None:
-        """Compiles the shapes a small group needs (each ~0.3-1.5 ms)."""
+        """Compiles the shapes a small group needs (off the event loop: each
+        takes about a millisecond)."""
         sizes = [1 << k for k in range(largest.bit_length())]
         by_count: dict[int, list[tuple[int, ...]]] = {
             0: [()],
@@ -163,7 +172,7 @@ class Direct:
             cursor.executemany(shape.sql, [shape.args(r) for r in rows])
 
 
-_ALL: list[Direct] = []
+_DEFINED: list[FastStatement] = []
 
 
 def _sqlite_cursor(conn: Connection) -> sqlite3.Cursor | None:
@@ -183,4 +192,4 @@ def _as_sqlalchemy_errors(cursor: sqlite3.Cursor, sql: str, params: Any) -> Iter
         cursor.close()
 
 
-__all__ = ["Direct", "warm_up"]
+__all__ = ["FastStatement", "warm_up"]
