@@ -209,7 +209,7 @@ class AmqpBroker(Broker):
 
     # ---- commands: the requester's side --------------------------------------
 
-    async def request(self, command: Command, timeout: float = 30.0) -> Any:
+    async def _request(self, command: Command, timeout: float) -> object:
         if self._closing or self._publisher is None or self._replies is None:
             raise Unavailable("server is shutting down")
         correlation_id = f"{next(self._ids)}"

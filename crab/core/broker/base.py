@@ -23,9 +23,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from crab.core.domain.commands import Command
+from crab.core.domain.commands import Command, Returns
 from crab.core.domain.events import Event
 from crab.errors import CrabError
 
@@ -42,6 +42,7 @@ class Outcome:
 BatchHandler = Callable[[Sequence[Command]], Awaitable[Sequence[Outcome]]]
 EventHandler = Callable[[str, Event], Awaitable[None]]
 LostHandler = Callable[[], None]
+R = TypeVar("R")
 
 
 class Subscription(abc.ABC):
@@ -65,9 +66,17 @@ class Broker(abc.ABC):
     async def close(self) -> None:
         """Stops consuming; lets batches in progress finish first."""
 
+    async def request(self, command: Returns[R], timeout: float = 30.0) -> R:
+        """Sends a command and returns the handler's result (the type the
+        command names: `Returns[Chat]` is answered with a Chat), or raises
+        its error."""
+        # Every Returns is one of the Command union (domain/commands.py), and
+        # the worker answers each with its result type (the codec carries it).
+        return cast(R, await self._request(cast(Command, command), timeout))
+
     @abc.abstractmethod
-    async def request(self, command: Command, timeout: float = 30.0) -> Any:
-        """Sends a command and returns the handler's result, or raises its error."""
+    async def _request(self, command: Command, timeout: float) -> object:
+        """The adapter's half of `request`: send, wait for the correlated reply."""
 
     @abc.abstractmethod
     async def consume(self, handler: BatchHandler, batch_size: int = 100) -> None:

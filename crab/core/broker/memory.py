@@ -86,7 +86,7 @@ class MemoryBroker(Broker):
             if not future.done():
                 future.set_exception(Unavailable("server is shutting down"))
 
-    async def request(self, command: Command, timeout: float = 30.0) -> Any:
+    async def _request(self, command: Command, timeout: float) -> object:
         if self._closing:
             raise Unavailable("server is shutting down")
         correlation_id = next(self._ids)

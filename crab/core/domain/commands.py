@@ -2,15 +2,30 @@
 worker. Each carries enough to be handled idempotently on redelivery: a
 send its client message id, every other command a request id (the
 client's, or one the server made for the call), under which the worker
-stores the first result."""
+stores the first result.
+
+Each command names its result: `CreateRoom(Returns[Chat])` is answered
+with a Chat, so `Broker.request(CreateRoom(...))` is typed `Chat` and mypy
+checks every caller and handler against it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from crab.core.domain.models import Chat, Invite, InviteAnswer, Message
+
+R = TypeVar("R", covariant=True)
+
+
+class Returns(Generic[R]):
+    """A command answered with an `R` (a marker: no fields, no behaviour)."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
-class SendMessage:
+class SendMessage(Returns[Message]):
     sender_id: int
     chat_id: int
     client_message_id: str
@@ -18,21 +33,21 @@ class SendMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateRoom:
+class CreateRoom(Returns[Chat]):
     creator_id: int
     name: str
     request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class LeaveChat:
+class LeaveChat(Returns[None]):
     user_id: int
     chat_id: int
     request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class InviteToRoom:
+class InviteToRoom(Returns[Invite]):
     inviter_id: int
     chat_id: int
     invitee_id: int
@@ -40,14 +55,14 @@ class InviteToRoom:
 
 
 @dataclass(frozen=True, slots=True)
-class InviteToDirect:
+class InviteToDirect(Returns[Invite]):
     inviter_id: int
     invitee_id: int
     request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class AnswerInvite:
+class AnswerInvite(Returns[InviteAnswer]):
     user_id: int
     invite_id: int
     accept: bool

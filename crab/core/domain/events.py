@@ -78,3 +78,5 @@ Event = (
     | MemberLeft
     | SessionEnded
 )
+# What a handler will publish once its transaction commits: (topic, event).
+Published = list[tuple[str, Event]]

@@ -1,5 +1,9 @@
 """Chats: what I am in, what is in one, its history; creating and leaving
-rooms go through the worker so every server process learns of them."""
+rooms go through the worker so every server process learns of them.
+
+The request side (`Chats`) and the worker's handlers of its commands
+(`handle_create_room`, `handle_leave`: sync functions of the worker's
+connection, run in its transaction) are both here."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from sqlalchemy.engine import Connection
 
 from crab.config import Limits
 from crab.core.broker.base import Broker
+from crab.core.clock import now
 from crab.core.domain import commands as cmd
-from crab.core.domain.models import Caller, Chat, ChatSummary, MessagePage, User
+from crab.core.domain import events as ev
+from crab.core.domain.models import Caller, Chat, ChatKind, ChatSummary, MessagePage, User
 from crab.core.domain.validation import clamp_id, clean_room_name
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
-from crab.core.storage import chats, messages
+from crab.core.storage import chats, messages, users
 from crab.core.storage.database import Database
 from crab.errors import InvalidArgument, NotFound
 
@@ -40,8 +46,7 @@ class Chats:
         `source`: the caller's address (rate limits per user and per address)."""
         command = cmd.CreateRoom(caller.user_id, clean_room_name(name), request_id(request))
         take_all((self._rooms_by_user, caller.user_id), (self._rooms_by_address, source))
-        chat: Chat = await self._broker.request(command)
-        return chat
+        return await self._broker.request(command)
 
     async def leave(self, caller: Caller, chat_id: int) -> None:
         # No request id on the wire: one per call still makes a redelivery harmless.
@@ -81,3 +86,22 @@ def _page(conn: Connection, user_id: int, chat_id: int, before: int, limit: int)
     """A page of history, for members only: one unit of work."""
     _visible(conn, user_id, chat_id)
     return messages.page(conn, chat_id, before, limit)
+
+
+# ---- the worker's handlers ---------------------------------------------------
+
+
+def handle_create_room(conn: Connection, c: cmd.CreateRoom, out: ev.Published) -> Chat:
+    chat = chats.create(conn, ChatKind.ROOM, c.name, c.creator_id, now())
+    chats.add_member(conn, chat.id, c.creator_id, now())
+    out.append((ev.user_topic(c.creator_id), ev.ChatJoined(c.creator_id, chat)))
+    return chat
+
+
+def handle_leave(conn: Connection, c: cmd.LeaveChat, out: ev.Published) -> None:
+    if not chats.remove_member(conn, c.chat_id, c.user_id):
+        raise NotFound(f"chat {c.chat_id} not found")
+    user = users.by_id(conn, c.user_id)
+    assert user is not None
+    out.append((ev.user_topic(c.user_id), ev.ChatLeft(c.user_id, c.chat_id)))
+    out.append((ev.chat_topic(c.chat_id), ev.MemberLeft(c.chat_id, user)))

@@ -1,15 +1,26 @@
-"""Invites to rooms and to personal conversations, and answering them."""
+"""Invites to rooms and to personal conversations, and answering them.
+
+The request side (`Invites`: rate limits, then a command to the worker)
+and the rules the worker applies to those commands (`handle_*`: sync
+functions of its connection, run in its transaction) are both here: no
+inviting yourself, a personal conversation has exactly two people, one
+pending invite per room and person (or per pair), only the invitee answers."""
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 from crab.config import Limits
 from crab.core.broker.base import Broker
+from crab.core.clock import now
 from crab.core.domain import commands as cmd
-from crab.core.domain.models import Caller, Invite, InviteAnswer
+from crab.core.domain import events as ev
+from crab.core.domain.models import Caller, Chat, ChatKind, Invite, InviteAnswer
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
-from crab.core.storage import invites
+from crab.core.storage import chats, invites, users
 from crab.core.storage.database import Database
+from crab.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 
 
 class Invites:
@@ -37,20 +48,111 @@ class Invites:
     ) -> Invite:
         command = cmd.InviteToRoom(caller.user_id, chat_id, user_id, request_id(request))
         self._count(caller, source)
-        invite: Invite = await self._broker.request(command)
-        return invite
+        return await self._broker.request(command)
 
     async def to_direct(
         self, caller: Caller, user_id: int, request: str = "", source: str = ""
     ) -> Invite:
         command = cmd.InviteToDirect(caller.user_id, user_id, request_id(request))
         self._count(caller, source)
-        invite: Invite = await self._broker.request(command)
-        return invite
+        return await self._broker.request(command)
 
     async def answer(
         self, caller: Caller, invite_id: int, accept: bool, request: str = ""
     ) -> InviteAnswer:
         command = cmd.AnswerInvite(caller.user_id, invite_id, accept, request_id(request))
-        answer: InviteAnswer = await self._broker.request(command)
-        return answer
+        return await self._broker.request(command)
+
+
+# ---- the worker's handlers ---------------------------------------------------
+
+
+def _invitee(conn: Connection, inviter_id: int, invitee_id: int) -> None:
+    if invitee_id == inviter_id:
+        raise FailedPrecondition("you cannot invite yourself")
+    if users.by_id(conn, invitee_id) is None:
+        raise NotFound(f"user {invitee_id} not found")
+
+
+def handle_invite_to_room(conn: Connection, c: cmd.InviteToRoom, out: ev.Published) -> Invite:
+    chat = chats.get(conn, c.chat_id)
+    if chat is None or not chats.is_member(conn, c.chat_id, c.inviter_id):
+        raise NotFound(f"chat {c.chat_id} not found")
+    if chat.kind != ChatKind.ROOM:
+        raise FailedPrecondition("a personal conversation has exactly two people; create a room")
+    _invitee(conn, c.inviter_id, c.invitee_id)
+    if chats.is_member(conn, c.chat_id, c.invitee_id):
+        raise AlreadyExists("that user is already a member of this room")
+    return _store_invite(
+        conn, c.inviter_id, c.invitee_id, chat.id, invites.room_key(chat.id, c.invitee_id), out
+    )
+
+
+def handle_invite_to_direct(conn: Connection, c: cmd.InviteToDirect, out: ev.Published) -> Invite:
+    _invitee(conn, c.inviter_id, c.invitee_id)
+    existing = chats.direct_between(conn, c.inviter_id, c.invitee_id)
+    if existing is not None and set(chats.member_ids(conn, existing.id)) == {
+        c.inviter_id,
+        c.invitee_id,
+    }:
+        raise AlreadyExists("you already have a personal conversation with that user")
+    key = invites.direct_key(c.inviter_id, c.invitee_id)
+    return _store_invite(conn, c.inviter_id, c.invitee_id, None, key, out)
+
+
+def _store_invite(
+    conn: Connection,
+    inviter_id: int,
+    invitee_id: int,
+    chat_id: int | None,
+    key: str,
+    out: ev.Published,
+) -> Invite:
+    if invites.key_taken(conn, key):
+        raise AlreadyExists("there is already a pending invite for that")
+    invite_id = invites.insert(conn, inviter_id, invitee_id, chat_id, key, now())
+    invite = invites.get(conn, invite_id)
+    assert invite is not None
+    out.append((ev.user_topic(invitee_id), ev.InviteReceived(invite)))
+    return invite
+
+
+def handle_answer(conn: Connection, c: cmd.AnswerInvite, out: ev.Published) -> InviteAnswer:
+    invite = invites.get(conn, c.invite_id)
+    if invite is None or c.user_id not in (invite.invitee.id, invite.inviter.id):
+        raise NotFound(f"invite {c.invite_id} not found")
+    if invite.invitee.id != c.user_id:
+        raise PermissionDenied("only the invited user can answer an invite")
+    invites.delete(conn, invite.id)
+    chat: Chat | None = None
+    if c.accept:
+        chat = _join(conn, invite, out)
+    answer = InviteAnswer(invite=invite, accepted=c.accept, chat=chat)
+    for user_id in {invite.inviter.id, invite.invitee.id}:
+        out.append((ev.user_topic(user_id), ev.InviteAnswered(answer)))
+    return answer
+
+
+def _join(conn: Connection, invite: Invite, out: ev.Published) -> Chat:
+    """Accepting: the invitee (and for a direct chat, both) become members."""
+    when = now()
+    if invite.chat is not None:
+        chat = chats.get(conn, invite.chat.id)
+        if chat is None:
+            raise NotFound("that room no longer exists")
+        joining = [invite.invitee]
+    else:
+        pair = (invite.inviter.id, invite.invitee.id)
+        found = chats.direct_between(conn, *pair)
+        chat = found or chats.create(
+            conn, ChatKind.DIRECT, "", invite.inviter.id, when, chats.direct_key(*pair)
+        )
+        joining = [invite.inviter, invite.invitee]
+    newcomers = [u for u in joining if not chats.is_member(conn, chat.id, u.id)]
+    for user in newcomers:
+        chats.add_member(conn, chat.id, user.id, when)
+    for user in newcomers:
+        view = chats.view(conn, chat, user.id)
+        out.append((ev.user_topic(user.id), ev.ChatJoined(user.id, view)))
+        out.append((ev.chat_topic(chat.id), ev.MemberJoined(chat.id, user)))
+    return chats.view(conn, chat, invite.invitee.id)

@@ -1,15 +1,31 @@
 """Sending a message: check it, rate-limit it, hand it to the worker, and
-return only once it is stored."""
+return only once it is stored.
+
+The worker stores the sends it has waiting as one group (`store_sends`, a
+sync function of its connection, run in one transaction): one call to the
+database for the whole group, in a fixed number of statements whatever
+its size (re-sends, memberships and senders each looked up once). Only a
+member may send; a re-send (same sender, same client message id) is
+answered with the message stored the first time; ids are gap-free per chat."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection
+
 from crab.config import Limits
-from crab.core.broker.base import Broker
+from crab.core.broker.base import Broker, Outcome
+from crab.core.clock import now
 from crab.core.domain import commands as cmd
+from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message
 from crab.core.domain.validation import check_client_message_id, check_message_text
 from crab.core.services.rate_limit import RateLimiter
-from crab.errors import InvalidArgument
+from crab.core.storage import chats, messages, users
+from crab.errors import InvalidArgument, NotFound
 
 
 class Messages:
@@ -30,5 +46,79 @@ class Messages:
         return cmd.SendMessage(caller.user_id, chat_id, client_message_id, text)
 
     async def store(self, command: cmd.SendMessage) -> Message:
-        message: Message = await self._broker.request(command)
-        return message
+        return await self._broker.request(command)
+
+
+# ---- the worker's handlers ---------------------------------------------------
+
+
+@dataclass
+class Stored:
+    outcomes: list[Outcome]  # one per send, in order
+    published: ev.Published = field(default_factory=list)
+
+
+def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
+    keys = [(s.sender_id, s.client_message_id) for s in sends]
+    existing = messages.by_client_ids(conn, keys)
+    member = chats.memberships(conn, [(s.chat_id, s.sender_id) for s in sends])
+    outcomes: list[Outcome | None] = [None] * len(sends)
+    fresh: dict[tuple[int, str], int] = {}  # (sender, client id) -> index in sends
+    by_chat: defaultdict[int, list[int]] = defaultdict(list)
+    for i, (send, key) in enumerate(zip(sends, keys, strict=True)):
+        if key in existing:
+            outcomes[i] = Outcome(result=existing[key])  # a re-send: the first one
+        elif key in fresh:
+            continue  # the same send twice in one group: answered below
+        elif (send.chat_id, send.sender_id) not in member:
+            outcomes[i] = Outcome(error=NotFound(f"chat {send.chat_id} not found"))
+        else:
+            fresh[key] = i
+            by_chat[send.chat_id].append(i)
+
+    when = now()
+    stored: dict[int, Message] = {}
+    rows = []
+    read_up_to: dict[tuple[int, int], int] = {}  # (chat, sender) -> newest id sent
+    senders = users.by_ids(conn, (sends[i].sender_id for i in fresh.values()))
+    # Chats locked (by next_seqs) in id order: competing workers whose
+    # batches share chats queue up instead of deadlocking on PostgreSQL.
+    for chat_id in sorted(by_chat):
+        indexes = by_chat[chat_id]
+        first = messages.next_seqs(conn, chat_id, len(indexes))
+        for seq, i in enumerate(indexes, start=first):
+            send = sends[i]
+            rows.append(
+                messages.row(chat_id, seq, send.sender_id, send.client_message_id, send.text, when)
+            )
+            stored[i] = Message(
+                chat_id, seq, senders[send.sender_id], send.text, when, send.client_message_id
+            )
+            read_up_to[(chat_id, send.sender_id)] = seq
+    messages.insert_many(conn, rows)
+    messages.mark_senders_read(conn, read_up_to)
+
+    result = Stored([])
+    for i, key in enumerate(keys):
+        outcome = outcomes[i]
+        result.outcomes.append(Outcome(result=stored[fresh[key]]) if outcome is None else outcome)
+    # A re-send's message is published again: if the first attempt's worker
+    # died between commit and publish, live streams get it now, not only
+    # when the chat's next message reveals the gap (streams skip ids sent).
+    again = {(m.chat_id, m.id): m for m in existing.values()}
+    fresh_messages = {(m.chat_id, m.id): m for m in stored.values()}
+    for position in sorted(again.keys() | fresh_messages.keys()):
+        message = fresh_messages.get(position) or again[position]
+        result.published.append((ev.chat_topic(message.chat_id), ev.MessageCreated(message)))
+    return result
+
+
+def handle_send(conn: Connection, command: cmd.SendMessage, out: ev.Published) -> Message:
+    """One send alone (a group that failed is retried one by one)."""
+    stored = store_sends(conn, [command])
+    (outcome,) = stored.outcomes
+    if outcome.error is not None:
+        raise outcome.error
+    assert isinstance(outcome.result, Message)
+    out.extend(stored.published)
+    return outcome.result
