@@ -1,6 +1,7 @@
 """Session frames as bytes: each message is encoded once for every stream
-that carries it (betterproto2 takes ~100 us per encode), and frames queued
-for one stream go out together as one FrameBatch (one HTTP/2 write)."""
+that carries it (an encode costs far more than writing the same bytes
+again), and frames queued for one stream go out together as one FrameBatch
+(one HTTP/2 write)."""
 
 from __future__ import annotations
 
