@@ -26,7 +26,10 @@ from h2.stream import StreamState
 
 from crab.core.api.internals import installed
 
-_SENDABLE = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+# getattr: if h2 renamed these, the probe turned the fast path off, and
+# this module must still import.
+_SENDABLE = tuple(getattr(StreamState, name, None) for name in ("OPEN", "HALF_CLOSED_REMOTE"))
+_SERVER_OPEN = getattr(ConnectionState, "SERVER_OPEN", None)
 _DATA_NO_FLAGS = b"\x00\x00"  # frame type DATA, no flags
 _NOT_COMPRESSED = b"\x00"
 
@@ -38,13 +41,11 @@ written: Counter[str] = Counter()
 class DataWriter:
     """Writes pre-encoded messages to one server stream, in order."""
 
-    def __init__(self, stream: Any, fast: bool | None = None) -> None:
+    def __init__(self, stream: Any) -> None:
         self._stream = stream  # grpclib.server.Stream
-        if fast is None:
-            installed.log_once()
-            fast = installed.fast_writes
+        installed.log_once()
         # grpclib.protocol.Stream, when the fast path may run
-        self._wire = getattr(stream, "_stream", None) if fast else None
+        self._wire = getattr(stream, "_stream", None) if installed.fast_writes else None
 
     async def send(self, payload: bytes) -> None:
         if self._now(payload):
@@ -64,7 +65,7 @@ class DataWriter:
             not connection.write_ready.is_set()
             or h2_stream is None
             or h2_stream.state_machine.state not in _SENDABLE
-            or h2.state_machine.state is not ConnectionState.SERVER_OPEN
+            or h2.state_machine.state is not _SERVER_OPEN
             or h2._data_to_send  # keep h2's own frames first
         ):
             return False
