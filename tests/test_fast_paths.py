@@ -81,6 +81,11 @@ def test_a_missing_internal_of_the_connection_limits_stops_the_server_starting(
         Internals().require_safety()
 
 
+def test_a_server_without_grpclib_s_fields_stops_the_server_starting() -> None:
+    with pytest.raises(RuntimeError, match="_server_closed_fut"):
+        internals.check_server(object())
+
+
 async def test_with_an_internal_missing_frames_go_through_grpclib_and_arrive(
     connect: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
