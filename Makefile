@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-postgres lint proto install clean
+.PHONY: serve test test-postgres test-no-fast-paths lint proto install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -27,6 +27,11 @@ PG_FLOWS := tests/test_flows.py tests/test_more_flows.py tests/test_bad_input.py
 	tests/test_authorization.py tests/test_refresh.py
 test-postgres: $(STAMP)
 	CRAB_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PG_FLOWS)
+
+# The flows once more with every fast path off (crab/core/api/internals.py):
+# what grpclib's own path does when an internal is gone must work too.
+test-no-fast-paths: $(STAMP)
+	CRAB_FAST_PATHS=0 $(BIN)/pytest -q tests/test_flows.py tests/test_more_flows.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check crab tests

@@ -1,4 +1,4 @@
-"""Session frames written as DATA frames by crab itself (api/data_frames.py)
+"""Session frames written as DATA frames by crab itself (api/fast_writes.py)
 reach a real grpclib client whole and in order, and whatever cannot go out
 that way (a frame bigger than HTTP/2's frame size, the stream's first
 frame before its headers) goes through grpclib. The slow-client tests
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from crab.core.api import data_frames
+from crab.core.api import fast_writes
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
 from tests.test_more_flows import create_room, is_message, join
@@ -22,7 +22,7 @@ async def test_frames_written_directly_arrive_whole_and_in_order(connect: Client
     bob = await connect("bob")
     room = await create_room(alice, "frames")
     await join(alice, bob, room)
-    before = data_frames.written.copy()
+    before = fast_writes.written.copy()
     async with alice.session() as a_live, bob.session() as b_live:
         texts = [f"short {i}" for i in range(40)] + [f"{i} {LONG}" for i in range(12)]
         # All at once: bob's stream gets batches, some over 16 KiB.
@@ -32,9 +32,9 @@ async def test_frames_written_directly_arrive_whole_and_in_order(connect: Client
         assert [f.message.id for f in got] == list(range(1, len(texts) + 1))
         acked = await a_live.collect(lambda f: f.ack is not None, len(texts))
         assert {f.ack.message.text for f in acked} == set(texts)
-    direct = data_frames.written["direct"] - before["direct"]
-    through_grpclib = data_frames.written["grpclib"] - before["grpclib"]
-    assert direct > 0, "no frame took the direct path"
+    fast = fast_writes.written["fast"] - before["fast"]
+    through_grpclib = fast_writes.written["grpclib"] - before["grpclib"]
+    assert fast > 0, "no frame took the fast path"
     assert through_grpclib > 0, "the large batches and first frames go through grpclib"
 
 

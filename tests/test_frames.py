@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crab.core.api import convert, wire
-from crab.core.api import frames as frames_module
-from crab.core.api.frames import FrameEncoder
+from crab.core.api import convert, frame_encoder, upb_answers
+from crab.core.api.frame_encoder import FrameEncoder
 from crab.core.domain.models import Message, MessagePage, User
 from crab.core.services import live
 from crab.proto.crab import v1 as pb
@@ -42,7 +41,7 @@ def test_queued_items_go_out_as_one_batch_in_order() -> None:
 
 
 def test_big_batches_are_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(frames_module, "BATCH_BYTES", 300)
+    monkeypatch.setattr(frame_encoder, "BATCH_BYTES", 300)
     writes = list(FrameEncoder().writes([message(n, "x" * 100) for n in range(1, 11)]))
     assert len(writes) > 1
     ids = [f.message.id for data in writes for f in unpack(data)]
@@ -74,17 +73,17 @@ def test_a_message_is_encoded_once_for_every_stream() -> None:
     ],
 )
 def test_upb_encodings_are_the_generated_ones(sample: Message) -> None:
-    """wire.py (C runtime) and convert.py (betterproto2) write the same bytes."""
-    assert wire.message_frame(sample) == bytes(convert.frame(sample))
+    """upb_answers.py (C runtime) and convert.py (betterproto2) write the same bytes."""
+    assert upb_answers.message_frame(sample) == bytes(convert.frame(sample))
     ack = live.Ack("cid-1", sample)
-    assert wire.ack_frame(ack) == bytes(convert.frame(ack))
+    assert upb_answers.ack_frame(ack) == bytes(convert.frame(ack))
     for has_more in (True, False):
         page = MessagePage(messages=[sample, message(3, "x" * 300)], has_more=has_more)
         expected = pb.MessagePage(
             messages=[convert.message(m) for m in page.messages], has_more=has_more
         )
-        assert wire.page(page) == bytes(expected)
-    assert wire.page(MessagePage(messages=[], has_more=False)) == b""
+        assert upb_answers.page(page) == bytes(expected)
+    assert upb_answers.page(MessagePage(messages=[], has_more=False)) == b""
 
 
 def test_a_batch_of_messages_is_built_once_for_every_stream() -> None:

@@ -10,14 +10,13 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from grpclib.health.service import Health
 from grpclib.server import Server
 
 from crab.config import Settings
 from crab.core.api.errors import Calls
-from crab.core.api.server import build_server, tls_context
+from crab.core.api.server import CrabServer, bound_socket, build_server, tls_context
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
 from crab.core.services.accounts import Accounts
@@ -115,16 +114,15 @@ class Crab:
     async def start_worker_health(self, host: str, port: int) -> int:
         """`crab worker`'s health service (it serves nothing else); returns its port."""
         self.server = worker_health(self.database, self.broker)
-        await self.server.start(host, port)
-        listener: Any = self.server._server
-        sockets = listener.sockets if listener is not None else []
-        return int(sockets[0].getsockname()[1]) if sockets else port
+        sock = bound_socket(host, port)  # its port is known: no grpclib internals
+        await self.server.start(sock=sock)
+        return int(sock.getsockname()[1])
 
     async def start_server(self) -> int:
         """Listens on settings.host:port (port 0 picks a free one); returns the port."""
         s = self.settings
         await self.hub.start()
-        self.server, self.health, self.calls = build_server(
+        server, self.health, self.calls = build_server(
             self.accounts,
             self.people,
             self.chats,
@@ -133,6 +131,7 @@ class Crab:
             self.hub,
             s.limits,
         )
+        self.server = server
         context: ssl.SSLContext | None = None
         if s.tls_cert and s.tls_key:
             context = tls_context(s.tls_cert, s.tls_key)
@@ -142,10 +141,8 @@ class Crab:
                 "Give --tls-cert and --tls-key to serve TLS. !!!",
                 s.host,
             )
-        await self.server.start(s.host, s.port, ssl=context)
-        listener: Any = self.server._server
-        sockets = listener.sockets if listener is not None else []
-        self.port = sockets[0].getsockname()[1] if sockets else s.port
+        await server.start(s.host, s.port, ssl=context)
+        self.port = server.port or s.port
         return self.port
 
     async def close(self, grace: float = 10.0) -> None:
@@ -154,9 +151,8 @@ class Crab:
         if self._closed:
             return
         self._closed = True
-        listener = self.server._server if self.server is not None else None
-        if listener is not None:
-            listener.close()  # no new connections; open ones carry on
+        if isinstance(self.server, CrabServer):
+            self.server.stop_listening()  # no new connections; open ones carry on
         await self.hub.close()  # open streams end with UNAVAILABLE: resume elsewhere
         if self.calls is not None:
             try:

@@ -75,6 +75,7 @@ class AuthListener:
             # close task pending for the garbage collector. Let the read finish.
             _caller.set(await asyncio.shield(self._accounts.authenticate(token)))
             if self._edge is not None:  # a signed-in connection may stay open
+                # Peer._transport: grpclib's, checked in api/internals.py.
                 self._edge.signed_in(getattr(event.peer, "_transport", None))
         except CrabError as error:
             raise to_grpc(error) from None

@@ -6,7 +6,9 @@ gets GOAWAY (ENHANCE_YOUR_CALM): a ping flood or a rapid reset (open a
 stream, reset it, again) costs the server a handler each time.
 
 grpclib has no knob for any of this; `EdgeProtocol` is its H2Protocol with
-these checks around it, and `Edge` holds the connections of one server."""
+these checks around it, and `Edge` holds the connections of one server.
+The grpclib internals it reaches (the h2 connection, the event processors)
+are checked in api/internals.py: without them the server does not start."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ from google.protobuf.message import DecodeError
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from crab.core.api.frames import PassThroughCodec
+from crab.core.api.frame_encoder import PassThroughCodec
+from crab.core.api.internals import installed
 from crab.core.logs import Throttled
 from crab.proto.upb import message_class
 
@@ -106,7 +107,7 @@ async def _within(seconds: float | None, reading: Awaitable[bytes]) -> bytes:
 
 def install_size_check() -> None:
     """grpclib reads whatever length a client declares (up to 4 GiB) before
-    any codec runs; its server streams call this module-level function."""
-    if not callable(getattr(grpclib.server, "recv_message", None)):  # pragma: no cover
-        raise RuntimeError("grpclib changed: grpclib.server.recv_message is gone")
+    any codec runs; its server streams call this module-level function
+    (checked at import: api/internals.py; a safety feature, never off)."""
+    installed.require_safety()
     setattr(grpclib.server, "recv_message", _recv_message)  # noqa: B010

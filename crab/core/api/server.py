@@ -3,6 +3,8 @@ listener, plus the standard health and reflection services."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from crab.config import Limits
 from crab.core.api.auth import AuthListener
 from crab.core.api.connections import Edge, EdgeProtocol
 from crab.core.api.errors import Calls, Guarded
-from crab.core.api.frames import FrameEncoder
+from crab.core.api.frame_encoder import FrameEncoder
+from crab.core.api.internals import check_server
 from crab.core.api.requests import RequestCodec, install_size_check
 from crab.core.api.servicers import (
     AccountsServicer,
@@ -41,7 +44,9 @@ WINDOW_BYTES = 256 * 1024
 
 class CrabServer(Server):
     """grpclib's Server, with every connection under the Edge's limits and a
-    deadline on TLS handshakes (grpclib passes neither)."""
+    deadline on TLS handshakes (grpclib passes neither). It opens its own
+    listener, so its port and closing it need no grpclib internals; the
+    grpclib fields it fills are checked in api/internals.py."""
 
     def __init__(self, handlers: list[Any], edge: Edge, codec: RequestCodec) -> None:
         super().__init__(
@@ -53,6 +58,8 @@ class CrabServer(Server):
             ),
         )
         self.edge = edge
+        self.listener: asyncio.Server | None = None
+        check_server(self)
 
     def _protocol_factory(self) -> EdgeProtocol:
         self.__gc_step__()
@@ -63,7 +70,7 @@ class CrabServer(Server):
     async def start(  # type: ignore[override]
         self, host: str, port: int, *, ssl: ssl.SSLContext | None = None
     ) -> None:
-        self._server = await self._loop.create_server(
+        self.listener = await self._loop.create_server(
             self._protocol_factory,
             host,
             port,
@@ -71,8 +78,21 @@ class CrabServer(Server):
             ssl_handshake_timeout=self.edge.limits.handshake_timeout if ssl else None,
             backlog=1024,
         )
+        # What grpclib's own start sets: its close() and wait_closed() use them.
+        self._server = self.listener
         self._server_closed_fut = self._loop.create_future()
         self.edge.start()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked, when started on port 0)."""
+        sockets = self.listener.sockets if self.listener is not None else ()
+        return int(sockets[0].getsockname()[1]) if sockets else 0
+
+    def stop_listening(self) -> None:
+        """No new connections; the open ones carry on until close()."""
+        if self.listener is not None:
+            self.listener.close()
 
     def close(self) -> None:
         self.edge.stop()
@@ -107,6 +127,24 @@ def build_server(
     )
     listen(server, RecvRequest, AuthListener(accounts, edge))
     return server, health, calls
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0 picks a free one), for a plain
+    grpclib Server's `start(sock=...)`: its port is then the socket's."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:

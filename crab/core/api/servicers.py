@@ -6,7 +6,7 @@ from __future__ import annotations
 from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
-from crab.core.api import convert, wire
+from crab.core.api import convert, upb_answers
 from crab.core.api.auth import caller, peer_address
 from crab.core.services.accounts import Accounts
 from crab.core.services.chats import Chats
@@ -78,7 +78,7 @@ class ChatsServicer(pb.ChatsBase):
 
     def __mapping__(self) -> dict[str, Handler]:
         mapping: dict[str, Handler] = super().__mapping__()
-        # History pages are encoded by upb (wire.py): ~10x cheaper for 50 messages.
+        # History pages are encoded by upb (upb_answers.py): far cheaper for 50 messages.
         mapping["/crab.v1.Chats/GetMessages"] = Handler(
             self._get_messages, Cardinality.UNARY_UNARY, pb.GetMessagesRequest, pb.MessagePage
         )
@@ -90,7 +90,7 @@ class ChatsServicer(pb.ChatsBase):
         found = await self._chats.history(
             caller(), request.chat_id, request.before_id, request.limit
         )
-        await stream.send_message(wire.page(found))  # bytes: PassThroughCodec
+        await stream.send_message(upb_answers.page(found))  # bytes: PassThroughCodec
 
     async def mark_read(self, message: pb.MarkReadRequest) -> pb.Empty:
         await self._chats.mark_read(caller(), message.chat_id, message.message_id)

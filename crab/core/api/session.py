@@ -13,9 +13,9 @@ from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
 from crab.core.api.auth import caller
-from crab.core.api.data_frames import DataWriter
 from crab.core.api.errors import to_grpc
-from crab.core.api.frames import FrameEncoder
+from crab.core.api.fast_writes import DataWriter
+from crab.core.api.frame_encoder import FrameEncoder
 from crab.core.domain.commands import SendMessage
 from crab.core.services import live
 from crab.core.services.live import Hub, LiveSession

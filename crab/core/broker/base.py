@@ -1,4 +1,4 @@
-"""The broker contract every adapter keeps (memory now, RabbitMQ later).
+"""The broker contract every adapter keeps (memory.py, amqp.py for RabbitMQ).
 
 Commands: a work queue with competing consumers. `request` sends one and
 waits for the reply correlated to it. A consumer gets commands in batches

@@ -1,4 +1,4 @@
-"""Session frames written as HTTP/2 DATA frames in one step.
+"""Session frames written to the socket as HTTP/2 DATA frames by crab.
 
 Every delivery is a write to one client's stream. grpclib's `send_message`
 and h2's `send_data` spend more Python per write than the socket write
@@ -8,9 +8,10 @@ machines and a frame object per message. When nothing needs waiting for
 h2's queued), this writes the frame itself: the 9-byte DATA header, gRPC's
 5-byte message prefix, the encoded message. It takes from h2's windows
 exactly what h2 would, so h2 and grpclib stay right about the connection.
-Otherwise, and if grpclib or h2 are not what this expects, it takes
-grpclib's own path. Measured (bench fanout 20 x 5, four A/B pairs): p99
-8.0-12.7 -> 6.0-7.9 ms, acked sends/s 659-1144 -> 1236-1394.
+Otherwise it takes grpclib's own path; so does every write when grpclib or
+h2 are not what this expects or the fast paths are switched off (both
+decided once, at import: api/internals.py). What it gained is in
+BENCHMARKS.md ("What changed them, session 3").
 
 Relies on grpclib 0.4 and h2 4 internals (pinned in pyproject.toml); a
 grpcio client reads these frames in tests/test_process.py."""
@@ -23,11 +24,17 @@ from typing import Any
 from h2.connection import ConnectionState
 from h2.stream import StreamState
 
-_SENDABLE = (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+from crab.core.api.internals import installed
+
+# getattr: if h2 renamed these, the probe turned the fast path off, and
+# this module must still import.
+_SENDABLE = tuple(getattr(StreamState, name, None) for name in ("OPEN", "HALF_CLOSED_REMOTE"))
+_SERVER_OPEN = getattr(ConnectionState, "SERVER_OPEN", None)
 _DATA_NO_FLAGS = b"\x00\x00"  # frame type DATA, no flags
 _NOT_COMPRESSED = b"\x00"
 
-# Writes by path, for tests and for anyone wondering which path runs.
+# Writes by path ("fast" or "grpclib"), for tests and for anyone wondering
+# which path runs.
 written: Counter[str] = Counter()
 
 
@@ -36,21 +43,20 @@ class DataWriter:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream  # grpclib.server.Stream
-        wire = getattr(stream, "_stream", None)  # grpclib.protocol.Stream
-        needed = ("_h2_connection", "_transport", "connection", "id", "data_sent")
-        known = wire is not None and all(hasattr(wire, name) for name in needed)
-        self._wire = wire if known else None
+        installed.log_once()
+        # grpclib.protocol.Stream, when the fast path may run
+        self._wire = getattr(stream, "_stream", None) if installed.fast_writes else None
 
     async def send(self, payload: bytes) -> None:
         if self._now(payload):
-            written["direct"] += 1
+            written["fast"] += 1
             return
         written["grpclib"] += 1
         await self._stream.send_message(payload)  # PassThroughCodec: bytes as they are
 
     def _now(self, payload: bytes) -> bool:
         wire, stream = self._wire, self._stream
-        if wire is None or not getattr(stream, "_send_initial_metadata_done", False):
+        if wire is None or not stream._send_initial_metadata_done:
             return False
         connection = wire.connection
         h2 = wire._h2_connection
@@ -59,7 +65,7 @@ class DataWriter:
             not connection.write_ready.is_set()
             or h2_stream is None
             or h2_stream.state_machine.state not in _SENDABLE
-            or h2.state_machine.state is not ConnectionState.SERVER_OPEN
+            or h2.state_machine.state is not _SERVER_OPEN
             or h2._data_to_send  # keep h2's own frames first
         ):
             return False

@@ -1,6 +1,7 @@
 """Session frames as bytes: each message is encoded once for every stream
-that carries it (betterproto2 takes ~100 us per encode), and frames queued
-for one stream go out together as one FrameBatch (one HTTP/2 write)."""
+that carries it (an encode costs far more than writing the same bytes
+again), and frames queued for one stream go out together as one FrameBatch
+(one HTTP/2 write)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from grpclib.encoding.proto import ProtoCodec
 
-from crab.core.api import convert, wire
+from crab.core.api import convert, upb_answers
 from crab.core.domain.models import Message
 from crab.core.services import live
 
@@ -58,7 +59,7 @@ class FrameEncoder:
         key = (item.chat_id, item.id)
         found = self._messages.get(key)
         if found is None:
-            frame = wire.message_frame(item)
+            frame = upb_answers.message_frame(item)
             found = self._messages[key] = (frame, _batch_entry(frame))
             if len(self._messages) > self._cache_size:
                 self._messages.popitem(last=False)
@@ -68,7 +69,7 @@ class FrameEncoder:
         if isinstance(item, Message):
             return self._message(item)[0]
         if isinstance(item, live.Ack):
-            return wire.ack_frame(item)
+            return upb_answers.ack_frame(item)
         return bytes(convert.frame(item))
 
     def _entry(self, item: live.Outgoing) -> bytes:

@@ -1,7 +1,9 @@
 """The answers that carry messages in bulk (each fan-out frame, each send's
-acknowledgement, history pages of 50) encoded with the C protobuf runtime:
-betterproto2 takes ~4 ms for a page of 50, upb ~0.3 ms, same bytes. The
-rest of the API keeps the generated betterproto2 classes (convert.py)."""
+acknowledgement, history pages of 50) encoded with the C protobuf runtime
+(upb): betterproto2 encodes in Python, an order of magnitude slower for a
+page, and upb writes the same bytes (tests/test_frames.py pins them; the
+figures are in BENCHMARKS.md, session 2). The rest of the API keeps the
+generated betterproto2 classes (convert.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def _fill(out: Any, m: Message) -> None:
     sender.username = m.sender.username
     sender.display_name = m.sender.display_name
     out.text = m.text
-    # Timestamp.FromDatetime is pure Python and ~10% of a history page.
+    # Timestamp.FromDatetime is pure Python and a visible share of a history page.
     since = m.sent_at - _EPOCH  # aware: any zone counts from the UTC epoch
     out.sent_at.seconds = since.days * 86_400 + since.seconds
     out.sent_at.nanos = since.microseconds * 1000
