@@ -4,7 +4,6 @@ effects runner and the views; keys come from the key table."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import ssl
 from collections.abc import Iterable
 from dataclasses import replace
@@ -22,6 +21,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
+from crab import start_up
 from crab.tui.keys import COMMANDS, KEYS
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
@@ -142,11 +142,9 @@ class ChatApp:
         from crab.tui.runner import Runner
 
         self.store.load_reducer()
-        # The whole client is imported now, and lives as long as the process:
-        # keep it out of the collector's full passes, which walked all of it
-        # every few hundred key presses (up to ~70 ms each on a slow machine).
-        gc.freeze()
-        gc.enable()  # `crab` starts with it off while it imports (launch.py)
+        # The client's last import: the collector back on, the client frozen
+        # out of its full passes (the start-up contract, crab/start_up.py).
+        start_up.loaded(freeze=True)
 
         host, port, tls = self._address
         self.runner = Runner(
