@@ -4,6 +4,7 @@ and frames from the session stream. Reducers turn these into new states."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
 
@@ -19,9 +20,13 @@ class Key:
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Enter on the input line: a message, or a slash command."""
+    """Enter on the input line: a message, or a slash command. The app
+    stamps each with the time and a new client message id (a message's, if
+    it is one): the reducer takes them from here and stays a pure function."""
 
     text: str
+    sent_at: datetime
+    client_message_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
 
 if TYPE_CHECKING:
+    from crab.tui.actions import Submit
     from crab.tui.effects import Effect
     from crab.tui.runner import Runner
 
@@ -169,14 +171,10 @@ class ChatApp:
         self.app.invalidate()
 
     def _submit(self, buffer: Any) -> bool:
-        from crab.tui import actions as a
-
         text = buffer.text
-        if self.store.state.focus is Focus.SEARCH:
-            self.store.dispatch(a.Submit(text))
-            return False
-        buffer.append_to_history()
-        self.store.dispatch(a.Submit(text))
+        if self.store.state.focus is not Focus.SEARCH:
+            buffer.append_to_history()
+        self.store.dispatch(submitted(text))
         return False  # clears the line
 
     def _typed(self, buffer: Any) -> None:
@@ -257,6 +255,15 @@ class ChatApp:
             if self.runner is not None:
                 await self.runner.close()
                 self.runner.client.close()
+
+
+def submitted(text: str) -> Submit:
+    """Enter's action, stamped with the time and a new client message id
+    here, so that the reducers stay pure."""
+    from crab.core.clock import now
+    from crab.tui import actions as a
+
+    return a.Submit(text, now(), uuid.uuid4().hex)
 
 
 def run_chat(
