@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from crab.tui.keys import Command
 from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
 
 # ---- the user -----------------------------------------------------------
@@ -13,9 +14,9 @@ from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """A named key command from the key table (crab/tui/keys.py)."""
+    """A key command from the key table (crab/tui/keys.py)."""
 
-    command: str
+    command: Command
 
 
 @dataclass(frozen=True, slots=True)

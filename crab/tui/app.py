@@ -23,7 +23,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
 from crab import start_up
-from crab.tui.keys import COMMANDS, KEYS
+from crab.tui.keys import COMMANDS, KEYS, Command, Where
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
 from crab.tui.store import Store
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 # grpclib and the generated API) is imported just after it: see `run`.
 
 USER_COMMANDS = {"invite", "dm"}
+# Keys that leave the people search: its query on the message line goes too.
+LEAVE_SEARCH = {Command.SEARCH, Command.BACK, Command.HELP}
 
 
 class ChatCompleter(Completer):
@@ -191,7 +193,7 @@ class ChatApp:
             a.SignInSubmit(form.username.text, form.password.text, form.confirm.text)
         )
 
-    def _key(self, command: str) -> None:
+    def _key(self, command: Command) -> None:
         from crab.tui import actions as a
 
         self.store.dispatch(a.Key(command))
@@ -207,27 +209,27 @@ class ChatApp:
             return self.store.state
 
         where = {
-            "anywhere": Condition(lambda: True),
-            "sign-in": Condition(lambda: state().screen is Screen.SIGN_IN),
-            "chats": Condition(lambda: state().screen is Screen.CHATS),
-            "invites": Condition(
+            Where.ANYWHERE: Condition(lambda: True),
+            Where.SIGN_IN: Condition(lambda: state().screen is Screen.SIGN_IN),
+            Where.CHATS: Condition(lambda: state().screen is Screen.CHATS),
+            Where.INVITES: Condition(
                 lambda: state().focus is Focus.INVITES and state().screen is Screen.CHATS
             ),
-            "search": Condition(
+            Where.SEARCH: Condition(
                 lambda: state().focus is Focus.SEARCH and state().screen is Screen.CHATS
             ),
         }
         for binding in KEYS:
             command = binding.command
 
-            def handler(event: KeyPressEvent, command: str = command) -> None:
-                if command in ("search", "back", "help") and state().focus is Focus.SEARCH:
+            def handler(event: KeyPressEvent, command: Command = command) -> None:
+                if command in LEAVE_SEARCH and state().focus is Focus.SEARCH:
                     self.message_line.text = ""
                 self._key(command)
 
             kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
-        kb.add("c-c")(lambda event: self._key("quit"))
-        on_sign_in = where["sign-in"]
+        kb.add("c-c")(lambda event: self._key(Command.QUIT))
+        on_sign_in = where[Where.SIGN_IN]
 
         @kb.add("tab", filter=on_sign_in)
         def _(event: KeyPressEvent) -> None:
