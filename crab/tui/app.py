@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -262,6 +261,8 @@ class ChatApp:
 def submitted(text: str) -> Submit:
     """Enter's action, stamped with the time and a new client message id
     here, so that the reducers stay pure."""
+    import uuid  # not on the way to the first paint (the client imports it after)
+
     from crab.core.clock import now
     from crab.tui import actions as a
 
