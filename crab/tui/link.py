@@ -30,11 +30,11 @@ class LiveLink:
         self,
         store: Store,
         account: Account,
-        spawn: Callable[[Awaitable[None]], asyncio.Future[Any]],
+        spawn: Callable[[Callable[[], Awaitable[None]]], asyncio.Future[Any]],
         on_ready: Callable[[], None],
     ) -> None:
-        """`spawn` runs the link's task (so that whoever owns the tasks can
-        wait for it at close); `on_ready` is called on every (re)connect,
+        """`spawn(work)` runs `work()` as a task (so that whoever owns the
+        tasks waits for it at close); `on_ready` is called on every (re)connect,
         once the replay is in: the chats are read again then."""
         self.store = store
         self.account = account
@@ -49,7 +49,7 @@ class LiveLink:
         if self._task is None or self._task.done():
             # A stream stopped by sign-out finishes its cancellation in the
             # background; spawned, close() still waits for it.
-            self._task = self._spawn(self._keep_open())
+            self._task = self._spawn(self._keep_open)
 
     def stop(self) -> None:
         if self._task is not None:

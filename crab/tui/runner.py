@@ -57,20 +57,22 @@ class Runner:
     # ---- tasks -----------------------------------------------------------
 
     def __call__(self, effect: fx.Effect) -> None:
-        self.spawn(self.run(effect))
+        self.spawn(lambda: self.run(effect))
 
-    def spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
-        """Runs `work` as a task that close() cancels and waits for (so no
+    def spawn(self, work: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """Runs `work()` as a task that close() cancels and waits for (so no
         task is left pending, or with an exception nobody retrieves)."""
         task = asyncio.ensure_future(self._task(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _task(self, work: Awaitable[T]) -> T:
-        # Every task of the client runs in this method: one look at
+    async def _task(self, work: Callable[[], Awaitable[T]]) -> T:
+        # Every task of the client runs in this method, so one look at
         # asyncio.all_tasks() tells them apart (tests check none is left).
-        return await work
+        # `work()` is called here, once the task runs: a task cancelled
+        # before its start leaves no coroutine that was never awaited.
+        return await work()
 
     async def close(self) -> None:
         self.link.stop()
