@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from crab import start_up
 from crab.config import Limits, Rate, Settings, default_data_dir
 
 T = TypeVar("T")
@@ -142,7 +143,7 @@ def account_limit_options(func: F) -> F:
 def main() -> None:
     """crab: a terminal messenger for small teams."""
     if click.get_current_context().invoked_subcommand != "chat":
-        gc.enable()  # off while the command loaded (launch.py); chat turns it on itself
+        start_up.loaded()  # chat calls it after its own last import (crab/start_up.py)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

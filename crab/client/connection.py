@@ -32,6 +32,11 @@ def new_request_id() -> str:
 
 
 class CrabClient:
+    """One connection to a crab server. The typed methods below take plain
+    values, send the current access token, and return the server's replies;
+    the terminal client calls only those. The raw stubs (`accounts`, `users`,
+    `chats`, `invites`) stay for tests that send what no method would."""
+
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.channel = Channel(host, port, ssl=tls)
         self.accounts = pb.AccountsStub(self.channel)
@@ -73,6 +78,76 @@ class CrabClient:
             if self.tokens is not None and self.tokens.refresh_token != presented:
                 return  # another caller refreshed while this one waited
             self.tokens = await self.accounts.refresh(pb.RefreshRequest(refresh_token=presented))
+
+    # ---- the account ------------------------------------------------------
+
+    async def who_am_i(self) -> pb.User:
+        return await self.accounts.who_am_i(pb.Empty(), metadata=self.metadata)
+
+    async def sign_out(self) -> None:
+        """Ends this session on the server (its refresh token stops working)."""
+        await self.accounts.sign_out(pb.SignOutRequest(), metadata=self.metadata)
+
+    # ---- chats --------------------------------------------------------------
+
+    async def my_chats(self) -> list[pb.ChatSummary]:
+        found: list[pb.ChatSummary] = (
+            await self.chats.my_chats(pb.Empty(), metadata=self.metadata)
+        ).chats
+        return found
+
+    async def chat(self, chat_id: int) -> pb.ChatDetail:
+        """A chat with its members."""
+        return await self.chats.get_chat(pb.ChatRequest(chat_id=chat_id), metadata=self.metadata)
+
+    async def history(self, chat_id: int, before_id: int = 0, limit: int = 0) -> pb.MessagePage:
+        """Messages older than `before_id` (0: the newest), newest first;
+        `limit` 0 is the server's page (50)."""
+        request = pb.GetMessagesRequest(chat_id=chat_id, before_id=before_id, limit=limit)
+        return await self.chats.get_messages(request, metadata=self.metadata)
+
+    async def create_room(self, name: str, request_id: str = "") -> pb.Chat:
+        """`request_id`: the same on a retry (new_request_id()); empty, the
+        server makes one for this call."""
+        request = pb.CreateRoomRequest(name=name, request_id=request_id)
+        return await self.chats.create_room(request, metadata=self.metadata)
+
+    async def leave_chat(self, chat_id: int) -> None:
+        await self.chats.leave_chat(pb.ChatRequest(chat_id=chat_id), metadata=self.metadata)
+
+    async def mark_read(self, chat_id: int, message_id: int) -> None:
+        request = pb.MarkReadRequest(chat_id=chat_id, message_id=message_id)
+        await self.chats.mark_read(request, metadata=self.metadata)
+
+    # ---- people and invites ---------------------------------------------------
+
+    async def search_users(self, query: str, limit: int = 20) -> list[pb.User]:
+        request = pb.SearchUsersRequest(query=query, limit=limit)
+        found: list[pb.User] = (
+            await self.users.search_users(request, metadata=self.metadata)
+        ).users
+        return found
+
+    async def my_invites(self) -> pb.InviteList:
+        """Pending invites: `received` and `sent`."""
+        return await self.invites.my_invites(pb.Empty(), metadata=self.metadata)
+
+    async def invite_to_room(self, chat_id: int, user_id: int, request_id: str = "") -> pb.Invite:
+        request = pb.RoomInviteRequest(chat_id=chat_id, user_id=user_id, request_id=request_id)
+        return await self.invites.invite_to_room(request, metadata=self.metadata)
+
+    async def invite_to_direct(self, user_id: int, request_id: str = "") -> pb.Invite:
+        """An invite to a personal conversation."""
+        request = pb.DirectInviteRequest(user_id=user_id, request_id=request_id)
+        return await self.invites.invite_to_direct(request, metadata=self.metadata)
+
+    async def answer_invite(
+        self, invite_id: int, accept: bool, request_id: str = ""
+    ) -> pb.InviteAnswer:
+        request = pb.AnswerInviteRequest(invite_id=invite_id, accept=accept, request_id=request_id)
+        return await self.invites.answer_invite(request, metadata=self.metadata)
+
+    # ---- the live stream ------------------------------------------------------
 
     def session(self, cursors: dict[int, int] | None = None) -> SessionStream:
         return SessionStream(self, cursors or {})

@@ -4,7 +4,9 @@ and frames from the session stream. Reducers turn these into new states."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from crab.tui.keys import Command
 from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
 
 # ---- the user -----------------------------------------------------------
@@ -12,16 +14,20 @@ from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
 
 @dataclass(frozen=True, slots=True)
 class Key:
-    """A named key command from the key table (crab/tui/keys.py)."""
+    """A key command from the key table (crab/tui/keys.py)."""
 
-    command: str
+    command: Command
 
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """Enter on the input line: a message, or a slash command."""
+    """Enter on the input line: a message, or a slash command. The app
+    stamps each with the time and a new client message id (a message's, if
+    it is one): the reducer takes them from here and stays a pure function."""
 
     text: str
+    sent_at: datetime
+    client_message_id: str
 
 
 @dataclass(frozen=True, slots=True)

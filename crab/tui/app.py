@@ -4,7 +4,6 @@ effects runner and the views; keys come from the key table."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import ssl
 from collections.abc import Iterable
 from dataclasses import replace
@@ -22,13 +21,15 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
-from crab.tui.keys import COMMANDS, KEYS
+from crab import start_up
+from crab.tui.keys import COMMANDS, KEYS, Command, Where
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
 from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
 
 if TYPE_CHECKING:
+    from crab.tui.actions import Submit
     from crab.tui.effects import Effect
     from crab.tui.runner import Runner
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 # grpclib and the generated API) is imported just after it: see `run`.
 
 USER_COMMANDS = {"invite", "dm"}
+# Keys that leave the people search: its query on the message line goes too.
+LEAVE_SEARCH = {Command.SEARCH, Command.BACK, Command.HELP}
 
 
 class ChatCompleter(Completer):
@@ -142,11 +145,9 @@ class ChatApp:
         from crab.tui.runner import Runner
 
         self.store.load_reducer()
-        # The whole client is imported now, and lives as long as the process:
-        # keep it out of the collector's full passes, which walked all of it
-        # every few hundred key presses (up to ~70 ms each on a slow machine).
-        gc.freeze()
-        gc.enable()  # `crab` starts with it off while it imports (launch.py)
+        # The client's last import: the collector back on, the client frozen
+        # out of its full passes (the start-up contract, crab/start_up.py).
+        start_up.loaded(freeze=True)
 
         host, port, tls = self._address
         self.runner = Runner(
@@ -171,14 +172,10 @@ class ChatApp:
         self.app.invalidate()
 
     def _submit(self, buffer: Any) -> bool:
-        from crab.tui import actions as a
-
         text = buffer.text
-        if self.store.state.focus is Focus.SEARCH:
-            self.store.dispatch(a.Submit(text))
-            return False
-        buffer.append_to_history()
-        self.store.dispatch(a.Submit(text))
+        if self.store.state.focus is not Focus.SEARCH:
+            buffer.append_to_history()
+        self.store.dispatch(submitted(text))
         return False  # clears the line
 
     def _typed(self, buffer: Any) -> None:
@@ -195,7 +192,7 @@ class ChatApp:
             a.SignInSubmit(form.username.text, form.password.text, form.confirm.text)
         )
 
-    def _key(self, command: str) -> None:
+    def _key(self, command: Command) -> None:
         from crab.tui import actions as a
 
         self.store.dispatch(a.Key(command))
@@ -211,27 +208,27 @@ class ChatApp:
             return self.store.state
 
         where = {
-            "anywhere": Condition(lambda: True),
-            "sign-in": Condition(lambda: state().screen is Screen.SIGN_IN),
-            "chats": Condition(lambda: state().screen is Screen.CHATS),
-            "invites": Condition(
+            Where.ANYWHERE: Condition(lambda: True),
+            Where.SIGN_IN: Condition(lambda: state().screen is Screen.SIGN_IN),
+            Where.CHATS: Condition(lambda: state().screen is Screen.CHATS),
+            Where.INVITES: Condition(
                 lambda: state().focus is Focus.INVITES and state().screen is Screen.CHATS
             ),
-            "search": Condition(
+            Where.SEARCH: Condition(
                 lambda: state().focus is Focus.SEARCH and state().screen is Screen.CHATS
             ),
         }
         for binding in KEYS:
             command = binding.command
 
-            def handler(event: KeyPressEvent, command: str = command) -> None:
-                if command in ("search", "back", "help") and state().focus is Focus.SEARCH:
+            def handler(event: KeyPressEvent, command: Command = command) -> None:
+                if command in LEAVE_SEARCH and state().focus is Focus.SEARCH:
                     self.message_line.text = ""
                 self._key(command)
 
             kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
-        kb.add("c-c")(lambda event: self._key("quit"))
-        on_sign_in = where["sign-in"]
+        kb.add("c-c")(lambda event: self._key(Command.QUIT))
+        on_sign_in = where[Where.SIGN_IN]
 
         @kb.add("tab", filter=on_sign_in)
         def _(event: KeyPressEvent) -> None:
@@ -259,6 +256,17 @@ class ChatApp:
             if self.runner is not None:
                 await self.runner.close()
                 self.runner.client.close()
+
+
+def submitted(text: str) -> Submit:
+    """Enter's action, stamped with the time and a new client message id
+    here, so that the reducers stay pure."""
+    import uuid  # not on the way to the first paint (the client imports it after)
+
+    from crab.core.clock import now
+    from crab.tui import actions as a
+
+    return a.Submit(text, now(), uuid.uuid4().hex)
 
 
 def run_chat(

@@ -1,5 +1,6 @@
-"""What reducers ask for when the answer needs I/O. The runner
-(crab/tui/runner.py) performs each and dispatches the result as an action."""
+"""What reducers ask for when the answer needs I/O: data only. Each has its
+handler in crab/tui/effect_handlers.py, which the runner (crab/tui/runner.py)
+runs as a task; the result comes back as actions."""
 
 from __future__ import annotations
 

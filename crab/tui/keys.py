@@ -5,36 +5,71 @@ input line follows vi keys too with `crab chat --vi`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    """What a key asks for (the reducers match on these, `Key(command)`)."""
+
+    QUIT = "quit"
+    HELP = "help"
+    TOGGLE_SIGNUP = "toggle_signup"
+    NEXT_CHAT = "next_chat"
+    PREVIOUS_CHAT = "previous_chat"
+    SCROLL_UP = "scroll_up"
+    SCROLL_DOWN = "scroll_down"
+    SCROLL_END = "scroll_end"
+    INVITES = "invites"
+    SEARCH = "search"
+    BACK = "back"
+    SELECT_UP = "select_up"
+    SELECT_DOWN = "select_down"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    DM_SELECTED = "dm_selected"
+    INVITE_SELECTED = "invite_selected"
+
+
+class Where(StrEnum):
+    """Where a key works (shown in the help after each key)."""
+
+    ANYWHERE = "anywhere"
+    SIGN_IN = "sign-in"
+    CHATS = "chats"
+    INVITES = "invites"  # the invites panel has focus
+    SEARCH = "search"  # the people search has focus
 
 
 @dataclass(frozen=True, slots=True)
 class KeyBinding:
     keys: tuple[str, ...]
-    command: str
+    command: Command
     help: str
-    where: str  # "anywhere", "chats", "invites", "search", "sign-in"
+    where: Where
 
 
 KEYS: tuple[KeyBinding, ...] = (
-    KeyBinding(("c-q",), "quit", "quit crab", "anywhere"),
-    KeyBinding(("f1",), "help", "show or hide this help", "anywhere"),
-    KeyBinding(("c-s",), "toggle_signup", "switch between sign in and sign up", "sign-in"),
-    KeyBinding(("c-n",), "next_chat", "open the next chat", "chats"),
-    KeyBinding(("c-p",), "previous_chat", "open the previous chat", "chats"),
-    KeyBinding(("pageup",), "scroll_up", "scroll back (loads older messages)", "chats"),
-    KeyBinding(("pagedown",), "scroll_down", "scroll forward", "chats"),
-    KeyBinding(("end",), "scroll_end", "jump to the newest message", "chats"),
-    KeyBinding(("f2",), "invites", "show pending invites", "chats"),
-    KeyBinding(("f3",), "search", "find people as you type", "chats"),
-    KeyBinding(("escape",), "back", "back to the message line", "chats"),
-    KeyBinding(("up",), "select_up", "select the previous entry", "invites"),
-    KeyBinding(("down",), "select_down", "select the next entry", "invites"),
-    KeyBinding(("c-a",), "accept", "accept the selected invite", "invites"),
-    KeyBinding(("c-r",), "reject", "reject the selected invite", "invites"),
-    KeyBinding(("up",), "select_up", "select the previous person", "search"),
-    KeyBinding(("down",), "select_down", "select the next person", "search"),
-    KeyBinding(("c-d",), "dm_selected", "start a personal conversation", "search"),
-    KeyBinding(("c-o",), "invite_selected", "invite to the open room", "search"),
+    KeyBinding(("c-q",), Command.QUIT, "quit crab", Where.ANYWHERE),
+    KeyBinding(("f1",), Command.HELP, "show or hide this help", Where.ANYWHERE),
+    KeyBinding(
+        ("c-s",), Command.TOGGLE_SIGNUP, "switch between sign in and sign up", Where.SIGN_IN
+    ),
+    KeyBinding(("c-n",), Command.NEXT_CHAT, "open the next chat", Where.CHATS),
+    KeyBinding(("c-p",), Command.PREVIOUS_CHAT, "open the previous chat", Where.CHATS),
+    KeyBinding(("pageup",), Command.SCROLL_UP, "scroll back (loads older messages)", Where.CHATS),
+    KeyBinding(("pagedown",), Command.SCROLL_DOWN, "scroll forward", Where.CHATS),
+    KeyBinding(("end",), Command.SCROLL_END, "jump to the newest message", Where.CHATS),
+    KeyBinding(("f2",), Command.INVITES, "show pending invites", Where.CHATS),
+    KeyBinding(("f3",), Command.SEARCH, "find people as you type", Where.CHATS),
+    KeyBinding(("escape",), Command.BACK, "back to the message line", Where.CHATS),
+    KeyBinding(("up",), Command.SELECT_UP, "select the previous entry", Where.INVITES),
+    KeyBinding(("down",), Command.SELECT_DOWN, "select the next entry", Where.INVITES),
+    KeyBinding(("c-a",), Command.ACCEPT, "accept the selected invite", Where.INVITES),
+    KeyBinding(("c-r",), Command.REJECT, "reject the selected invite", Where.INVITES),
+    KeyBinding(("up",), Command.SELECT_UP, "select the previous person", Where.SEARCH),
+    KeyBinding(("down",), Command.SELECT_DOWN, "select the next person", Where.SEARCH),
+    KeyBinding(("c-d",), Command.DM_SELECTED, "start a personal conversation", Where.SEARCH),
+    KeyBinding(("c-o",), Command.INVITE_SELECTED, "invite to the open room", Where.SEARCH),
 )
 
 

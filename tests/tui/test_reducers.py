@@ -34,6 +34,11 @@ def line(chat_id: int, id: int, sender: Person = BOB, text: str = "hi") -> Line:
     return Line(chat_id, id, sender, text, T0, f"c{id}")
 
 
+def submit(text: str) -> a.Submit:
+    """Enter on the message line, as the app stamps it."""
+    return a.Submit(text, T0, f"m-{text}")
+
+
 def signed_in(**changes: object) -> AppState:
     room = ChatItem(10, True, "general", last_message_id=2)
     other = ChatItem(11, True, "random", last_message_id=0)
@@ -97,7 +102,7 @@ def test_own_message_never_unread() -> None:
 
 
 def test_send_goes_to_outbox_until_acknowledged() -> None:
-    update = reduce(signed_in(), a.Submit("hello there"))
+    update = reduce(signed_in(), submit("hello there"))
     (pending,) = update.state.outbox
     assert pending.text == "hello there" and pending.pending
     assert update.effects == (fx.Send(pending),)
@@ -108,7 +113,7 @@ def test_send_goes_to_outbox_until_acknowledged() -> None:
 
 
 def test_rejected_send_leaves_outbox_with_a_notice() -> None:
-    state = reduce(signed_in(), a.Submit("x" * 5000)).state
+    state = reduce(signed_in(), submit("x" * 5000)).state
     (pending,) = state.outbox
     state = reduce(
         state, a.SendRejected(pending.client_message_id, 10, "INVALID_ARGUMENT", "too long")
@@ -120,20 +125,20 @@ def test_slash_commands() -> None:
     state = signed_in(
         invites=(InviteItem(5, BOB, ALICE, None, ""), InviteItem(6, BOB, ALICE, 12, "ops"))
     )
-    assert reduce(state, a.Submit("/create ops")).effects == (fx.CreateRoom("ops"),)
-    assert reduce(state, a.Submit("/invite @bob")).effects == (fx.InviteToRoom(10, "bob"),)
-    assert reduce(state, a.Submit("/dm bob")).effects == (fx.InviteToDirect("bob"),)
-    assert reduce(state, a.Submit("/accept")).effects == (fx.AnswerInvite(5, True),)
-    assert reduce(state, a.Submit("/reject 2")).effects == (fx.AnswerInvite(6, False),)
-    assert "usage" in reduce(state, a.Submit("/reject 3")).state.notice
-    assert reduce(state, a.Submit("/leave")).effects == (fx.LeaveChat(10),)
-    assert reduce(state, a.Submit("/invites")).state.focus is Focus.INVITES
-    assert reduce(state, a.Submit("/help")).state.focus is Focus.HELP
-    assert reduce(state, a.Submit("/logout")).effects == (fx.SignOut(),)
-    assert reduce(state, a.Submit("/quit")).state.quitting
-    assert "unknown command" in reduce(state, a.Submit("/frobnicate")).state.notice
+    assert reduce(state, submit("/create ops")).effects == (fx.CreateRoom("ops"),)
+    assert reduce(state, submit("/invite @bob")).effects == (fx.InviteToRoom(10, "bob"),)
+    assert reduce(state, submit("/dm bob")).effects == (fx.InviteToDirect("bob"),)
+    assert reduce(state, submit("/accept")).effects == (fx.AnswerInvite(5, True),)
+    assert reduce(state, submit("/reject 2")).effects == (fx.AnswerInvite(6, False),)
+    assert "usage" in reduce(state, submit("/reject 3")).state.notice
+    assert reduce(state, submit("/leave")).effects == (fx.LeaveChat(10),)
+    assert reduce(state, submit("/invites")).state.focus is Focus.INVITES
+    assert reduce(state, submit("/help")).state.focus is Focus.HELP
+    assert reduce(state, submit("/logout")).effects == (fx.SignOut(),)
+    assert reduce(state, submit("/quit")).state.quitting
+    assert "unknown command" in reduce(state, submit("/frobnicate")).state.notice
     # "//" escapes a leading slash.
-    (sent,) = reduce(state, a.Submit("//shrug")).state.outbox
+    (sent,) = reduce(state, submit("//shrug")).state.outbox
     assert sent.text == "/shrug"
 
 
@@ -200,7 +205,7 @@ def test_text_from_others_is_inert() -> None:
 
 
 def test_a_notice_clears_itself_after_a_few_seconds() -> None:
-    update = reduce(signed_in(), a.Submit("/invite"))
+    update = reduce(signed_in(), submit("/invite"))
     state = update.state
     assert state.notice == "usage: /invite USER"
     assert update.effects == (fx.ExpireNotice(state.notice_serial, NOTICE_SECONDS),)
@@ -258,7 +263,7 @@ def test_a_long_message_wraps_and_the_view_shows_its_end() -> None:
     state = signed_in(histories={10: History(lines=(line(10, 1), line(10, 2), long))})
     text = rows_text(visible_rows(state, 60, 4))
     assert text[-1].endswith("word59") and len(text) == 4
-    pending = reduce(state, a.Submit("on its way")).state
+    pending = reduce(state, submit("on its way")).state
     assert rows_text(visible_rows(pending, 60, 4))[-1].endswith("on its way  (sending)")
 
 
@@ -268,7 +273,7 @@ def test_store_notifies_and_runs_effects() -> None:
     effects: list[fx.Effect] = []
     store.subscribe(seen.append)
     store.on_effect(effects.append)
-    store.dispatch(a.Submit("/create ops"))
+    store.dispatch(submit("/create ops"))
     assert effects == [fx.CreateRoom("ops")] and seen == []  # no state change
     store.dispatch(a.Key("next_chat"))
     assert seen and seen[-1].active_chat == 11 and store.actions == 2

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
+from crab.tui.keys import Command
 from crab.tui.reducers import (
     Reducer,
     Update,
@@ -25,9 +26,9 @@ NOTICE_SECONDS = 6.0  # how long a notice stays in the status bar
 
 def global_keys(state: AppState, action: a.Action) -> Update | None:
     match action:
-        case a.Key(command="quit"):
+        case a.Key(command=Command.QUIT):
             return Update(replace(state, quitting=True), (fx.Quit(),))
-        case a.Key(command="help"):
+        case a.Key(command=Command.HELP):
             focus = Focus.INPUT if state.focus is Focus.HELP else Focus.HELP
             return Update(replace(state, focus=focus))
         case a.SignedIn():
@@ -64,11 +65,11 @@ def tabs(state: AppState, action: a.Action) -> Update | None:
     if state.screen is not Screen.CHATS:
         return None
     match action:
-        case a.Key(command="invites"):
+        case a.Key(command=Command.INVITES):
             return Update(replace(state, focus=Focus.INVITES))
-        case a.Key(command="search"):
+        case a.Key(command=Command.SEARCH):
             return Update(replace(state, focus=Focus.SEARCH))
-        case a.Key(command="back"):
+        case a.Key(command=Command.BACK):
             return Update(replace(state, focus=Focus.INPUT))
     return None
 

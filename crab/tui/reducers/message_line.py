@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 
-from crab.core.clock import now
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS
@@ -24,11 +22,11 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             if stripped.startswith("/") and not stripped.startswith("//"):
                 return command(state, stripped[1:])
             # "//text" sends "/text" literally.
-            return send(state, text[1:] if stripped.startswith("//") else text)
+            return send(state, action, text[1:] if stripped.startswith("//") else text)
     return None
 
 
-def send(state: AppState, text: str) -> Update:
+def send(state: AppState, submit: a.Submit, text: str) -> Update:
     chat = state.chat(state.active_chat)
     if chat is None or state.me is None:
         return Update(replace(state, notice="no chat open: /create a room or /dm someone"))
@@ -37,8 +35,8 @@ def send(state: AppState, text: str) -> Update:
         id=0,
         sender=state.me,
         text=text,
-        sent_at=now(),
-        client_message_id=uuid.uuid4().hex,
+        sent_at=submit.sent_at,
+        client_message_id=submit.client_message_id,
         pending=True,
     )
     # Kept in the outbox until acknowledged; sent again (same id) on reconnect.

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
+from crab.tui.keys import Command
 from crab.tui.reducers import Update
 from crab.tui.reducers.live import open_chat
 from crab.tui.state import AppState, History
@@ -17,18 +18,18 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
     match action:
         case a.OpenChat(chat_id=chat_id):
             return open_chat(state, chat_id)
-        case a.Key(command="next_chat" | "previous_chat" as command):
+        case a.Key(command=Command.NEXT_CHAT | Command.PREVIOUS_CHAT as command):
             if not state.chats:
                 return Update(state)
             ids = [c.id for c in state.chats]
             at = ids.index(state.active_chat) if state.active_chat in ids else 0
-            step = 1 if command == "next_chat" else -1
+            step = 1 if command == Command.NEXT_CHAT else -1
             return open_chat(state, ids[(at + step) % len(ids)])
-        case a.Key(command="scroll_up"):
+        case a.Key(command=Command.SCROLL_UP):
             return scroll_up(state)
-        case a.Key(command="scroll_down"):
+        case a.Key(command=Command.SCROLL_DOWN):
             return Update(replace(state, scroll=max(0, state.scroll - PAGE)))
-        case a.Key(command="scroll_end"):
+        case a.Key(command=Command.SCROLL_END):
             return Update(replace(state, scroll=0))
     return None
 

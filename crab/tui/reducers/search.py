@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
+from crab.tui.keys import Command
 from crab.tui.reducers import Update
 from crab.tui.state import AppState, Focus
 
@@ -22,21 +23,21 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             results = search.results if text.strip() else ()
             changed = replace(search, query=text, request=request, results=results, selected=0)
             return Update(replace(state, search=changed), effects)
-        case a.Key(command="select_up"):
+        case a.Key(command=Command.SELECT_UP):
             return Update(
                 replace(state, search=replace(search, selected=max(0, search.selected - 1)))
             )
-        case a.Key(command="select_down"):
+        case a.Key(command=Command.SELECT_DOWN):
             last = max(0, len(search.results) - 1)
             return Update(
                 replace(state, search=replace(search, selected=min(last, search.selected + 1)))
             )
-        case a.Key(command="dm_selected") | a.Submit():
+        case a.Key(command=Command.DM_SELECTED) | a.Submit():
             person = _selected(state)
             if person is None:
                 return Update(replace(state, notice="nobody selected"))
             return Update(replace(state, focus=Focus.INPUT), (fx.InviteToDirect(person),))
-        case a.Key(command="invite_selected"):
+        case a.Key(command=Command.INVITE_SELECTED):
             person = _selected(state)
             chat = state.chat(state.active_chat)
             if person is None or chat is None or not chat.is_room:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
+from crab.tui.keys import Command
 from crab.tui.reducers import Update
 from crab.tui.state import AppState, Focus, Screen, SignInForm
 
@@ -13,7 +14,7 @@ from crab.tui.state import AppState, Focus, Screen, SignInForm
 def reduce(state: AppState, action: a.Action) -> Update | None:
     form = state.sign_in
     match action:
-        case a.Key(command="toggle_signup"):
+        case a.Key(command=Command.TOGGLE_SIGNUP):
             flipped = replace(form, signing_up=not form.signing_up, error="")
             return Update(replace(state, sign_in=flipped))
         case a.SignInSubmit(username=username, password=password, confirm=confirm):

@@ -1,14 +1,24 @@
-"""Wire messages to client state objects, and session frames to actions."""
+"""What the server sends, as the client holds it: wire messages to state
+objects (people, lines, chats, invites), session frames to actions, and
+errors to the words the status bar shows."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+from grpclib import GRPCError
 
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui.state import ChatItem, InviteItem, Line, Person
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, GRPCError):
+        return error.message or error.status.name.lower()
+    return str(error) or type(error).__name__
 
 
 def person(u: pb.User | None) -> Person:

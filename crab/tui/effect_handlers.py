@@ -1,0 +1,181 @@
+"""What each effect does: one handler per effect type, in the table
+`HANDLERS`. A handler calls the client's typed methods (crab/client) through
+the runner, which adds the token refresh and the retries, and dispatches what
+came back as actions. The runner (crab/tui/runner.py) runs each as a task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from grpclib import GRPCError
+from grpclib.exceptions import StreamTerminatedError
+
+from crab.client.connection import new_request_id
+from crab.proto.crab import v1 as pb
+from crab.tui import actions as a
+from crab.tui import effects as fx
+from crab.tui.from_server import chat, describe, invite, line, person, summary
+
+if TYPE_CHECKING:
+    from crab.tui.runner import Runner
+
+E = TypeVar("E")
+Handler = Callable[["Runner", E], Awaitable[None]]
+
+SEARCH_DEBOUNCE = 0.15  # seconds of quiet typing before a search goes out
+PAGE = 100  # messages per history page
+FIND = 5  # people searched for to find one by name
+
+HANDLERS: dict[type[Any], Handler[Any]] = {}
+
+
+def handles(kind: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+    def register(handler: Handler[E]) -> Handler[E]:
+        HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+@handles(fx.SignIn)
+async def sign_in(r: Runner, effect: fx.SignIn) -> None:
+    try:
+        if effect.sign_up:
+            me = await r.client.sign_up(effect.username, effect.password)
+        else:
+            me = await r.client.sign_in(effect.username, effect.password)
+    except GRPCError as error:
+        r.dispatch(a.SignInFailed(describe(error)))
+        return
+    except (OSError, StreamTerminatedError):
+        r.dispatch(a.SignInFailed(f"cannot reach {r.server}"))
+        return
+    r.account.save()
+    r.signed_in(me)
+
+
+@handles(fx.LoadChats)
+async def load_chats(r: Runner, effect: fx.LoadChats) -> None:
+    chats = await r.call(r.client.my_chats)
+    invites = await r.call(r.client.my_invites)
+    r.dispatch(
+        a.ChatsLoaded(
+            tuple(summary(s) for s in chats),
+            tuple(invite(i) for i in invites.received),
+            tuple(invite(i) for i in invites.sent),
+        )
+    )
+
+
+@handles(fx.LoadHistory)
+async def load_history(r: Runner, effect: fx.LoadHistory) -> None:
+    page = await r.call(lambda: r.client.history(effect.chat_id, effect.before, PAGE))
+    lines = tuple(line(m) for m in reversed(page.messages))
+    r.dispatch(a.HistoryLoaded(effect.chat_id, lines, page.has_more))
+
+
+@handles(fx.LoadMembers)
+async def load_members(r: Runner, effect: fx.LoadMembers) -> None:
+    detail = await r.call(lambda: r.client.chat(effect.chat_id))
+    r.dispatch(a.MembersLoaded(effect.chat_id, tuple(person(u) for u in detail.members)))
+
+
+@handles(fx.Send)
+async def send(r: Runner, effect: fx.Send) -> None:
+    await r.link.send(effect.line)
+
+
+@handles(fx.CreateRoom)
+async def create_room(r: Runner, effect: fx.CreateRoom) -> None:
+    request_id = new_request_id()  # the same for every retry
+    room = await r.act(lambda: r.client.create_room(effect.name, request_id))
+    r.dispatch(a.ChatJoined(chat(room)))
+    r.dispatch(a.OpenChat(room.id))
+    r.dispatch(a.Notice(f"created room {room.name}; /invite USER to add people"))
+
+
+@handles(fx.InviteToRoom)
+async def invite_to_room(r: Runner, effect: fx.InviteToRoom) -> None:
+    user = await find_user(r, effect.username)
+    if user is not None:
+        request_id = new_request_id()
+        await r.act(lambda: r.client.invite_to_room(effect.chat_id, user.id, request_id))
+        r.dispatch(a.Notice(f"invited {user.username}"))
+
+
+@handles(fx.InviteToDirect)
+async def invite_to_direct(r: Runner, effect: fx.InviteToDirect) -> None:
+    user = await find_user(r, effect.username)
+    if user is not None:
+        request_id = new_request_id()
+        await r.act(lambda: r.client.invite_to_direct(user.id, request_id))
+        r.dispatch(a.Notice(f"invited {user.username} to a personal conversation"))
+
+
+@handles(fx.AnswerInvite)
+async def answer_invite(r: Runner, effect: fx.AnswerInvite) -> None:
+    request_id = new_request_id()
+    answer = await r.act(
+        lambda: r.client.answer_invite(effect.invite_id, effect.accept, request_id)
+    )
+    joined = chat(answer.chat) if answer.chat else None
+    me = r.client.user.username
+    r.dispatch(a.InviteAnswered(effect.invite_id, effect.accept, True, joined, me))
+    if joined is not None:
+        r.dispatch(a.OpenChat(joined.id))
+
+
+@handles(fx.LeaveChat)
+async def leave_chat(r: Runner, effect: fx.LeaveChat) -> None:
+    await r.call(lambda: r.client.leave_chat(effect.chat_id))
+    r.dispatch(a.ChatLeft(effect.chat_id))
+
+
+@handles(fx.SearchUsers)
+async def search_users(r: Runner, effect: fx.SearchUsers) -> None:
+    await asyncio.sleep(SEARCH_DEBOUNCE)
+    if r.store.state.search.request != effect.request:
+        return  # typing went on: a newer request replaces this one
+    found = await r.call(lambda: r.client.search_users(effect.query, 20))
+    r.dispatch(a.SearchResults(effect.request, tuple(person(u) for u in found)))
+
+
+@handles(fx.MarkRead)
+async def mark_read(r: Runner, effect: fx.MarkRead) -> None:
+    with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+        await r.call(lambda: r.client.mark_read(effect.chat_id, effect.message_id))
+
+
+@handles(fx.SignOut)
+async def sign_out(r: Runner, effect: fx.SignOut) -> None:
+    with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+        await r.client.sign_out()
+    r.signed_out("signed out")
+
+
+@handles(fx.Bell)
+async def bell(r: Runner, effect: fx.Bell) -> None:
+    r.on_bell()
+
+
+@handles(fx.ExpireNotice)
+async def expire_notice(r: Runner, effect: fx.ExpireNotice) -> None:
+    await asyncio.sleep(effect.after)
+    r.dispatch(a.NoticeExpired(effect.serial))
+
+
+@handles(fx.Quit)
+async def quit_app(r: Runner, effect: fx.Quit) -> None:
+    r.on_quit()
+
+
+async def find_user(r: Runner, username: str) -> pb.User | None:
+    """The person with this username, or None (said in the status bar)."""
+    for user in await r.call(lambda: r.client.search_users(username, FIND)):
+        if user.username == username.lower():
+            return user
+    r.dispatch(a.Failed(f"no user named {username}"))
+    return None
