@@ -440,10 +440,10 @@ class _LazyGroup(click.Group):
     from another distribution (`crab bench` is crab-bench, in bench/: it
     pulls in rich, psutil and matplotlib; serve needs none)."""
 
-    def __init__(self, *args: Any, import_path: str, install: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, import_path: str, missing: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._import_path = import_path
-        self._install = install
+        self._missing = missing  # the error when the module is not installed
 
     def _real(self) -> click.Group:
         import importlib
@@ -452,9 +452,9 @@ class _LazyGroup(click.Group):
         try:
             found = importlib.import_module(module)
         except ModuleNotFoundError as error:
-            if error.name != module.partition(".")[0]:
+            if error.name not in (module, module.partition(".")[0]):
                 raise
-            raise click.ClickException(f"{module} is not installed: {self._install}") from None
+            raise click.ClickException(self._missing) from None
         group: click.Group = getattr(found, name)
         return group
 
@@ -468,7 +468,8 @@ class _LazyGroup(click.Group):
 @main.group(
     cls=_LazyGroup,
     import_path="crab_bench.cli:bench",
-    install="pip install -e ./bench in crab's repository (make install does)",
+    missing="the bench is its own distribution, not installed: pip install -e ./bench "
+    "in crab's repository (make install does)",
 )
 def bench() -> None:
     """Measure a server under load (fanout, idle, history, signin) and the client (chat)."""
