@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test test-postgres test-no-fast-paths lint proto install clean
 
-$(STAMP): pyproject.toml
+# The server and, beside it, the bench: its own distribution (bench/).
+$(STAMP): pyproject.toml bench/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./bench
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,8 +35,8 @@ test-no-fast-paths: $(STAMP)
 	CRAB_FAST_PATHS=0 $(BIN)/pytest -q tests/test_flows.py tests/test_more_flows.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check crab tests
-	$(BIN)/ruff format --check crab tests
+	$(BIN)/ruff check crab bench tests
+	$(BIN)/ruff format --check crab bench tests
 	$(BIN)/mypy
 
 # Regenerates crab/proto from crab/proto/crab.proto (tests fail when stale).
@@ -47,4 +48,4 @@ proto: $(STAMP)
 	  crab/proto/crab.proto
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info bench/build bench/*.egg-info

@@ -437,18 +437,26 @@ def _log_to_file(path: Path) -> None:
 
 
 class _LazyGroup(click.Group):
-    """A group whose commands live in a module imported only when it is used
-    (crab bench pulls in rich, psutil and matplotlib; serve needs none)."""
+    """A group whose commands live in a module imported only when it is used,
+    from another distribution (`crab bench` is crab-bench, in bench/: it
+    pulls in rich, psutil and matplotlib; serve needs none)."""
 
-    def __init__(self, *args: Any, import_path: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, import_path: str, missing: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._import_path = import_path
+        self._missing = missing  # the error when the module is not installed
 
     def _real(self) -> click.Group:
         import importlib
 
         module, _, name = self._import_path.partition(":")
-        group: click.Group = getattr(importlib.import_module(module), name)
+        try:
+            found = importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name not in (module, module.partition(".")[0]):
+                raise
+            raise click.ClickException(self._missing) from None
+        group: click.Group = getattr(found, name)
         return group
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -458,7 +466,12 @@ class _LazyGroup(click.Group):
         return self._real().get_command(ctx, cmd_name)
 
 
-@main.group(cls=_LazyGroup, import_path="crab.bench.cli:bench")
+@main.group(
+    cls=_LazyGroup,
+    import_path="crab_bench.cli:bench",
+    missing="the bench is its own distribution, not installed: pip install -e ./bench "
+    "in crab's repository (make install does)",
+)
 def bench() -> None:
     """Measure a server under load (fanout, idle, history, signin) and the client (chat)."""
 

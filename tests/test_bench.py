@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from crab.bench.check import check_delivery
-from crab.bench.report import Latency, percentile
 from crab.core.app import Crab
 from crab.core.domain.models import Message
 from crab.core.services import live
+from crab_bench.check import check_delivery
+from crab_bench.report import Latency, percentile
 from tests.serve_process import crab_env
 
 SMALL_FANOUT = ("--members", "5", "--senders", "2", "--messages", "20", "--procs", "1")
@@ -82,8 +82,8 @@ def test_percentiles_are_nearest_rank() -> None:
 
 
 async def test_history_fill_stores_a_gap_free_chat_the_api_can_page(tmp_path: Path) -> None:
-    from crab.bench.workloads.history import READER, _fill
     from crab.config import Limits, Settings
+    from crab_bench.workloads.history import READER, _fill
 
     chat_id = await asyncio.to_thread(_fill, tmp_path, 500, "bench-password-1")
     settings = Settings(data_dir=tmp_path, password_hashing="cheap", limits=Limits())
@@ -204,8 +204,8 @@ def test_abuse_reports_each_attack_while_the_bystander_loses_nothing() -> None:
 
 
 def test_abuse_names_every_attack_it_can_run() -> None:
-    from crab.bench.attacks import ATTACKS
-    from crab.bench.cli import ABUSE_ATTACKS
+    from crab_bench.attacks import ATTACKS
+    from crab_bench.cli import ABUSE_ATTACKS
 
     assert ",".join(ATTACKS) == ABUSE_ATTACKS
     done = subprocess.run(
@@ -220,8 +220,8 @@ def test_abuse_names_every_attack_it_can_run() -> None:
 
 
 def test_big_resume_frame_holds_as_many_cursors_as_fit() -> None:
-    from crab.bench.attacks.stream import big_resume_frame
-    from crab.bench.wire import wire
+    from crab_bench.attacks.stream import big_resume_frame
+    from crab_bench.wire import wire
 
     body, cursors = big_resume_frame(10_000)
     frame = wire().ClientFrame.FromString(body)
@@ -234,7 +234,7 @@ def test_big_resume_frame_holds_as_many_cursors_as_fit() -> None:
 
 
 def test_screen_text_reads_what_a_terminal_would_show() -> None:
-    from crab.bench.workloads.chat import screen_text
+    from crab_bench.workloads.chat import screen_text
 
     raw = b"\x1b[?1049h\x1b[0m\x1b[1mSign\x1b[1Cin\x1b[0m\x1b[Cto crab\x1b]2;title\x07"
     assert screen_text(raw) == "Sign in to crab"

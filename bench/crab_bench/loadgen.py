@@ -3,9 +3,10 @@
 Each process runs its own event loop (uvloop) with a share of the clients
 ("bots"), spread over several grpclib channels (at most `per_channel`
 streams each: a grpclib server takes ~100 per HTTP/2 connection). The
-coordinator sends a command down a pipe and gets exactly one answer per
-command; progress counters go through shared memory so the coordinator can
-draw a progress bar without asking.
+coordinator sends a request (protocol.py: typed, its type names the reply)
+down a pipe and gets exactly one answer per request; progress counters go
+through shared memory so the coordinator can draw a progress bar without
+asking.
 """
 
 from __future__ import annotations
@@ -20,15 +21,39 @@ from array import array
 from collections.abc import Callable, Mapping
 from functools import partial
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psutil
 from grpclib.client import Channel
 
-from crab.bench import rpc
-from crab.bench import wire as w
-from crab.bench.h2raw import RawConnection, RawStream
-from crab.bench.server import BenchError, Endpoint, raise_open_files
+from crab_bench import rpc
+from crab_bench import wire as w
+from crab_bench.h2raw import RawConnection, RawStream
+from crab_bench.protocol import (
+    Accept,
+    Connect,
+    Drain,
+    Drained,
+    Fanout,
+    History,
+    Pace,
+    Paced,
+    Pages,
+    Quit,
+    Request,
+    Reset,
+    Sent,
+    SignedIn,
+    SignIn,
+    SignIns,
+    SignUp,
+    Status,
+    Streams,
+    UserSignIns,
+)
+from crab_bench.server import BenchError, Endpoint, raise_open_files
+
+R = TypeVar("R")
 
 MAX_PER_CHANNEL = 80
 SETUP_CONCURRENCY = 32  # sign-ups / invites / stream opens in flight per process
@@ -71,6 +96,8 @@ class Bot:
 
 
 class LoadWorker:
+    """A load-generator process: one method per request of protocol.py."""
+
     def __init__(
         self,
         index: int,
@@ -104,18 +131,18 @@ class LoadWorker:
         ticker = asyncio.create_task(self._tick())
         try:
             while True:
-                command, args = await asyncio.to_thread(self.conn.recv)
-                if command == "quit":
+                request: Request[Any] = await asyncio.to_thread(self.conn.recv)
+                if isinstance(request, Quit):
                     break
                 try:
-                    result = await getattr(self, f"do_{command}")(**args)
+                    result = await request.run(self)
                 except Exception:
                     self.conn.send(("error", traceback.format_exc()))
                 else:
                     self.conn.send(("ok", result))
         finally:
             ticker.cancel()
-            await self.do_close()
+            await self.close()
 
     async def _tick(self) -> None:
         while True:
@@ -160,8 +187,8 @@ class LoadWorker:
 
     # ---- accounts and rooms ----------------------------------------------
 
-    async def do_signup(self, bots: list[tuple[int, str]], password: str) -> dict[int, int]:
-        """New accounts; returns bot index -> user id."""
+    async def signup(self, request: SignUp) -> dict[int, int]:
+        bots, password = request.bots, request.password
         for index, name in bots:
             self.bots[index] = Bot(index, name, self._channel())
 
@@ -173,30 +200,27 @@ class LoadWorker:
         self._hang_up()
         return {i: self.bots[i].user_id for i, _ in bots}
 
-    async def do_signin(self, index: int, name: str, password: str) -> int:
-        """An existing account (the history reader)."""
-        bot = self.bots[index] = Bot(index, name, self._channel())
-        tokens = await rpc.sign_in(bot.channel, name, password)
+    async def signin(self, request: SignIn) -> int:
+        bot = self.bots[request.index] = Bot(request.index, request.name, self._channel())
+        tokens = await rpc.sign_in(bot.channel, request.name, request.password)
         bot.token, bot.user_id = tokens.access_token, int(tokens.user.id)
         return bot.user_id
 
-    async def do_accept(self, invites: dict[int, int]) -> None:
-        """bot index -> invite id to accept."""
+    async def accept(self, request: Accept) -> None:
         await self._bounded(
             [
                 partial(rpc.accept_invite, self.bots[i].channel, self.bots[i].token, invite)
-                for i, invite in invites.items()
+                for i, invite in request.invites.items()
             ]
         )
         self._hang_up()
 
-    async def do_connect(self, indexes: list[int], chat_id: int, watch: bool) -> float:
-        """Opens the bots' session streams (resuming the room from its start)
-        and keeps reading them; returns the seconds it took."""
+    async def connect(self, request: Connect) -> float:
         started = time.perf_counter()
+        chat_id, indexes = request.chat_id, request.indexes
         cursors = {chat_id: 0} if chat_id else {}
         await self._bounded([partial(self._open, self.bots[i], cursors) for i in indexes])
-        if watch:
+        if request.watch:
             self.chat_id = chat_id
             self.watchers.extend(self.bots[i] for i in indexes)
         return time.perf_counter() - started
@@ -260,11 +284,8 @@ class LoadWorker:
 
     # ---- fan-out ---------------------------------------------------------
 
-    async def do_fanout(
-        self, senders: list[int], chat_id: int, messages: int, start_at: float, phase: int
-    ) -> dict[str, Any]:
-        """Each sender sends `messages` messages, one at a time, each after
-        the previous one's acknowledgement."""
+    async def fanout(self, request: Fanout) -> Sent:
+        chat_id, messages, phase = request.chat_id, request.messages, request.phase
         acked: list[int] = []
         ack_times: list[float] = []
         round_trips: list[float] = []
@@ -295,23 +316,17 @@ class LoadWorker:
                 round_trips.append(at - sent)
                 self.acks += 1
 
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        await asyncio.gather(*(send_all(self.bots[i]) for i in senders))
-        return {
-            "acked": acked,
-            "ack_times": ack_times,
-            "round_trips": round_trips,
-            "failures": failures,
-        }
+        await asyncio.sleep(max(0.0, request.start_at - time.time()))
+        await asyncio.gather(*(send_all(self.bots[i]) for i in request.senders))
+        return Sent(acked, ack_times, round_trips, failures)
 
-    async def do_drain(self, expected: int, last_id: int, timeout: float) -> dict[str, Any]:
-        """Waits until every watcher has all `expected` messages up to
-        `last_id` (or gives up), then hands over what each received."""
+    async def drain(self, request: Drain) -> Drained:
+        expected, last_id = request.expected, request.last_id
 
         def done(bot: Bot) -> bool:
             return len(bot.ids) >= expected and (not bot.ids or bot.ids[-1] >= last_id)
 
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + request.timeout
         grace: float | None = None
         while time.monotonic() < deadline:
             waiting = [b for b in self.watchers if not done(b) and b.error is None]
@@ -324,32 +339,29 @@ class LoadWorker:
                 if time.monotonic() > grace:
                     break
             await asyncio.sleep(0.01)
-        return {
-            "received": {b.name: b.ids for b in self.watchers},
-            "latencies": {b.name: b.latencies for b in self.watchers},
-            "times": {b.name: b.times for b in self.watchers},
-            "errors": {b.name: b.error for b in self.watchers if b.error},
-        }
+        return Drained(
+            received={b.name: b.ids for b in self.watchers},
+            latencies={b.name: b.latencies for b in self.watchers},
+            times={b.name: b.times for b in self.watchers},
+            errors={b.name: b.error for b in self.watchers if b.error},
+        )
 
-    async def do_reset(self) -> None:
-        """Forgets what the watchers received (between phases)."""
+    async def reset(self, request: Reset) -> None:
         for bot in self.watchers:
             bot.ids, bot.latencies, bot.times = array("q"), array("d"), array("d")
 
-    async def do_status(self) -> dict[str, Any]:
-        """Open session streams of the bots that watch no room (the idle
-        ones), and the errors of those that ended."""
+    async def status(self, request: Status) -> Streams:
         watching = {b.index for b in self.watchers}
         streams = [
             b for b in self.bots.values() if b.stream is not None and b.index not in watching
         ]
         errors = {b.name: b.error for b in streams if b.error}
-        return {"open": len(streams) - len(errors), "errors": errors}
+        return Streams(len(streams) - len(errors), errors)
 
     # ---- sign-ins --------------------------------------------------------
 
-    async def do_signins(self, names: list[str], password: str) -> dict[str, Any]:
-        """Each account signs in again and again until the coordinator says stop."""
+    async def signins(self, request: SignIns) -> SignedIn:
+        names, password = request.names, request.password
         latencies: list[float] = []
         failures: list[str] = []
         channels = [Channel(self.endpoint.host, self.endpoint.port) for _ in names]
@@ -367,14 +379,11 @@ class LoadWorker:
                 latencies.append(time.perf_counter() - started)
 
         await asyncio.gather(*(loop(c, n) for c, n in zip(channels, names, strict=True)))
-        return {"latencies": latencies, "failures": failures}
+        return SignedIn(latencies, failures)
 
-    async def do_user_signins(
-        self, name: str, password: str, interval: float, local_host: str | None
-    ) -> dict[str, Any]:
-        """A real user signing in every `interval` seconds until the
-        coordinator says stop, each time on a new connection (as a client
-        starting up would), from `local_host` when given."""
+    async def user_signins(self, request: UserSignIns) -> SignedIn:
+        """Each sign-in on a new connection, as a client starting up would."""
+        name, password, local_host = request.name, request.password, request.local_host
         latencies: list[float] = []
         failures: list[str] = []
         host, port = self.endpoint.host, self.endpoint.port
@@ -392,21 +401,18 @@ class LoadWorker:
                 latencies.append(time.perf_counter() - started)
             finally:
                 channel.close()
-            next_at += interval
+            next_at += request.interval
             # The shared stop is a multiprocessing Event: wait on it in a thread.
             await asyncio.to_thread(self.stop.wait, max(0.0, next_at - time.monotonic()))
-        return {"latencies": latencies, "failures": failures}
+        return SignedIn(latencies, failures)
 
     # ---- a paced sender ----------------------------------------------------
 
-    async def do_pace(
-        self, sender: int, chat_id: int, interval: float, phase: int
-    ) -> dict[str, Any]:
-        """The bot sends a message every `interval` seconds until the
-        coordinator says stop, on schedule whatever the acknowledgements do
-        (a server that stalls delays every message it holds, and each one's
-        latency shows it); then waits for the acknowledgements still due."""
-        bot = self.bots[sender]
+    async def pace(self, request: Pace) -> Paced:
+        """On schedule whatever the acknowledgements do (a server that stalls
+        delays every message it holds, and each one's latency shows it)."""
+        bot = self.bots[request.sender]
+        chat_id, interval, phase = request.chat_id, request.interval, request.phase
         acked: list[int] = []
         round_trips: list[float] = []
         failures: list[str] = []
@@ -438,40 +444,24 @@ class LoadWorker:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         await asyncio.gather(*tasks)
-        return {
-            "sent": len(tasks),
-            "acked": acked,
-            "round_trips": round_trips,
-            "failures": failures,
-            "stream_error": bot.error,
-        }
+        return Paced(len(tasks), acked, round_trips, failures, bot.error)
 
     # ---- history ---------------------------------------------------------
 
-    async def do_history(
-        self,
-        index: int,
-        chat_id: int,
-        newest: int,
-        requests: int,
-        concurrency: int,
-        page: int,
-        warmup: int,
-        seed: int,
-    ) -> dict[str, Any]:
-        """GetMessages pages at random positions; checks each page's ids.
-        `newest` 0: ask the server for the chat's newest id first."""
-        bot = self.bots[index]
+    async def history(self, request: History) -> Pages:
+        bot = self.bots[request.index]
+        chat_id, newest, page = request.chat_id, request.newest, request.page
+        requests = request.requests
         if not newest:
             latest = await rpc.get_messages(bot.channel, bot.token, chat_id, 0, 1)
             newest = int(latest.messages[0].id) if latest.messages else 0
         if newest < page:
             raise BenchError(f"chat {chat_id} holds {newest} messages: fewer than a page")
-        rng = random.Random(seed)
+        rng = random.Random(request.seed)
         latencies: list[float] = []
         times: list[float] = []
         problems: list[str] = []
-        todo = warmup + requests
+        todo = request.warmup + requests
         done = 0
 
         async def reader() -> None:
@@ -493,10 +483,10 @@ class LoadWorker:
                     done += 1
                     self.acks = done
 
-        await asyncio.gather(*(reader() for _ in range(concurrency)))
-        return {"latencies": latencies, "times": times, "problems": problems, "newest": newest}
+        await asyncio.gather(*(reader() for _ in range(request.concurrency)))
+        return Pages(latencies, times, problems, newest)
 
-    async def do_close(self) -> None:
+    async def close(self) -> None:
         for bot in self.bots.values():
             if bot.stream is not None:
                 bot.stream.cancel()
@@ -524,6 +514,15 @@ def worker_main(
         asyncio.run(worker.serve())
 
 
+class Asked(Generic[R]):
+    """A request sent to load generator `worker` whose reply is an R, not yet taken."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: int) -> None:
+        self.worker = worker
+
+
 class Pool:
     """The coordinator's handle on the load-generator processes."""
 
@@ -547,10 +546,13 @@ class Pool:
             self.conns.append(parent)
             self.processes.append(process)
 
-    def send(self, i: int, command: str, **args: Any) -> None:
-        self.conns[i].send((command, args))
+    def send(self, i: int, request: Request[R]) -> Asked[R]:
+        """Sends `request` to load generator i; `recv` takes its reply."""
+        self.conns[i].send(request)
+        return Asked(i)
 
-    def recv(self, i: int, tick: Callable[[], None] | None = None) -> Any:
+    def recv(self, asked: Asked[R], tick: Callable[[], None] | None = None) -> R:
+        i = asked.worker
         conn = self.conns[i]
         while not conn.poll(0.1):
             if tick is not None:
@@ -563,20 +565,17 @@ class Pool:
             raise BenchError(f"load generator {i} went away") from None
         if status != "ok":
             raise BenchError(f"load generator {i} failed:\n{result}")
-        return result
+        reply: R = result  # the worker ran the request: its reply is an R
+        return reply
 
-    def call(self, i: int, command: str, **args: Any) -> Any:
-        self.send(i, command, **args)
-        return self.recv(i)
+    def call(self, i: int, request: Request[R]) -> R:
+        return self.recv(self.send(i, request))
 
     def call_all(
-        self,
-        calls: Mapping[int, tuple[str, dict[str, Any]]],
-        tick: Callable[[], None] | None = None,
-    ) -> dict[int, Any]:
-        for i, (command, args) in calls.items():
-            self.send(i, command, **args)
-        return {i: self.recv(i, tick) for i in calls}
+        self, calls: Mapping[int, Request[R]], tick: Callable[[], None] | None = None
+    ) -> dict[int, R]:
+        asked = {i: self.send(i, request) for i, request in calls.items()}
+        return {i: self.recv(one, tick) for i, one in asked.items()}
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the load generators have used so far."""
@@ -600,7 +599,7 @@ class Pool:
         for conn, process in zip(self.conns, self.processes, strict=True):
             if process.is_alive():
                 with contextlib.suppress(OSError):
-                    conn.send(("quit", {}))
+                    conn.send(Quit())
         for process in self.processes:
             process.join(5)
             if process.is_alive():

@@ -10,10 +10,10 @@ import secrets
 import time
 from typing import Any
 
-from crab.bench import wire as w
-from crab.bench.attacks.base import Tally, Target, left, varint
-from crab.bench.attacks.raw import Watched, h2_error, open_watched, raw_call
-from crab.bench.h2raw import GOAWAY, HEADER, PREFACE, SETTINGS, frame
+from crab_bench import wire as w
+from crab_bench.attacks.base import Tally, Target, left, varint
+from crab_bench.attacks.raw import Watched, h2_error, open_watched, raw_call
+from crab_bench.h2raw import GOAWAY, HEADER, PREFACE, SETTINGS, frame
 
 UNKNOWN_VARINT = b"\xc0\x3e\x00"  # field 1000, wire type 0 (varint), value 0
 PADDING = 500_000  # bytes of unknown fields per request

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from crab.bench.check import CheckResult
+from crab_bench.check import CheckResult
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 
-from crab.bench import rpc
-from crab.bench.report import Latency, Report
-from crab.bench.runner import Bench, fanout, setup_room
-from crab.bench.workloads.fanout import add_phase_rows, add_timelines
+from crab_bench import rpc
+from crab_bench.protocol import SignIns, SignUp
+from crab_bench.report import Latency, Report
+from crab_bench.runner import Bench, fanout, setup_room
+from crab_bench.workloads.fanout import add_phase_rows, add_timelines
 
 WARMUP = 1.0  # seconds of sign-ins before the fan-out starts
 
@@ -39,24 +40,24 @@ def run(
     bots = bench.new_bots(signins, "s")
     bench.setup(
         "signing up the sign-in accounts",
-        {signer: ("signup", {"bots": bots, "password": rpc.PASSWORD})},
+        {signer: SignUp(bots, rpc.PASSWORD)},
         signins,
     )
     phases = []
     if baseline:
         phases.append(fanout(bench, room, senders, messages, "without sign-ins", 1))
     bench.pool.stop.clear()
-    bench.pool.send(signer, "signins", names=[n for _, n in bots], password=rpc.PASSWORD)
+    signing_in = bench.pool.send(signer, SignIns([n for _, n in bots], rpc.PASSWORD))
     bench.say(f"{signins} concurrent sign-in loops running")
     started = time.perf_counter()
     time.sleep(WARMUP)
     loaded = fanout(bench, room, senders, messages, f"during {signins} sign-in loops", 2)
     bench.pool.stop.set()
-    found = bench.pool.recv(signer)
+    found = bench.pool.recv(signing_in)
     seconds = time.perf_counter() - started
     phases.append(loaded)
 
-    latency = Latency.of(found["latencies"])
+    latency = Latency.of(found.latencies)
     report.row("sign-ins completed", f"{latency.count}")
     report.row("sign-ins/s", f"{latency.count / seconds:.1f}")
     report.row("sign-in latency p50", f"{latency.p50:.0f} ms")
@@ -71,9 +72,9 @@ def run(
     for phase in phases:
         add_timelines(report, phase)
         report.checks.append(phase.check)
-    if found["failures"]:
+    if found.failures:
         report.problems.append(
-            f"{len(found['failures'])} sign-in(s) failed: " + "; ".join(found["failures"][:5])
+            f"{len(found.failures)} sign-in(s) failed: " + "; ".join(found.failures[:5])
         )
     if hashing == "cheap":
         report.notes.append("password hashing cheap: sign-ins cost far less than in production")

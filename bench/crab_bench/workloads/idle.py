@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 
-from crab.bench import rpc
-from crab.bench.report import Report, mib
-from crab.bench.runner import Bench, fanout, setup_room
-from crab.bench.workloads.fanout import add_phase_rows, add_timelines
+from crab_bench import rpc
+from crab_bench.protocol import Connect, SignUp, Status
+from crab_bench.report import Report, mib
+from crab_bench.runner import Bench, fanout, setup_room
+from crab_bench.workloads.fanout import add_phase_rows, add_timelines
 
 GIB = 2**30
 SETTLE = 2.0  # seconds for the server to settle before its RSS is read
@@ -40,18 +41,14 @@ def run(
     names = dict(bots)
     placement = bench.spread([i for i, _ in bots])
     signups = {
-        w: ("signup", {"bots": [(i, names[i]) for i in idx], "password": rpc.PASSWORD})
-        for w, idx in placement.items()
+        w: SignUp([(i, names[i]) for i in idx], rpc.PASSWORD) for w, idx in placement.items()
     }
     bench.say(f"signing up {idle} idle clients")
     started = time.perf_counter()
     bench.setup("signing up idle clients", signups, idle)
     signup_seconds = time.perf_counter() - started
     bench.say(f"connecting {idle} idle clients")
-    connects = {
-        w: ("connect", {"indexes": idx, "chat_id": 0, "watch": False})
-        for w, idx in placement.items()
-    }
+    connects = {w: Connect(idx, chat_id=0, watch=False) for w, idx in placement.items()}
     started = time.perf_counter()
     bench.setup("opening idle session streams", connects, idle)
     connect_seconds = time.perf_counter() - started
@@ -60,9 +57,9 @@ def run(
 
     loaded = fanout(bench, room, senders, messages, f"with {idle} idle clients", 2)
     phases.append(loaded)
-    status = bench.pool.call_all({w: ("status", {}) for w in placement})
-    still_open = sum(s["open"] for s in status.values())
-    dropped = {name: e for s in status.values() for name, e in s["errors"].items()}
+    status = bench.pool.call_all({w: Status() for w in placement})
+    still_open = sum(s.open for s in status.values())
+    dropped = {name: e for s in status.values() for name, e in s.errors.items()}
 
     report.row("idle clients connected", f"{still_open:,} of {idle:,}")
     report.row("signing them up took", f"{signup_seconds:.1f} s")

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from crab.bench.report import Report, plot, render, write_json
-from crab.bench.runner import Bench, Options, open_bench
-from crab.bench.server import BenchError
+from crab_bench.report import Report, plot, render, write_json
+from crab_bench.runner import Bench, Options, open_bench
+from crab_bench.server import BenchError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -153,7 +153,7 @@ def bench() -> None:
 @common_options()
 def fanout_command(members: int, senders: int, messages: int, **kwargs: Any) -> None:
     """M listening members, S senders sending N messages each (ack before next)."""
-    from crab.bench.workloads import fanout
+    from crab_bench.workloads import fanout
 
     execute(kwargs, lambda bench, _: fanout.run(bench, members, senders, messages))
 
@@ -178,7 +178,7 @@ def idle_command(
     idle: int, members: int, senders: int, messages: int, baseline: bool, **kwargs: Any
 ) -> None:
     """K connected idle clients (each with an open session stream) while a room fans out."""
-    from crab.bench.workloads import idle as workload
+    from crab_bench.workloads import idle as workload
 
     procs = max(1, kwargs["procs"])
     # The server holds a socket per client (the load generators close their
@@ -225,7 +225,7 @@ def history_command(
     **kwargs: Any,
 ) -> None:
     """GetMessages pages at random positions in a chat of 1,000,000 messages."""
-    from crab.bench.workloads import history
+    from crab_bench.workloads import history
 
     execute(
         kwargs,
@@ -264,7 +264,7 @@ def signin_command(
     signins: int, members: int, senders: int, messages: int, baseline: bool, **kwargs: Any
 ) -> None:
     """Concurrent sign-ins (repeated, real argon2 cost) while a room fans out."""
-    from crab.bench.workloads import signin
+    from crab_bench.workloads import signin
 
     hashing = None if kwargs["target"] else kwargs["password_hashing"]
     execute(
@@ -275,7 +275,7 @@ def signin_command(
 
 
 def _attack_names(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
-    from crab.bench.attacks import ATTACKS
+    from crab_bench.attacks import ATTACKS
 
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in ATTACKS]
@@ -321,7 +321,7 @@ def _attack_names(_ctx: click.Context, _param: click.Parameter, value: str) -> l
 @common_options(default_hashing="default")
 def abuse_command(attacks: list[str], seconds: float, history: int, **kwargs: Any) -> None:
     """One attack at a time while a bystander chats and a real user signs in."""
-    from crab.bench.workloads import abuse
+    from crab_bench.workloads import abuse
 
     execute(
         kwargs,
@@ -363,6 +363,6 @@ def chat_command(
     runs: int, messages: int, typed: int, pages: int, server: bool, as_json: bool
 ) -> None:
     """The terminal client: first paint of `crab chat`, and key presses on a long chat."""
-    from crab.bench.workloads import chat
+    from crab_bench.workloads import chat
 
     chat.main(runs, messages, typed, pages, server, as_json)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from crab.bench import wire as w
-from crab.bench.attacks.base import Tally, Target, left
-from crab.bench.attacks.raw import Watched, open_watched
-from crab.bench.h2raw import PING, frame
+from crab_bench import wire as w
+from crab_bench.attacks.base import Tally, Target, left
+from crab_bench.attacks.raw import Watched, open_watched
+from crab_bench.h2raw import PING, frame
 
 RESETS = 20_000
 RESETS_PER_TURN = 100  # between turns of the loop, the server's frames are read

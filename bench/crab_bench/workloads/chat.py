@@ -10,7 +10,10 @@ Keys: the client in this process, headless but drawing for real (pipe
 input; a VT100 output writing into memory, so building the screen and its
 escape sequences is counted), on a chat of 10,000 loaded messages: the time
 from a key press until the screen has been drawn again, for typed
-characters, PageUp (all the way to the first message) and PageDown."""
+characters, PageUp (all the way to the first message) and PageDown.
+
+The client is reached only through its public surface: `crab chat`, the
+`ChatApp` class and `crab.tui.demo` (the long chat, the saved session)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import random
 import re
 import select
 import shutil
@@ -31,14 +33,13 @@ import termios
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from crab.bench.report import Latency, Report
-from crab.bench.server import BenchError
+from crab_bench.report import Latency, Report
+from crab_bench.server import BenchError
 
 WIDTH, HEIGHT = 100, 30
 PAINT_TIMEOUT = 30.0  # seconds for one start to show its first screen
@@ -145,9 +146,9 @@ def saved_session(config_dir: Path) -> Iterator[str]:
     Yields the server's HOST:PORT."""
     from grpclib.client import Channel
 
-    from crab.bench import rpc
-    from crab.bench.server import OwnServer
-    from crab.tui.saved import SavedSession, SessionFile
+    from crab.tui.demo import save_session
+    from crab_bench import rpc
+    from crab_bench.server import OwnServer
 
     own = OwnServer("cheap")
     try:
@@ -164,61 +165,13 @@ def saved_session(config_dir: Path) -> Iterator[str]:
                 channel.close()
 
         tokens = asyncio.run(sign_up())
-        SessionFile(config_dir).save(
-            SavedSession(server, USERNAME, tokens.access_token, tokens.refresh_token)
-        )
+        save_session(config_dir, server, USERNAME, tokens.access_token, tokens.refresh_token)
         yield server
     finally:
         own.stop()
 
 
 # ---- keys on a chat of 10,000 messages ---------------------------------------
-
-
-def big_chat(messages: int, seed: int = 1) -> Any:
-    """A signed-in state whose open chat holds `messages` loaded messages
-    from three people over several weeks (short lines, some that wrap)."""
-    from crab.tui.state import (
-        AppState,
-        ChatItem,
-        Connection,
-        History,
-        Line,
-        Link,
-        Person,
-        Screen,
-    )
-
-    rng = random.Random(seed)
-    people = (Person(1, "alice", "Alice"), Person(2, "bob", "Bob"), Person(3, "carol", "Carol"))
-    words = TYPED.split()
-    start = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
-    lines = tuple(
-        Line(
-            chat_id=1,
-            id=n,
-            sender=people[n % 3],
-            text=" ".join(rng.choice(words) for _ in range(rng.choice((3, 8, 12, 40)))),
-            sent_at=start + timedelta(minutes=7 * n),
-            client_message_id=f"bench-{n}",
-        )
-        for n in range(1, messages + 1)
-    )
-    chats = tuple(
-        ChatItem(
-            id=i, is_room=i % 4 != 0, name=f"chat-{i}", last_message_id=messages if i == 1 else 0
-        )
-        for i in range(1, 21)
-    )
-    return AppState(
-        server="127.0.0.1:1",
-        screen=Screen.CHATS,
-        me=people[0],
-        connection=Connection(Link.CONNECTED),
-        chats=chats,
-        active_chat=1,
-        histories={1: History(lines=lines, has_more=False, members=people)},
-    )
 
 
 class _Sink:
@@ -254,6 +207,7 @@ async def key_latencies(messages: int, typed: int, pages: int, config_dir: Path)
     from prompt_toolkit.output.vt100 import Vt100_Output
 
     from crab.tui.app import ChatApp
+    from crab.tui.demo import big_chat
 
     sink = _Sink()
     output = Vt100_Output(
@@ -391,7 +345,7 @@ def run(runs: int, messages: int, typed: int, pages: int, server: bool, err: Con
 
 def main(runs: int, messages: int, typed: int, pages: int, server: bool, as_json: bool) -> None:
     """`crab bench chat`: runs, prints (a table, or JSON), sets the exit status."""
-    from crab.bench.cli import EXIT_ERROR, emit
+    from crab_bench.cli import EXIT_ERROR, emit
 
     err = Console(stderr=True)
     # SIGTERM unwinds like Ctrl-C: the own server and any client stop.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crab.bench.report import Latency, Report, mib
-from crab.bench.runner import Bench, Phase, fanout, setup_room
+from crab_bench.report import Latency, Report, mib
+from crab_bench.runner import Bench, Phase, fanout, setup_room
 
 # The targets hold at 100 members / 10 senders and 20 members / 5 senders.
 BIG = (100, 10)

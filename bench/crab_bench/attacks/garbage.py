@@ -11,9 +11,9 @@ import random
 import time
 from typing import Any
 
-from crab.bench.attacks.base import GRACE, Tally, Target, left
-from crab.bench.attacks.raw import Watched, open_watched, raw_call
 from crab.proto.upb import message_class
+from crab_bench.attacks.base import GRACE, Tally, Target, left
+from crab_bench.attacks.raw import Watched, open_watched, raw_call
 
 CONCURRENCY = 8  # calls in flight on the one connection
 ANSWER_WITHIN = 2.0  # a session stream given garbage and then closed should end by then

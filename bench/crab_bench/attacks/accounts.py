@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from grpclib.client import Channel
 
-from crab.bench import rpc
-from crab.bench.attacks.base import GRACE, Tally, Target, grpc_outcome, left
+from crab_bench import rpc
+from crab_bench.attacks.base import GRACE, Tally, Target, grpc_outcome, left
 
 HAMMERS = 50  # concurrent wrong-password sign-in loops
 FLOODERS = 20  # concurrent sign-up / create-room loops

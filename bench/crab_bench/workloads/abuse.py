@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from grpclib.client import Channel
 
-from crab.bench import rpc
-from crab.bench.attacks import ATTACKS, NEED_HISTORY, Tally, Target, fill_chat
-from crab.bench.check import CheckResult, check_delivery
-from crab.bench.report import Latency, Report, mib
-from crab.bench.runner import Bench, Room, setup_room
+from crab_bench import rpc
+from crab_bench.attacks import ATTACKS, NEED_HISTORY, Tally, Target, fill_chat
+from crab_bench.check import CheckResult, check_delivery
+from crab_bench.protocol import Drain, Pace, Reset, UserSignIns
+from crab_bench.report import Latency, Report, mib
+from crab_bench.runner import Bench, Room, setup_room
 
 BASELINE = "baseline"
 SEND_EVERY = 0.05  # the bystander's pace
@@ -173,19 +175,12 @@ def _phase(
     pool = bench.pool
     sender = room.members[0]
     paced = room.worker_of(sender)
-    pool.call_all({w: ("reset", {}) for w in room.placement})
+    pool.call_all({w: Reset() for w in room.placement})
     pool.stop.clear()
     cpu0, _ = bench.server_sample()
     start = time.time()
-    pool.send(paced, "pace", sender=sender, chat_id=room.chat_id, interval=SEND_EVERY, phase=n)
-    pool.send(
-        signer,
-        "user_signins",
-        name=user,
-        password=rpc.PASSWORD,
-        interval=SIGN_IN_EVERY,
-        local_host=local,
-    )
+    pacing = pool.send(paced, Pace(sender, room.chat_id, SEND_EVERY, n))
+    signing_in = pool.send(signer, UserSignIns(user, rpc.PASSWORD, SIGN_IN_EVERY, local))
     bench.say(f"{attack}: {seconds:g} s" + ("" if attack == BASELINE else " of attack"))
     if attack == BASELINE:
         time.sleep(seconds)
@@ -193,41 +188,30 @@ def _phase(
     else:
         tally = _attack(attack, target, seconds)
     pool.stop.set()
-    sent = pool.recv(paced)
-    signins = pool.recv(signer)
-    drained = pool.call_all(
-        {
-            w: (
-                "drain",
-                {
-                    "expected": len(sent["acked"]),
-                    "last_id": max(sent["acked"], default=0),
-                    "timeout": bench.drain_timeout,
-                },
-            )
-            for w in room.placement
-        }
-    )
+    sent = pool.recv(pacing)
+    signins = pool.recv(signing_in)
+    drain = Drain(len(sent.acked), max(sent.acked, default=0), bench.drain_timeout)
+    drained = pool.call_all({w: drain for w in room.placement})
     end = time.time()
     cpu1, rss1 = _sample(bench)
-    received: dict[str, Any] = {}
+    received: dict[str, Sequence[int]] = {}
     errors: dict[str, str] = {}
     latencies: list[float] = []
     for found in drained.values():
-        received.update(found["received"])
-        errors.update(found["errors"])
-        for values in found["latencies"].values():
+        received.update(found.received)
+        errors.update(found.errors)
+        for values in found.latencies.values():
             latencies.extend(values)
-    check = check_delivery(sent["acked"], received, errors, sent["failures"])
+    check = check_delivery(sent.acked, received, errors, sent.failures)
     settle = _settle(bench) if attack != BASELINE else None
     return Outcome(
         attack=attack,
         tally=tally,
         check=check,
-        sent=sent["sent"],
+        sent=sent.sent,
         latencies=latencies,
-        signins=signins["latencies"],
-        signin_failures=signins["failures"],
+        signins=signins.latencies,
+        signin_failures=signins.failures,
         seconds=end - start,
         cpu_seconds=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
         peak_rss=max(bench.probe.peak_rss(start, end), rss1 or 0) if bench.probe else None,

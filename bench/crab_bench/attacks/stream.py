@@ -9,10 +9,10 @@ import asyncio
 import time
 from typing import Any
 
-from crab.bench import wire as w
-from crab.bench.attacks.base import GRACE, Tally, Target, left, varint
-from crab.bench.attacks.raw import Watched, open_watched, outcome, send_body
-from crab.bench.h2raw import GRPC_PREFIX, RawStream
+from crab_bench import wire as w
+from crab_bench.attacks.base import GRACE, Tally, Target, left, varint
+from crab_bench.attacks.raw import Watched, open_watched, outcome, send_body
+from crab_bench.h2raw import GRPC_PREFIX, RawStream
 
 RESUME_EVERY = 0.01  # seconds between the flood's Resume frames (at most)
 BIG_RESUME = 3 * 2**20  # bytes of cursors in big-resume's one Resume

@@ -4,12 +4,12 @@ and counts what it got in `tally`; in the order a run takes them."""
 
 from __future__ import annotations
 
-from crab.bench.attacks.accounts import room_flood, signin_hammer, signup_flood
-from crab.bench.attacks.base import Attack, Tally, Target
-from crab.bench.attacks.edge import huge_request, idle_connections, unknown_fields
-from crab.bench.attacks.garbage import garbage
-from crab.bench.attacks.h2 import ping_flood, rapid_reset
-from crab.bench.attacks.stream import big_resume, fill_chat, resume_flood
+from crab_bench.attacks.accounts import room_flood, signin_hammer, signup_flood
+from crab_bench.attacks.base import Attack, Tally, Target
+from crab_bench.attacks.edge import huge_request, idle_connections, unknown_fields
+from crab_bench.attacks.garbage import garbage
+from crab_bench.attacks.h2 import ping_flood, rapid_reset
+from crab_bench.attacks.stream import big_resume, fill_chat, resume_flood
 
 ATTACKS: dict[str, Attack] = {
     "unknown-fields": unknown_fields,

@@ -9,7 +9,7 @@ import contextlib
 import secrets
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,11 +18,22 @@ from grpclib.client import Channel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from crab.bench import rpc
-from crab.bench.check import CheckResult, check_delivery
-from crab.bench.loadgen import Pool
-from crab.bench.report import Latency, mib
-from crab.bench.server import BenchError, Endpoint, OwnServer, ServerProbe, raise_open_files
+from crab_bench import rpc
+from crab_bench.check import CheckResult, check_delivery
+from crab_bench.loadgen import Pool
+from crab_bench.protocol import (
+    Accept,
+    Connect,
+    Drain,
+    Drained,
+    Fanout,
+    Request,
+    Reset,
+    Sent,
+    SignUp,
+)
+from crab_bench.report import Latency, mib
+from crab_bench.server import BenchError, Endpoint, OwnServer, ServerProbe, raise_open_files
 
 T = TypeVar("T")
 
@@ -108,7 +119,7 @@ class Bench:
 
             yield tick
 
-    def setup(self, label: str, calls: dict[int, tuple[str, dict[str, Any]]], total: int) -> Any:
+    def setup(self, label: str, calls: Mapping[int, Request[T]], total: int) -> dict[int, T]:
         """call_all with a progress bar over setup steps."""
         with self.track(label, total, 2) as tick:
             return self.pool.call_all(calls, tick)
@@ -242,10 +253,7 @@ def setup_room(bench: Bench, members: int, label: str) -> Room:
     names = dict(bots)
     placement = bench.spread([i for i, _ in bots])
     user_ids: dict[int, int] = {}
-    signups = {
-        w: ("signup", {"bots": [(i, names[i]) for i in idx], "password": password})
-        for w, idx in placement.items()
-    }
+    signups = {w: SignUp([(i, names[i]) for i in idx], password) for w, idx in placement.items()}
     for found in bench.setup("signing up members", signups, members).values():
         user_ids.update(found)
 
@@ -259,15 +267,10 @@ def setup_room(bench: Bench, members: int, label: str) -> Room:
         return dict(await asyncio.gather(*(one(i) for i in user_ids)))
 
     invites = bench.call(invite)
-    accepts = {
-        w: ("accept", {"invites": {i: invites[i] for i in idx}}) for w, idx in placement.items()
-    }
+    accepts = {w: Accept({i: invites[i] for i in idx}) for w, idx in placement.items()}
     bench.setup("accepting invites", accepts, members)
     bench.call(lambda channel: rpc.leave_chat(channel, token, chat_id))
-    connects = {
-        w: ("connect", {"indexes": idx, "chat_id": chat_id, "watch": True})
-        for w, idx in placement.items()
-    }
+    connects = {w: Connect(idx, chat_id, watch=True) for w, idx in placement.items()}
     bench.setup("opening session streams", connects, members)
     return Room(chat_id, [i for i, _ in bots], placement)
 
@@ -335,7 +338,7 @@ def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, ph
     senders = min(senders, len(room.members))
     sending = room.members[:senders]
     pool = bench.pool
-    pool.call_all({w: ("reset", {}) for w in room.placement})
+    pool.call_all({w: Reset() for w in room.placement})
     total = senders * messages * len(room.members)
     cpu0, _ = bench.server_sample()
     loadgen0 = pool.cpu_seconds()
@@ -344,52 +347,31 @@ def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, ph
         f"{label}: {senders} sender(s) x {messages} message(s) to {len(room.members)} members"
     )
     with bench.track(f"{label}: deliveries", total, 1) as tick:
-        sent = pool.call_all(
+        sent: dict[int, Sent] = pool.call_all(
             {
-                w: (
-                    "fanout",
-                    {
-                        "senders": [i for i in idx if i in sending],
-                        "chat_id": room.chat_id,
-                        "messages": messages,
-                        "start_at": start,
-                        "phase": phase,
-                    },
-                )
+                w: Fanout([i for i in idx if i in sending], room.chat_id, messages, start, phase)
                 for w, idx in room.placement.items()
             },
             tick,
         )
-        acked = [i for r in sent.values() for i in r["acked"]]
-        drained = pool.call_all(
-            {
-                w: (
-                    "drain",
-                    {
-                        "expected": len(acked),
-                        "last_id": max(acked, default=0),
-                        "timeout": bench.drain_timeout,
-                    },
-                )
-                for w in room.placement
-            },
-            tick,
-        )
+        acked = [i for r in sent.values() for i in r.acked]
+        drain = Drain(len(acked), max(acked, default=0), bench.drain_timeout)
+        drained: dict[int, Drained] = pool.call_all({w: drain for w in room.placement}, tick)
     end = time.time()
     cpu1, rss1 = bench.server_sample()
     loadgen1 = pool.cpu_seconds()
-    received: dict[str, Any] = {}
+    received: dict[str, Sequence[int]] = {}
     errors: dict[str, str] = {}
     latencies: list[float] = []
     times: list[float] = []
     for found in drained.values():
-        received.update(found["received"])
-        errors.update(found["errors"])
-        for values in found["latencies"].values():
+        received.update(found.received)
+        errors.update(found.errors)
+        for values in found.latencies.values():
             latencies.extend(values)
-        for values in found["times"].values():
+        for values in found.times.values():
             times.extend(values)
-    failures = [f for r in sent.values() for f in r["failures"]]
+    failures = [f for r in sent.values() for f in r.failures]
     check = check_delivery(acked, received, errors, failures)
     return Phase(
         label=label,
@@ -399,8 +381,8 @@ def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, ph
         check=check,
         latencies=latencies,
         delivery_times=times,
-        ack_times=[t for r in sent.values() for t in r["ack_times"]],
-        round_trips=[t for r in sent.values() for t in r["round_trips"]],
+        ack_times=[t for r in sent.values() for t in r.ack_times],
+        round_trips=[t for r in sent.values() for t in r.round_trips],
         start=start,
         end=end,
         cpu_seconds=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,

@@ -12,8 +12,8 @@ import time
 from grpclib.const import Status
 from h2.errors import ErrorCodes
 
-from crab.bench.attacks.base import GRACE, left
-from crab.bench.h2raw import (
+from crab_bench.attacks.base import GRACE, left
+from crab_bench.h2raw import (
     ACK,
     DATA,
     END_STREAM,

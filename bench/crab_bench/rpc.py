@@ -7,7 +7,7 @@ from typing import Any
 from grpclib.client import Channel, UnaryUnaryMethod
 from grpclib.protocol import H2Protocol
 
-from crab.bench import wire as w
+from crab_bench import wire as w
 
 PASSWORD = "bench-password-1"
 
