@@ -23,8 +23,9 @@ test: $(STAMP)
 # The API-level flows once more, on a real PostgreSQL that the tests start
 # (tests/services.py): each test gets a fresh database. `make test` already
 # runs the storage contract suite on both SQLite and PostgreSQL.
-PG_FLOWS := tests/test_flows.py tests/test_more_flows.py tests/test_bad_input.py \
-	tests/test_authorization.py tests/test_refresh.py
+PG_FLOWS := tests/integration/test_flows.py tests/integration/test_more_flows.py \
+	tests/integration/test_bad_input.py tests/integration/test_authorization.py \
+	tests/integration/test_refresh.py
 test-postgres: $(STAMP)
 	CRAB_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PG_FLOWS)
 

@@ -15,7 +15,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from crab.client.connection import CONNECT, CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
-from tests.hostile.conftest import Bystander, new_user
+from tests.integration.hostile.conftest import Bystander, new_user
 from tests.serve_process import CrabProcess
 
 STORED = 300  # messages in the attacker's room

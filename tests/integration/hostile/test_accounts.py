@@ -25,7 +25,7 @@ from jose import jwt
 
 from crab.client.connection import CrabClient
 from crab.proto.crab import v1 as pb
-from tests.hostile.conftest import PASSWORD, Bystander, bystander_on, new_user
+from tests.integration.hostile.conftest import PASSWORD, Bystander, bystander_on, new_user
 from tests.serve_process import CrabProcess
 
 ELSEWHERE = "127.0.0.2"

@@ -24,10 +24,10 @@ from grpclib.const import Status
 
 from crab.client.connection import CrabClient, SessionStream, new_request_id
 from crab.proto.crab import v1 as pb
-from tests.hostile.conftest import join_room
+from tests.integration.hostile.conftest import join_room
+from tests.integration.test_scale_out import Cluster
 from tests.serve_process import CrabProcess
 from tests.services import PostgreSQL, missing_service, pg_bindir, rabbitmq_url  # noqa: F401
-from tests.test_scale_out import Cluster
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -18,7 +18,7 @@ from crab.core.domain.models import Message
 from crab.errors import CrabError
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
-from tests.hostile.conftest import join_room
+from tests.integration.hostile.conftest import join_room
 
 SENDS = 40
 

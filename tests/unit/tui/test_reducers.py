@@ -277,6 +277,6 @@ def test_store_notifies_and_runs_effects() -> None:
 def test_readme_lists_every_key_and_command() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     for row in help_lines():
         assert row in readme, f"README is missing the help line {row!r}"

@@ -12,7 +12,7 @@ import pytest
 
 from crab.core.storage import files
 from crab.core.storage.files import UnsafeFiles, private_dir
-from tests.hostile.conftest import Bystander
+from tests.integration.hostile.conftest import Bystander
 from tests.serve_process import CrabProcess, run_crab
 
 

@@ -25,9 +25,9 @@ from crab.proto.crab import v1 as pb
 from tests.conftest import PASSWORD
 from tests.serve_process import CrabProcess, free_port, run_crab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "crab" / "proto"
-GRPCIO_CLIENT = Path(__file__).with_name("grpcio_client.py")
+GRPCIO_CLIENT = ROOT / "tests" / "grpcio_client.py"
 
 # What a client sees when the server process vanishes under its stream.
 CONNECTION_LOST = (GRPCError, StreamTerminatedError, ConnectionError, OSError)

@@ -18,7 +18,7 @@ from kubernetes_validate.utils import all_versions
 
 from crab.cli import main as crab_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 NGINX = ROOT / "deploy" / "compose" / "nginx.conf"
 K8S = ROOT / "deploy" / "k8s"

@@ -18,8 +18,7 @@ from grpclib.const import Status
 
 from crab.client.connection import CrabClient, new_request_id
 from crab.proto.crab import v1 as pb
-from tests.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
-from tests.test_scale_out import (  # noqa: F401  (fixtures)
+from tests.integration.test_scale_out import (  # noqa: F401  (fixtures)
     Cluster,
     amqp_link,
     clients,
@@ -27,6 +26,7 @@ from tests.test_scale_out import (  # noqa: F401  (fixtures)
     database_url,
     join,
 )
+from tests.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 from crab.core.storage.engine import create_engine, dispose, migrate
 from crab.core.storage.tables import metadata
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "crab" / "proto"
 
 
@@ -124,7 +124,7 @@ async def test_healthcheck_module_reports_serving(crab: object) -> None:
 def test_readme_lists_every_limit_with_its_option_env_and_default() -> None:
     from crab.cli import LIMIT_FIELDS
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for f in LIMIT_FIELDS:
         row = f"| `--{f.name.replace('_', '-')}` | `CRAB_{f.name.upper()}` | {f.default} |"
         assert row in readme, f"README's limits table is missing {row!r}"

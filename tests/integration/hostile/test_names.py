@@ -14,7 +14,7 @@ from grpclib.const import Status
 from crab.core.domain.validation import check_visible, clean_display_name, clean_room_name
 from crab.errors import InvalidArgument
 from crab.proto.crab import v1 as pb
-from tests.hostile.conftest import PASSWORD, Bystander
+from tests.integration.hostile.conftest import PASSWORD, Bystander
 from tests.serve_process import CrabProcess
 
 HIDDEN = {

@@ -21,9 +21,9 @@ from h2.exceptions import StreamClosedError
 
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
+from tests.integration.test_process import all_messages
+from tests.integration.test_scale_out import Cluster, clients, join  # noqa: F401  (fixtures)
 from tests.services import RabbitMQ, pg_database_url, private_rabbitmq  # noqa: F401  (fixtures)
-from tests.test_process import all_messages
-from tests.test_scale_out import Cluster, clients, join  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(480)
 

@@ -12,7 +12,7 @@ import asyncio
 from crab.core.api import data_frames
 from crab.proto.crab import v1 as pb
 from tests.conftest import ClientFactory
-from tests.test_more_flows import create_room, is_message, join
+from tests.integration.test_more_flows import create_room, is_message, join
 
 LONG = "y" * 3_900  # a batch of several is bigger than a 16 KiB DATA frame
 
