@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 # The API-level flows once more, on a real PostgreSQL that the tests start
-# (tests/services.py): each test gets a fresh database. `make test` already
+# (tests/helpers/services.py): each test gets a fresh database. `make test` already
 # runs the storage contract suite on both SQLite and PostgreSQL.
 PG_FLOWS := tests/integration/test_flows.py tests/integration/test_more_flows.py \
 	tests/integration/test_bad_input.py tests/integration/test_authorization.py \

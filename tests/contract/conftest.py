@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
 from crab.core.storage.engine import create_engine, dispose, migrate
-from tests.services import rabbitmq_url
+from tests.helpers.services import rabbitmq_url
 
 _prefixes = itertools.count(1)
 

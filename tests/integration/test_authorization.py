@@ -23,7 +23,7 @@ from crab.client.connection import CONNECT, CrabClient, SessionStream
 from crab.core.api.auth import PUBLIC_METHODS
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD, ClientFactory
+from tests.helpers.server import PASSWORD, ClientFactory
 
 Metadata = dict[str, str]
 MISSING = 999_999  # an id no chat or invite has

@@ -14,9 +14,10 @@ from grpclib import GRPCError
 from grpclib.const import Status
 
 from crab.client.connection import CrabClient, SessionStream
+from crab.config import Limits
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD, ClientFactory, Limits, NewDatabase, make_settings
+from tests.helpers.server import PASSWORD, ClientFactory, NewDatabase, make_settings
 
 UNKNOWN = 999_999
 _names = itertools.count(1)

@@ -18,7 +18,7 @@ from crab.bench.report import Latency, percentile
 from crab.core.app import Crab
 from crab.core.domain.models import Message
 from crab.core.services import live
-from tests.serve_process import crab_env
+from tests.helpers.process import crab_env
 
 SMALL_FANOUT = ("--members", "5", "--senders", "2", "--messages", "20", "--procs", "1")
 

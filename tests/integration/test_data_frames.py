@@ -2,8 +2,8 @@
 reach a real grpclib client whole and in order, and whatever cannot go out
 that way (a frame bigger than HTTP/2's frame size, the stream's first
 frame before its headers) goes through grpclib. The slow-client tests
-cover the flow-control windows; tests/test_process.py reads the same
-frames with grpcio."""
+cover the flow-control windows; tests/integration/test_process.py reads the
+same frames with grpcio."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import asyncio
 
 from crab.core.api import data_frames
 from crab.proto.crab import v1 as pb
-from tests.conftest import ClientFactory
-from tests.integration.test_more_flows import create_room, is_message, join
+from tests.helpers.chats import create_room, is_message, join
+from tests.helpers.server import ClientFactory
 
 LONG = "y" * 3_900  # a batch of several is bigger than a 16 KiB DATA frame
 

@@ -24,10 +24,10 @@ from grpclib.const import Status
 
 from crab.client.connection import CrabClient, SessionStream, new_request_id
 from crab.proto.crab import v1 as pb
-from tests.integration.hostile.conftest import join_room
-from tests.integration.test_scale_out import Cluster
-from tests.serve_process import CrabProcess
-from tests.services import PostgreSQL, missing_service, pg_bindir, rabbitmq_url  # noqa: F401
+from tests.helpers.chats import join_room
+from tests.helpers.cluster import Cluster
+from tests.helpers.process import CrabProcess
+from tests.helpers.services import PostgreSQL, missing_service, pg_bindir, rabbitmq_url  # noqa: F401
 
 pytestmark = pytest.mark.timeout(240)
 

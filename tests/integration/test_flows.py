@@ -15,7 +15,7 @@ from crab.core.domain.models import Message, User
 from crab.core.storage import messages as message_store
 from crab.core.storage.engine import transaction
 from crab.proto.crab import v1 as pb
-from tests.conftest import ClientFactory
+from tests.helpers.server import ClientFactory
 
 
 def is_message(frame: pb.ServerFrame) -> bool:

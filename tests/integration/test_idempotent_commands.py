@@ -19,7 +19,7 @@ from crab.core.storage import command_results
 from crab.core.storage.engine import transaction
 from crab.errors import NotFound
 from crab.proto.crab import v1 as pb
-from tests.conftest import ClientFactory
+from tests.helpers.server import ClientFactory
 
 
 async def my_rooms(client: CrabClient) -> list[int]:

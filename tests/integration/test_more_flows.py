@@ -12,26 +12,14 @@ from grpclib.const import Status
 
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD, ClientFactory
+from tests.helpers.chats import create_room, is_message, join
+from tests.helpers.server import PASSWORD, ClientFactory
 
 
 async def refused(call: Awaitable[object]) -> Status:
     with pytest.raises(GRPCError) as err:
         await call
     return err.value.status
-
-
-async def create_room(client: CrabClient, name: str) -> pb.Chat:
-    return await client.chats.create_room(pb.CreateRoomRequest(name=name), metadata=client.metadata)
-
-
-async def join(inviter: CrabClient, invitee: CrabClient, room: pb.Chat) -> None:
-    invite = await inviter.invites.invite_to_room(
-        pb.RoomInviteRequest(chat_id=room.id, user_id=invitee.user.id), metadata=inviter.metadata
-    )
-    await invitee.invites.answer_invite(
-        pb.AnswerInviteRequest(invite_id=invite.id, accept=True), metadata=invitee.metadata
-    )
 
 
 async def my_chats(client: CrabClient) -> list[pb.ChatSummary]:
@@ -49,10 +37,6 @@ async def send_acked(live: SessionStream, chat_id: int, *texts: str) -> list[pb.
         lambda f: f.ack is not None and f.ack.client_message_id in cids, len(cids)
     )
     return sorted((f.ack.message for f in acks), key=lambda m: m.id)
-
-
-def is_message(frame: pb.ServerFrame) -> bool:
-    return frame.message is not None
 
 
 async def frames_until(

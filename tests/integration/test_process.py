@@ -22,12 +22,13 @@ from grpclib.exceptions import StreamTerminatedError
 
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD
-from tests.serve_process import CrabProcess, free_port, run_crab
+from tests.helpers.chats import all_messages
+from tests.helpers.process import CrabProcess, free_port, run_crab
+from tests.helpers.server import PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "crab" / "proto"
-GRPCIO_CLIENT = ROOT / "tests" / "grpcio_client.py"
+GRPCIO_CLIENT = ROOT / "tests" / "helpers" / "grpcio_client.py"
 
 # What a client sees when the server process vanishes under its stream.
 CONNECTION_LOST = (GRPCError, StreamTerminatedError, ConnectionError, OSError)
@@ -47,21 +48,6 @@ async def start(servers: list[CrabProcess], data_dir: Path, *extra: str) -> Crab
     server = await asyncio.to_thread(CrabProcess.start, data_dir, *extra)
     servers.append(server)
     return server
-
-
-async def all_messages(client: CrabClient, chat_id: int) -> list[pb.Message]:
-    """The whole chat via GetMessages, paged from the newest; oldest first."""
-    found: list[pb.Message] = []
-    before = 0
-    while True:
-        page = await client.chats.get_messages(
-            pb.GetMessagesRequest(chat_id=chat_id, before_id=before, limit=200),
-            metadata=client.metadata,
-        )
-        found.extend(page.messages)
-        if not page.has_more:
-            return found[::-1]
-        before = page.messages[-1].id
 
 
 # ---- 1. kill -9 -------------------------------------------------------------

@@ -15,7 +15,7 @@ from grpclib.const import Status
 from crab.client.connection import CrabClient
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD, ClientFactory
+from tests.helpers.server import PASSWORD, ClientFactory
 
 ATTEMPTS = 8
 

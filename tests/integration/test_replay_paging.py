@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from crab.config import Settings
+from crab.config import Limits, Settings
 from crab.core.app import Crab
 from crab.core.domain.models import Caller, Message
 from crab.core.services import live
 from crab.core.services.live import BACKFILL_PAGE, Ready
 from crab.proto.crab import v1 as pb
-from tests.conftest import ClientFactory, Limits, make_settings
+from tests.helpers.server import ClientFactory, make_settings
 
 STORED = 2 * BACKFILL_PAGE + 200
 

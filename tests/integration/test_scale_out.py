@@ -7,132 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from crab import healthcheck
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD
-from tests.e2e.proxy import TcpProxy
-from tests.serve_process import LIFTED_LIMITS, CrabProcess
-from tests.services import free_port, pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
+from tests.helpers.cluster import Cluster, join, via
+from tests.helpers.proxy import TcpProxy
+from tests.helpers.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def via(proxy_port: int, url: str) -> str:
-    """The same AMQP URL, through a proxy on another port."""
-    head, _, tail = url.rpartition("@")
-    host_port, _, vhost = tail.partition("/")
-    host = host_port.rsplit(":", 1)[0]
-    return f"{head}@{host}:{proxy_port}/{vhost}"
-
-
-@dataclass
-class Cluster:
-    broker: str
-    database: str
-    data: Path
-    env: dict[str, str]
-    apis: list[CrabProcess] = field(default_factory=list)
-    workers: list[CrabProcess] = field(default_factory=list)
-    health_ports: list[int] = field(default_factory=list)
-
-    def start_api(self) -> CrabProcess:
-        api = CrabProcess.start(
-            self.data / f"api{len(self.apis)}",
-            "--no-worker",
-            "--broker",
-            self.broker,
-            "--database",
-            self.database,
-            env=self.env,
-        )
-        self.apis.append(api)
-        return api
-
-    def start_worker(self) -> CrabProcess:
-        health = free_port()
-        args = ["worker", "--broker", self.broker, "--database", self.database]
-        args += ["--health", f"127.0.0.1:{health}"]
-        worker = CrabProcess([*args, "--data-dir", str(self.data / "worker")], self.env)
-        worker.wait_for_line("crab worker health on", timeout=30)
-        self.workers.append(worker)
-        self.health_ports.append(health)
-        return worker
-
-    async def workers_healthy(self) -> list[bool]:
-        return [await healthcheck.check("127.0.0.1", port) for port in self.health_ports]
-
-    def stop(self) -> None:
-        for process in [*self.apis, *self.workers]:
-            process.stop()
-
-    @classmethod
-    @contextlib.contextmanager
-    def running(cls, broker: str, database: str, data: Path) -> Iterator[Cluster]:
-        """Two API replicas and two workers, stopped at the end."""
-        env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32), **LIFTED_LIMITS}
-        found = cls(broker, database, data, env)
-        try:
-            # The first replica migrates the database before the others start.
-            found.start_api()
-            found.start_api()
-            found.start_worker()
-            found.start_worker()
-            yield found
-        finally:
-            found.stop()
-
-
-@pytest.fixture
-def database_url(pg_database_url: str) -> str:  # noqa: F811
-    # A fresh, empty PostgreSQL database: the replicas migrate it as they
-    # start (one at a time, under PostgreSQL's advisory lock).
-    return pg_database_url
-
-
-@pytest.fixture
-def amqp_link(rabbitmq_url: str) -> Iterator[TcpProxy]:  # noqa: F811
-    """Every process reaches RabbitMQ through this proxy, so a test can cut
-    them all off at once, as a broker restart does."""
-    port = int(rabbitmq_url.rpartition("@")[2].partition("/")[0].rsplit(":", 1)[1])
-    with TcpProxy(port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def cluster(
-    rabbitmq_url: str,  # noqa: F811
-    amqp_link: TcpProxy,
-    database_url: str,
-    tmp_path: Path,
-) -> Iterator[Cluster]:
-    # Tests share the session's RabbitMQ node; its command queue is empty
-    # between tests (every command is answered before a test ends).
-    with Cluster.running(via(amqp_link.port, rabbitmq_url), database_url, tmp_path) as found:
-        yield found
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[CrabClient]]:
-    made: list[CrabClient] = []
-    yield made
-    for client in made:
-        client.close()
-
-
-async def join(api: CrabProcess, name: str, clients: list[CrabClient]) -> CrabClient:
-    client = CrabClient("127.0.0.1", api.port)
-    clients.append(client)
-    await client.sign_up(name, PASSWORD)
-    return client
 
 
 def message_ids(frames: list[pb.ServerFrame]) -> list[int]:

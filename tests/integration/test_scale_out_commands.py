@@ -18,15 +18,8 @@ from grpclib.const import Status
 
 from crab.client.connection import CrabClient, new_request_id
 from crab.proto.crab import v1 as pb
-from tests.integration.test_scale_out import (  # noqa: F401  (fixtures)
-    Cluster,
-    amqp_link,
-    clients,
-    cluster,
-    database_url,
-    join,
-)
-from tests.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
+from tests.helpers.cluster import Cluster, join
+from tests.helpers.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -50,8 +43,8 @@ async def with_retries(call: Callable[[], Awaitable[T]], tally: dict[str, int]) 
 
 
 async def test_worker_kills_make_no_extra_room_and_no_false_not_found(
-    cluster: Cluster,  # noqa: F811
-    clients: list[CrabClient],  # noqa: F811
+    cluster: Cluster,
+    clients: list[CrabClient],
 ) -> None:
     a, b = cluster.apis
     alice = await join(a, "alice", clients)

@@ -21,9 +21,9 @@ from h2.exceptions import StreamClosedError
 
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
-from tests.integration.test_process import all_messages
-from tests.integration.test_scale_out import Cluster, clients, join  # noqa: F401  (fixtures)
-from tests.services import RabbitMQ, pg_database_url, private_rabbitmq  # noqa: F401  (fixtures)
+from tests.helpers.chats import all_messages
+from tests.helpers.cluster import Cluster, join
+from tests.helpers.services import RabbitMQ, pg_database_url, private_rabbitmq  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(480)
 
@@ -226,7 +226,7 @@ def assert_alive(cluster: Cluster) -> None:
 async def test_everyone_recovers_when_rabbitmq_restarts(
     node: RabbitMQ,
     cluster: Cluster,
-    clients: list[CrabClient],  # noqa: F811
+    clients: list[CrabClient],
 ) -> None:
     a, b = cluster.apis
     alice = await join(a, "alice", clients)

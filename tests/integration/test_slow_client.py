@@ -12,10 +12,10 @@ from grpclib import GRPCError
 from grpclib.const import Status
 
 from crab.client.connection import CrabClient, SessionStream
-from crab.config import Settings
+from crab.config import Limits, Settings
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
-from tests.conftest import ClientFactory, Limits, make_settings
+from tests.helpers.server import ClientFactory, make_settings
 
 STREAM_BUFFER = 64
 # grpclib's client opens a 4 MiB HTTP/2 window (stream and connection), so a

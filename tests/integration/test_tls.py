@@ -19,7 +19,7 @@ from crab.client.connection import CrabClient, tls_context
 from crab.config import Settings
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
-from tests.conftest import PASSWORD, make_settings
+from tests.helpers.server import PASSWORD, make_settings
 
 # A refused connection must fail quickly, never hang.
 REFUSED_WITHIN = 10.0

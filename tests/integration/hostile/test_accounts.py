@@ -25,8 +25,9 @@ from jose import jwt
 
 from crab.client.connection import CrabClient
 from crab.proto.crab import v1 as pb
-from tests.integration.hostile.conftest import PASSWORD, Bystander, bystander_on, new_user
-from tests.serve_process import CrabProcess
+from tests.helpers.chats import Bystander, bystander_on, new_user
+from tests.helpers.process import CrabProcess
+from tests.helpers.server import PASSWORD
 
 ELSEWHERE = "127.0.0.2"
 WRONG = "not the password"

@@ -17,8 +17,8 @@ from crab.core.domain import commands as cmd
 from crab.core.domain.models import Message
 from crab.errors import CrabError
 from crab.proto.crab import v1 as pb
-from tests.conftest import ClientFactory
-from tests.integration.hostile.conftest import join_room
+from tests.helpers.chats import join_room
+from tests.helpers.server import ClientFactory
 
 SENDS = 40
 

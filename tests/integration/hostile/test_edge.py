@@ -23,9 +23,10 @@ from h2.errors import ErrorCodes
 from crab.client.connection import CrabClient
 from crab.core.api.requests import RequestCodec
 from crab.proto.crab import v1 as pb
-from tests.integration.hostile.conftest import PASSWORD, Bystander, new_user
+from tests.helpers.chats import Bystander, new_user
+from tests.helpers.process import CrabProcess
+from tests.helpers.server import PASSWORD
 from tests.integration.hostile.raw import RawH2, grpc_body
-from tests.serve_process import CrabProcess
 
 # Every crab method a stranger can name, with its request type.
 METHODS = {

@@ -12,8 +12,8 @@ import pytest
 
 from crab.core.storage import files
 from crab.core.storage.files import UnsafeFiles, private_dir
-from tests.integration.hostile.conftest import Bystander
-from tests.serve_process import CrabProcess, run_crab
+from tests.helpers.chats import Bystander
+from tests.helpers.process import CrabProcess, run_crab
 
 
 def mode(path: Path) -> int:

@@ -14,8 +14,9 @@ from grpclib.const import Status
 from crab.core.domain.validation import check_visible, clean_display_name, clean_room_name
 from crab.errors import InvalidArgument
 from crab.proto.crab import v1 as pb
-from tests.integration.hostile.conftest import PASSWORD, Bystander
-from tests.serve_process import CrabProcess
+from tests.helpers.chats import Bystander
+from tests.helpers.process import CrabProcess
+from tests.helpers.server import PASSWORD
 
 HIDDEN = {
     "zero width space": "\u200b",

@@ -15,8 +15,8 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from crab.client.connection import CONNECT, CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
-from tests.integration.hostile.conftest import Bystander, new_user
-from tests.serve_process import CrabProcess
+from tests.helpers.chats import Bystander, new_user
+from tests.helpers.process import CrabProcess
 
 STORED = 300  # messages in the attacker's room
 FLOOD = 620  # Resume frames, as in the measured attack

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
-
-from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
@@ -17,35 +14,12 @@ from crab.tui.state import (
     Focus,
     History,
     InviteItem,
-    Line,
-    Person,
     Screen,
 )
 from crab.tui.store import Store
 from crab.tui.views.messages import visible_rows
 from crab.tui.views.text import inert
-
-ALICE = Person(1, "alice", "Alice")
-BOB = Person(2, "bob", "Bob")
-T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-
-
-def line(chat_id: int, id: int, sender: Person = BOB, text: str = "hi") -> Line:
-    return Line(chat_id, id, sender, text, T0, f"c{id}")
-
-
-def signed_in(**changes: object) -> AppState:
-    room = ChatItem(10, True, "general", last_message_id=2)
-    other = ChatItem(11, True, "random", last_message_id=0)
-    base = AppState(
-        server="s:1",
-        screen=Screen.CHATS,
-        me=ALICE,
-        chats=(room, other),
-        active_chat=10,
-        histories={10: History(lines=(line(10, 1), line(10, 2)), has_more=False)},
-    )
-    return replace(base, **changes)
+from tests.helpers.tui import ALICE, BOB, line, rows_text, signed_in
 
 
 def test_sign_in_form_checks_before_asking_the_server() -> None:
@@ -225,10 +199,6 @@ def test_a_timer_from_before_a_sign_out_clears_nothing_after_it() -> None:
     shown = reduce(again, a.Notice("created room ops")).state
     assert shown.notice_serial > before.notice_serial
     assert reduce(shown, a.NoticeExpired(before.notice_serial)).state.notice == "created room ops"
-
-
-def rows_text(rows: list[StyleAndTextTuples]) -> list[str]:
-    return ["".join(fragment[1] for fragment in row) for row in rows]
 
 
 def test_only_visible_rows_are_rendered() -> None:

@@ -12,7 +12,7 @@ from crab.tui.state import ChatItem, Person
 from crab.tui.views.messages import visible_rows
 from crab.tui.views.panels import header, sidebar
 from crab.tui.views.text import inert, one_line
-from tests.unit.tui.test_reducers import line, rows_text, signed_in
+from tests.helpers.tui import line, rows_text, signed_in
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # man, woman, girl
 RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from tests.services import free_port
+from tests.helpers.services import free_port
 
 LISTENING = re.compile(r"crab listening on (grpcs?)://(\S+):(\d+);")
 START_TIMEOUT = 30.0

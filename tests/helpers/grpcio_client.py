@@ -1,5 +1,6 @@
 """A crab client on grpcio (Google's gRPC), run as its own process by
-tests/test_process.py: `python tests/grpcio_client.py GENERATED_DIR HOST:PORT`.
+tests/integration/test_process.py:
+`python tests/helpers/grpcio_client.py GENERATED_DIR HOST:PORT`.
 
 Its own process because grpcio-health-checking's health_pb2 and grpclib's
 define the same protobuf symbols under different file names, and the
