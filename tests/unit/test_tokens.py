@@ -3,7 +3,6 @@ past it, and remembering one token lets no altered copy through."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,16 +10,18 @@ import pytest
 from crab.core.domain.models import Caller
 from crab.core.services.tokens import AccessTokens
 from crab.errors import Unauthenticated
+from tests.helpers.clock import Clock
 
 SECRET = "s" * 40
 
 
 def test_a_remembered_token_still_expires() -> None:
-    access = AccessTokens(SECRET, timedelta(seconds=2))
-    token, expires = access.issue(Caller(7, 3), datetime.now(UTC))
+    clock = Clock()
+    access = AccessTokens(SECRET, timedelta(seconds=2), now=clock.now)
+    token, expires = access.issue(Caller(7, 3), clock.now())
     assert access.read(token) == Caller(7, 3)
     assert access.read(token) == Caller(7, 3)  # from what was verified
-    time.sleep(max(0.0, int(expires.timestamp()) + 1.05 - time.time()))
+    clock.at = datetime.fromtimestamp(int(expires.timestamp()) + 1.05, UTC)
     with pytest.raises(Unauthenticated, match="expired"):
         access.read(token)
 
