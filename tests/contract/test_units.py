@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crab.core.domain.models import ChatKind
 from crab.core.storage import chats, messages, unit, users
 from crab.core.storage.engine import create_engine, dispose, migrate, transaction
+from tests.helpers.clock import settle
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -131,7 +132,7 @@ async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: Asyn
     task.cancel()
     # The next write waits for the cancelled one, which still commits.
     following = asyncio.create_task(unit.write(engine, _store, room, alice, ["next"]))
-    await asyncio.sleep(0.05)
+    await settle()  # it runs up to the writer's turn and waits there
     assert not following.done()
     release.set()
     with pytest.raises(asyncio.CancelledError):

@@ -7,7 +7,7 @@
     services.py       a private RabbitMQ and PostgreSQL, started by the tests
     proxy.py          a TCP proxy that cuts and restores a link
     tui.py            client states for reducer and view tests
-    clock.py          a clock a test moves by hand (no sleeping for time to pass)
+    clock.py          a hand-moved clock and `settle`: no sleeping for time to pass
     grpcio_client.py  a grpcio client, run as its own process
 
 A folder's own harness stays beside its tests (contract/link.py,
