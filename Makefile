@@ -1,10 +1,11 @@
-# Two entry points a newcomer needs: `make serve` and `make test`.
+# Two entry points a newcomer needs: `make serve` and `make test` (`make test-fast`
+# for the quick part).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-postgres lint proto install clean
+.PHONY: serve test test-fast test-postgres lint proto install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -19,6 +20,11 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# Everything but the `slow` tests (external services, processes, tmux, or
+# seconds each): what a change needs first, in well under a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
 
 # The API-level flows once more, on a real PostgreSQL that the tests start
 # (tests/helpers/services.py): each test gets a fresh database. `make test` already

@@ -19,6 +19,18 @@ from tests.helpers.services import pg_crab_database_url, pg_database_url, pg_dat
 _names = itertools.count(1)
 
 
+# Fixtures that start a real service (tests/helpers/services.py): a test that
+# uses one, directly or through another fixture, is `slow` whoever wrote it,
+# so `make test-fast` never needs RabbitMQ or PostgreSQL.
+SERVICES = {"rabbitmq_url", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # The database the API-level tests run on: "sqlite" (a file in each test's
 # data dir) or "postgresql" (a fresh database per crab, on a PostgreSQL server
 # started for the session: see tests/helpers/services.py). `make test-postgres`.

@@ -27,6 +27,8 @@ import pytest
 from tests.helpers.process import CrabProcess, crab_env
 from tests.helpers.proxy import TcpProxy
 
+pytestmark = pytest.mark.slow  # tmux and a real crab serve process
+
 CRAB = Path(sys.executable).parent / "crab"  # the installed entry point
 PASSWORD = "correct horse battery"
 WIDTH, HEIGHT = 100, 30

@@ -107,6 +107,7 @@ def bench_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "crab.cli", "bench", *args]
 
 
+@pytest.mark.slow  # crab bench and its servers as processes
 def test_small_fanout_against_its_own_server_passes() -> None:
     done = subprocess.run(
         bench_command("fanout", *SMALL_FANOUT, "--json"),
@@ -126,6 +127,7 @@ def test_small_fanout_against_its_own_server_passes() -> None:
     assert report["checks"][0]["problems"] == []
 
 
+@pytest.mark.slow  # crab bench and its servers as processes
 async def test_a_server_that_drops_one_message_fails_the_run(
     crab: Crab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,6 +165,7 @@ async def test_a_server_that_drops_one_message_fails_the_run(
     assert f"member {victim.username}: lost 1 message(s): ids 7" in err.decode()
 
 
+@pytest.mark.slow  # crab bench and its servers as processes
 def test_abuse_reports_each_attack_while_the_bystander_loses_nothing() -> None:
     """Two cheap attacks, one second each, against the bench's own server."""
     done = subprocess.run(
@@ -240,6 +243,7 @@ def test_screen_text_reads_what_a_terminal_would_show() -> None:
     assert screen_text(raw) == "Sign in to crab"
 
 
+@pytest.mark.slow  # crab bench and its servers as processes
 def test_chat_bench_times_first_paints_and_keys_on_a_long_chat() -> None:
     done = subprocess.run(
         bench_command(

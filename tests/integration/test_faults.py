@@ -29,7 +29,7 @@ from tests.helpers.cluster import Cluster
 from tests.helpers.process import CrabProcess
 from tests.helpers.services import PostgreSQL, missing_service, pg_bindir, rabbitmq_url  # noqa: F401
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 PASSWORD = "correct horse battery"
 OUTAGE_WAIT = "3"  # seconds the worker retries while the database is away

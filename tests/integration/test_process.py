@@ -26,6 +26,8 @@ from tests.helpers.chats import all_messages
 from tests.helpers.process import CrabProcess, free_port, run_crab
 from tests.helpers.server import PASSWORD
 
+pytestmark = pytest.mark.slow  # crab serve as a real process
+
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "crab" / "proto"
 GRPCIO_CLIENT = ROOT / "tests" / "helpers" / "grpcio_client.py"

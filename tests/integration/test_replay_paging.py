@@ -41,6 +41,7 @@ def reads(crab: Crab, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return made
 
 
+@pytest.mark.slow  # seconds
 async def test_a_replay_is_read_one_page_per_batch(
     crab: Crab, connect: ClientFactory, reads: list[tuple[int, int]]
 ) -> None:

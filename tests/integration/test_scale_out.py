@@ -20,7 +20,7 @@ from tests.helpers.cluster import Cluster, join, via
 from tests.helpers.proxy import TcpProxy
 from tests.helpers.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def message_ids(frames: list[pb.ServerFrame]) -> list[int]:

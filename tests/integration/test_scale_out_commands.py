@@ -21,7 +21,7 @@ from crab.proto.crab import v1 as pb
 from tests.helpers.cluster import Cluster, join
 from tests.helpers.services import pg_database_url, rabbitmq_url  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 T = TypeVar("T")
 ROUNDS = 100  # each: create a room, invite Bob, Bob accepts

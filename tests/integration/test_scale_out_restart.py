@@ -25,7 +25,7 @@ from tests.helpers.chats import all_messages
 from tests.helpers.cluster import Cluster, join
 from tests.helpers.services import RabbitMQ, pg_database_url, private_rabbitmq  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.timeout(480)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 # The longest any one answer may take before the test fails: a bound on a
 # hang, not a measure of speed.

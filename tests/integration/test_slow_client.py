@@ -78,6 +78,7 @@ async def read_messages(live: SessionStream, count: int) -> list[pb.Message]:
     return [f.message for f in frames]
 
 
+@pytest.mark.slow  # seconds
 async def test_stalled_client_never_slows_others_and_resumes_without_gaps(
     crab: Crab, connect: ClientFactory
 ) -> None:

@@ -29,6 +29,8 @@ from tests.helpers.chats import Bystander, bystander_on, new_user
 from tests.helpers.process import CrabProcess
 from tests.helpers.server import PASSWORD
 
+pytestmark = pytest.mark.slow  # a real crab serve process
+
 ELSEWHERE = "127.0.0.2"
 WRONG = "not the password"
 

@@ -28,6 +28,8 @@ from tests.helpers.process import CrabProcess
 from tests.helpers.server import PASSWORD
 from tests.integration.hostile.raw import RawH2, grpc_body
 
+pytestmark = pytest.mark.slow  # a real crab serve process
+
 # Every crab method a stranger can name, with its request type.
 METHODS = {
     "/crab.v1.Accounts/SignUp": pb.SignUpRequest,

@@ -31,6 +31,7 @@ def loose_data_dir(tmp_path: Path) -> Path:
     return data
 
 
+@pytest.mark.slow  # a real crab process
 async def test_a_loose_data_dir_is_tightened_and_the_database_is_private(
     loose_data_dir: Path, hostile_server: CrabProcess, bystander: Bystander
 ) -> None:
@@ -40,6 +41,7 @@ async def test_a_loose_data_dir_is_tightened_and_the_database_is_private(
         assert mode(loose_data_dir / name) == 0o600, name
 
 
+@pytest.mark.slow  # a real crab process
 async def test_database_files_left_readable_are_tightened_at_start(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with CrabProcess.start(data):
@@ -55,6 +57,7 @@ async def test_database_files_left_readable_are_tightened_at_start(tmp_path: Pat
         assert server.wait() == 0
 
 
+@pytest.mark.slow  # a real crab process
 def test_crab_user_add_makes_private_files(tmp_path: Path) -> None:
     data = tmp_path / "admin"
     done = run_crab(

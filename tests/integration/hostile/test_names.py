@@ -61,6 +61,7 @@ async def status_of(call: object) -> tuple[Status, str]:
     return err.value.status, err.value.message or ""
 
 
+@pytest.mark.slow  # a real crab serve process
 async def test_hidden_names_are_refused_by_a_real_server(
     hostile_server: CrabProcess, bystander: Bystander
 ) -> None:
@@ -88,6 +89,7 @@ async def test_hidden_names_are_refused_by_a_real_server(
     await bystander.check()
 
 
+@pytest.mark.slow  # a real crab serve process
 async def test_message_text_keeps_emoji_sequences(bystander: Bystander) -> None:
     text = f"family {FAMILY} and a hidden\u200bspace"
     async with bystander.alice.session() as mine:

@@ -18,6 +18,8 @@ from crab.proto.crab import v1 as pb
 from tests.helpers.chats import Bystander, new_user
 from tests.helpers.process import CrabProcess
 
+pytestmark = pytest.mark.slow  # a real crab serve process
+
 STORED = 300  # messages in the attacker's room
 FLOOD = 620  # Resume frames, as in the measured attack
 CAP = 1000  # --resume-cursors-max default
