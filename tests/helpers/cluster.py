@@ -58,10 +58,10 @@ class Cluster:
         self.health_ports.append(health)
         return worker
 
-    def each_logged(self, pattern: str, timeout: float) -> None:
-        """Waits until every replica and worker has logged `pattern`."""
+    def each_logged(self, pattern: str, timeout: float, times: int = 1) -> None:
+        """Waits until every replica and worker has logged `pattern` (`times` times)."""
         for process in [*self.apis, *self.workers]:
-            process.wait_for_line(pattern, timeout=timeout)
+            process.wait_for_line(pattern, timeout=timeout, times=times)
 
     async def workers_healthy(self) -> list[bool]:
         return [await healthcheck.check("127.0.0.1", port) for port in self.health_ports]

@@ -156,16 +156,19 @@ class CrabProcess:
         with self._changed:
             return "\n".join(self.lines)
 
-    def wait_for_line(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
-        """The first log line matching `pattern` (waits for it to be logged).
-        Fails at once if the process ends without logging it."""
+    def wait_for_line(
+        self, pattern: str | re.Pattern[str], timeout: float = 10.0, times: int = 1
+    ) -> re.Match[str]:
+        """The first log line matching `pattern` (the `times`-th if asked;
+        waits for it to be logged). Fails at once if the process ends without
+        logging it."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = found = 0
         with self._changed:
             while True:
                 for line in self.lines[seen:]:
-                    if match := regex.search(line):
+                    if (match := regex.search(line)) and (found := found + 1) == times:
                         return match
                 seen = len(self.lines)
                 if self._eof:

@@ -190,7 +190,7 @@ async def test_everyone_recovers_when_the_broker_link_drops(
         deadline = asyncio.get_running_loop().time() + 30
         while await cluster.workers_healthy() != [False, False]:
             assert asyncio.get_running_loop().time() < deadline, "workers still SERVING"
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the pace of a poll of the health service
         amqp_link.restore()
 
         # Robust connections come back with their queues, consumers and
@@ -223,7 +223,7 @@ async def test_everyone_recovers_when_the_broker_link_drops(
         deadline = asyncio.get_running_loop().time() + 30
         while await cluster.workers_healthy() != [True, True]:
             assert asyncio.get_running_loop().time() < deadline, "workers not SERVING again"
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the pace of a poll of the health service
 
 
 @pytest.fixture

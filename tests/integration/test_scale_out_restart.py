@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 ANSWER_WAIT = 120.0
 BEFORE, AFTER = 10, 10  # messages sent before and after the restart
 NEW_STREAM_ANSWERS = {"ready", "UNAVAILABLE"}
+REFUSED = 3  # reconnect attempts each process sees refused while RabbitMQ is away
 NEWCOMERS = 80  # users on B whose first stream opens around the restart
 
 T = TypeVar("T")
@@ -279,8 +280,11 @@ async def test_everyone_recovers_when_rabbitmq_restarts(
         )
         new_streams.append(await open_stream(dave))
         new_streams.append(await open_stream(next(fresh)))
-        # Every replica and worker has seen RabbitMQ go (and tries again).
+        # RabbitMQ stays away until every replica and worker has seen it go and
+        # been refused REFUSED times trying again (restarted at once, once under
+        # load, the node was never reachable again: an outage needs a length).
         await asyncio.to_thread(cluster.each_logged, "lost the connection to RabbitMQ", ANSWER_WAIT)
+        await asyncio.to_thread(cluster.each_logged, "Connection refused", ANSWER_WAIT, REFUSED)
         assert_alive(cluster)
 
         starting = asyncio.create_task(asyncio.to_thread(node.start))
