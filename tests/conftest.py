@@ -1,57 +1,42 @@
-"""Fixtures: a real crab server on a loopback port, and real clients."""
+"""Fixtures: a real crab server on a loopback port, and real clients. What
+the tests import lives in tests/helpers/."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from crab.client.connection import CrabClient
-from crab.config import Limits, Rate, Settings
+from crab.config import Settings
 from crab.core.app import Crab
-from tests.services import pg_crab_database_url, pg_database_url, pg_databases, postgres_url
+from tests.helpers.server import PASSWORD, ClientFactory, NewDatabase, make_settings
+from tests.helpers.services import pg_crab_database_url, pg_database_url, pg_databases, postgres_url
 
-PASSWORD = "correct horse battery"
 _names = itertools.count(1)
 
 
-# Every client of the in-process server comes from 127.0.0.1: one address.
-LIFTED: dict[str, object] = {
-    "signup_per_address": Rate(100_000, 1),
-    "rooms_per_user": Rate(100_000, 1),
-    "rooms_per_address": Rate(100_000, 1),
-    "invites_per_user": Rate(100_000, 1),
-    "invites_per_address": Rate(100_000, 1),
-    "hash_queue": 1_000,
-    "hash_queue_per_address": 1_000,
-}
+# Fixtures that start a real service (tests/helpers/services.py): a test that
+# uses one, directly or through another fixture, is `slow` whoever wrote it,
+# so `make test-fast` never needs RabbitMQ or PostgreSQL.
+SERVICES = {"rabbitmq_url", "postgres_url"}
 
 
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Test settings: cheap hashing, a free port, and rate limits high enough
-    that only the tests about limits meet them (those run `crab serve` with
-    its defaults: tests/hostile)."""
-    base = Settings(
-        data_dir=tmp_path / "data",
-        port=0,
-        password_hashing="cheap",
-        limits=Limits(send_rate=10_000, send_burst=10_000, **LIFTED),
-    )
-    return dataclasses.replace(base, **overrides)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 # The database the API-level tests run on: "sqlite" (a file in each test's
 # data dir) or "postgresql" (a fresh database per crab, on a PostgreSQL server
-# started for the session: see tests/services.py). `make test-postgres`.
+# started for the session: see tests/helpers/services.py). `make test-postgres`.
 TEST_DATABASE = os.environ.get("CRAB_TEST_DATABASE", "sqlite")
 if TEST_DATABASE not in ("sqlite", "postgresql"):
     raise ValueError(f"CRAB_TEST_DATABASE must be sqlite or postgresql, not {TEST_DATABASE!r}")
-
-NewDatabase = Callable[[], Awaitable[str | None]]
 
 
 @pytest.fixture
@@ -89,9 +74,6 @@ async def crab(settings: Settings) -> AsyncIterator[Crab]:
     await app.close()
 
 
-ClientFactory = Callable[..., Awaitable[CrabClient]]
-
-
 @pytest.fixture
 async def connect(crab: Crab) -> AsyncIterator[ClientFactory]:
     """connect("alice") -> a client signed up as a fresh user named alice<N>."""
@@ -109,14 +91,5 @@ async def connect(crab: Crab) -> AsyncIterator[ClientFactory]:
         client.close()
 
 
-__all__ = [
-    "PASSWORD",
-    "ClientFactory",
-    "Limits",
-    "NewDatabase",
-    "make_settings",
-    "pg_crab_database_url",
-    "pg_database_url",
-    "pg_databases",
-    "postgres_url",
-]
+# Fixtures defined in tests/helpers/services.py, registered for every test.
+__all__ = ["pg_crab_database_url", "pg_database_url", "pg_databases", "postgres_url"]

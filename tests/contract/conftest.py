@@ -15,12 +15,12 @@ import pytest
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
 from crab.core.storage.database import Database
-from tests.services import rabbitmq_url
+from tests.helpers.services import rabbitmq_url
 
 _prefixes = itertools.count(1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database of each kind."""
     if request.param == "sqlite":
@@ -67,7 +67,7 @@ class Brokers:
             await broker.close()
 
 
-@pytest.fixture(params=["memory", "amqp"])
+@pytest.fixture(params=["memory", pytest.param("amqp", marks=pytest.mark.slow)])
 def broker_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services import missing_service
+from tests.helpers.services import missing_service
 
 
 def test_missing_service_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,6 @@
 """The storage contract: every query module, the migrations and the worker's
 write path, run once on SQLite and once on a real PostgreSQL (started for the
-session by tests/services.py; each test gets a fresh database)."""
+session by tests/helpers/services.py; each test gets a fresh database)."""
 
 from __future__ import annotations
 

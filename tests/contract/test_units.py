@@ -21,6 +21,7 @@ from crab.core.storage import chats, messages, users
 from crab.core.storage.database import Database
 from crab.core.storage.engine import create_engine
 from crab.errors import Conflict
+from tests.helpers.clock import settle
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -140,7 +141,7 @@ async def test_a_cancelled_write_finishes_and_keeps_the_writer_turn(sqlite: Data
     task.cancel()
     # The next write waits for the cancelled one, which still commits.
     following = asyncio.create_task(database.write(_store, room, alice, ["next"]))
-    await asyncio.sleep(0.05)
+    await settle()  # it runs up to the writer's turn and waits there
     assert not following.done()
     release.set()
     with pytest.raises(asyncio.CancelledError):

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.proxy import TcpProxy
-from tests.serve_process import CrabProcess, crab_env
+from tests.helpers.process import CrabProcess, crab_env
+from tests.helpers.proxy import TcpProxy
+
+pytestmark = pytest.mark.slow  # tmux and a real crab serve process
 
 CRAB = Path(sys.executable).parent / "crab"  # the installed entry point
 PASSWORD = "correct horse battery"

@@ -14,7 +14,7 @@ decided once, at import: api/internals.py). What it gained is in
 BENCHMARKS.md ("What changed them, session 3").
 
 Relies on grpclib 0.4 and h2 4 internals (pinned in pyproject.toml); a
-grpcio client reads these frames in tests/test_process.py."""
+grpcio client reads these frames in tests/integration/test_process.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The answers that carry messages in bulk (each fan-out frame, each send's
 acknowledgement, history pages of 50) encoded with the C protobuf runtime
 (upb): betterproto2 encodes in Python, an order of magnitude slower for a
-page, and upb writes the same bytes (tests/test_frames.py pins them; the
+page, and upb writes the same bytes (tests/unit/test_frames.py pins them; the
 figures are in BENCHMARKS.md, session 2). The rest of the API keeps the
 generated betterproto2 classes (convert.py)."""
 
