@@ -138,6 +138,17 @@ def account_limit_options(func: F) -> F:
     return func
 
 
+db_outage_wait_option = click.option(
+    "--db-outage-wait",
+    default=10.0,
+    show_default=True,
+    type=float,
+    envvar="CRAB_DB_OUTAGE_WAIT",
+    show_envvar=True,
+    help="Seconds the worker retries a command while the database is unreachable.",
+)
+
+
 @click.group()
 @click.version_option(package_name="crab")
 def main() -> None:
@@ -196,15 +207,7 @@ def main() -> None:
     show_envvar=True,
 )
 @limit_options
-@click.option(
-    "--db-outage-wait",
-    default=10.0,
-    show_default=True,
-    type=float,
-    envvar="CRAB_DB_OUTAGE_WAIT",
-    show_envvar=True,
-    help="Seconds the worker retries a command while the database is unreachable.",
-)
+@db_outage_wait_option
 @account_limit_options
 @click.option(
     "--password-hashing",
@@ -291,15 +294,7 @@ async def _serve(settings: Settings) -> None:
     show_envvar=True,
     help="Command consumers in this process.",
 )
-@click.option(
-    "--db-outage-wait",
-    default=10.0,
-    show_default=True,
-    type=float,
-    envvar="CRAB_DB_OUTAGE_WAIT",
-    show_envvar=True,
-    help="Seconds the worker retries a command while the database is unreachable.",
-)
+@db_outage_wait_option
 @click.option(
     "--health",
     "health",

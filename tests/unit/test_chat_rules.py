@@ -3,9 +3,7 @@ Database over a temp SQLite file: no broker, no worker, no gRPC server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Connection
@@ -20,14 +18,6 @@ from crab.core.storage.database import Database
 from crab.errors import NotFound
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    made = Database(f"sqlite+aiosqlite:///{tmp_path / 'crab.db'}")
-    await made.migrate()
-    yield made
-    await made.close()
 
 
 def _two(conn: Connection) -> tuple[User, User]:
