@@ -9,6 +9,7 @@ from crab.core.domain.models import (
     Invite,
     InviteAnswer,
     Message,
+    ReplyQuote,
     User,
 )
 from crab.core.services import live
@@ -27,6 +28,15 @@ def chat(c: Chat) -> pb.Chat:
         name=c.name,
         created_at=c.created_at,
         last_message_id=c.last_message_id,
+        topic=c.topic,
+        owner_id=c.owner_id,
+        last_change_seq=c.last_change_seq,
+    )
+
+
+def quote(q: ReplyQuote) -> pb.ReplyQuote:
+    return pb.ReplyQuote(
+        message_id=q.message_id, sender=user(q.sender), text_start=q.text_start, deleted=q.deleted
     )
 
 
@@ -38,6 +48,14 @@ def message(m: Message) -> pb.Message:
         text=m.text,
         sent_at=m.sent_at,
         client_message_id=m.client_message_id,
+        reply_to_id=m.reply_to.message_id if m.reply_to else 0,
+        reply_to=quote(m.reply_to) if m.reply_to else None,
+        edited_at=m.edited_at,
+        deleted=m.deleted,
+        reactions=[pb.Reaction(emoji=r.emoji, user_ids=list(r.user_ids)) for r in m.reactions],
+        mention_user_ids=list(m.mention_user_ids),
+        mentions_room=m.mentions_room,
+        change_seq=m.change_seq,
     )
 
 
@@ -47,6 +65,7 @@ def summary(s: ChatSummary) -> pb.ChatSummary:
         last_message=message(s.last_message) if s.last_message else None,
         unread_count=s.unread_count,
         last_read_id=s.last_read_id,
+        mention_count=s.mention_count,
     )
 
 

@@ -51,12 +51,12 @@ class FrameEncoder:
 
     def __init__(self, cache_size: int = 4096) -> None:
         # (chat id, message id) -> (the frame, the frame as a FrameBatch entry)
-        self._messages: OrderedDict[tuple[int, int], tuple[bytes, bytes]] = OrderedDict()
-        self._batches: OrderedDict[tuple[tuple[int, int], ...], list[bytes]] = OrderedDict()
+        self._messages: OrderedDict[tuple[int, int, int], tuple[bytes, bytes]] = OrderedDict()
+        self._batches: OrderedDict[tuple[tuple[int, int, int], ...], list[bytes]] = OrderedDict()
         self._cache_size = cache_size
 
     def _message(self, item: Message) -> tuple[bytes, bytes]:
-        key = (item.chat_id, item.id)
+        key = (item.chat_id, item.id, item.change_seq)  # a changed message is a new frame
         found = self._messages.get(key)
         if found is None:
             frame = upb_answers.message_frame(item)
@@ -82,10 +82,10 @@ class FrameEncoder:
         several as FrameBatch messages of at most BATCH_BYTES."""
         if len(items) == 1:
             return [self.encode(items[0])]
-        key: tuple[tuple[int, int], ...] | None = None
+        key: tuple[tuple[int, int, int], ...] | None = None
         messages = [item for item in items if isinstance(item, Message)]
         if len(messages) == len(items):  # only messages: other streams get the same
-            key = tuple((m.chat_id, m.id) for m in messages)
+            key = tuple((m.chat_id, m.id, m.change_seq) for m in messages)
             found = self._batches.get(key)
             if found is not None:
                 return found

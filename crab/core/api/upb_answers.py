@@ -32,6 +32,32 @@ def _fill(out: Any, m: Message) -> None:
     out.sent_at.seconds = since.days * 86_400 + since.seconds
     out.sent_at.nanos = since.microseconds * 1000
     out.client_message_id = m.client_message_id
+    # The conversation's fields: unset (and not encoded) for a plain message.
+    if m.reply_to is not None:
+        q = m.reply_to
+        out.reply_to_id = q.message_id
+        out.reply_to.message_id = q.message_id
+        out.reply_to.sender.id = q.sender.id
+        out.reply_to.sender.username = q.sender.username
+        out.reply_to.sender.display_name = q.sender.display_name
+        out.reply_to.text_start = q.text_start
+        out.reply_to.deleted = q.deleted
+    if m.edited_at is not None:
+        since = m.edited_at - _EPOCH
+        out.edited_at.seconds = since.days * 86_400 + since.seconds
+        out.edited_at.nanos = since.microseconds * 1000
+    if m.deleted:
+        out.deleted = True
+    for r in m.reactions:
+        added = out.reactions.add()
+        added.emoji = r.emoji
+        added.user_ids.extend(r.user_ids)
+    if m.mention_user_ids:
+        out.mention_user_ids.extend(m.mention_user_ids)
+    if m.mentions_room:
+        out.mentions_room = True
+    if m.change_seq:
+        out.change_seq = m.change_seq
 
 
 def message_frame(m: Message) -> bytes:

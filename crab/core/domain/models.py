@@ -26,6 +26,25 @@ class Chat:
     name: str  # room name; for a direct chat, filled per viewer by the reader
     created_at: datetime
     last_message_id: int = 0
+    topic: str = ""
+    owner_id: int = 0  # rooms: the creator (rename, topic, remove members)
+    last_change_seq: int = 0  # docs/conversation.md
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyQuote:
+    """A one-line look at the message replied to, as it is now."""
+
+    message_id: int
+    sender: User
+    text_start: str  # "" when deleted
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    emoji: str
+    user_ids: tuple[int, ...]  # who reacted with it, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +55,13 @@ class Message:
     text: str
     sent_at: datetime
     client_message_id: str
+    reply_to: ReplyQuote | None = None
+    edited_at: datetime | None = None
+    deleted: bool = False  # a tombstone: text is ""
+    reactions: tuple[Reaction, ...] = ()
+    mention_user_ids: tuple[int, ...] = ()
+    mentions_room: bool = False
+    change_seq: int = 0  # 0: never changed; docs/conversation.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +70,7 @@ class ChatSummary:
     last_message: Message | None
     unread_count: int
     last_read_id: int
+    mention_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,8 @@ users = sa.Table(
     sa.Column("display_name", sa.String(64), nullable=False),
     sa.Column("password_hash", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # When the user's last live session ended (presence: "last seen").
+    sa.Column("last_seen_at", UTCDateTime(), nullable=True),
 )
 
 sessions = sa.Table(
@@ -81,6 +83,9 @@ chats = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # The newest message's sequence number; the next message takes +1.
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # The newest change (edit, delete, reaction) sequence number: docs/conversation.md.
+    sa.Column("last_change_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("topic", sa.String(300), nullable=False, server_default=""),
     # "<low user id>:<high user id>" for direct chats: one per pair.
     sa.Column("direct_key", sa.String(64), nullable=True, unique=True),
 )
@@ -120,6 +125,12 @@ messages = sa.Table(
     sa.Column("client_message_id", sa.String(64), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("reply_to_seq", sa.BigInteger, nullable=True),  # a message of the same chat
+    sa.Column("edited_at", UTCDateTime(), nullable=True),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),  # a tombstone: text is ""
+    sa.Column("change_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("mentions_room", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("ix_messages_chat_change_seq", "chat_id", "change_seq"),
     sa.UniqueConstraint("chat_id", "seq", name="uq_messages_chat_seq"),
     sa.UniqueConstraint("sender_id", "client_message_id", name="uq_messages_sender_client_id"),
 )
@@ -133,4 +144,24 @@ command_results = sa.Table(
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("outcome", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# Who reacted to which message with what (a toggle: a row or none).
+reactions = sa.Table(
+    "reactions",
+    metadata,
+    sa.Column("message_id", sa.BigInteger, sa.ForeignKey("messages.id"), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("emoji", sa.String(64), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Who a message mentions (@username; @room is messages.mentions_room): the
+# key leads with the user, for "my unread mentions in this chat".
+mentions = sa.Table(
+    "mentions",
+    metadata,
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("chat_id", sa.BigInteger, sa.ForeignKey("chats.id"), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
 )

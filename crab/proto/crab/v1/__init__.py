@@ -6,7 +6,9 @@
 __all__ = (
     "AccountsBase",
     "AccountsStub",
+    "Activity",
     "AnswerInviteRequest",
+    "ChangePasswordRequest",
     "Chat",
     "ChatCursor",
     "ChatDetail",
@@ -19,9 +21,12 @@ __all__ = (
     "ChatsStub",
     "ClientFrame",
     "CreateRoomRequest",
+    "DeleteMessageRequest",
     "DirectInviteRequest",
+    "EditMessageRequest",
     "Empty",
     "FrameBatch",
+    "GetChangesRequest",
     "GetMessagesRequest",
     "GetUserRequest",
     "Invite",
@@ -31,12 +36,25 @@ __all__ = (
     "InvitesStub",
     "MarkReadRequest",
     "MemberChange",
+    "MemberRemoved",
     "Message",
     "MessagePage",
+    "Presence",
+    "PresenceState",
+    "ReactRequest",
+    "Reaction",
+    "ReadPosition",
+    "ReadReceipt",
     "Ready",
     "RefreshRequest",
+    "RemoveMemberRequest",
+    "RenameRoomRequest",
+    "ReplyQuote",
     "Resume",
     "RoomInviteRequest",
+    "SearchHit",
+    "SearchMessagesRequest",
+    "SearchResults",
     "SearchUsersRequest",
     "SendAck",
     "SendError",
@@ -44,10 +62,15 @@ __all__ = (
     "ServerFrame",
     "SessionBase",
     "SessionStub",
+    "SetDisplayNameRequest",
+    "SetTopicRequest",
     "SignInRequest",
     "SignOutRequest",
     "SignUpRequest",
+    "TextSpan",
     "Tokens",
+    "Typing",
+    "TypingNotice",
     "User",
     "UserList",
     "UsersBase",
@@ -102,6 +125,59 @@ class ChatKind(betterproto2.Enum):
         }
 
 
+class PresenceState(betterproto2.Enum):
+    """
+    ---- presence -----------------------------------------------------------
+    """
+
+    UNSPECIFIED = 0
+
+    ONLINE = 1
+    """
+    a live session, active
+    """
+
+    AWAY = 2
+    """
+    live sessions, all of them idle
+    """
+
+    OFFLINE = 3
+    """
+    no live session
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "PRESENCE_STATE_UNSPECIFIED",
+            1: "PRESENCE_STATE_ONLINE",
+            2: "PRESENCE_STATE_AWAY",
+            3: "PRESENCE_STATE_OFFLINE",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "PRESENCE_STATE_UNSPECIFIED": 0,
+            "PRESENCE_STATE_ONLINE": 1,
+            "PRESENCE_STATE_AWAY": 2,
+            "PRESENCE_STATE_OFFLINE": 3,
+        }
+
+
+@dataclass(eq=False, repr=False)
+class Activity(betterproto2.Message):
+    """
+    The client's own activity: away after idle minutes, back when used.
+    """
+
+    away: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+
+
+default_message_pool.register_message("crab.v1", "Activity", Activity)
+
+
 @dataclass(eq=False, repr=False)
 class AnswerInviteRequest(betterproto2.Message):
     invite_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
@@ -116,6 +192,16 @@ class AnswerInviteRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "AnswerInviteRequest", AnswerInviteRequest)
+
+
+@dataclass(eq=False, repr=False)
+class ChangePasswordRequest(betterproto2.Message):
+    current_password: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    new_password: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "ChangePasswordRequest", ChangePasswordRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -140,6 +226,21 @@ class Chat(betterproto2.Message):
     Id of the newest message (0 when the chat is empty).
     """
 
+    topic: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    rooms only; empty when unset
+    """
+
+    owner_id: "int" = betterproto2.field(7, betterproto2.TYPE_INT64)
+    """
+    rooms: the creator, who may rename, set the topic, remove members
+    """
+
+    last_change_seq: "int" = betterproto2.field(8, betterproto2.TYPE_UINT64)
+    """
+    The chat's newest change sequence number (see Message.change_seq).
+    """
+
 
 default_message_pool.register_message("crab.v1", "Chat", Chat)
 
@@ -150,6 +251,12 @@ class ChatCursor(betterproto2.Message):
 
     last_seen_id: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
 
+    last_change_seq: "int" = betterproto2.field(3, betterproto2.TYPE_UINT64)
+    """
+    The newest change_seq the client has applied for this chat: changes
+    after it (edits, deletes, reactions made while away) are replayed too.
+    """
+
 
 default_message_pool.register_message("crab.v1", "ChatCursor", ChatCursor)
 
@@ -159,6 +266,18 @@ class ChatDetail(betterproto2.Message):
     chat: "Chat | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
     members: "list[User]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    presence: "list[Presence]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    one per member
+    """
+
+    read_positions: "list[ReadPosition]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    one per member
+    """
 
 
 default_message_pool.register_message("crab.v1", "ChatDetail", ChatDetail)
@@ -201,6 +320,11 @@ class ChatSummary(betterproto2.Message):
 
     last_read_id: "int" = betterproto2.field(4, betterproto2.TYPE_UINT64)
 
+    mention_count: "int" = betterproto2.field(5, betterproto2.TYPE_UINT64)
+    """
+    Unread messages that mention me (@me or @room).
+    """
+
 
 default_message_pool.register_message("crab.v1", "ChatSummary", ChatSummary)
 
@@ -222,6 +346,14 @@ class ClientFrame(betterproto2.Message):
         2, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
     )
 
+    typing: "Typing | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    activity: "Activity | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
 
 default_message_pool.register_message("crab.v1", "ClientFrame", ClientFrame)
 
@@ -241,6 +373,18 @@ default_message_pool.register_message("crab.v1", "CreateRoomRequest", CreateRoom
 
 
 @dataclass(eq=False, repr=False)
+class DeleteMessageRequest(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    message_id: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "DeleteMessageRequest", DeleteMessageRequest)
+
+
+@dataclass(eq=False, repr=False)
 class DirectInviteRequest(betterproto2.Message):
     user_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
 
@@ -252,6 +396,25 @@ class DirectInviteRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "DirectInviteRequest", DirectInviteRequest)
+
+
+@dataclass(eq=False, repr=False)
+class EditMessageRequest(betterproto2.Message):
+    """
+    Edits, deletes and reactions are commands: each takes a request id (at
+    most 64 characters, unique per user), so a retry acts once.
+    """
+
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    message_id: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+
+    text: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    request_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "EditMessageRequest", EditMessageRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -273,6 +436,26 @@ class FrameBatch(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "FrameBatch", FrameBatch)
+
+
+@dataclass(eq=False, repr=False)
+class GetChangesRequest(betterproto2.Message):
+    """
+    Changes after a change sequence number, for a client catching up by hand
+    (the session stream replays them itself from Resume cursors).
+    """
+
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    after_change_seq: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+
+    limit: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    0 means 200; at most 500
+    """
+
+
+default_message_pool.register_message("crab.v1", "GetChangesRequest", GetChangesRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -376,6 +559,24 @@ default_message_pool.register_message("crab.v1", "MemberChange", MemberChange)
 
 
 @dataclass(eq=False, repr=False)
+class MemberRemoved(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    user: "User | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    who was removed
+    """
+
+    by: "User | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    the owner who removed them
+    """
+
+
+default_message_pool.register_message("crab.v1", "MemberRemoved", MemberRemoved)
+
+
+@dataclass(eq=False, repr=False)
 class Message(betterproto2.Message):
     chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
 
@@ -395,6 +596,45 @@ class Message(betterproto2.Message):
     client_message_id: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
     """
     The sender's idempotency key (empty for others' messages is fine).
+    """
+
+    reply_to_id: "int" = betterproto2.field(7, betterproto2.TYPE_UINT64)
+    """
+    The earlier message of the same chat this one replies to (0: none),
+    and a one-line quote of it as it is now.
+    """
+
+    reply_to: "ReplyQuote | None" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, optional=True)
+
+    edited_at: "datetime.datetime | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Set once the text was edited (the newest edit).
+    """
+
+    deleted: "bool" = betterproto2.field(10, betterproto2.TYPE_BOOL)
+    """
+    A tombstone: the text is gone from storage.
+    """
+
+    reactions: "list[Reaction]" = betterproto2.field(11, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    mention_user_ids: "list[int]" = betterproto2.field(12, betterproto2.TYPE_INT64, repeated=True)
+    """
+    Members this message mentions (@username), parsed by the server.
+    """
+
+    mentions_room: "bool" = betterproto2.field(13, betterproto2.TYPE_BOOL)
+    """
+    @room: everyone in the chat
+    """
+
+    change_seq: "int" = betterproto2.field(14, betterproto2.TYPE_UINT64)
+    """
+    Each change (edit, delete, reaction) takes the chat's next change
+    sequence number; 0 for a message never changed. A client keeps, per
+    message id, the copy with the highest change_seq.
     """
 
 
@@ -418,6 +658,77 @@ default_message_pool.register_message("crab.v1", "MessagePage", MessagePage)
 
 
 @dataclass(eq=False, repr=False)
+class Presence(betterproto2.Message):
+    user_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    state: "PresenceState" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: PresenceState(0)
+    )
+
+    last_seen_at: "datetime.datetime | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+    """
+    When the user was last online (unset while online, or never seen).
+    """
+
+
+default_message_pool.register_message("crab.v1", "Presence", Presence)
+
+
+@dataclass(eq=False, repr=False)
+class Reaction(betterproto2.Message):
+    emoji: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    at most 16 characters (see docs/conversation.md)
+    """
+
+    user_ids: "list[int]" = betterproto2.field(2, betterproto2.TYPE_INT64, repeated=True)
+    """
+    who reacted with it, in order
+    """
+
+
+default_message_pool.register_message("crab.v1", "Reaction", Reaction)
+
+
+@dataclass(eq=False, repr=False)
+class ReactRequest(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    message_id: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+
+    emoji: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    request_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "ReactRequest", ReactRequest)
+
+
+@dataclass(eq=False, repr=False)
+class ReadPosition(betterproto2.Message):
+    user_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    last_read_id: "int" = betterproto2.field(2, betterproto2.TYPE_UINT64)
+
+
+default_message_pool.register_message("crab.v1", "ReadPosition", ReadPosition)
+
+
+@dataclass(eq=False, repr=False)
+class ReadReceipt(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    user_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    last_read_id: "int" = betterproto2.field(3, betterproto2.TYPE_UINT64)
+
+
+default_message_pool.register_message("crab.v1", "ReadReceipt", ReadReceipt)
+
+
+@dataclass(eq=False, repr=False)
 class Ready(betterproto2.Message):
     user: "User | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
@@ -431,6 +742,47 @@ class RefreshRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "RefreshRequest", RefreshRequest)
+
+
+@dataclass(eq=False, repr=False)
+class RemoveMemberRequest(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    user_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "RemoveMemberRequest", RemoveMemberRequest)
+
+
+@dataclass(eq=False, repr=False)
+class RenameRoomRequest(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "RenameRoomRequest", RenameRoomRequest)
+
+
+@dataclass(eq=False, repr=False)
+class ReplyQuote(betterproto2.Message):
+    message_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT64)
+
+    sender: "User | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+
+    text_start: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    the first characters (empty when deleted)
+    """
+
+    deleted: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+
+
+default_message_pool.register_message("crab.v1", "ReplyQuote", ReplyQuote)
 
 
 @dataclass(eq=False, repr=False)
@@ -460,6 +812,58 @@ class RoomInviteRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "RoomInviteRequest", RoomInviteRequest)
+
+
+@dataclass(eq=False, repr=False)
+class SearchHit(betterproto2.Message):
+    message: "Message | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+
+    marks: "list[TextSpan]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    Where the query's words are in message.text: [start, end) in characters.
+    """
+
+
+default_message_pool.register_message("crab.v1", "SearchHit", SearchHit)
+
+
+@dataclass(eq=False, repr=False)
+class SearchMessagesRequest(betterproto2.Message):
+    query: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    words; at most 200 characters
+    """
+
+    chat_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+    """
+    0: every chat I am a member of
+    """
+
+    limit: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    0 means 20; at most 50
+    """
+
+    page_token: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    From a previous page's next_page_token (empty: the first page).
+    """
+
+
+default_message_pool.register_message("crab.v1", "SearchMessagesRequest", SearchMessagesRequest)
+
+
+@dataclass(eq=False, repr=False)
+class SearchResults(betterproto2.Message):
+    hits: "list[SearchHit]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    next_page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    empty: no more
+    """
+
+
+default_message_pool.register_message("crab.v1", "SearchResults", SearchResults)
 
 
 @dataclass(eq=False, repr=False)
@@ -518,6 +922,11 @@ class SendMessage(betterproto2.Message):
 
     text: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
+    reply_to_id: "int" = betterproto2.field(4, betterproto2.TYPE_UINT64)
+    """
+    0: not a reply
+    """
+
 
 default_message_pool.register_message("crab.v1", "SendMessage", SendMessage)
 
@@ -575,8 +984,71 @@ class ServerFrame(betterproto2.Message):
         11, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
     )
 
+    message_changed: "Message | None" = betterproto2.field(
+        12, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+    """
+    A message as it is after an edit, a delete or a reaction.
+    """
+
+    typing: "TypingNotice | None" = betterproto2.field(
+        13, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    presence: "Presence | None" = betterproto2.field(
+        14, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    read: "ReadReceipt | None" = betterproto2.field(
+        15, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    chat_updated: "Chat | None" = betterproto2.field(
+        16, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+    """
+    renamed, new topic
+    """
+
+    member_removed: "MemberRemoved | None" = betterproto2.field(
+        17, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    user_updated: "User | None" = betterproto2.field(
+        18, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+    """
+    a member's new display name
+    """
+
 
 default_message_pool.register_message("crab.v1", "ServerFrame", ServerFrame)
+
+
+@dataclass(eq=False, repr=False)
+class SetDisplayNameRequest(betterproto2.Message):
+    display_name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    1-64 characters, no control characters
+    """
+
+
+default_message_pool.register_message("crab.v1", "SetDisplayNameRequest", SetDisplayNameRequest)
+
+
+@dataclass(eq=False, repr=False)
+class SetTopicRequest(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    topic: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    at most 300 characters; empty clears it
+    """
+
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "SetTopicRequest", SetTopicRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -617,6 +1089,16 @@ default_message_pool.register_message("crab.v1", "SignUpRequest", SignUpRequest)
 
 
 @dataclass(eq=False, repr=False)
+class TextSpan(betterproto2.Message):
+    start: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    end: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+
+
+default_message_pool.register_message("crab.v1", "TextSpan", TextSpan)
+
+
+@dataclass(eq=False, repr=False)
 class Tokens(betterproto2.Message):
     access_token: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
@@ -630,6 +1112,28 @@ class Tokens(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "Tokens", Tokens)
+
+
+@dataclass(eq=False, repr=False)
+class Typing(betterproto2.Message):
+    """
+    "I am typing in this chat": sent at most every few seconds while typing.
+    """
+
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+
+default_message_pool.register_message("crab.v1", "Typing", Typing)
+
+
+@dataclass(eq=False, repr=False)
+class TypingNotice(betterproto2.Message):
+    chat_id: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+
+    user: "User | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+
+
+default_message_pool.register_message("crab.v1", "TypingNotice", TypingNotice)
 
 
 @dataclass(eq=False, repr=False)
@@ -750,6 +1254,48 @@ class AccountsStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def set_display_name(
+        self,
+        message: "SetDisplayNameRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "User":
+        """
+        Members of my chats see the new name (a user_updated frame).
+        """
+
+        return await self._unary_unary(
+            "/crab.v1.Accounts/SetDisplayName",
+            message,
+            User,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def change_password(
+        self,
+        message: "ChangePasswordRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Empty":
+        """
+        Ends every other session of the account; this one goes on.
+        """
+
+        return await self._unary_unary(
+            "/crab.v1.Accounts/ChangePassword",
+            message,
+            Empty,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class ChatsStub(betterproto2_grpclib.ServiceStub):
     async def my_chats(
@@ -856,6 +1402,159 @@ class ChatsStub(betterproto2_grpclib.ServiceStub):
 
         return await self._unary_unary(
             "/crab.v1.Chats/MarkRead",
+            message,
+            Empty,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def edit_message(
+        self,
+        message: "EditMessageRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Message":
+        """
+        Only the sender edits; the sender or the room's owner deletes.
+        """
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/EditMessage",
+            message,
+            Message,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_message(
+        self,
+        message: "DeleteMessageRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Message":
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/DeleteMessage",
+            message,
+            Message,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def react(
+        self,
+        message: "ReactRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Message":
+        """
+        Toggles my reaction with that emoji on the message.
+        """
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/React",
+            message,
+            Message,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_changes(
+        self,
+        message: "GetChangesRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "MessagePage":
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/GetChanges",
+            message,
+            MessagePage,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def search_messages(
+        self,
+        message: "SearchMessagesRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "SearchResults":
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/SearchMessages",
+            message,
+            SearchResults,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def rename_room(
+        self,
+        message: "RenameRoomRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Chat":
+        """
+        Room owner only.
+        """
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/RenameRoom",
+            message,
+            Chat,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def set_topic(
+        self,
+        message: "SetTopicRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Chat":
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/SetTopic",
+            message,
+            Chat,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def remove_member(
+        self,
+        message: "RemoveMemberRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Empty":
+
+        return await self._unary_unary(
+            "/crab.v1.Chats/RemoveMember",
             message,
             Empty,
             timeout=timeout,
@@ -1028,6 +1727,20 @@ class AccountsBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def set_display_name(self, message: "SetDisplayNameRequest") -> "User":
+        """
+        Members of my chats see the new name (a user_updated frame).
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def change_password(self, message: "ChangePasswordRequest") -> "Empty":
+        """
+        Ends every other session of the account; this one goes on.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_sign_up(self, stream: "grpclib.server.Stream[SignUpRequest, Tokens]") -> None:
         request = await stream.recv_message()
         assert request is not None
@@ -1056,6 +1769,22 @@ class AccountsBase(betterproto2_grpclib.ServiceBase):
         request = await stream.recv_message()
         assert request is not None
         response = await self.who_am_i(request)
+        await stream.send_message(response)
+
+    async def __rpc_set_display_name(
+        self, stream: "grpclib.server.Stream[SetDisplayNameRequest, User]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.set_display_name(request)
+        await stream.send_message(response)
+
+    async def __rpc_change_password(
+        self, stream: "grpclib.server.Stream[ChangePasswordRequest, Empty]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.change_password(request)
         await stream.send_message(response)
 
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
@@ -1090,6 +1819,18 @@ class AccountsBase(betterproto2_grpclib.ServiceBase):
                 Empty,
                 User,
             ),
+            "/crab.v1.Accounts/SetDisplayName": grpclib.const.Handler(
+                self.__rpc_set_display_name,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SetDisplayNameRequest,
+                User,
+            ),
+            "/crab.v1.Accounts/ChangePassword": grpclib.const.Handler(
+                self.__rpc_change_password,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ChangePasswordRequest,
+                Empty,
+            ),
         }
 
 
@@ -1115,6 +1856,47 @@ class ChatsBase(betterproto2_grpclib.ServiceBase):
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def mark_read(self, message: "MarkReadRequest") -> "Empty":
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def edit_message(self, message: "EditMessageRequest") -> "Message":
+        """
+        Only the sender edits; the sender or the room's owner deletes.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def delete_message(self, message: "DeleteMessageRequest") -> "Message":
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def react(self, message: "ReactRequest") -> "Message":
+        """
+        Toggles my reaction with that emoji on the message.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def get_changes(self, message: "GetChangesRequest") -> "MessagePage":
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def search_messages(self, message: "SearchMessagesRequest") -> "SearchResults":
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def rename_room(self, message: "RenameRoomRequest") -> "Chat":
+        """
+        Room owner only.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def set_topic(self, message: "SetTopicRequest") -> "Chat":
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def remove_member(self, message: "RemoveMemberRequest") -> "Empty":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
@@ -1162,6 +1944,66 @@ class ChatsBase(betterproto2_grpclib.ServiceBase):
         response = await self.mark_read(request)
         await stream.send_message(response)
 
+    async def __rpc_edit_message(
+        self, stream: "grpclib.server.Stream[EditMessageRequest, Message]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.edit_message(request)
+        await stream.send_message(response)
+
+    async def __rpc_delete_message(
+        self, stream: "grpclib.server.Stream[DeleteMessageRequest, Message]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.delete_message(request)
+        await stream.send_message(response)
+
+    async def __rpc_react(self, stream: "grpclib.server.Stream[ReactRequest, Message]") -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.react(request)
+        await stream.send_message(response)
+
+    async def __rpc_get_changes(
+        self, stream: "grpclib.server.Stream[GetChangesRequest, MessagePage]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_changes(request)
+        await stream.send_message(response)
+
+    async def __rpc_search_messages(
+        self, stream: "grpclib.server.Stream[SearchMessagesRequest, SearchResults]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.search_messages(request)
+        await stream.send_message(response)
+
+    async def __rpc_rename_room(
+        self, stream: "grpclib.server.Stream[RenameRoomRequest, Chat]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.rename_room(request)
+        await stream.send_message(response)
+
+    async def __rpc_set_topic(self, stream: "grpclib.server.Stream[SetTopicRequest, Chat]") -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.set_topic(request)
+        await stream.send_message(response)
+
+    async def __rpc_remove_member(
+        self, stream: "grpclib.server.Stream[RemoveMemberRequest, Empty]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.remove_member(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/crab.v1.Chats/MyChats": grpclib.const.Handler(
@@ -1198,6 +2040,54 @@ class ChatsBase(betterproto2_grpclib.ServiceBase):
                 self.__rpc_mark_read,
                 grpclib.const.Cardinality.UNARY_UNARY,
                 MarkReadRequest,
+                Empty,
+            ),
+            "/crab.v1.Chats/EditMessage": grpclib.const.Handler(
+                self.__rpc_edit_message,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                EditMessageRequest,
+                Message,
+            ),
+            "/crab.v1.Chats/DeleteMessage": grpclib.const.Handler(
+                self.__rpc_delete_message,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteMessageRequest,
+                Message,
+            ),
+            "/crab.v1.Chats/React": grpclib.const.Handler(
+                self.__rpc_react,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ReactRequest,
+                Message,
+            ),
+            "/crab.v1.Chats/GetChanges": grpclib.const.Handler(
+                self.__rpc_get_changes,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetChangesRequest,
+                MessagePage,
+            ),
+            "/crab.v1.Chats/SearchMessages": grpclib.const.Handler(
+                self.__rpc_search_messages,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SearchMessagesRequest,
+                SearchResults,
+            ),
+            "/crab.v1.Chats/RenameRoom": grpclib.const.Handler(
+                self.__rpc_rename_room,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RenameRoomRequest,
+                Chat,
+            ),
+            "/crab.v1.Chats/SetTopic": grpclib.const.Handler(
+                self.__rpc_set_topic,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SetTopicRequest,
+                Chat,
+            ),
+            "/crab.v1.Chats/RemoveMember": grpclib.const.Handler(
+                self.__rpc_remove_member,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RemoveMemberRequest,
                 Empty,
             ),
         }
