@@ -560,3 +560,36 @@ async def test_while_the_broker_is_away_steps_wait_for_it_or_answer_unavailable(
         await hasty.close()
         await patient.close()
         await link.close()
+
+
+async def test_start_waits_for_a_rabbitmq_still_booting(amqp: Brokers) -> None:
+    """AMQP only: a replica started with (or before) its RabbitMQ finds it
+    accepting TCP and hanging up mid-handshake while it boots; `start` tries
+    again until it answers, instead of the process exiting."""
+    link = Outage(int(amqp.url.rsplit(":", 1)[1].strip("/")))
+    await link.start()
+    link.take_down()
+    broker = AmqpBroker(f"amqp://guest:guest@127.0.0.1:{link.port}/", prefix=amqp.prefix)
+    starting = asyncio.create_task(broker.start(wait=WAIT))
+    try:
+        await asyncio.sleep(1.5)  # several refused handshakes
+        assert not starting.done()
+        link.down = False
+        await asyncio.wait_for(starting, WAIT)
+        assert broker.online
+    finally:
+        starting.cancel()
+        await broker.close()
+        await link.close()
+
+
+async def test_start_gives_up_after_its_wait(amqp: Brokers) -> None:
+    link = Outage(int(amqp.url.rsplit(":", 1)[1].strip("/")))
+    await link.start()
+    link.take_down()
+    broker = AmqpBroker(f"amqp://guest:guest@127.0.0.1:{link.port}/", prefix=amqp.prefix)
+    try:
+        with pytest.raises((ConnectionError, EOFError, OSError)):
+            await broker.start(wait=0.5)
+    finally:
+        await link.close()

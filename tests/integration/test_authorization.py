@@ -232,10 +232,30 @@ BAD_CREDENTIALS: list[tuple[str, Callable[[Scene], Metadata]]] = [
 ]
 
 
+# In the wire contract, not served yet (issue 12 is being built): each
+# leaves this set for CALLS as it lands; the set must end empty.
+AWAITING_ISSUE_12 = {
+    f"/crab.v1.{name}"
+    for name in (
+        "Accounts/SetDisplayName",
+        "Accounts/ChangePassword",
+        "Chats/EditMessage",
+        "Chats/DeleteMessage",
+        "Chats/React",
+        "Chats/GetChanges",
+        "Chats/SearchMessages",
+        "Chats/RenameRoom",
+        "Chats/SetTopic",
+        "Chats/RemoveMember",
+    )
+}
+
+
 def test_the_table_covers_every_authenticated_rpc() -> None:
     bases = (pb.AccountsBase, pb.UsersBase, pb.ChatsBase, pb.InvitesBase, pb.SessionBase)
     every = {path for base in bases for path in base().__mapping__()}
-    assert {f"/crab.v1.{name.split()[0]}" for name, _ in CALLS} == every - PUBLIC_METHODS
+    covered = {f"/crab.v1.{name.split()[0]}" for name, _ in CALLS}
+    assert covered == every - PUBLIC_METHODS - AWAITING_ISSUE_12
 
 
 async def test_valid_credentials_pass_every_call(scene: Scene) -> None:

@@ -58,6 +58,7 @@ from crab.errors import CrabError, Unavailable
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+START_WAIT = 30.0  # seconds `start` waits for RabbitMQ to come up
 
 
 class AmqpBroker(Broker):
@@ -117,11 +118,12 @@ class AmqpBroker(Broker):
         """Connected now (not between a lost connection and its return)."""
         return self._connection is not None and self._connection.connected.is_set()
 
-    async def start(self) -> None:
+    async def start(self, wait: float = START_WAIT) -> None:
+        """Connects, waiting up to `wait` seconds for a RabbitMQ that is not
+        up yet or still booting (it accepts TCP before it speaks AMQP): a
+        replica and its broker often start together."""
         self._closing = False
-        self._connection = await aio_pika.connect_robust(
-            self._url, reconnect_interval=self._reconnect_interval
-        )
+        self._connection = await self._first_connection(wait)
         self._connection.close_callbacks.add(self._on_lost)
         self._connection.reconnect_callbacks.add(self._on_reconnected)
         self._publisher = await self._connection.channel(publisher_confirms=True)
@@ -135,6 +137,20 @@ class AmqpBroker(Broker):
         )
         await self._replies.consume(self._on_reply, no_ack=True)
         self._restored.set()
+
+    async def _first_connection(self, wait: float) -> AbstractRobustConnection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            try:
+                return await aio_pika.connect_robust(
+                    self._url, reconnect_interval=self._reconnect_interval
+                )
+            except (*CONNECTION_EXCEPTIONS, EOFError) as exc:  # EOF: booting, hung up
+                if loop.time() >= deadline:
+                    raise
+                log.warning("RabbitMQ not reachable yet (%s); trying again", exc or type(exc))
+                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
 
     # ---- losing RabbitMQ and getting it back -----------------------------------
 

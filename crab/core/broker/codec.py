@@ -168,7 +168,13 @@ def _plain(value: Any) -> Any:
             raise CodecError(f"naive datetime {value!r}: crab's times carry a timezone")
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A field still at its default is left out (the decoder fills it):
+        # a plain message carries none of the conversation's fields.
+        return {
+            f.name: _plain(v)
+            for f in dataclasses.fields(value)
+            if (v := getattr(value, f.name)) is not f.default or f.default is dataclasses.MISSING
+        }
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     raise CodecError(f"cannot encode {type(value).__qualname__}")
@@ -213,6 +219,9 @@ def _decoder(tp: Any) -> Decoder:
     if origin is list and len(args) == 1:
         item = _decoder(args[0])
         return lambda value: [item(v) for v in _expect(value, list)]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        member = _decoder(args[0])
+        return lambda value: tuple(member(v) for v in _expect(value, list))
     raise TypeError(f"the codec has no rule for {tp!r}")
 
 

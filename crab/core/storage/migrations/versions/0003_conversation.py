@@ -18,7 +18,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("last_change_seq", sa.BigInteger(), server_default="0", nullable=False)
         )
-        batch_op.add_column(sa.Column("topic", sa.String(length=300), server_default="", nullable=False))
+        batch_op.add_column(
+            sa.Column("topic", sa.String(length=300), server_default="", nullable=False)
+        )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("reply_to_seq", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("edited_at", sa.DateTime(timezone=True), nullable=True))
