@@ -175,10 +175,14 @@ class ChatApp:
 
     def _submit(self, buffer: Any) -> bool:
         text = buffer.text
-        state = self.store.state
-        if state.focus is not Focus.SEARCH and state.asking is None:
+        asking = self.store.state.asking is not None
+        if self.store.state.focus is not Focus.SEARCH and not asking:
             buffer.append_to_history()
         self.store.dispatch(submitted(text))
+        if asking:
+            # A password: emptied now, so the Buffer's own append_to_history
+            # (after this handler) finds nothing to keep.
+            buffer.reset()
         return False  # clears the line
 
     def _typed(self, buffer: Any) -> None:
