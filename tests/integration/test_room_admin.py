@@ -4,14 +4,18 @@ to others with a clear status and nothing changed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
 
 from crab.client.connection import CrabClient, new_request_id
+from crab.config import Limits, Rate
+from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
 from tests.helpers.chats import create_room, join
-from tests.helpers.server import ClientFactory
+from tests.helpers.server import LIFTED, PASSWORD, ClientFactory, make_settings
 
 
 async def trio(connect: ClientFactory) -> tuple[CrabClient, CrabClient, CrabClient, pb.Chat]:
@@ -192,3 +196,41 @@ async def test_retries_with_the_same_request_id_act_once(connect: ClientFactory)
     await alice.remove_member(room.id, bob.user.id, removal)
     await alice.remove_member(room.id, bob.user.id, removal)  # not NOT_FOUND: the first answer
     assert await status_of(alice.remove_member(room.id, bob.user.id)) is Status.NOT_FOUND
+
+
+async def test_each_admin_action_has_its_rate_limit(tmp_path: Path) -> None:
+    one = Rate(1, 3600)
+    lifted = {k: v for k, v in LIFTED.items() if not k.endswith(_ADMIN_LIMITS)}
+    limits = Limits(**lifted, renames_per_user=one, topics_per_user=one, removals_per_user=one)
+    app = await Crab.open(make_settings(tmp_path, limits=limits))
+    await app.start_worker()
+    await app.start_server()
+    made: list[CrabClient] = []
+    try:
+        for name in ("alice", "bob", "carol"):
+            made.append(CrabClient("127.0.0.1", app.port))
+            await made[-1].sign_up(name, PASSWORD)
+        alice, bob, carol = made
+        room = await create_room(alice, "ops")
+        await join(alice, bob, room)
+        await join(alice, carol, room)
+        await alice.rename_room(room.id, "one")
+        await alice.set_topic(room.id, "one")
+        await alice.remove_member(room.id, bob.user.id)
+        assert await status_of(alice.rename_room(room.id, "two")) is Status.RESOURCE_EXHAUSTED
+        assert await status_of(alice.set_topic(room.id, "two")) is Status.RESOURCE_EXHAUSTED
+        assert (
+            await status_of(alice.remove_member(room.id, carol.user.id))
+            is Status.RESOURCE_EXHAUSTED
+        )
+        seen = await room_as_seen(carol, room.id)
+        assert (seen.name, seen.topic) == ("one", "one")  # the refused ones changed nothing
+        # Input is judged before the limit: a typo costs nothing.
+        assert await status_of(alice.rename_room(room.id, "")) is Status.INVALID_ARGUMENT
+    finally:
+        for client in made:
+            client.close()
+        await app.close()
+
+
+_ADMIN_LIMITS = ("renames_per_user", "topics_per_user", "removals_per_user")
