@@ -19,6 +19,14 @@ class Focus(enum.Enum):
     INVITES = "invites"
     SEARCH = "search"
     HELP = "help"
+    NAMES = "names"  # the open chat's members (/names)
+
+
+class Asking(enum.Enum):
+    """The message line asks for a password (masked, never in history)."""
+
+    CURRENT_PASSWORD = "current password"
+    NEW_PASSWORD = "new password"
 
 
 class Link(enum.Enum):
@@ -56,6 +64,8 @@ class ChatItem:
     unread: int = 0
     last_message_id: int = 0
     last_activity: datetime | None = None
+    topic: str = ""
+    owner_id: int = 0  # rooms: the creator, who renames, sets the topic, removes members
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +150,10 @@ class AppState:
     notice: str = ""
     notice_serial: int = 0
     bell: str = "all"  # all / mentions / none
+    # /password: which answer the message line waits for, and the current
+    # password until the new one is typed (dropped when the call goes out).
+    asking: Asking | None = None
+    current_password: str = field(default="", repr=False)
     ring: int = 0  # bumped when the terminal bell should ring
     quitting: bool = False
 

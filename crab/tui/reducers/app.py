@@ -16,6 +16,7 @@ from crab.tui.reducers import (
     live,
     message_line,
     navigation,
+    room_admin,
     search,
     sign_in,
 )
@@ -69,6 +70,8 @@ def tabs(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, focus=Focus.INVITES))
         case a.Key(command=Command.SEARCH):
             return Update(replace(state, focus=Focus.SEARCH))
+        case a.Key(command=Command.NAMES):
+            return Update(replace(state, focus=Focus.NAMES))
         case a.Key(command=Command.BACK):
             return Update(replace(state, focus=Focus.INPUT))
     return None
@@ -79,9 +82,10 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.INVITES: (invites.reduce, message_line.reduce, navigation.reduce),
     Focus.SEARCH: (search.reduce, navigation.reduce),
     Focus.HELP: (message_line.reduce, navigation.reduce),
+    Focus.NAMES: (message_line.reduce, navigation.reduce),
 }
 
-_CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce)
+_CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce, room_admin.reduce)
 
 
 def reduce(state: AppState, action: a.Action) -> Update:
