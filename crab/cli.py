@@ -466,6 +466,17 @@ class _LazyGroup(click.Group):
         return self._real().get_command(ctx, cmd_name)
 
 
+def _scripting() -> None:
+    """login, send, tail, chats, invites: for bots, cron and pipes."""
+    from crab.scripting.commands import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_scripting()
+
+
 @main.group(
     cls=_LazyGroup,
     import_path="crab_bench.cli:bench",
