@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator, Coroutine
@@ -113,10 +114,15 @@ def run_command(main: Coroutine[Any, Any, T]) -> T:
     one line on stderr and its exit code. Ctrl-C exits 0."""
     logging.getLogger().setLevel(logging.WARNING)  # stderr is for our one line
     logging.getLogger("grpclib").setLevel(logging.CRITICAL)
+    stopped = asyncio.Event()
     try:
-        return asyncio.run(main)
+        return asyncio.run(_stoppable(main, stopped))
     except KeyboardInterrupt:
         sys.exit(0)
+    except asyncio.CancelledError:
+        if stopped.is_set():
+            sys.exit(0)
+        raise
     except Failure as error:
         _die(error.message, error.code)
     except GRPCError as error:
@@ -126,6 +132,21 @@ def run_command(main: Coroutine[Any, Any, T]) -> T:
         _die(f"cannot reach the server: {_reason(error)}", EXIT_UNREACHABLE)
     except ssl.SSLError as error:
         _die(f"TLS failed: {error.reason or error}", EXIT_UNREACHABLE)
+
+
+async def _stoppable(main: Coroutine[Any, Any, T], stopped: asyncio.Event) -> T:
+    """`main`, cancelled by Ctrl-C or SIGTERM (then the process exits 0)."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        stopped.set()
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    return await main
 
 
 def _reason(error: BaseException) -> str:

@@ -1,0 +1,404 @@
+"""The scriptable `crab` (login, send, tail, chats, invites) as a script
+uses it: the installed `.venv/bin/crab` run as a subprocess against a real
+`crab serve` process, checked by what another client sees and by exit
+codes; `crab tail` followed across a server killed and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crab.client.connection import CrabClient
+from tests.helpers.process import CrabProcess, crab_env, free_port
+from tests.helpers.server import PASSWORD
+
+pytestmark = pytest.mark.slow  # crab serve as a real process, crab as commands
+
+CRAB = Path(sys.executable).parent / "crab"  # the installed command
+LINE_TIMEOUT = 20.0
+
+
+def crab(
+    *args: str, input: str | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CRAB), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=crab_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class World:
+    """A server, alice (signed in with `crab login`) and bob (a client)."""
+
+    server: CrabProcess
+    session_file: Path
+    room_id: int
+    bob_id: int
+
+    @property
+    def options(self) -> list[str]:
+        return ["--server", self.server.target, "--session-file", str(self.session_file)]
+
+    def crab(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return crab(args[0], *self.options, *args[1:], input=input)
+
+
+async def _client(port: int, name: str, sign_up: bool = False) -> CrabClient:
+    client = CrabClient("127.0.0.1", port)
+    if sign_up:
+        await client.sign_up(name, PASSWORD)
+    else:
+        await client.sign_in(name, PASSWORD)
+    return client
+
+
+async def _set_up(port: int) -> tuple[int, int]:
+    """alice owns room `general` with bob in it, and invited bob to a
+    personal conversation (pending)."""
+    alice = await _client(port, "alice", sign_up=True)
+    bob = await _client(port, "bob", sign_up=True)
+    try:
+        room = await alice.create_room("general")
+        invite = await alice.invite_to_room(room.id, bob.user.id)
+        await bob.answer_invite(invite.id, accept=True)
+        await alice.invite_to_direct(bob.user.id)
+        return room.id, bob.user.id
+    finally:
+        alice.close()
+        bob.close()
+
+
+def texts_in(port: int, chat_id: int) -> list[str]:
+    """Every message of the chat as bob reads it, oldest first."""
+
+    async def read() -> list[str]:
+        bob = await _client(port, "bob")
+        try:
+            page = await bob.history(chat_id, limit=200)
+            return [m.text for m in reversed(page.messages)]
+        finally:
+            bob.close()
+
+    return asyncio.run(read())
+
+
+def bob_sends(port: int, chat_id: int, *texts: str) -> None:
+    async def send() -> None:
+        bob = await _client(port, "bob")
+        try:
+            async with bob.session() as live:
+                for text in texts:
+                    cid = await live.send(chat_id, text)
+                    await live.wait_for(
+                        lambda f, cid=cid: f.ack is not None and f.ack.client_message_id == cid
+                    )
+        finally:
+            bob.close()
+
+    asyncio.run(send())
+
+
+def start_server(data_dir: Path, port: int = 0) -> CrabProcess:
+    return CrabProcess.start(data_dir, port=port, env={"CRAB_SIGNUP_LIMIT": "1000/s"})
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    server = start_server(tmp_path / "data", free_port())
+    found = World(server, tmp_path / "config" / "session.json", 0, 0)
+    try:
+        found.room_id, found.bob_id = asyncio.run(_set_up(server.port))
+        done = found.crab("login", "alice", "--password-stdin", input=PASSWORD + "\n")
+        assert done.returncode == 0, done.stderr
+        yield found
+    finally:
+        found.server.stop()  # a test may have restarted it
+
+
+class Lines:
+    """A running `crab tail`: its stdout read line by line on a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(CRAB), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=crab_env(),
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def next(self) -> str:
+        try:
+            line = self._lines.get(timeout=LINE_TIMEOUT)
+        except queue.Empty:
+            raise AssertionError(f"no line from crab tail within {LINE_TIMEOUT}s") from None
+        assert line is not None, f"crab tail ended: {self.stop()}"
+        return line
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        return [json.loads(self.next()) for _ in range(count)]
+
+    def nothing_more(self) -> bool:
+        try:
+            self._lines.get(timeout=1.0)
+        except queue.Empty:
+            return True
+        return False
+
+    def stop(self) -> tuple[int, str]:
+        """Ctrl-C; the exit code and stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(5)
+        assert self.proc.stderr is not None and self.proc.stdout is not None
+        errors = self.proc.stderr.read()
+        self.proc.stderr.close()
+        self._reader.join(5)
+        self.proc.stdout.close()
+        return code, errors
+
+
+# ---- login ------------------------------------------------------------------
+
+
+def test_login_saves_a_private_session_and_refuses_a_wrong_password(
+    world: World, tmp_path: Path
+) -> None:
+    mode = stat.S_IMODE(world.session_file.stat().st_mode)
+    assert mode == 0o600
+    saved = json.loads(world.session_file.read_text())
+    assert saved[world.server.target]["username"] == "alice"
+
+    other = tmp_path / "other.json"
+    wrong = crab(
+        "login", "--server", world.server.target, "--session-file", str(other),
+        "alice", "--password-stdin", input="not the password\n",
+    )  # fmt: skip
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("crab: ") and wrong.stderr.count("\n") == 1
+    assert "Traceback" not in wrong.stderr
+    assert not other.exists()
+
+
+def test_login_with_a_refresh_token_from_the_environment(world: World, tmp_path: Path) -> None:
+    token = json.loads(world.session_file.read_text())[world.server.target]["refresh_token"]
+    other = tmp_path / "from-token.json"
+    done = subprocess.run(
+        [str(CRAB), "login", "--server", world.server.target, "--session-file", str(other)],
+        capture_output=True,
+        text=True,
+        env=crab_env({"CRAB_REFRESH_TOKEN": token}),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(other.read_text())[world.server.target]["username"] == "alice"
+    listed = crab("chats", "--server", world.server.target, "--session-file", str(other))
+    assert listed.returncode == 0 and "general" in listed.stdout
+
+
+# ---- send -------------------------------------------------------------------
+
+
+def test_send_from_arguments_and_from_stdin_line_by_line(world: World) -> None:
+    done = world.crab("send", "general", "hello from a script")
+    assert done.returncode == 0, done.stderr
+    done = world.crab("send", "general", "--lines", input="one\ntwo\n\nthree\n")
+    assert done.returncode == 0, done.stderr
+    done = world.crab("send", str(world.room_id), input="whole\nstdin\n")
+    assert done.returncode == 0, done.stderr
+    assert texts_in(world.server.port, world.room_id) == [
+        "hello from a script",
+        "one",
+        "two",
+        "three",
+        "whole\nstdin",
+    ]
+
+
+def test_send_exit_codes_say_why_and_nothing_is_stored(world: World, tmp_path: Path) -> None:
+    world.crab("send", "general", "first")
+
+    unknown = world.crab("send", "no-such-room", "hi")
+    assert unknown.returncode == 1
+    assert "unknown chat" in unknown.stderr and unknown.stderr.count("\n") == 1
+    not_mine = world.crab("send", "@nobody", "hi")
+    assert not_mine.returncode == 1
+
+    too_long = world.crab("send", "general", "x" * 4001)
+    assert too_long.returncode == 1
+    assert "4000" in too_long.stderr and "Traceback" not in too_long.stderr
+
+    empty = world.crab("send", "general", input="\n")
+    assert empty.returncode == 1
+
+    # A session the server does not know: signed out.
+    forged = tmp_path / "forged.json"
+    forged.write_text(
+        json.dumps(
+            {
+                world.server.target: {
+                    "server": world.server.target,
+                    "username": "alice",
+                    "access_token": "not-a-token",
+                    "refresh_token": "not-a-token",
+                }
+            }
+        )
+    )
+    signed_out = crab(
+        "send", "--server", world.server.target, "--session-file", str(forged), "general", "hi"
+    )
+    assert signed_out.returncode == 3, signed_out.stderr
+    assert "crab login" in signed_out.stderr
+    never = crab(
+        "send", "--server", world.server.target, "--session-file", str(tmp_path / "no.json"),
+        "general", "hi",
+    )  # fmt: skip
+    assert never.returncode == 3
+
+    assert texts_in(world.server.port, world.room_id) == ["first"]
+
+    world.server.stop()
+    down = world.crab("send", "general", "--wait", "0.5", "hi")
+    assert down.returncode == 4
+    assert down.stderr.startswith("crab: ") and down.stderr.count("\n") == 1
+
+
+def test_bad_server_address_is_one_line(tmp_path: Path) -> None:
+    done = crab("chats", "--server", "nowhere", "--session-file", str(tmp_path / "s.json"))
+    assert done.returncode == 2 and "HOST:PORT" in done.stderr
+
+
+# ---- chats and invites --------------------------------------------------------
+
+
+def test_chats_and_invites_as_json(world: World) -> None:
+    chats = world.crab("chats", "--json")
+    assert chats.returncode == 0, chats.stderr
+    found = json.loads(chats.stdout)
+    assert [(c["id"], c["kind"], c["name"]) for c in found] == [(world.room_id, "room", "general")]
+    invites = world.crab("invites", "--json")
+    assert invites.returncode == 0, invites.stderr
+    pending = json.loads(invites.stdout)
+    assert pending["received"] == []
+    assert [(i["kind"], i["from"], i["to"]) for i in pending["sent"]] == [
+        ("direct", "alice", "bob")
+    ]
+    plain = world.crab("invites")
+    assert plain.returncode == 0 and "to bob" in plain.stdout
+
+
+# ---- tail -------------------------------------------------------------------
+
+
+def test_tail_json_history_then_live(world: World) -> None:
+    world.crab("send", "general", "--lines", input="m1\nm2\nm3\n")
+    tail = Lines("tail", *world.options, "general", "--json", "--history", "2")
+    try:
+        history = tail.records(2)
+        assert [(r["text"], r["sender"]) for r in history] == [("m2", "alice"), ("m3", "alice")]
+        first = history[0]
+        assert set(first) == {
+            "chat", "chat_name", "id", "sender", "sender_name", "text", "sent_at"
+        }  # fmt: skip
+        assert first["chat"] == world.room_id and first["chat_name"] == "general"
+        assert first["sent_at"].endswith("Z")
+        bob_sends(world.server.port, world.room_id, "live from bob")
+        (live,) = tail.records(1)
+        assert (live["text"], live["sender"], live["id"]) == ("live from bob", "bob", 4)
+    finally:
+        code, errors = tail.stop()
+    assert code == 0, errors  # Ctrl-C
+    assert "Traceback" not in errors
+
+
+def test_tail_resumes_after_a_server_restart_without_gap_or_duplicate(
+    world: World, tmp_path: Path
+) -> None:
+    port = world.server.port
+    world.crab("send", "general", "before")
+    tail = Lines("tail", *world.options, "--json", "--history", "5")
+    try:
+        assert [r["text"] for r in tail.records(1)] == ["before"]
+        bob_sends(port, world.room_id, "live 1")
+        assert [r["text"] for r in tail.records(1)] == ["live 1"]
+
+        world.server.kill()
+        world.server.stop()  # waited on, its log closed
+        world.server = start_server(tmp_path / "data", port)
+        # Sent while tail is still away: replayed when it resumes.
+        bob_sends(port, world.room_id, "while away 1", "while away 2")
+        seen = tail.records(2)
+        bob_sends(port, world.room_id, "after")
+        seen += tail.records(1)
+        assert [r["text"] for r in seen] == ["while away 1", "while away 2", "after"]
+        assert [r["id"] for r in seen] == [3, 4, 5]
+        assert tail.nothing_more()
+    finally:
+        code, errors = tail.stop()
+    assert code == 0, errors
+    assert "reconnecting" in errors and "Traceback" not in errors
+
+
+def test_tail_into_a_closed_pipe_exits_quietly(world: World) -> None:
+    world.crab("send", "general", "--lines", input="a\nb\n")
+    reader, writer = os.pipe()
+    proc = subprocess.Popen(
+        [str(CRAB), "tail", *world.options, "--history", "2"],
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=crab_env(),
+    )
+    os.close(writer)
+    with os.fdopen(reader) as out:
+        assert out.readline().endswith("alice: a\n")  # then the reader goes, as `head -1` does
+    bob_sends(world.server.port, world.room_id, "into the void")
+    try:
+        code = proc.wait(LINE_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.stderr is not None
+    with proc.stderr:
+        assert (code, proc.stderr.read()) == (0, "")
+
+
+def test_tail_of_an_unknown_chat_is_one_line(world: World) -> None:
+    done = world.crab("tail", "nowhere", "--history", "0")
+    assert done.returncode == 1 and "unknown chat" in done.stderr
