@@ -402,3 +402,39 @@ def test_tail_into_a_closed_pipe_exits_quietly(world: World) -> None:
 def test_tail_of_an_unknown_chat_is_one_line(world: World) -> None:
     done = world.crab("tail", "nowhere", "--history", "0")
     assert done.returncode == 1 and "unknown chat" in done.stderr
+
+
+def test_an_expired_access_token_is_refreshed_and_saved(world: World) -> None:
+    target = world.server.target
+    saved = json.loads(world.session_file.read_text())
+    before = saved[target]
+    saved[target] = before | {"access_token": "expired-long-ago"}
+    world.session_file.write_text(json.dumps(saved))
+
+    done = world.crab("send", "general", "after a refresh")
+    assert done.returncode == 0, done.stderr
+    after = json.loads(world.session_file.read_text())[target]
+    assert after["access_token"] != "expired-long-ago"
+    assert after["refresh_token"] != before["refresh_token"]  # rotated, and kept
+    assert stat.S_IMODE(world.session_file.stat().st_mode) == 0o600
+    assert texts_in(world.server.port, world.room_id) == ["after a refresh"]
+    assert world.crab("chats").returncode == 0  # the saved tokens work
+
+
+def test_send_to_a_person_by_username(world: World) -> None:
+    async def accept() -> int:
+        bob = await _client(world.server.port, "bob")
+        try:
+            (invite,) = (await bob.my_invites()).received
+            answer = await bob.answer_invite(invite.id, accept=True)
+            assert answer.chat is not None
+            return answer.chat.id
+        finally:
+            bob.close()
+
+    chat_id = asyncio.run(accept())
+    done = world.crab("send", "@bob", "hello bob")
+    assert done.returncode == 0, done.stderr
+    assert texts_in(world.server.port, chat_id) == ["hello bob"]
+    listed = json.loads(world.crab("chats", "--json").stdout)
+    assert {c["name"] for c in listed} == {"general", "@bob"}
