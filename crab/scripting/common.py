@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import ssl
+import stat
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -160,6 +162,30 @@ def _die(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def exit_when_stdout_closes() -> None:
+    """`crab tail | head -1`: exits when the reader goes, not only at the
+    next write (which may be hours away). A pipe's writing end polls as an
+    error once its reader has closed; only a pipe is watched."""
+    fd = sys.stdout.fileno()
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return
+
+    def check() -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if any(events & select.POLLERR for _, events in poller.poll(0)):
+            _quiet_exit()
+
+    asyncio.get_running_loop().add_reader(fd, check)
+
+
+def _quiet_exit() -> NoReturn:
+    # Python would complain again when it flushes stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os._exit(0)
+
+
 def write_line(line: str) -> None:
     """One line to stdout, flushed at once (a pipe sees it live). A closed
     pipe (`| head`) ends the process quietly, exit 0."""
@@ -167,7 +193,4 @@ def write_line(line: str) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        # Python would complain again when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os._exit(0)
+        _quiet_exit()

@@ -18,7 +18,13 @@ from grpclib.const import Status
 
 from crab.proto.crab import v1 as pb
 from crab.scripting import records
-from crab.scripting.common import CONNECTION_LOST, Target, signed_in, write_line
+from crab.scripting.common import (
+    CONNECTION_LOST,
+    Target,
+    exit_when_stdout_closes,
+    signed_in,
+    write_line,
+)
 from crab.scripting.lookup import find_chat
 from crab.tui.account import Account
 
@@ -138,6 +144,7 @@ class Tail:
 
 
 async def tail(target: Target, chats: Sequence[str], as_json: bool, history: int) -> None:
+    exit_when_stdout_closes()
     async with signed_in(target) as account:
         mine = await account.call(account.client.my_chats)
         tail = Tail(account, as_json, follow_new=not chats)
