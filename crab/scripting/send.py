@@ -72,6 +72,7 @@ class Sender:
         cid = new_request_id()
         gave_up_at = time.monotonic() + self._wait
         pause = 0.2
+        refreshed = False
         while True:
             try:
                 live = await self._open()
@@ -79,8 +80,9 @@ class Sender:
                 frame = await live.wait_for(lambda f: _answers(f, cid), ACK_TIMEOUT)
             except GRPCError as error:
                 await self.close()
-                if error.status is Status.UNAUTHENTICATED:
+                if error.status is Status.UNAUTHENTICATED and not refreshed:
                     await self._account.refresh()  # refused: raised, "signed out"
+                    refreshed = True  # once: a fresh token refused again is final
                     continue
                 if error.status is not Status.UNAVAILABLE:
                     raise

@@ -115,10 +115,11 @@ class Tail:
     async def live(self) -> None:
         """The session stream, resumed from the cursors after every outage."""
         pause = 0.2
-        lost = False
+        lost = refreshed = False
         while True:
             try:
                 async with self.account.client.session(dict(self.cursors)) as stream:
+                    refreshed = False
                     if lost:
                         click.echo("crab: reconnected", err=True)
                         lost = False
@@ -129,8 +130,9 @@ class Tail:
                         await self.on_frame(frame)
                 continue  # the server ended the stream cleanly: resume
             except GRPCError as error:
-                if error.status is Status.UNAUTHENTICATED:
+                if error.status is Status.UNAUTHENTICATED and not refreshed:
                     await self.account.refresh()  # refused: raised, "signed out"
+                    refreshed = True  # once: a fresh token refused again is final
                     continue
                 if error.status is not Status.UNAVAILABLE:
                     raise

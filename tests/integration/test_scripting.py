@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from crab.client.connection import CrabClient
+from crab.proto.crab import v1 as pb
 from tests.helpers.process import CrabProcess, crab_env, free_port
 from tests.helpers.server import PASSWORD
 
@@ -346,9 +347,12 @@ def test_tail_json_history_then_live(world: World) -> None:
     assert "Traceback" not in errors
 
 
+@pytest.mark.parametrize("how", ["kill", "terminate"])
 def test_tail_resumes_after_a_server_restart_without_gap_or_duplicate(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, how: str
 ) -> None:
+    """kill -9 (the connection just drops) or SIGTERM (the server ends the
+    stream with UNAVAILABLE first)."""
     port = world.server.port
     world.crab("send", "general", "before")
     tail = Lines("tail", *world.options, "--json", "--history", "5")
@@ -357,7 +361,7 @@ def test_tail_resumes_after_a_server_restart_without_gap_or_duplicate(
         bob_sends(port, world.room_id, "live 1")
         assert [r["text"] for r in tail.records(1)] == ["live 1"]
 
-        world.server.kill()
+        getattr(world.server, how)()
         world.server.stop()  # waited on, its log closed
         world.server = start_server(tmp_path / "data", port)
         # Sent while tail is still away: replayed when it resumes.
@@ -438,3 +442,23 @@ def test_send_to_a_person_by_username(world: World) -> None:
     assert texts_in(world.server.port, chat_id) == ["hello bob"]
     listed = json.loads(world.crab("chats", "--json").stdout)
     assert {c["name"] for c in listed} == {"general", "@bob"}
+
+
+def test_a_session_ended_on_the_server_is_signed_out(world: World) -> None:
+    saved = json.loads(world.session_file.read_text())[world.server.target]
+
+    async def sign_out() -> None:
+        client = CrabClient("127.0.0.1", world.server.port)
+        client.tokens = pb.Tokens(
+            access_token=saved["access_token"], refresh_token=saved["refresh_token"]
+        )
+        try:
+            await client.sign_out()
+        finally:
+            client.close()
+
+    asyncio.run(sign_out())
+    for command in (["send", "general", "hi"], ["tail", "--history", "0"], ["chats"]):
+        done = world.crab(*command)
+        assert done.returncode == 3, (command, done.stdout, done.stderr)
+        assert "crab login" in done.stderr and done.stderr.count("\n") == 1
