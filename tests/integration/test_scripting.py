@@ -462,3 +462,33 @@ def test_a_session_ended_on_the_server_is_signed_out(world: World) -> None:
         done = world.crab(*command)
         assert done.returncode == 3, (command, done.stdout, done.stderr)
         assert "crab login" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_send_waits_for_a_server_that_comes_back(world: World, tmp_path: Path) -> None:
+    port = world.server.port
+    world.server.terminate()
+    world.server.stop()
+    proc = subprocess.Popen(
+        [str(CRAB), "send", *world.options, "general", "--wait", "60", "--lines"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=crab_env(),
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("once\ntwice\n")
+        proc.stdin.close()  # crab send has its text and tries the server
+        # The server comes back while crab send is retrying: each message
+        # is stored once.
+        world.server = start_server(tmp_path / "data", port)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stdout, proc.stderr:
+        assert code == 0, proc.stderr.read()
+    assert texts_in(port, world.room_id) == ["once", "twice"]
