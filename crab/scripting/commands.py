@@ -46,7 +46,7 @@ def login(
     default=10.0,
     show_default=True,
     type=float,
-    help="Seconds to keep retrying while the server is unreachable.",
+    help="Seconds to keep retrying while the server is unreachable or rate-limits.",
 )
 def send(
     server: str,

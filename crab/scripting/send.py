@@ -47,7 +47,7 @@ class Sender:
     def __init__(self, account: Account, chat_id: int, wait: float) -> None:
         self._account = account
         self._chat_id = chat_id
-        self._wait = wait  # seconds to keep retrying an unreachable server
+        self._wait = wait  # seconds to keep retrying an unreachable or busy server
         self._stack: contextlib.AsyncExitStack | None = None
         self._live: SessionStream | None = None
 
@@ -91,10 +91,16 @@ class Sender:
                 await self.close()
                 lost = error
             else:
-                if frame.send_error is not None:
-                    raise Failure(f"not sent: {frame.send_error.message}")
-                assert frame.ack is not None and frame.ack.message is not None
-                return frame.ack.message
+                refused = frame.send_error
+                if refused is None:
+                    assert frame.ack is not None and frame.ack.message is not None
+                    return frame.ack.message
+                if refused.code != "RESOURCE_EXHAUSTED" or time.monotonic() + pause > gave_up_at:
+                    raise Failure(f"not sent: {refused.message}")
+                # Rate limited (a long --lines): not stored; the same id again, later.
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
             if time.monotonic() + pause > gave_up_at:
                 raise Failure(f"server down: {_why(lost)}", EXIT_UNREACHABLE)
             await asyncio.sleep(pause)

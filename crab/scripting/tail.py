@@ -134,7 +134,8 @@ class Tail:
                     await self.account.refresh()  # refused: raised, "signed out"
                     refreshed = True  # once: a fresh token refused again is final
                     continue
-                if error.status is not Status.UNAVAILABLE:
+                # RESOURCE_EXHAUSTED: this stream fell behind; resume from the cursors.
+                if error.status not in (Status.UNAVAILABLE, Status.RESOURCE_EXHAUSTED):
                     raise
             except CONNECTION_LOST:
                 pass

@@ -492,3 +492,28 @@ def test_send_waits_for_a_server_that_comes_back(world: World, tmp_path: Path) -
     with proc.stdout, proc.stderr:
         assert code == 0, proc.stderr.read()
     assert texts_in(port, world.room_id) == ["once", "twice"]
+
+
+def test_send_lines_paced_by_the_rate_limit_are_all_stored_once(tmp_path: Path) -> None:
+    limits = ("--send-rate", "4", "--send-burst", "2")
+    server = CrabProcess.start(tmp_path / "data", *limits, fast_send=False)
+    try:
+        room_id, _ = asyncio.run(_set_up(server.port))
+        session = tmp_path / "session.json"
+        options = ["--server", server.target, "--session-file", str(session)]
+        login = crab("login", *options, "alice", "--password-stdin", input=PASSWORD + "\n")
+        assert login.returncode == 0, login.stderr
+        lines = [f"line {n}" for n in range(8)]
+        done = crab("send", *options, "general", "--lines", input="\n".join(lines))
+        assert done.returncode == 0, done.stderr
+        assert texts_in(server.port, room_id) == lines
+
+        hurried = crab(
+            "send", *options, "general", "--lines", "--wait", "0", input="a\nb\nc\nd\ne\n"
+        )
+        assert hurried.returncode == 1
+        assert hurried.stderr.startswith("crab: not sent:") and hurried.stderr.count("\n") == 1
+        stored = texts_in(server.port, room_id)[len(lines) :]
+        assert len(stored) < 5 and stored == ["a", "b", "c", "d", "e"][: len(stored)]
+    finally:
+        server.stop()
