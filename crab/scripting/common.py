@@ -82,7 +82,9 @@ class Target:
         if not host or not port.isdigit() or not 0 < int(port) <= 65535:
             raise click.UsageError(f"--server must be HOST:PORT, not {server!r}")
         if session_file is None:
-            sessions = SessionFile(default_config_dir())
+            # Where `crab chat` keeps it (its --config-dir is CRAB_CONFIG_DIR too).
+            folder = os.environ.get("CRAB_CONFIG_DIR")
+            sessions = SessionFile(Path(folder) if folder else default_config_dir())
         else:
             sessions = SessionFile(session_file.parent)
             sessions.path = session_file  # the same format, at the path given

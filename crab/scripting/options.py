@@ -23,7 +23,8 @@ def connection_options(func: F) -> F:
         default=None,
         envvar="CRAB_SESSION_FILE",
         show_envvar=True,
-        help="Where the session is kept [default: crab chat's, in the config directory].",
+        help="Where the session is kept [default: crab chat's: sessions.json in "
+        "$CRAB_CONFIG_DIR or the user's config directory].",
     )(func)
     func = click.option(
         "--ca",

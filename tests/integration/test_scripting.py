@@ -33,15 +33,15 @@ LINE_TIMEOUT = 20.0
 
 
 def crab(
-    *args: str, input: str | None = None, timeout: float = 60.0
+    *args: str, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CRAB), *args],
         input=input,
         capture_output=True,
         text=True,
-        env=crab_env(),
-        timeout=timeout,
+        env=crab_env(env),
+        timeout=60.0,
         check=False,
     )
 
@@ -517,3 +517,20 @@ def test_send_lines_paced_by_the_rate_limit_are_all_stored_once(tmp_path: Path) 
         assert len(stored) < 5 and stored == ["a", "b", "c", "d", "e"][: len(stored)]
     finally:
         server.stop()
+
+
+def test_the_session_is_crab_chats_own(world: World, tmp_path: Path) -> None:
+    """Without --session-file: sessions.json in crab chat's config directory
+    (CRAB_CONFIG_DIR, the same as `crab chat --config-dir`), read by
+    crab/tui/saved.py as `crab chat` reads it."""
+    from crab.tui.saved import SessionFile
+
+    config = tmp_path / "chat-config"
+    env = {"CRAB_CONFIG_DIR": str(config), "CRAB_SERVER": world.server.target}
+    done = crab("login", "alice", "--password-stdin", input=PASSWORD + "\n", env=env)
+    assert done.returncode == 0, done.stderr
+    saved = SessionFile(config).load(world.server.target)
+    assert saved is not None and saved.username == "alice"
+    assert stat.S_IMODE((config / "sessions.json").stat().st_mode) == 0o600
+    assert crab("send", "general", "via the chat session", env=env).returncode == 0
+    assert texts_in(world.server.port, world.room_id) == ["via the chat session"]
