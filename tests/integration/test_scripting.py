@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import signal
+import ssl
 import stat
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
-from crab.client.connection import CrabClient
+from crab.client.connection import CrabClient, tls_context
 from crab.proto.crab import v1 as pb
 from tests.helpers.process import CrabProcess, crab_env, free_port
 from tests.helpers.server import PASSWORD
@@ -63,8 +65,10 @@ class World:
         return crab(args[0], *self.options, *args[1:], input=input)
 
 
-async def _client(port: int, name: str, sign_up: bool = False) -> CrabClient:
-    client = CrabClient("127.0.0.1", port)
+async def _client(
+    port: int, name: str, sign_up: bool = False, tls: ssl.SSLContext | None = None
+) -> CrabClient:
+    client = CrabClient("127.0.0.1", port, tls)
     if sign_up:
         await client.sign_up(name, PASSWORD)
     else:
@@ -72,11 +76,11 @@ async def _client(port: int, name: str, sign_up: bool = False) -> CrabClient:
     return client
 
 
-async def _set_up(port: int) -> tuple[int, int]:
+async def _set_up(port: int, tls: ssl.SSLContext | None = None) -> tuple[int, int]:
     """alice owns room `general` with bob in it, and invited bob to a
     personal conversation (pending)."""
-    alice = await _client(port, "alice", sign_up=True)
-    bob = await _client(port, "bob", sign_up=True)
+    alice = await _client(port, "alice", sign_up=True, tls=tls)
+    bob = await _client(port, "bob", sign_up=True, tls=tls)
     try:
         room = await alice.create_room("general")
         invite = await alice.invite_to_room(room.id, bob.user.id)
@@ -534,3 +538,29 @@ def test_the_session_is_crab_chats_own(world: World, tmp_path: Path) -> None:
     assert stat.S_IMODE((config / "sessions.json").stat().st_mode) == 0o600
     assert crab("send", "general", "via the chat session", env=env).returncode == 0
     assert texts_in(world.server.port, world.room_id) == ["via the chat session"]
+
+
+def test_login_and_send_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, cert_file, key_file = (tmp_path / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert_file.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key_file))
+    tls = ("--tls-cert", str(cert_file), "--tls-key", str(key_file))
+    server = CrabProcess.start(tmp_path / "data", *tls)
+    try:
+        asyncio.run(_set_up(server.port, tls_context(str(ca_file))))
+        session = tmp_path / "session.json"
+        options = ["--server", server.target, "--session-file", str(session)]
+        untrusted = crab("login", *options, "--tls", "alice", "--password-stdin", input=PASSWORD)
+        assert untrusted.returncode == 4 and untrusted.stderr.count("\n") == 1
+        trusted = crab("login", *options, "--ca", str(ca_file), "alice", "--password-stdin",
+                       input=PASSWORD)  # fmt: skip
+        assert trusted.returncode == 0, trusted.stderr
+        sent = crab("send", *options, "--ca", str(ca_file), "general", "over tls")
+        assert sent.returncode == 0, sent.stderr
+        plaintext = crab("send", *options, "general", "--wait", "0", "in the clear")
+        assert plaintext.returncode == 4
+    finally:
+        server.stop()
