@@ -12,11 +12,13 @@ import ssl
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crab.client.connection import CrabClient
+from crab.proto.crab import v1 as pb
 from tests.helpers.process import CrabProcess, crab_env
 from tests.helpers.server import PASSWORD
 
@@ -102,14 +104,15 @@ def bob_sends(port: int, chat_id: int, *texts: str) -> None:
         try:
             async with bob.session() as live:
                 for text in texts:
-                    cid = await live.send(chat_id, text)
-                    await live.wait_for(
-                        lambda f, cid=cid: f.ack is not None and f.ack.client_message_id == cid
-                    )
+                    await live.wait_for(_ack_of(await live.send(chat_id, text)))
         finally:
             bob.close()
 
     asyncio.run(send())
+
+
+def _ack_of(cid: str) -> Callable[[pb.ServerFrame], bool]:
+    return lambda f: f.ack is not None and f.ack.client_message_id == cid
 
 
 def start_server(data_dir: Path, port: int = 0) -> CrabProcess:

@@ -289,7 +289,8 @@ def test_send_to_a_person_by_username(world: World) -> None:
             (invite,) = (await bob.my_invites()).received
             answer = await bob.answer_invite(invite.id, accept=True)
             assert answer.chat is not None
-            return answer.chat.id
+            chat_id: int = answer.chat.id
+            return chat_id
         finally:
             bob.close()
 
