@@ -104,6 +104,7 @@ ACCOUNT_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("--room-limit-per-address", "rooms_per_address", "Rooms created from one address."),
     ("--invite-limit", "invites_per_user", "Invites a user may send."),
     ("--invite-limit-per-address", "invites_per_address", "Invites sent from one address."),
+    ("--search-limit", "searches_per_user", "Message searches a user may run."),
     ("--hash-queue", "hash_queue", "Password checks waiting or running; more are refused."),
     ("--hash-queue-per-address", "hash_queue_per_address", "The same, per source address."),
     (
