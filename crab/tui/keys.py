@@ -28,6 +28,7 @@ class Command(StrEnum):
     REJECT = "reject"
     DM_SELECTED = "dm_selected"
     INVITE_SELECTED = "invite_selected"
+    OPEN_FOUND = "open_found"
 
 
 class Where(StrEnum):
@@ -38,6 +39,7 @@ class Where(StrEnum):
     CHATS = "chats"
     INVITES = "invites"  # the invites panel has focus
     SEARCH = "search"  # the people search has focus
+    FOUND = "found"  # message search results (/search TEXT) have focus
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,11 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next person", Where.SEARCH),
     KeyBinding(("c-d",), Command.DM_SELECTED, "start a personal conversation", Where.SEARCH),
     KeyBinding(("c-o",), Command.INVITE_SELECTED, "invite to the open room", Where.SEARCH),
+    KeyBinding(("up",), Command.SELECT_UP, "select the previous message", Where.FOUND),
+    KeyBinding(("down",), Command.SELECT_DOWN, "select the next message", Where.FOUND),
+    KeyBinding(
+        ("enter",), Command.OPEN_FOUND, "open its chat at the selected message", Where.FOUND
+    ),
 )
 
 
@@ -88,7 +95,8 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("accept", "[N]", "accept invite N (default: the first)"),
     SlashCommand("reject", "[N]", "reject invite N (default: the first)"),
     SlashCommand("leave", "", "leave the open chat"),
-    SlashCommand("search", "TEXT", "find people"),
+    SlashCommand("search", "TEXT", "search messages in my chats (Enter opens one)"),
+    SlashCommand("people", "TEXT", "find people (as F3)"),
     SlashCommand("help", "", "show keys and commands"),
     SlashCommand("logout", "", "sign out on the server and forget this device"),
     SlashCommand("quit", "", "quit crab"),
@@ -102,6 +110,7 @@ _NAMES = {
     "end": "End",
     "up": "Up",
     "down": "Down",
+    "enter": "Enter",
 }
 
 
