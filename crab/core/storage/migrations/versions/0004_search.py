@@ -19,10 +19,13 @@ branch_labels = None
 depends_on = None
 
 # Accents kept (remove_diacritics 0): PostgreSQL's 'simple' keeps them too.
+# prefix='3': a search's last word of 3 letters matches as a prefix
+# (crab/core/domain/search.py); without this index "the*" merges every word
+# beginning "the" (~50 ms at 1,000,000 messages, 0.5 ms with it).
 SQLITE_UP = (
     """CREATE VIRTUAL TABLE messages_fts USING fts5(
         text, content='messages', content_rowid='id',
-        tokenize='unicode61 remove_diacritics 0')""",
+        tokenize='unicode61 remove_diacritics 0', prefix='3')""",
     """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
         INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
     END""",
