@@ -39,7 +39,7 @@ class Where(StrEnum):
     CHATS = "chats"
     INVITES = "invites"  # the invites panel has focus
     SEARCH = "search"  # the people search has focus
-    FOUND = "found"  # message search results (/search TEXT) have focus
+    FOUND = "search results"  # message search results (/search TEXT) have focus
 
 
 @dataclass(frozen=True, slots=True)
