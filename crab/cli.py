@@ -109,6 +109,7 @@ ACCOUNT_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("--remove-member-limit", "removals_per_user", "Members one room owner may remove."),
     ("--display-name-limit", "display_names_per_user", "Display name changes per user."),
     ("--password-change-limit", "password_changes_per_user", "Password changes per user."),
+    ("--search-limit", "searches_per_user", "Message searches a user may run."),
     ("--hash-queue", "hash_queue", "Password checks waiting or running; more are refused."),
     ("--hash-queue-per-address", "hash_queue_per_address", "The same, per source address."),
     (

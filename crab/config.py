@@ -111,6 +111,7 @@ class Limits:
     removals_per_user: Rate = Rate(60, 60)
     display_names_per_user: Rate = Rate(10, 60)
     password_changes_per_user: Rate = Rate(10, 3600)
+    searches_per_user: Rate = Rate(60, 60)
     # Password hashes waiting or running (sign-in, sign-up), in all and per
     # source address: beyond them a sign-in is refused at once.
     hash_queue: int = 16

@@ -244,6 +244,47 @@ def history_command(
     )
 
 
+@bench.command("search")
+@click.option(
+    "--messages",
+    default=1_000_000,
+    show_default=True,
+    type=click.IntRange(100),
+    help="Stored in the rooms before the own server starts.",
+)
+@click.option("--chats", default=4, show_default=True, type=click.IntRange(2, 100))
+@click.option("--requests", default=2000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--concurrency", default=1, show_default=True, type=click.IntRange(1), help="Calls in flight."
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 50))
+@click.option(
+    "--warmup", default=50, show_default=True, type=click.IntRange(0), help="Unmeasured calls."
+)
+@click.option("--seed", default=1, show_default=True, type=int)
+@common_options()
+def search_command(
+    messages: int,
+    chats: int,
+    requests: int,
+    concurrency: int,
+    limit: int,
+    warmup: int,
+    seed: int,
+    **kwargs: Any,
+) -> None:
+    """SearchMessages over 1,000,000 stored messages in a few rooms (own server only)."""
+    from crab_bench.workloads import search
+
+    execute(
+        kwargs,
+        lambda bench, prepared: search.run(
+            bench, prepared, messages, chats, requests, concurrency, limit, warmup, seed
+        ),
+        prepare=search.prefill(messages, chats),
+    )
+
+
 @bench.command("signin")
 @click.option(
     "--signins", default=10, show_default=True, type=click.IntRange(1), help="Concurrent loops."

@@ -42,6 +42,7 @@ from crab_bench.protocol import (
     Quit,
     Request,
     Reset,
+    Searches,
     Sent,
     SignedIn,
     SignIn,
@@ -485,6 +486,34 @@ class LoadWorker:
 
         await asyncio.gather(*(reader() for _ in range(request.concurrency)))
         return Pages(latencies, times, problems, newest)
+
+    # ---- search ----------------------------------------------------------
+
+    async def searches(self, request: Searches) -> Pages:
+        bot = self.bots[request.index]
+        latencies: list[float] = []
+        times: list[float] = []
+        problems: list[str] = []
+        todo = request.warmup + request.requests
+        hits = 0
+
+        async def searcher() -> None:
+            nonlocal todo, hits
+            while todo > 0:
+                measured = todo <= request.requests
+                query = request.queries[todo % len(request.queries)]
+                todo -= 1
+                started = time.perf_counter()
+                found = await rpc.search_messages(bot.channel, bot.token, query, request.limit)
+                elapsed = time.perf_counter() - started
+                if measured:
+                    hits += len(found.hits)
+                    latencies.append(elapsed)
+                    times.append(time.time())
+                    self.acks = len(latencies)
+
+        await asyncio.gather(*(searcher() for _ in range(request.concurrency)))
+        return Pages(latencies, times, problems, hits)
 
     async def close(self) -> None:
         for bot in self.bots.values():

@@ -30,6 +30,7 @@ class LoadGenerator(Protocol):
     async def user_signins(self, request: UserSignIns) -> SignedIn: ...
     async def pace(self, request: Pace) -> Paced: ...
     async def history(self, request: History) -> Pages: ...
+    async def searches(self, request: Searches) -> Pages: ...
 
 
 class Request(Generic[R]):
@@ -250,3 +251,20 @@ class History(Request[Pages]):
 
     async def run(self, on: LoadGenerator) -> Pages:
         return await on.history(self)
+
+
+@dataclass(frozen=True)
+class Searches(Request[Pages]):
+    """SearchMessages calls for `queries` taken in turn (after `warmup`
+    unmeasured ones), `concurrency` at a time. The reply's `newest` is the
+    number of hits the measured calls returned."""
+
+    index: int
+    queries: list[str]
+    requests: int
+    concurrency: int
+    limit: int
+    warmup: int
+
+    async def run(self, on: LoadGenerator) -> Pages:
+        return await on.searches(self)

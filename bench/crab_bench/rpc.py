@@ -101,3 +101,9 @@ async def get_messages(
     m = w.wire()
     request = m.GetMessagesRequest(chat_id=chat_id, before_id=before_id, limit=limit)
     return await unary(channel, w.GET_MESSAGES, request, m.MessagePage, token)
+
+
+async def search_messages(channel: Channel, token: str, query: str, limit: int) -> Any:
+    m = w.wire()
+    request = m.SearchMessagesRequest(query=query, limit=limit)
+    return await unary(channel, w.SEARCH_MESSAGES, request, m.SearchResults, token)

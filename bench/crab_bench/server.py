@@ -37,7 +37,7 @@ LIFTED_CONNECTIONS = (
 LIFTED_LIMITS = (
     *("--signup-limit", "1000000/s", "--room-limit", "1000000/s"),
     *("--room-limit-per-address", "1000000/s", "--invite-limit", "1000000/s"),
-    *("--invite-limit-per-address", "1000000/s"),
+    *("--invite-limit-per-address", "1000000/s", "--search-limit", "1000000/s"),
     *("--hash-queue", "100000", "--hash-queue-per-address", "100000"),
 )
 

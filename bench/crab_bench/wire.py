@@ -26,6 +26,8 @@ class Wire:
             "CreateRoomRequest",
             "GetMessagesRequest",
             "MessagePage",
+            "SearchMessagesRequest",
+            "SearchResults",
             "RoomInviteRequest",
             "Invite",
             "AnswerInviteRequest",
@@ -52,6 +54,7 @@ SIGN_IN = "/crab.v1.Accounts/SignIn"
 CREATE_ROOM = "/crab.v1.Chats/CreateRoom"
 LEAVE_CHAT = "/crab.v1.Chats/LeaveChat"
 GET_MESSAGES = "/crab.v1.Chats/GetMessages"
+SEARCH_MESSAGES = "/crab.v1.Chats/SearchMessages"
 INVITE_TO_ROOM = "/crab.v1.Invites/InviteToRoom"
 ANSWER_INVITE = "/crab.v1.Invites/AnswerInvite"
 CONNECT = "/crab.v1.Session/Connect"

@@ -165,6 +165,17 @@ class CrabClient:
         ).users
         return found
 
+    async def search_messages(
+        self, query: str, chat_id: int = 0, limit: int = 0, page_token: str = ""
+    ) -> pb.SearchResults:
+        """Messages holding the words in my chats (`chat_id` 0: all of them),
+        best first, with the words' places marked; `page_token` from the
+        previous page's `next_page_token`."""
+        request = pb.SearchMessagesRequest(
+            query=query, chat_id=chat_id, limit=limit, page_token=page_token
+        )
+        return await self.chats.search_messages(request, metadata=self.metadata)
+
     async def my_invites(self) -> pb.InviteList:
         """Pending invites: `received` and `sent`."""
         return await self.invites.my_invites(pb.Empty(), metadata=self.metadata)

@@ -12,6 +12,8 @@ It is synchronous: from async code, call it in a thread."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +77,121 @@ def seed_history(
         return SeededChat(chat_id, user_id, messages)
     finally:
         engine.dispose()
+
+
+# Words for seeded conversations: common English first, then a long tail of
+# made-up words (product names, hosts, code words), drawn by Zipf's law.
+COMMON_WORDS = tuple(
+    """the to and a of i is it you that in we for on this be have with not
+    are can but just so will do at if me my what was all from up out ok about
+    get no there one they now like think should time know yes need how make
+    see then more when work good today test deploy server build release
+    review merge branch fix bug issue meeting lunch call tomorrow week team
+    customer data query index cache latency error log alert config update
+    client api database backup ticket sprint plan design docs migration
+    rollback staging production network disk memory cpu thread queue
+    message search user account password token session report metrics
+    dashboard incident outage friday monday coffee thanks please sorry
+    great nice agreed later soon done looks works broken""".split()
+)
+_SYLLABLES = ("ka", "lo", "mi", "ten", "dra", "vo", "sel", "qu", "ix", "ar", "no", "bel")
+
+
+def vocabulary(size: int = 5000) -> tuple[str, ...]:
+    """COMMON_WORDS then made-up words, most frequent first (deterministic)."""
+    rng = random.Random(12)
+    tail: dict[str, None] = {}
+    while len(tail) < size - len(COMMON_WORDS):
+        word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+        if word not in COMMON_WORDS:
+            tail[word] = None
+    return COMMON_WORDS + tuple(tail)
+
+
+@dataclass(frozen=True)
+class SeededChats:
+    """What `seed_conversations` stored."""
+
+    user_id: int  # the reader: a member of every chat but the last
+    chat_ids: tuple[int, ...]
+    messages: int
+
+
+def seed_conversations(
+    data_dir: Path, username: str, password: str, messages: int, chats: int = 4, seed: int = 1
+) -> SeededChats:
+    """A new account `username` (signing in with `password`) and another,
+    `username`-other, who talk in `chats` rooms: `messages` messages in all,
+    spread evenly, 4 to 16 words each from `vocabulary()` by Zipf's law.
+    `username` is a member of every room but the last (the other's alone).
+    Same speed as `seed_history`, plus the search index's upkeep."""
+    ids = asyncio.run(_rooms(data_dir, username, password, chats))
+    reader, other, chat_ids = ids
+    words = vocabulary()
+    weights = list(itertools.accumulate(1 / rank for rank in range(1, len(words) + 1)))
+    rng = random.Random(seed)
+    engine = sa.create_engine(f"sqlite:///{data_dir / 'crab.db'}")
+    try:
+        columns = ["chat_id", "seq", "sender_id", "client_message_id", "text", "created_at"]
+        insert = sa.insert(tables.messages).compile(dialect=engine.dialect, column_keys=columns)
+        assert list(insert.positiontup or []) == columns
+        created = tables.messages.c.created_at.type
+        stored_time = created.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+        now = stored_time(datetime.now(UTC)) if stored_time else datetime.now(UTC)
+        last_seq = dict.fromkeys(chat_ids, 0)
+        for first in range(0, messages, BATCH):
+            rows = []
+            for n in range(first, min(first + BATCH, messages)):
+                chat_id = chat_ids[n % len(chat_ids)]
+                last_seq[chat_id] = seq = last_seq[chat_id] + 1
+                sender = other if chat_id == chat_ids[-1] or n % 3 else reader
+                text = " ".join(rng.choices(words, cum_weights=weights, k=rng.randint(4, 16)))
+                rows.append((chat_id, seq, sender, f"s{n}", text, now))
+            with engine.begin() as conn:
+                conn.exec_driver_sql(insert.string, rows)
+        with engine.begin() as conn:
+            for chat_id, seq in last_seq.items():
+                conn.execute(
+                    sa.update(tables.chats).where(tables.chats.c.id == chat_id).values(last_seq=seq)
+                )
+                conn.execute(
+                    sa.update(tables.members)
+                    .where(tables.members.c.chat_id == chat_id)
+                    .values(last_read_seq=seq)
+                )
+        return SeededChats(reader, tuple(chat_ids), messages)
+    finally:
+        engine.dispose()
+
+
+async def _rooms(
+    data_dir: Path, username: str, password: str, count: int
+) -> tuple[int, int, list[int]]:
+    url = sqlite_url(data_dir)
+    ensure_sqlite_dir(url)
+    database = Database(url)
+    try:
+        await database.migrate()
+        password_hash = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(password)
+        return await database.write(_accounts_and_rooms, username, password_hash, count)
+    finally:
+        await database.close()
+
+
+def _accounts_and_rooms(
+    conn: Connection, username: str, password_hash: str, count: int
+) -> tuple[int, int, list[int]]:
+    now = datetime.now(UTC)
+    reader = users.insert(conn, username, username, password_hash, now)
+    other = users.insert(conn, username + "-other", username + "-other", password_hash, now)
+    chat_ids = []
+    for n in range(count):
+        chat = chats.create(conn, ChatKind.ROOM, f"room {n + 1}", other.id, now)
+        chats.add_member(conn, chat.id, other.id, now)
+        if n < count - 1:
+            chats.add_member(conn, chat.id, reader.id, now)
+        chat_ids.append(chat.id)
+    return reader.id, other.id, chat_ids
 
 
 async def _room(data_dir: Path, username: str, password: str, room: str) -> tuple[int, int]:

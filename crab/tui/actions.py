@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crab.tui.keys import Command
-from crab.tui.state import ChatItem, Connection, InviteItem, Line, Person
+from crab.tui.state import ChatItem, Connection, FoundMessage, InviteItem, Line, Person
 
 # ---- the user -----------------------------------------------------------
 
@@ -89,6 +89,20 @@ class MembersLoaded:
 class SearchResults:
     request: int
     results: tuple[Person, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesFound:
+    request: int
+    hits: tuple[FoundMessage, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShowMessage:
+    """The chat's history is loaded down to this message: scroll to it."""
+
+    chat_id: int
+    message_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +219,8 @@ Action = (
     | HistoryLoaded
     | MembersLoaded
     | SearchResults
+    | MessagesFound
+    | ShowMessage
     | Failed
     | Notice
     | NoticeExpired

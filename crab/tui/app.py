@@ -224,6 +224,14 @@ class ChatApp:
             Where.SEARCH: Condition(
                 lambda: state().focus is Focus.SEARCH and state().screen is Screen.CHATS
             ),
+            # Enter opens a hit only while the line is empty: "/search other" still runs.
+            Where.FOUND: Condition(
+                lambda: (
+                    state().focus is Focus.FOUND
+                    and state().screen is Screen.CHATS
+                    and not self.message_line.text
+                )
+            ),
         }
         for binding in KEYS:
             command = binding.command

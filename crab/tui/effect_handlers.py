@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +19,7 @@ from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.from_server import chat, describe, invite, line, person, summary, updated
+from crab.tui.state import FoundMessage
 
 if TYPE_CHECKING:
     from crab.tui.runner import Runner
@@ -28,6 +30,9 @@ Handler = Callable[["Runner", E], Awaitable[None]]
 SEARCH_DEBOUNCE = 0.15  # seconds of quiet typing before a search goes out
 PAGE = 100  # messages per history page
 FIND = 5  # people searched for to find one by name
+FOUND = 50  # message search hits listed
+OPEN_AT_PAGES = 20  # at most this many history pages loaded to open a hit
+OPEN_AT_CONTEXT = 10  # messages loaded above the hit
 
 HANDLERS: dict[type[Any], Handler[Any]] = {}
 
@@ -176,6 +181,40 @@ async def search_users(r: Runner, effect: fx.SearchUsers) -> None:
         return  # typing went on: a newer request replaces this one
     found = await r.call(lambda: r.client.search_users(effect.query, 20))
     r.dispatch(a.SearchResults(effect.request, tuple(person(u) for u in found)))
+
+
+@handles(fx.SearchMessages)
+async def search_messages(r: Runner, effect: fx.SearchMessages) -> None:
+    found = await r.call(lambda: r.client.search_messages(effect.query, limit=FOUND))
+    names = {c.id: c.name for c in r.store.state.chats}
+    hits = tuple(
+        FoundMessage(
+            h.message.chat_id,
+            names.get(h.message.chat_id, f"chat {h.message.chat_id}"),
+            line(h.message),
+            tuple((span.start, span.end) for span in h.marks),
+        )
+        for h in found.hits
+    )
+    r.dispatch(a.MessagesFound(effect.request, hits))
+
+
+@handles(fx.OpenAt)
+async def open_at(r: Runner, effect: fx.OpenAt) -> None:
+    """Pages from the newest down to a little before the message (the
+    loaded history stays one unbroken run up to the newest), then scrolls."""
+    chat_id, before = effect.chat_id, 0
+    for _ in range(OPEN_AT_PAGES):
+        page = await r.call(functools.partial(r.client.history, chat_id, before, PAGE))
+        r.dispatch(
+            a.HistoryLoaded(chat_id, tuple(line(m) for m in reversed(page.messages)), page.has_more)
+        )
+        if not page.messages or not page.has_more:
+            break
+        before = page.messages[-1].id
+        if before <= effect.message_id - OPEN_AT_CONTEXT:
+            break
+    r.dispatch(a.ShowMessage(chat_id, effect.message_id))
 
 
 @handles(fx.MarkRead)

@@ -71,6 +71,20 @@ class SearchUsers:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchMessages:
+    request: int
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAt:
+    """Load the chat's history down to the message (and a little before it)."""
+
+    chat_id: int
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class MarkRead:
     chat_id: int
     message_id: int
@@ -142,6 +156,8 @@ Effect = (
     | AnswerInvite
     | LeaveChat
     | SearchUsers
+    | SearchMessages
+    | OpenAt
     | MarkRead
     | SignOut
     | Bell

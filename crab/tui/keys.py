@@ -29,6 +29,7 @@ class Command(StrEnum):
     REJECT = "reject"
     DM_SELECTED = "dm_selected"
     INVITE_SELECTED = "invite_selected"
+    OPEN_FOUND = "open_found"
 
 
 class Where(StrEnum):
@@ -39,6 +40,7 @@ class Where(StrEnum):
     CHATS = "chats"
     INVITES = "invites"  # the invites panel has focus
     SEARCH = "search"  # the people search has focus
+    FOUND = "search results"  # message search results (/search TEXT) have focus
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,11 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next person", Where.SEARCH),
     KeyBinding(("c-d",), Command.DM_SELECTED, "start a personal conversation", Where.SEARCH),
     KeyBinding(("c-o",), Command.INVITE_SELECTED, "invite to the open room", Where.SEARCH),
+    KeyBinding(("up",), Command.SELECT_UP, "select the previous message", Where.FOUND),
+    KeyBinding(("down",), Command.SELECT_DOWN, "select the next message", Where.FOUND),
+    KeyBinding(
+        ("enter",), Command.OPEN_FOUND, "open its chat at the selected message", Where.FOUND
+    ),
 )
 
 
@@ -90,7 +97,8 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("accept", "[N]", "accept invite N (default: the first)"),
     SlashCommand("reject", "[N]", "reject invite N (default: the first)"),
     SlashCommand("leave", "", "leave the open chat"),
-    SlashCommand("search", "TEXT", "find people"),
+    SlashCommand("search", "TEXT", "search messages in my chats (Enter opens one)"),
+    SlashCommand("people", "TEXT", "find people (as F3)"),
     SlashCommand("rename", "NAME", "rename the open room (its owner only)"),
     SlashCommand("topic", "[TEXT]", "set the open room's topic; empty clears it (owner only)"),
     SlashCommand("kick", "USER", "remove someone from the open room (its owner only)"),
@@ -110,6 +118,7 @@ _NAMES = {
     "end": "End",
     "up": "Up",
     "down": "Down",
+    "enter": "Enter",
 }
 
 

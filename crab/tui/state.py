@@ -18,6 +18,7 @@ class Focus(enum.Enum):
     CHAT_LIST = "chat list"
     INVITES = "invites"
     SEARCH = "search"
+    FOUND = "found"  # message search results
     HELP = "help"
     NAMES = "names"  # the open chat's members (/names)
 
@@ -118,6 +119,25 @@ class Search:
 
 
 @dataclass(frozen=True, slots=True)
+class FoundMessage:
+    """One message search hit: where it is and which spans of it matched."""
+
+    chat_id: int
+    chat_name: str
+    line: Line
+    marks: tuple[tuple[int, int], ...]  # [start, end) in line.text
+
+
+@dataclass(frozen=True, slots=True)
+class FoundMessages:
+    query: str = ""
+    request: int = 0  # number of the newest request; older answers are dropped
+    hits: tuple[FoundMessage, ...] = ()
+    selected: int = 0
+    searching: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     link: Link = Link.OFFLINE
     retry_in: float = 0.0
@@ -142,6 +162,7 @@ class AppState:
     sent_invites: tuple[InviteItem, ...] = ()
     invite_selected: int = 0
     search: Search = Search()
+    found: FoundMessages = FoundMessages()
     # Sends not yet acknowledged, in order; re-sent (same ids) on reconnect.
     outbox: tuple[Line, ...] = ()
     # The last error or hint, shown in the status bar for a few seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crab.core.domain import events as ev
+from crab.core.domain import search
 from crab.core.domain.models import (
     Chat,
     ChatSummary,
@@ -92,6 +93,17 @@ def tokens(t: Tokens) -> pb.Tokens:
         access_expires_at=t.access_expires_at,
         user=user(t.user),
     )
+
+
+def search_results(r: search.Results) -> pb.SearchResults:
+    hits = [
+        pb.SearchHit(
+            message=message(h.message),
+            marks=[pb.TextSpan(start=start, end=end) for start, end in h.marks],
+        )
+        for h in r.hits
+    ]
+    return pb.SearchResults(hits=hits, next_page_token=r.next_page_token)
 
 
 def frame(item: live.Outgoing) -> pb.ServerFrame:

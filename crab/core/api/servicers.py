@@ -104,6 +104,11 @@ class ChatsServicer(pb.ChatsBase):
         )
         await stream.send_message(upb_answers.page(found))  # bytes: PassThroughCodec
 
+    async def search_messages(self, message: pb.SearchMessagesRequest) -> pb.SearchResults:
+        m = message
+        found = await self._chats.search.find(caller(), m.query, m.chat_id, m.limit, m.page_token)
+        return convert.search_results(found)
+
     async def mark_read(self, message: pb.MarkReadRequest) -> pb.Empty:
         await self._chats.mark_read(caller(), message.chat_id, message.message_id)
         return pb.Empty()

@@ -19,6 +19,7 @@ from crab.core.domain.validation import clamp_id, clean_room_name
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
 from crab.core.services.rooms import Rooms
+from crab.core.services.search import MessageSearch
 from crab.core.storage import chats, messages, users
 from crab.core.storage.database import Database
 from crab.errors import InvalidArgument, NotFound
@@ -34,6 +35,7 @@ class Chats:
             limits.rooms_per_address, "rooms created from your address"
         )
         self.rooms = Rooms(broker, limits)  # the owner's rename, topic, removal
+        self.search = MessageSearch(database, limits)  # a read: no broker command
 
     async def mine(self, caller: Caller) -> list[ChatSummary]:
         return await self._database.read(chats.summaries, caller.user_id)

@@ -12,6 +12,7 @@ from crab.tui.keys import Command
 from crab.tui.reducers import (
     Reducer,
     Update,
+    found,
     invites,
     live,
     message_line,
@@ -44,6 +45,10 @@ def global_keys(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(fresh, sign_in=form))
         case a.SearchResults():
             return search.results(state, action)
+        case a.MessagesFound():
+            return found.results(state, action)
+        case a.ShowMessage():
+            return found.show(state, action)
         case a.NoticeExpired(serial=serial):
             if serial != state.notice_serial or not state.notice:
                 return Update(state)  # a newer notice is showing, or none
@@ -81,6 +86,7 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.INPUT: (message_line.reduce, navigation.reduce),
     Focus.INVITES: (invites.reduce, message_line.reduce, navigation.reduce),
     Focus.SEARCH: (search.reduce, navigation.reduce),
+    Focus.FOUND: (found.reduce, message_line.reduce, navigation.reduce),
     Focus.HELP: (message_line.reduce, navigation.reduce),
     Focus.NAMES: (message_line.reduce, navigation.reduce),
 }

@@ -7,7 +7,7 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, Command
-from crab.tui.reducers import Update, room_admin
+from crab.tui.reducers import Update, found, room_admin
 from crab.tui.state import AppState, Focus, Line, Search
 
 KNOWN = {c.name for c in COMMANDS}
@@ -100,6 +100,10 @@ def command(state: AppState, line: str) -> Update:
                 return Update(replace(state, notice="no chat open"))
             return Update(state, (fx.LeaveChat(chat.id),))
         case "search":
+            if not arg:
+                return Update(replace(state, notice="usage: /search TEXT"))
+            return found.start(state, arg)
+        case "people":
             request = state.search.request + 1
             search = Search(query=arg, request=request)
             effects = (fx.SearchUsers(request, arg),) if arg else ()

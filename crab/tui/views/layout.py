@@ -28,6 +28,7 @@ STYLE = Style.from_dict(
     {
         "title": "bold",
         "hint": "ansibrightblack",
+        "match": "bold underline",
         "active": "reverse",
         "unread": "bold ansiyellow",
         "sender": "ansicyan",
@@ -120,6 +121,9 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
         ),
         Focus.SEARCH: Window(
             FormattedTextControl(lambda: panels.search_panel(state())), wrap_lines=True
+        ),
+        Focus.FOUND: Window(
+            FormattedTextControl(lambda: panels.found_panel(state())), wrap_lines=False
         ),
         Focus.HELP: Window(
             FormattedTextControl(lambda: panels.help_panel(state())), wrap_lines=True

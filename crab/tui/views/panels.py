@@ -109,6 +109,43 @@ def search_panel(state: AppState) -> StyleAndTextTuples:
     return out
 
 
+def found_panel(state: AppState) -> StyleAndTextTuples:
+    found = state.found
+    out: StyleAndTextTuples = [
+        ("class:title", f" Messages holding {one_line(found.query)!r}  "),
+        ("class:hint", "Up/Down select, Enter opens the chat there, Esc back\n\n"),
+    ]
+    if found.searching:
+        out.append(("class:hint", " searching...\n"))
+    elif not found.hits:
+        out.append(("class:hint", " no message in your chats holds these words\n"))
+    for n, hit in enumerate(found.hits):
+        chosen = n == found.selected
+        style = "class:active" if chosen else ""
+        when = hit.line.sent_at.astimezone().strftime("%d %b %H:%M")
+        head = f" {one_line(hit.chat_name)[:16]:<16} {one_line(hit.line.sender.username)[:12]:<12} {when}  "
+        out.append((style, head))
+        out.extend(marked_text(hit.line.text, hit.marks, style))
+        out.append((style, "\n"))
+    return out
+
+
+def marked_text(
+    text: str, marks: tuple[tuple[int, int], ...], style: str = ""
+) -> StyleAndTextTuples:
+    """The text on one line, the marked spans drawn as matches."""
+    out: StyleAndTextTuples = []
+    at = 0
+    for start, end in sorted(marks):
+        if start < at or end > len(text):
+            continue  # overlapping or out of range: ignored, never drawn wrong
+        out.append((style, one_line(text[at:start])))
+        out.append((f"{style} class:match".strip(), one_line(text[start:end])))
+        at = end
+    out.append((style, one_line(text[at:])))
+    return out
+
+
 def help_panel(state: AppState) -> StyleAndTextTuples:
     return [("", "\n".join(help_lines()) + "\n\n"), ("class:hint", " F1 or Esc to close")]
 
