@@ -105,6 +105,8 @@ class Limits:
     rooms_per_address: Rate = Rate(60, 60)
     invites_per_user: Rate = Rate(60, 60)
     invites_per_address: Rate = Rate(240, 60)
+    # Edits, deletes and reactions by one user (each is an event for every member).
+    changes_per_user: Rate = Rate(120, 60)
     # Password hashes waiting or running (sign-in, sign-up), in all and per
     # source address: beyond them a sign-in is refused at once.
     hash_queue: int = 16

@@ -21,6 +21,7 @@ LIFTED: dict[str, object] = {
     "rooms_per_address": Rate(100_000, 1),
     "invites_per_user": Rate(100_000, 1),
     "invites_per_address": Rate(100_000, 1),
+    "changes_per_user": Rate(100_000, 1),
     "hash_queue": 1_000,
     "hash_queue_per_address": 1_000,
 }

@@ -38,12 +38,16 @@ COMMANDS: dict[str, type[Any]] = {
         cmd.InviteToRoom,
         cmd.InviteToDirect,
         cmd.AnswerInvite,
+        cmd.EditMessage,
+        cmd.DeleteMessage,
+        cmd.React,
     )
 }
 EVENTS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         ev.MessageCreated,
+        ev.MessageChanged,
         ev.InviteReceived,
         ev.InviteAnswered,
         ev.ChatJoined,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,14 @@ from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import chats, members, users
 from crab.core.storage.users import USER_COLUMNS, to_user
 
-CHAT_COLUMNS = (chats.c.id, chats.c.kind, chats.c.name, chats.c.created_at, chats.c.last_seq)
+CHAT_COLUMNS = (
+    chats.c.id,
+    chats.c.kind,
+    chats.c.name,
+    chats.c.created_at,
+    chats.c.last_seq,
+    chats.c.last_change_seq,
+)
 
 
 def to_chat(row: Any, name: str | None = None) -> Chat:
@@ -25,6 +33,7 @@ def to_chat(row: Any, name: str | None = None) -> Chat:
         name=row.name if name is None else name,
         created_at=row.created_at,
         last_message_id=row.last_seq,
+        last_change_seq=row.last_change_seq,
     )
 
 
@@ -164,9 +173,7 @@ def view(conn: Connection, chat: Chat, viewer_id: int) -> Chat:
     if chat.kind != ChatKind.DIRECT:
         return chat
     names = direct_names(conn, viewer_id, [chat.id])
-    return Chat(
-        chat.id, chat.kind, names.get(chat.id, chat.name), chat.created_at, chat.last_message_id
-    )
+    return dataclasses.replace(chat, name=names.get(chat.id, chat.name))
 
 
 def summaries(conn: Connection, user_id: int) -> list[ChatSummary]:
