@@ -4,8 +4,10 @@ highest change_seq; the cursors it resumes from."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
+from crab.core.storage.messages import QUOTE_CHARS
 from crab.proto.crab import v1 as pb
 
 
@@ -33,8 +35,21 @@ class View:
                 self.messages[key] = found
 
     def chat(self, chat_id: int) -> list[pb.Message]:
-        """The chat's messages, oldest first."""
-        return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id]
+        """The chat's messages, oldest first. A reply's quote is drawn from
+        the message it quotes as held now (changing a message changes no
+        reply to it: docs/conversation.md)."""
+        out = []
+        for (c, _), m in sorted(self.messages.items()):
+            if c != chat_id:
+                continue
+            quoted = self.messages.get((c, m.reply_to_id)) if m.reply_to_id else None
+            if quoted is not None and m.reply_to is not None:
+                m = copy.deepcopy(m)
+                assert m.reply_to is not None
+                m.reply_to.deleted = quoted.deleted
+                m.reply_to.text_start = quoted.text[:QUOTE_CHARS]
+            out.append(m)
+        return out
 
     def cursors(self) -> dict[int, int]:
         out: dict[int, int] = {}

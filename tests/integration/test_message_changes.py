@@ -320,6 +320,7 @@ async def _many_changes(room: Room, sent: list[pb.Message]) -> None:
 
 async def test_resume_catches_up_on_edits_deletes_and_reactions(room: Room) -> None:
     async def away(a: SessionStream, sent: list[pb.Message]) -> None:
+        await send(a, room.id, "re: m5", reply_to_id=sent[5].id)  # m5 is edited below
         await _many_changes(room, sent)
 
     await _away_then_back(room, away)
