@@ -17,6 +17,9 @@ from sqlalchemy.engine import Connection
 
 from crab.client.connection import CrabClient, SessionStream, new_request_id
 from crab.core.app import Crab
+from crab.core.domain import events as ev
+from crab.core.domain.models import Caller
+from crab.core.services import live
 from crab.core.storage.tables import messages
 from crab.proto.crab import v1 as pb
 from tests.helpers.chats import all_messages, join_room
@@ -361,3 +364,30 @@ async def test_a_garbage_change_cursor_neither_fails_nor_skips(room: Room) -> No
         # live change still arrives.
         seen = await changed(b, m.id, 2)
         assert seen.text == "hi!!"
+
+
+async def test_a_jump_in_change_numbers_is_filled_from_the_database(crab: Crab, room: Room) -> None:
+    """Events from two workers can cross: the third change arrives first.
+    The stream reads the changes after the newest it sent, sends them in
+    change order, and skips the late events they cover."""
+    async with room.alice.session() as a:
+        sent = [await send(a, room.id, f"m{i}") for i in range(3)]
+        session = await crab.hub.connect(Caller(room.alice.user.id, 0), [])
+        try:
+            assert [type(x) for x in await session.next_batch() or []] == [live.Ready]
+            for m in sent:
+                await room.alice.edit_message(room.id, m.id, m.text + " edited")
+            await changed(a, sent[2].id, 3)  # so the session has all three events too
+            crossed = list(session._items)
+            assert [type(x) for x in crossed] == [ev.MessageChanged] * 3
+            session._items.clear()
+            session._items.extend(reversed(crossed))
+            batch = await session.next_batch() or []
+        finally:
+            await crab.hub.disconnect(session)
+    assert [(type(x), x.message.change_seq) for x in batch if isinstance(x, live.Changed)] == [
+        (live.Changed, 1),
+        (live.Changed, 2),
+        (live.Changed, 3),
+    ]
+    assert len(batch) == 3
