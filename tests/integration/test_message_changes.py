@@ -5,8 +5,11 @@ changed, idempotent by request id, and caught up on resume
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -391,3 +394,20 @@ async def test_a_jump_in_change_numbers_is_filled_from_the_database(crab: Crab, 
         (live.Changed, 3),
     ]
     assert len(batch) == 3
+
+
+def _file_bytes(path: Path) -> bytes:
+    """The SQLite database file once the WAL is checkpointed into it."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.read_bytes()
+
+
+async def test_a_deleted_text_is_gone_from_the_sqlite_file(crab: Crab, room: Room) -> None:
+    if crab.database.dialect != "sqlite":
+        pytest.skip("the bytes of a SQLite file")
+    async with room.alice.session() as a:
+        secret = await send(a, room.id, "the code is zebra-4471-quartz")
+    assert b"zebra-4471" in _file_bytes(crab.settings.data_dir / "crab.db")  # the control
+    await room.alice.delete_message(room.id, secret.id)
+    assert b"zebra-4471" not in _file_bytes(crab.settings.data_dir / "crab.db")
