@@ -112,6 +112,8 @@ class Limits:
     display_names_per_user: Rate = Rate(10, 60)
     password_changes_per_user: Rate = Rate(10, 3600)
     searches_per_user: Rate = Rate(60, 60)
+    # Edits, deletes and reactions by one user (each is an event for every member).
+    changes_per_user: Rate = Rate(120, 60)
     # Password hashes waiting or running (sign-in, sign-up), in all and per
     # source address: beyond them a sign-in is refused at once.
     hash_queue: int = 16

@@ -156,6 +156,46 @@ class CrabClient:
         )
         await self.chats.remove_member(request, metadata=self.metadata)
 
+    # ---- changing messages (each answers with the message as it is now) ---
+    # `request_id`: the same on a retry (new_request_id()); None, the server
+    # makes one for this call.
+
+    async def edit_message(
+        self, chat_id: int, message_id: int, text: str, request_id: str | None = None
+    ) -> pb.Message:
+        request = pb.EditMessageRequest(
+            chat_id=chat_id, message_id=message_id, text=text, request_id=request_id or ""
+        )
+        return await self.chats.edit_message(request, metadata=self.metadata)
+
+    async def delete_message(
+        self, chat_id: int, message_id: int, request_id: str | None = None
+    ) -> pb.Message:
+        request = pb.DeleteMessageRequest(
+            chat_id=chat_id, message_id=message_id, request_id=request_id or ""
+        )
+        return await self.chats.delete_message(request, metadata=self.metadata)
+
+    async def react(
+        self, chat_id: int, message_id: int, emoji: str, request_id: str | None = None
+    ) -> pb.Message:
+        """Toggles my reaction with `emoji` (on if it was off, off if on)."""
+        request = pb.ReactRequest(
+            chat_id=chat_id, message_id=message_id, emoji=emoji, request_id=request_id or ""
+        )
+        return await self.chats.react(request, metadata=self.metadata)
+
+    async def get_changes(
+        self, chat_id: int, after_change_seq: int, limit: int = 0
+    ) -> pb.MessagePage:
+        """Messages changed after `after_change_seq`, oldest change first
+        (`limit` 0 is the server's page, 200); the next page starts after
+        the last one's change_seq."""
+        request = pb.GetChangesRequest(
+            chat_id=chat_id, after_change_seq=after_change_seq, limit=limit
+        )
+        return await self.chats.get_changes(request, metadata=self.metadata)
+
     # ---- people and invites ---------------------------------------------------
 
     async def search_users(self, query: str, limit: int = 20) -> list[pb.User]:
@@ -197,8 +237,12 @@ class CrabClient:
 
     # ---- the live stream ------------------------------------------------------
 
-    def session(self, cursors: dict[int, int] | None = None) -> SessionStream:
-        return SessionStream(self, cursors or {})
+    def session(
+        self, cursors: dict[int, int] | None = None, changes: dict[int, int] | None = None
+    ) -> SessionStream:
+        """`cursors`: chat id -> the newest message id seen; `changes`: chat
+        id -> the newest change_seq applied (docs/conversation.md)."""
+        return SessionStream(self, cursors or {}, changes or {})
 
     def close(self) -> None:
         self.channel.close()
@@ -208,9 +252,12 @@ class SessionStream:
     """The live stream. `async with client.session(cursors) as s:` opens it,
     resumes from the cursors, and waits for Ready."""
 
-    def __init__(self, client: CrabClient, cursors: dict[int, int]) -> None:
+    def __init__(
+        self, client: CrabClient, cursors: dict[int, int], changes: dict[int, int] | None = None
+    ) -> None:
         self._client = client
         self._cursors = cursors
+        self._changes = changes or {}
         self._cm: Any = None
         self.stream: Stream[pb.ClientFrame, pb.ServerFrame] | None = None
         self.ready: pb.Ready | None = None
@@ -229,7 +276,7 @@ class SessionStream:
             metadata=self._client.metadata,
         )
         self.stream = await self._cm.__aenter__()
-        cursors = [pb.ChatCursor(chat_id=c, last_seen_id=s) for c, s in self._cursors.items()]
+        cursors = _cursors(self._cursors, self._changes)
         await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=cursors)))
         while True:
             frame = await self.recv()
@@ -260,17 +307,25 @@ class SessionStream:
             return
         await self._cm.__aexit__(exc_type, exc, tb)
 
-    async def send(self, chat_id: int, text: str, client_message_id: str | None = None) -> str:
+    async def send(
+        self,
+        chat_id: int,
+        text: str,
+        client_message_id: str | None = None,
+        reply_to_id: int = 0,
+    ) -> str:
+        """`reply_to_id`: an earlier message of the same chat (0: not a reply)."""
         assert self.stream is not None
         cid = client_message_id or uuid.uuid4().hex
-        await self.stream.send_message(
-            pb.ClientFrame(send=pb.SendMessage(chat_id=chat_id, client_message_id=cid, text=text))
+        send = pb.SendMessage(
+            chat_id=chat_id, client_message_id=cid, text=text, reply_to_id=reply_to_id
         )
+        await self.stream.send_message(pb.ClientFrame(send=send))
         return cid
 
-    async def resume(self, cursors: dict[int, int]) -> None:
+    async def resume(self, cursors: dict[int, int], changes: dict[int, int] | None = None) -> None:
         assert self.stream is not None
-        chats = [pb.ChatCursor(chat_id=c, last_seen_id=s) for c, s in cursors.items()]
+        chats = _cursors(cursors, changes or {})
         await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=chats)))
 
     async def done_sending(self) -> None:
@@ -330,3 +385,10 @@ class SessionStream:
         self, matches: Callable[[pb.ServerFrame], bool], count: int, timeout: float = 10.0
     ) -> Sequence[pb.ServerFrame]:
         return [await self.wait_for(matches, timeout) for _ in range(count)]
+
+
+def _cursors(seen: dict[int, int], changes: dict[int, int]) -> list[pb.ChatCursor]:
+    return [
+        pb.ChatCursor(chat_id=c, last_seen_id=seen.get(c, 0), last_change_seq=changes.get(c, 0))
+        for c in seen.keys() | changes.keys()
+    ]

@@ -23,6 +23,7 @@ from crab.core.services.accounts import Accounts
 from crab.core.services.chats import Chats
 from crab.core.services.invites import Invites
 from crab.core.services.live import Hub
+from crab.core.services.message_changes import MessageChanges
 from crab.core.services.messages import Messages
 from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
@@ -58,6 +59,7 @@ class Crab:
     invites: Invites
     messages: Messages
     hub: Hub
+    changes: MessageChanges
     worker: Worker | None = None
     server: Server | None = None
     health: Health | None = None
@@ -105,6 +107,7 @@ class Crab:
                 limits.stream_buffer,
                 ResumeLimits(limits.resume_cursors_max, limits.resume_rate, limits.resume_burst),
             ),
+            changes=MessageChanges(database, broker, limits),
         )
 
     async def start_worker(self) -> None:
@@ -130,6 +133,7 @@ class Crab:
             self.messages,
             self.hub,
             s.limits,
+            self.changes,
         )
         self.server = server
         context: ssl.SSLContext | None = None

@@ -21,6 +21,8 @@ from crab.core.domain.models import (
     InviteAnswer,
     Message,
     MessagePage,
+    Reaction,
+    ReplyQuote,
     User,
 )
 
@@ -32,6 +34,20 @@ ROOM = Chat(7, ChatKind.ROOM, "crabs", WHEN, last_message_id=42)
 DIRECT = Chat(8, ChatKind.DIRECT, "", ELSEWHERE)
 TOPICAL = Chat(7, ChatKind.ROOM, "crabs", WHEN, 42, topic="claws out", owner_id=1)
 MESSAGE = Message(7, 43, ALICE, 'hi "there"\nnew line', WHEN, "c-1")
+# Every conversation field set: a reply, edited, reacted to, changed.
+CHANGED = Message(
+    7,
+    44,
+    BOB,
+    "fixed",
+    WHEN,
+    "c-2",
+    reply_to=ReplyQuote(43, ALICE, 'hi "there"'),
+    edited_at=ELSEWHERE,
+    reactions=(Reaction("👍", (1, 2)), Reaction("🦀", (2,))),
+    change_seq=5,
+)
+TOMBSTONE = Message(7, 45, BOB, "", WHEN, "c-3", deleted=True, change_seq=6)
 ROOM_INVITE = Invite(5, ALICE, BOB, ROOM, WHEN)
 DIRECT_INVITE = Invite(6, BOB, ALICE, None, ELSEWHERE)
 ACCEPTED = InviteAnswer(ROOM_INVITE, True, ROOM)
@@ -49,9 +65,15 @@ COMMANDS: list[cmd.Command] = [
     cmd.SetTopic(1, 7, "", "r-2"),
     cmd.RemoveMember(1, 7, 2, "r-3"),
     cmd.SetDisplayName(1, "Alice 🦀", "r-4"),
+    cmd.SendMessage(1, 7, "c-2", "me too", reply_to_id=43),
+    cmd.EditMessage(1, 7, 43, "hello again", "r-1"),
+    cmd.DeleteMessage(1, 7, 43, "r-2"),
+    cmd.React(2, 7, 43, "👍🏽", "r-3"),
 ]
 EVENTS: list[ev.Event] = [
     ev.MessageCreated(MESSAGE),
+    ev.MessageChanged(CHANGED),
+    ev.MessageChanged(TOMBSTONE),
     ev.InviteReceived(ROOM_INVITE),
     ev.InviteReceived(DIRECT_INVITE),
     ev.InviteAnswered(ACCEPTED),
@@ -71,6 +93,8 @@ EVENTS: list[ev.Event] = [
 RESULTS: list[Any] = [
     None,
     MESSAGE,
+    CHANGED,
+    TOMBSTONE,
     ROOM,
     DIRECT,
     TOPICAL,

@@ -55,8 +55,11 @@ def _plans(engine: Engine, work: Callable[[Connection], Any]) -> list[str]:
         lambda conn: messages.by_client_ids(conn, [(1, "a"), (2, "b"), (3, "c")]),
         lambda conn: chats.memberships(conn, [(1, 1), (1, 2), (2, 3)]),
         lambda conn: users.by_ids(conn, [1, 2, 3]),
+        lambda conn: messages.quotes(conn, {(1, 1), (1, 2), (2, 3)}),
+        lambda conn: messages.reactions_of(conn, {(1, 1), (1, 2), (2, 3)}),
+        lambda conn: messages.changes_after(conn, 1, 5, 200),
     ],
-    ids=["re-sends", "memberships", "senders"],
+    ids=["re-sends", "memberships", "senders", "quotes", "reactions", "changes"],
 )
 def test_group_lookups_search_an_index(sqlite: Engine, lookup: Callable[[Connection], Any]) -> None:
     plans = _plans(sqlite, lookup)

@@ -54,7 +54,7 @@ async def test_a_replay_is_read_one_page_per_batch(
             await mine.collect(lambda f: f.ack is not None, 100)
 
     reads.clear()
-    session = await crab.hub.connect(Caller(alice.user.id, 0), [(room.id, 0)])
+    session = await crab.hub.connect(Caller(alice.user.id, 0), [(room.id, 0, 0)])
     try:
         batches: list[list[live.Outgoing]] = []
         while not batches or not isinstance(batches[-1][-1], Ready):

@@ -3,13 +3,14 @@ client unpacks is exactly what the server queued."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
 from crab.core.api import convert, frame_encoder, upb_answers
 from crab.core.api.frame_encoder import FrameEncoder
-from crab.core.domain.models import Message, MessagePage, User
+from crab.core.domain.models import Message, MessagePage, Reaction, ReplyQuote, User
 from crab.core.services import live
 from crab.proto.crab import v1 as pb
 
@@ -96,3 +97,39 @@ def test_a_batch_of_messages_is_built_once_for_every_stream() -> None:
     got = unpack(data)
     assert [f.message.id for f in got[:2]] == [1, 2] and got[2].ack.message.id == 3
     assert [f.message.id for d in first for f in unpack(d)] == [1, 2]
+
+
+CHANGED = Message(
+    7,
+    4,
+    ALICE,
+    "fixed",
+    datetime(2026, 11, 28, tzinfo=UTC),
+    "c4",
+    reply_to=ReplyQuote(1, User(2, "bob", "Bob"), "the start"),
+    edited_at=datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC),
+    reactions=(Reaction("👍🏽", (2, 1)), Reaction("🦀", (1,))),
+    change_seq=9,
+)
+
+
+def test_a_changed_message_is_a_message_changed_frame_encoded_as_generated() -> None:
+    encoder = FrameEncoder()
+    changed = live.Changed(CHANGED)
+    data = encoder.encode(changed)
+    assert data == bytes(convert.frame(changed))
+    assert encoder.encode(live.Changed(CHANGED)) is data  # once for every stream
+    (frame,) = unpack(data)
+    assert frame.message_changed is not None and frame.message is None
+    assert frame.message_changed.change_seq == 9
+    # Beside a new message with the same id, in one batch: both kinds kept.
+    got = unpack(encoder.writes([CHANGED, changed])[0])
+    assert got[0].message is not None and got[1].message_changed is not None
+
+
+@pytest.mark.parametrize("sample", [CHANGED, dataclasses.replace(CHANGED, deleted=True, text="")])
+def test_upb_encodes_the_conversation_fields_as_generated(sample: Message) -> None:
+    assert upb_answers.message_frame(sample) == bytes(convert.frame(sample))
+    page = MessagePage(messages=[sample], has_more=True)
+    expected = pb.MessagePage(messages=[convert.message(sample)], has_more=True)
+    assert upb_answers.page(page) == bytes(expected)

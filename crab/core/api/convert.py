@@ -111,6 +111,8 @@ def frame(item: live.Outgoing) -> pb.ServerFrame:
     match item:
         case Message():
             return pb.ServerFrame(message=message(item))
+        case live.Changed():
+            return pb.ServerFrame(message_changed=message(item.message))
         case live.Ack():
             return pb.ServerFrame(
                 ack=pb.SendAck(

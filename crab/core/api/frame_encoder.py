@@ -54,6 +54,8 @@ class FrameEncoder:
         self._messages: OrderedDict[tuple[int, int, int], tuple[bytes, bytes]] = OrderedDict()
         self._batches: OrderedDict[tuple[tuple[int, int, int], ...], list[bytes]] = OrderedDict()
         self._cache_size = cache_size
+        # The same for changed messages (message_changed frames), by change_seq.
+        self._changed: OrderedDict[tuple[int, int, int], tuple[bytes, bytes]] = OrderedDict()
 
     def _message(self, item: Message) -> tuple[bytes, bytes]:
         key = (item.chat_id, item.id, item.change_seq)  # a changed message is a new frame
@@ -65,9 +67,22 @@ class FrameEncoder:
                 self._messages.popitem(last=False)
         return found
 
+    def _changed_message(self, item: live.Changed) -> tuple[bytes, bytes]:
+        m = item.message
+        key = (m.chat_id, m.id, m.change_seq)
+        found = self._changed.get(key)
+        if found is None:
+            frame = upb_answers.changed_frame(m)
+            found = self._changed[key] = (frame, _batch_entry(frame))
+            if len(self._changed) > self._cache_size:
+                self._changed.popitem(last=False)
+        return found
+
     def encode(self, item: live.Outgoing) -> bytes:
         if isinstance(item, Message):
             return self._message(item)[0]
+        if isinstance(item, live.Changed):
+            return self._changed_message(item)[0]
         if isinstance(item, live.Ack):
             return upb_answers.ack_frame(item)
         return bytes(convert.frame(item))
@@ -75,6 +90,8 @@ class FrameEncoder:
     def _entry(self, item: live.Outgoing) -> bytes:
         if isinstance(item, Message):
             return self._message(item)[1]
+        if isinstance(item, live.Changed):
+            return self._changed_message(item)[1]
         return _batch_entry(self.encode(item))
 
     def writes(self, items: Sequence[live.Outgoing]) -> list[bytes]:

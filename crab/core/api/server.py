@@ -33,6 +33,7 @@ from crab.core.services.accounts import Accounts
 from crab.core.services.chats import Chats
 from crab.core.services.invites import Invites
 from crab.core.services.live import Hub
+from crab.core.services.message_changes import MessageChanges
 from crab.core.services.messages import Messages
 from crab.core.services.people import People
 from crab.proto import upb
@@ -107,11 +108,12 @@ def build_server(
     messages: Messages,
     hub: Hub,
     limits: Limits,
+    changes: MessageChanges,
 ) -> tuple[CrabServer, Health, Calls]:
     services: list[Any] = [
         AccountsServicer(accounts),
         UsersServicer(people),
-        ChatsServicer(chats),
+        ChatsServicer(chats, changes),
         InvitesServicer(invites),
         SessionServicer(hub, messages, FrameEncoder()),
     ]

@@ -11,6 +11,7 @@ from crab.core.api.auth import caller, peer_address
 from crab.core.services.accounts import Accounts
 from crab.core.services.chats import Chats
 from crab.core.services.invites import Invites
+from crab.core.services.message_changes import MessageChanges
 from crab.core.services.people import People
 from crab.proto.crab import v1 as pb
 
@@ -67,8 +68,9 @@ class UsersServicer(pb.UsersBase):
 
 
 class ChatsServicer(pb.ChatsBase):
-    def __init__(self, chats: Chats) -> None:
+    def __init__(self, chats: Chats, changes: MessageChanges) -> None:
         self._chats = chats
+        self._changes = changes
 
     async def my_chats(self, message: pb.Empty) -> pb.ChatList:
         summaries = await self._chats.mine(caller())
@@ -93,6 +95,9 @@ class ChatsServicer(pb.ChatsBase):
         # History pages are encoded by upb (upb_answers.py): far cheaper for 50 messages.
         mapping["/crab.v1.Chats/GetMessages"] = Handler(
             self._get_messages, Cardinality.UNARY_UNARY, pb.GetMessagesRequest, pb.MessagePage
+        )
+        mapping["/crab.v1.Chats/GetChanges"] = Handler(
+            self._get_changes, Cardinality.UNARY_UNARY, pb.GetChangesRequest, pb.MessagePage
         )
         return mapping
 
@@ -128,6 +133,29 @@ class ChatsServicer(pb.ChatsBase):
         m = message
         await self._chats.rooms.remove_member(caller(), m.chat_id, m.user_id, m.request_id)
         return pb.Empty()
+
+    async def edit_message(self, message: pb.EditMessageRequest) -> pb.Message:
+        m = message
+        found = await self._changes.edit(caller(), m.chat_id, m.message_id, m.text, m.request_id)
+        return convert.message(found)
+
+    async def delete_message(self, message: pb.DeleteMessageRequest) -> pb.Message:
+        m = message
+        found = await self._changes.delete(caller(), m.chat_id, m.message_id, m.request_id)
+        return convert.message(found)
+
+    async def react(self, message: pb.ReactRequest) -> pb.Message:
+        m = message
+        found = await self._changes.react(caller(), m.chat_id, m.message_id, m.emoji, m.request_id)
+        return convert.message(found)
+
+    async def _get_changes(self, stream: Stream[pb.GetChangesRequest, bytes]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        found = await self._changes.changes(
+            caller(), request.chat_id, request.after_change_seq, request.limit
+        )
+        await stream.send_message(upb_answers.page(found))  # bytes: PassThroughCodec
 
 
 class InvitesServicer(pb.InvitesBase):

@@ -107,7 +107,7 @@ class SessionServicer:
         """Refuses at once what can be refused without the database."""
         try:
             command = self._messages.check(
-                session.caller, send.chat_id, send.client_message_id, send.text
+                session.caller, send.chat_id, send.client_message_id, send.text, send.reply_to_id
             )
             sends.put_nowait(command)
         except asyncio.QueueFull:
@@ -151,5 +151,5 @@ class SessionServicer:
                     await writer.send(data)
 
 
-def _cursors(resume: pb.Resume) -> list[tuple[int, int]]:
-    return [(c.chat_id, c.last_seen_id) for c in resume.cursors]
+def _cursors(resume: pb.Resume) -> list[tuple[int, int, int]]:
+    return [(c.chat_id, c.last_seen_id, c.last_change_seq) for c in resume.cursors]

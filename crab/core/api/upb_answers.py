@@ -66,6 +66,12 @@ def message_frame(m: Message) -> bytes:
     return bytes(frame.SerializeToString())
 
 
+def changed_frame(m: Message) -> bytes:
+    frame = _ServerFrame()
+    _fill(frame.message_changed, m)
+    return bytes(frame.SerializeToString())
+
+
 def ack_frame(ack: live.Ack) -> bytes:
     frame = _ServerFrame()
     frame.ack.client_message_id = ack.client_message_id

@@ -42,12 +42,16 @@ COMMANDS: dict[str, type[Any]] = {
         cmd.SetTopic,
         cmd.RemoveMember,
         cmd.SetDisplayName,
+        cmd.EditMessage,
+        cmd.DeleteMessage,
+        cmd.React,
     )
 }
 EVENTS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         ev.MessageCreated,
+        ev.MessageChanged,
         ev.InviteReceived,
         ev.InviteAnswered,
         ev.ChatJoined,

@@ -30,6 +30,7 @@ class SendMessage(Returns[Message]):
     chat_id: int
     client_message_id: str
     text: str
+    reply_to_id: int = 0  # an earlier message of the same chat; 0: not a reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,19 @@ class SetTopic(Returns[Chat]):
     request_id: str = ""
 
 
+# Changes to a message (docs/conversation.md): each answers with the message
+# as it is after the change.
+
+
+@dataclass(frozen=True, slots=True)
+class EditMessage(Returns[Message]):
+    user_id: int
+    chat_id: int
+    message_id: int
+    text: str
+    request_id: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class RemoveMember(Returns[None]):
     user_id: int  # the owner
@@ -100,6 +114,25 @@ class SetDisplayName(Returns[User]):
     request_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteMessage(Returns[Message]):
+    user_id: int
+    chat_id: int
+    message_id: int
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class React(Returns[Message]):
+    """A toggle: adds the user's reaction with this emoji, or removes it."""
+
+    user_id: int
+    chat_id: int
+    message_id: int
+    emoji: str
+    request_id: str = ""
+
+
 # The commands stored under a request id (sends have their client message id).
 Requested = (
     CreateRoom
@@ -111,5 +144,8 @@ Requested = (
     | SetTopic
     | RemoveMember
     | SetDisplayName
+    | EditMessage
+    | DeleteMessage
+    | React
 )
 Command = SendMessage | Requested

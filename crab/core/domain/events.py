@@ -23,6 +23,14 @@ class MessageCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageChanged:
+    """On `chat.<id>`: an edit, a delete or a reaction; the message as it is
+    now, with its change_seq (docs/conversation.md)."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class InviteReceived:
     invite: Invite
 
@@ -96,6 +104,7 @@ class SessionEnded:
 
 Event = (
     MessageCreated
+    | MessageChanged
     | InviteReceived
     | InviteAnswered
     | ChatJoined

@@ -154,3 +154,21 @@ def check_client_message_id(client_message_id: str) -> None:
             f"client_message_id must be at most {MAX_CLIENT_MESSAGE_ID_CHARS} characters"
         )
     check_no_controls(client_message_id, "client_message_id")
+
+
+MAX_EMOJI_CHARS = 16  # code points: a skin tone or a ZWJ family fits
+MAX_EMOJIS_PER_MESSAGE = 20  # distinct emojis on one message
+
+
+def check_emoji(emoji: str) -> None:
+    """A reaction: 1 to MAX_EMOJI_CHARS characters, no controls and no
+    spaces (format characters such as U+200D ZWJ and U+FE0F stay: emoji
+    sequences are made of them). Not a fixed set: any short symbol works."""
+    if not emoji:
+        raise InvalidArgument("emoji must not be empty")
+    if len(emoji) > MAX_EMOJI_CHARS:
+        raise InvalidArgument(f"emoji must be at most {MAX_EMOJI_CHARS} characters")
+    for ch in emoji:
+        category = unicodedata.category(ch)
+        if category == "Cc" or category.startswith("Z") or ch.isspace():
+            raise InvalidArgument(f"emoji contains a control or space character ({_describe(ch)})")

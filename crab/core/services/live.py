@@ -7,6 +7,15 @@ every message is checked against the newest id sent for its chat. Ids are
 gap-free per chat, so a jump means something was missed (events from two
 workers can cross) and it is read from the database before going on.
 
+Changes (edits, deletes, reactions: docs/conversation.md) are tracked the
+same way with the chat's change numbers: a session keeps per chat the
+newest change_seq it sent, skips a change already covered, and on a jump
+reads the changes after it from the database (holes are expected there: a
+message changed twice is read once, at its newest change). A Resume replays
+a chat's messages first, then its changes after the cursor's change_seq
+(0: from the first change, so a client that never saw one misses none).
+A changed message goes out as `Changed` (ServerFrame.message_changed).
+
 Replay costs what the client reads: a batch reads at most one page from the
 database; the rest waits in the queue until the writer has sent that batch
 (so a client that stops reading stops the reads too).
@@ -26,7 +35,7 @@ from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message, User
 from crab.core.services.resume import ResumeGuard, ResumeLimits
-from crab.core.storage import chats, messages, users
+from crab.core.storage import chats, message_changes, messages, users
 from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
@@ -63,8 +72,22 @@ class CatchUp:
     chat_id: int
 
 
-Item = ev.Event | Ready | Ack | SendFailed | CatchUp
-Outgoing = ev.Event | Ready | Ack | SendFailed | Message
+@dataclass(frozen=True, slots=True)
+class CatchUpChanges:
+    """Replay the changes after the newest change_seq sent for this chat."""
+
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A message as it is after an edit, a delete or a reaction."""
+
+    message: Message
+
+
+Item = ev.Event | Ready | Ack | SendFailed | CatchUp | CatchUpChanges
+Outgoing = ev.Event | Ready | Ack | SendFailed | Message | Changed
 
 
 class LiveSession:
@@ -73,6 +96,7 @@ class LiveSession:
         self.caller = caller
         self.chats: set[int] = set()
         self._sent_up_to: dict[int, int] = {}  # chat id -> newest message id sent
+        self._changes_up_to: dict[int, int] = {}  # chat id -> newest change_seq sent
         self._items: deque[Item] = deque()
         self._buffer = buffer
         self._wakeup = asyncio.Event()
@@ -116,6 +140,7 @@ class LiveSession:
                     return
                 await self.hub.follow_chat(self, chat.id)
                 self._sent_up_to[chat.id] = chat.last_message_id
+                self._changes_up_to[chat.id] = chat.last_change_seq
                 self.push(event)
                 self.push(CatchUp(chat.id))  # anything sent before our binding took
             case ev.ChatLeft(chat_id=chat_id):
@@ -149,8 +174,14 @@ class LiveSession:
             match item:
                 case ev.MessageCreated(message=message):
                     done = await self._message(message, out, reads)
+                case ev.MessageChanged(message=message):
+                    done = await self._changed(message, out, reads)
                 case CatchUp(chat_id=chat_id):
                     done = chat_id not in self.chats or await self._backfill(
+                        chat_id, None, out, reads
+                    )
+                case CatchUpChanges(chat_id=chat_id):
+                    done = chat_id not in self.chats or await self._changes_backfill(
                         chat_id, None, out, reads
                     )
                 case _:
@@ -198,15 +229,60 @@ class LiveSession:
             self._sent_up_to[chat_id] = message.id
         return len(found) < BACKFILL_PAGE
 
-    def start_from(self, cursors: dict[int, int]) -> None:
+    async def _changed(self, message: Message, out: list[Outgoing], reads: _Reads) -> bool:
+        """Adds the changed message unless a change as new was sent; after a
+        jump, reads the changes after the newest sent instead. False when
+        that needs more than this batch may read."""
+        chat_id = message.chat_id
+        if chat_id not in self.chats:
+            return True
+        if message.id > self._sent_up_to.get(chat_id, 0) and not await self._backfill(
+            chat_id, message.id, out, reads
+        ):
+            return False  # the message itself first (read as it is now)
+        sent = self._changes_up_to.get(chat_id, 0)
+        if message.change_seq <= sent:
+            return True  # covered: sent already, or a newer copy was
+        if message.change_seq > sent + 1:
+            return await self._changes_backfill(chat_id, message.change_seq, out, reads)
+        out.append(Changed(message))
+        self._changes_up_to[chat_id] = message.change_seq
+        return True
+
+    async def _changes_backfill(
+        self, chat_id: int, up_to: int | None, out: list[Outgoing], reads: _Reads
+    ) -> bool:
+        """Reads one page of changes after the newest change_seq sent; True
+        once `up_to` (or, for None, the end) is covered."""
+        after = self._changes_up_to.get(chat_id, 0)
+        if up_to is not None and after >= up_to:
+            return True
+        if reads.done:
+            return False
+        reads.done = True
+        found = await self.hub.changes_after(chat_id, after)
+        for message in found:
+            out.append(Changed(message))
+            self._changes_up_to[chat_id] = message.change_seq
+        if up_to is not None and self._changes_up_to.get(chat_id, 0) >= up_to:
+            return True
+        return len(found) < BACKFILL_PAGE
+
+    def start_from(self, cursors: dict[int, tuple[int, int]]) -> None:
         """The stream's first Resume (checked by `ResumeGuard.cursors`):
-        replays each chat after the id the client says it saw last."""
-        for chat_id, last_seen in cursors.items():
+        replays each chat after the id the client says it saw last, then
+        the changes after the change_seq it says it applied last."""
+        for chat_id, (last_seen, last_change) in cursors.items():
             if chat_id in self.chats:  # not left while the stream was starting
                 self._sent_up_to[chat_id] = last_seen
                 self.push(CatchUp(chat_id))
+                # Known at connect: the chat's newest change. Nothing after
+                # the client's: no read. A claim beyond it changes nothing.
+                if last_change < self._changes_up_to.get(chat_id, 0):
+                    self._changes_up_to[chat_id] = last_change
+                    self.push(CatchUpChanges(chat_id))
 
-    def resume(self, cursors: Sequence[tuple[int, int]]) -> None:
+    def resume(self, cursors: Sequence[tuple[int, int, int]]) -> None:
         """A Resume on the open stream: rate-limited, and it only moves a
         chat's point forward (what this stream sent is never sent again).
         Too many, or too many cursors, ends the stream."""
@@ -216,9 +292,11 @@ class LiveSession:
         except CrabError as error:
             self.end(error)
             return
-        for chat_id, last_seen in wanted.items():
+        for chat_id, (last_seen, last_change) in wanted.items():
             if last_seen > self._sent_up_to.get(chat_id, 0):
                 self._sent_up_to[chat_id] = last_seen
+            if last_change > self._changes_up_to.get(chat_id, 0):
+                self._changes_up_to[chat_id] = last_change
 
 
 class _Reads:
@@ -251,7 +329,8 @@ class Hub:
         # Reads in flight for backfills: when events arrive out of order (two
         # workers), every member's stream sees the same gap at once; they
         # share one query instead of each asking the database.
-        self._reading: dict[tuple[int, int], asyncio.Future[list[Message]]] = {}
+        # Keyed (what, chat, after): what is "messages" or "changes".
+        self._reading: dict[tuple[str, int, int], asyncio.Future[list[Message]]] = {}
 
     async def start(self) -> None:
         self._subscription = await self._broker.subscribe(self._on_event, self._events_lost)
@@ -282,7 +361,7 @@ class Hub:
     def sessions(self) -> set[LiveSession]:
         return {s for group in self._topics.values() for s in group}
 
-    async def connect(self, caller: Caller, cursors: Sequence[tuple[int, int]]) -> LiveSession:
+    async def connect(self, caller: Caller, cursors: Sequence[tuple[int, int, int]]) -> LiveSession:
         if self._closed:
             raise Unavailable("server is shutting down; reconnect and resume")
         session = LiveSession(self, caller, self._buffer, self._resume)
@@ -297,9 +376,10 @@ class Hub:
             for chat_id in chat_ids:
                 await self.follow_chat(session, chat_id)
             # Read positions after binding: anything newer arrives as an event.
-            positions = await self.database.read(chats.positions, caller.user_id)
+            positions, changes = await self.database.read(_positions, caller.user_id)
             for chat_id, last_id in positions.items():
                 session._sent_up_to.setdefault(chat_id, last_id)
+                session._changes_up_to.setdefault(chat_id, changes.get(chat_id, 0))
             for chat_id in session.chats - positions.keys():
                 await self.unfollow_chat(session, chat_id)  # left while we were binding
             session.start_from(wanted)
@@ -314,16 +394,23 @@ class Hub:
     async def messages_after(self, chat_id: int, after: int) -> list[Message]:
         """A page of the chat's messages after `after` (one query however
         many sessions ask for the same page at once)."""
-        key = (chat_id, after)
+        return await self._shared(("messages", chat_id, after))
+
+    async def changes_after(self, chat_id: int, after_change_seq: int) -> list[Message]:
+        """A page of the chat's changes after `after_change_seq`, shared the same way."""
+        return await self._shared(("changes", chat_id, after_change_seq))
+
+    async def _shared(self, key: tuple[str, int, int]) -> list[Message]:
         reading = self._reading.get(key)
         if reading is None:
-            reading = asyncio.ensure_future(self._read_after(chat_id, after))
+            reading = asyncio.ensure_future(self._read(*key))
             self._reading[key] = reading
             reading.add_done_callback(lambda _: self._reading.pop(key, None))
         return await asyncio.shield(reading)  # one reader cancelled: the others go on
 
-    async def _read_after(self, chat_id: int, after: int) -> list[Message]:
-        return await self.database.read(messages.after, chat_id, after, BACKFILL_PAGE)
+    async def _read(self, what: str, chat_id: int, after: int) -> list[Message]:
+        read = messages.after if what == "messages" else messages.changes_after
+        return await self.database.read(read, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
         # The session's own topics, not a scan of every topic this process holds.
@@ -357,12 +444,17 @@ class Hub:
 
     async def _on_event(self, topic: str, event: ev.Event) -> None:
         sessions = tuple(self._topics.get(topic, ()))
-        if isinstance(event, ev.MessageCreated):
+        if isinstance(event, (ev.MessageCreated, ev.MessageChanged)):
             for session in sessions:  # the fan-out: a plain push, no coroutine each
                 session.push(event)
             return
         for session in sessions:
             await session.on_event(event)
+
+
+def _positions(conn: Connection, user_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Per chat of the user: the newest message id, the newest change_seq."""
+    return chats.positions(conn, user_id), message_changes.change_positions(conn, user_id)
 
 
 def _user_and_chats(conn: Connection, user_id: int) -> tuple[User | None, list[int]]:

@@ -4,9 +4,11 @@ return only once it is stored.
 The worker stores the sends it has waiting as one group (`store_sends`, a
 sync function of its connection, run in one transaction): one call to the
 database for the whole group, in a fixed number of statements whatever
-its size (re-sends, memberships and senders each looked up once). Only a
+its size (re-sends, memberships and senders each looked up once; the
+messages replied to too, and only when a send in the group replies). Only a
 member may send; a re-send (same sender, same client message id) is
-answered with the message stored the first time; ids are gap-free per chat."""
+answered with the message stored the first time; ids are gap-free per chat;
+a reply names an existing message of the same chat (else INVALID_ARGUMENT)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,12 @@ from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
-from crab.core.domain.models import Caller, Message
-from crab.core.domain.validation import check_client_message_id, check_message_text
+from crab.core.domain.models import Caller, Message, ReplyQuote
+from crab.core.domain.validation import (
+    check_client_message_id,
+    check_message_text,
+    clamp_id,
+)
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.storage import chats, messages, users
 from crab.errors import InvalidArgument, NotFound
@@ -35,7 +41,12 @@ class Messages:
         self._limiter = RateLimiter(limits.send_rate, limits.send_burst)
 
     def check(
-        self, caller: Caller, chat_id: int, client_message_id: str, text: str
+        self,
+        caller: Caller,
+        chat_id: int,
+        client_message_id: str,
+        text: str,
+        reply_to_id: int = 0,
     ) -> cmd.SendMessage:
         """Everything that can be refused without the database, at once."""
         if chat_id <= 0:
@@ -43,7 +54,9 @@ class Messages:
         check_client_message_id(client_message_id)
         check_message_text(text, self._limits.max_message_chars)
         self._limiter.take(caller.user_id)
-        return cmd.SendMessage(caller.user_id, chat_id, client_message_id, text)
+        return cmd.SendMessage(
+            caller.user_id, chat_id, client_message_id, text, clamp_id(reply_to_id)
+        )
 
     async def store(self, command: cmd.SendMessage) -> Message:
         return await self._broker.request(command)
@@ -75,6 +88,7 @@ def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
         else:
             fresh[key] = i
             by_chat[send.chat_id].append(i)
+    quotes = _replied_to(conn, sends, fresh, by_chat, outcomes)
 
     when = now()
     stored: dict[int, Message] = {}
@@ -88,11 +102,26 @@ def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
         first = messages.next_seqs(conn, chat_id, len(indexes))
         for seq, i in enumerate(indexes, start=first):
             send = sends[i]
+            reply_to = quotes.get((chat_id, send.reply_to_id)) if send.reply_to_id else None
             rows.append(
-                messages.row(chat_id, seq, send.sender_id, send.client_message_id, send.text, when)
+                messages.row(
+                    chat_id,
+                    seq,
+                    send.sender_id,
+                    send.client_message_id,
+                    send.text,
+                    when,
+                    send.reply_to_id or None,
+                )
             )
             stored[i] = Message(
-                chat_id, seq, senders[send.sender_id], send.text, when, send.client_message_id
+                chat_id,
+                seq,
+                senders[send.sender_id],
+                send.text,
+                when,
+                send.client_message_id,
+                reply_to=reply_to,
             )
             read_up_to[(chat_id, send.sender_id)] = seq
     messages.insert_many(conn, rows)
@@ -111,6 +140,40 @@ def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
         message = fresh_messages.get(position) or again[position]
         result.published.append((ev.chat_topic(message.chat_id), ev.MessageCreated(message)))
     return result
+
+
+def _replied_to(
+    conn: Connection,
+    sends: Sequence[cmd.SendMessage],
+    fresh: dict[tuple[int, str], int],
+    by_chat: defaultdict[int, list[int]],
+    outcomes: list[Outcome | None],
+) -> dict[tuple[int, int], ReplyQuote]:
+    """Quotes of the messages the group's replies name, in one query (none
+    when no send replies). A reply to a message that is not in its chat is
+    refused and leaves the group (taking no id)."""
+    wanted = {
+        (sends[i].chat_id, sends[i].reply_to_id) for i in fresh.values() if sends[i].reply_to_id
+    }
+    if not wanted:
+        return {}
+    found = messages.quotes(conn, wanted)
+    for key, i in list(fresh.items()):
+        send = sends[i]
+        if send.reply_to_id and (send.chat_id, send.reply_to_id) not in found:
+            refused = Outcome(
+                error=InvalidArgument(
+                    f"reply_to_id {send.reply_to_id} is not a message of chat {send.chat_id}"
+                )
+            )
+            for j, other in enumerate(sends):  # the same send twice in the group too
+                if (other.sender_id, other.client_message_id) == key and outcomes[j] is None:
+                    outcomes[j] = refused
+            del fresh[key]
+            by_chat[send.chat_id].remove(i)
+            if not by_chat[send.chat_id]:
+                del by_chat[send.chat_id]
+    return found
 
 
 def handle_send(conn: Connection, command: cmd.SendMessage, out: ev.Published) -> Message:

@@ -1,6 +1,7 @@
 """What a Resume may cost on one session stream.
 
-A Resume names, per chat, the newest message id the client saw. Only the
+A Resume names, per chat, the newest message id the client saw and the
+newest change number it applied (docs/conversation.md). Only the
 stream's first frame replays from it: later Resume frames may move a chat's
 point forward (skip), never back, so nothing is sent twice on one stream.
 Cursors are checked before any work: more than the cap is refused, chats the
@@ -48,14 +49,21 @@ class ResumeGuard:
             )
         self._tokens -= 1
 
-    def cursors(self, cursors: Sequence[tuple[int, int]], chats: Collection[int]) -> dict[int, int]:
+    def cursors(
+        self, cursors: Sequence[tuple[int, int, int]], chats: Collection[int]
+    ) -> dict[int, tuple[int, int]]:
         """The cursors worth acting on: the caller's chats only, one per chat
-        (the last wins), ids clamped. Too many is INVALID_ARGUMENT, checked
-        before a single cursor is looked at."""
+        (the last wins), as (newest message id, newest change_seq) with both
+        numbers clamped. Too many is INVALID_ARGUMENT, checked before a
+        single cursor is looked at."""
         cap = max(self._limits.max_cursors, len(chats))
         if len(cursors) > cap:
             raise InvalidArgument(
                 f"a Resume carries at most {cap} cursors (one per chat you are in); "
                 f"got {len(cursors)}"
             )
-        return {chat: clamp_id(seen) for chat, seen in cursors if chat in chats}
+        return {
+            chat: (clamp_id(seen), clamp_id(changed))
+            for chat, seen, changed in cursors
+            if chat in chats
+        }

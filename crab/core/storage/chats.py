@@ -24,6 +24,7 @@ CHAT_COLUMNS = (
     chats.c.last_seq,
     chats.c.topic,
     chats.c.created_by,
+    chats.c.last_change_seq,
 )
 
 
@@ -38,6 +39,7 @@ def to_chat(row: Any, name: str | None = None) -> Chat:
         # A room's owner is its creator; a direct chat has neither.
         topic=row.topic if room else "",
         owner_id=row.created_by if room else 0,
+        last_change_seq=row.last_change_seq,
     )
 
 

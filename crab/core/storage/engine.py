@@ -24,6 +24,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # A deleted message's text is overwritten with zeros in the file, not
+    # left in freed space (the WAL's old frames go at its next checkpoint).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -1,18 +1,27 @@
 """Messages: stored once per (sender, client message id), numbered
-gap-free within their chat."""
+gap-free within their chat.
+
+Every reader returns messages as they are now: edited text and time, a
+tombstone for a deleted one, the quote of the message replied to, and the
+reactions. A page costs one query, plus one for the quotes if any message
+in it replies and one for the reactions if any was changed (reactions only
+exist on a message whose change_seq is set): never a query per message."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crab.core.domain.models import Message, MessagePage, User
+from crab.core.domain.models import Message, MessagePage, Reaction, ReplyQuote, User
 from crab.core.storage.fast_statements import FastStatement
-from crab.core.storage.tables import chats, members, messages, users
+from crab.core.storage.tables import chats, members, messages, reactions, users
+
+QUOTE_CHARS = 80  # the start of a replied-to message shown in a reply
 
 _COLUMNS = (
     messages.c.chat_id,
@@ -20,6 +29,11 @@ _COLUMNS = (
     messages.c.text,
     messages.c.created_at,
     messages.c.client_message_id,
+    messages.c.reply_to_seq,
+    messages.c.edited_at,
+    # 1 for a tombstone: an integer needs no conversion per row (a time does).
+    sa.case((messages.c.deleted_at.is_(None), 0), else_=1).label("deleted"),
+    messages.c.change_seq,
     users.c.id.label("sender_id"),
     users.c.username,
     users.c.display_name,
@@ -30,18 +44,135 @@ def _select() -> sa.Select[Any]:
     return sa.select(*_COLUMNS).join(users, users.c.id == messages.c.sender_id)
 
 
-def _to_messages(rows: Iterable[Any]) -> list[Message]:
+def _to_messages(conn: Connection, rows: Iterable[Any]) -> list[Message]:
     """Rows of _COLUMNS as messages. Unpacked by position and each sender
     built once: named access on a Row made this ~2/3 of a history page's
-    time in the database thread."""
+    time in the database thread. Quotes and reactions are read for the
+    whole lot at once, and only when some message has them."""
     senders: dict[int, User] = {}
     out = []
-    for chat_id, seq, text, created_at, client_message_id, sender_id, username, name in rows:
+    replies: dict[int, int] = {}  # index in out -> the id it replies to
+    changed: list[int] = []  # indexes of changed, not deleted, messages
+    for (
+        chat_id,
+        seq,
+        text,
+        created_at,
+        client_message_id,
+        reply_to_seq,
+        edited_at,
+        deleted,
+        change_seq,
+        sender_id,
+        username,
+        name,
+    ) in rows:
         sender = senders.get(sender_id)
         if sender is None:
             sender = senders[sender_id] = User(sender_id, username, name)
-        out.append(Message(chat_id, seq, sender, text, created_at, client_message_id))
+        if reply_to_seq is None and not change_seq:  # a plain message: the hot case
+            out.append(Message(chat_id, seq, sender, text, created_at, client_message_id))
+            continue
+        if reply_to_seq is not None:
+            replies[len(out)] = reply_to_seq
+        if change_seq and not deleted:
+            changed.append(len(out))
+        out.append(
+            Message(
+                chat_id,
+                seq,
+                sender,
+                text,
+                created_at,
+                client_message_id,
+                edited_at=edited_at,
+                deleted=bool(deleted),
+                change_seq=change_seq,
+            )
+        )
+    if replies or changed:
+        _complete(conn, out, replies, changed)
     return out
+
+
+def _complete(
+    conn: Connection, out: list[Message], replies: dict[int, int], changed: list[int]
+) -> None:
+    found = quotes(conn, {(out[i].chat_id, seq) for i, seq in replies.items()})
+    for i, seq in replies.items():
+        out[i] = dataclasses.replace(out[i], reply_to=found.get((out[i].chat_id, seq)))
+    grouped = reactions_of(conn, {(out[i].chat_id, out[i].id) for i in changed})
+    for i in changed:
+        got = grouped.get((out[i].chat_id, out[i].id))
+        if got:
+            out[i] = dataclasses.replace(out[i], reactions=got)
+
+
+def quotes(
+    conn: Connection, positions: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], ReplyQuote]:
+    """(chat, id) -> a one-line quote of that message as it is now; missing
+    positions are left out (a reply checks its target with this)."""
+    if not positions:
+        return {}
+    params = {"chats": list({c for c, _ in positions}), "seqs": list({s for _, s in positions})}
+    out = {}
+    for chat_id, seq, start, deleted_at, sender_id, username, name in _QUOTES.all(conn, params):
+        if (chat_id, seq) in positions:
+            deleted = deleted_at is not None
+            sender = User(sender_id, username, name)
+            out[(chat_id, seq)] = ReplyQuote(seq, sender, "" if deleted else start, deleted)
+    return out
+
+
+# Two INs and the pairs sorted out above (see _BY_CLIENT_IDS for why).
+_QUOTES = FastStatement(
+    sa.select(
+        messages.c.chat_id,
+        messages.c.seq,
+        sa.func.substr(messages.c.text, 1, QUOTE_CHARS),
+        messages.c.deleted_at,
+        users.c.id,
+        users.c.username,
+        users.c.display_name,
+    )
+    .join(users, users.c.id == messages.c.sender_id)
+    .where(
+        messages.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
+        messages.c.seq.in_(sa.bindparam("seqs", expanding=True)),
+    ),
+    expanding=("chats", "seqs"),
+)
+
+
+def reactions_of(
+    conn: Connection, positions: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[Reaction, ...]]:
+    """(chat, id) -> its reactions, grouped by emoji in the order each was
+    first used, the users of each in the order they reacted."""
+    if not positions:
+        return {}
+    params = {"chats": list({c for c, _ in positions}), "seqs": list({s for _, s in positions})}
+    by_message: dict[tuple[int, int], dict[str, list[int]]] = {}
+    for chat_id, seq, emoji, user_id in _REACTIONS.all(conn, params):
+        if (chat_id, seq) in positions:
+            by_message.setdefault((chat_id, seq), {}).setdefault(emoji, []).append(user_id)
+    return {
+        key: tuple(Reaction(emoji, tuple(who)) for emoji, who in emojis.items())
+        for key, emojis in by_message.items()
+    }
+
+
+_REACTIONS = FastStatement(
+    sa.select(messages.c.chat_id, messages.c.seq, reactions.c.emoji, reactions.c.user_id)
+    .join(reactions, reactions.c.message_id == messages.c.id)
+    .where(
+        messages.c.chat_id.in_(sa.bindparam("chats", expanding=True)),
+        messages.c.seq.in_(sa.bindparam("seqs", expanding=True)),
+    )
+    .order_by(reactions.c.created_at, reactions.c.user_id, reactions.c.emoji),
+    expanding=("chats", "seqs"),
+)
 
 
 def by_client_ids(
@@ -53,7 +184,7 @@ def by_client_ids(
         return {}
     wanted = set(keys)
     params = {"senders": list({k[0] for k in wanted}), "ids": list({k[1] for k in wanted})}
-    found = _to_messages(_BY_CLIENT_IDS.all(conn, params))
+    found = _to_messages(conn, _BY_CLIENT_IDS.all(conn, params))
     return {key: m for m in found if (key := (m.sender.id, m.client_message_id)) in wanted}
 
 
@@ -92,7 +223,15 @@ def insert_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 _INSERT = FastStatement(
     sa.insert(messages),
-    columns=("chat_id", "seq", "sender_id", "client_message_id", "text", "created_at"),
+    columns=(
+        "chat_id",
+        "seq",
+        "sender_id",
+        "client_message_id",
+        "text",
+        "created_at",
+        "reply_to_seq",
+    ),
 )
 
 
@@ -119,7 +258,13 @@ def mark_senders_read(conn: Connection, newest: dict[tuple[int, int], int]) -> N
 
 
 def row(
-    chat_id: int, seq: int, sender_id: int, client_message_id: str, text: str, now: datetime
+    chat_id: int,
+    seq: int,
+    sender_id: int,
+    client_message_id: str,
+    text: str,
+    now: datetime,
+    reply_to_seq: int | None = None,
 ) -> dict[str, Any]:
     return {
         "chat_id": chat_id,
@@ -128,6 +273,7 @@ def row(
         "client_message_id": client_message_id,
         "text": text,
         "created_at": now,
+        "reply_to_seq": reply_to_seq,
     }
 
 
@@ -135,7 +281,7 @@ def page(conn: Connection, chat_id: int, before: int, limit: int) -> MessagePage
     """Up to `limit` messages older than `before` (0: from the newest), newest first."""
     params = {"chat_id": chat_id, "before": before, "limit": limit + 1}
     rows = (_PAGE_BEFORE if before else _PAGE).all(conn, params)
-    found = _to_messages(rows[:limit])
+    found = _to_messages(conn, rows[:limit])
     return MessagePage(messages=found, has_more=len(rows) > limit)
 
 
@@ -152,7 +298,7 @@ _PAGE_BEFORE = FastStatement(_NEWEST.where(messages.c.seq < sa.bindparam("before
 def after(conn: Connection, chat_id: int, after_seq: int, limit: int) -> list[Message]:
     """Messages newer than `after_seq`, oldest first: what a client missed."""
     params = {"chat_id": chat_id, "after": after_seq, "limit": limit}
-    return _to_messages(_AFTER.all(conn, params))
+    return _to_messages(conn, _AFTER.all(conn, params))
 
 
 _AFTER = FastStatement(
@@ -169,4 +315,38 @@ def last_messages(conn: Connection, last_seqs: dict[int, int]) -> dict[int, Mess
         return {}
     wanted = [sa.and_(messages.c.chat_id == c, messages.c.seq == s) for c, s in last_seqs.items()]
     rows = conn.execute(_select().where(sa.or_(*wanted)))
-    return {m.chat_id: m for m in _to_messages(rows)}
+    return {m.chat_id: m for m in _to_messages(conn, rows)}
+
+
+def one(conn: Connection, chat_id: int, seq: int) -> Message | None:
+    """The message as it is now."""
+    return next(iter(_to_messages(conn, _ONE.all(conn, {"chat_id": chat_id, "seq": seq}))), None)
+
+
+_ONE = FastStatement(
+    _select().where(
+        messages.c.chat_id == sa.bindparam("chat_id"), messages.c.seq == sa.bindparam("seq")
+    )
+)
+
+
+def changes_after(
+    conn: Connection, chat_id: int, after_change_seq: int, limit: int
+) -> list[Message]:
+    """The messages changed after `after_change_seq`, oldest change first,
+    each as it is now (a message changed twice comes once, at its newest
+    change): what a client missed of edits, deletes and reactions. One
+    scan of the (chat_id, change_seq) index."""
+    params = {"chat_id": chat_id, "after": after_change_seq, "limit": limit}
+    return _to_messages(conn, _CHANGES_AFTER.all(conn, params))
+
+
+_CHANGES_AFTER = FastStatement(
+    _select()
+    .where(
+        messages.c.chat_id == sa.bindparam("chat_id"),
+        messages.c.change_seq > sa.bindparam("after"),
+    )
+    .order_by(messages.c.change_seq)
+    .limit(sa.bindparam("limit"))
+)

@@ -2,7 +2,7 @@
 requester, then publishes events. This module is the machinery (batches,
 idempotency, retries, publishing, outages); the rules of each command
 live beside their service, one module per aggregate (services/chats.py,
-invites.py, messages.py), and `_dispatch` hands each command to its
+invites.py, messages.py, message_changes.py), and `_dispatch` hands each command to its
 handler there, inside the worker's transaction.
 
 Handlers are idempotent, because a command whose worker died before
@@ -29,7 +29,7 @@ from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
-from crab.core.services import chats, invites, messages, profile, rooms
+from crab.core.services import chats, invites, message_changes, messages, profile, rooms
 from crab.core.storage import command_results
 from crab.core.storage.database import Database
 from crab.core.storage.failures import as_crab_error, short
@@ -186,6 +186,12 @@ def _dispatch(conn: Connection, command: cmd.Command, out: ev.Published) -> obje
             return None
         case cmd.SetDisplayName():
             return profile.handle_set_display_name(conn, command, out)
+        case cmd.EditMessage():
+            return message_changes.handle_edit(conn, command, out)
+        case cmd.DeleteMessage():
+            return message_changes.handle_delete(conn, command, out)
+        case cmd.React():
+            return message_changes.handle_react(conn, command, out)
     raise TypeError(f"unknown command {command!r}")
 
 
@@ -211,6 +217,12 @@ def _result_key(command: cmd.Command) -> str | None:
         case cmd.RemoveMember(user_id=user_id, request_id=request_id):
             pass
         case cmd.SetDisplayName(user_id=user_id, request_id=request_id):
+            pass
+        case (
+            cmd.EditMessage(user_id=user_id, request_id=request_id)
+            | cmd.DeleteMessage(user_id=user_id, request_id=request_id)
+            | cmd.React(user_id=user_id, request_id=request_id)
+        ):
             pass
         case _:
             return None
