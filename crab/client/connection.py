@@ -119,6 +119,40 @@ class CrabClient:
         request = pb.MarkReadRequest(chat_id=chat_id, message_id=message_id)
         await self.chats.mark_read(request, metadata=self.metadata)
 
+    async def edit_message(
+        self, chat_id: int, message_id: int, text: str, request_id: str | None = None
+    ) -> pb.Message:
+        """My message's new text; the message as it is now. `request_id`:
+        the same on a retry (None: a new one)."""
+        request = pb.EditMessageRequest(
+            chat_id=chat_id,
+            message_id=message_id,
+            text=text,
+            request_id=request_id or new_request_id(),
+        )
+        return await self.chats.edit_message(request, metadata=self.metadata)
+
+    async def delete_message(
+        self, chat_id: int, message_id: int, request_id: str | None = None
+    ) -> pb.Message:
+        """Mine, or any as the room's owner: the tombstone comes back."""
+        request = pb.DeleteMessageRequest(
+            chat_id=chat_id, message_id=message_id, request_id=request_id or new_request_id()
+        )
+        return await self.chats.delete_message(request, metadata=self.metadata)
+
+    async def react(
+        self, chat_id: int, message_id: int, emoji: str, request_id: str | None = None
+    ) -> pb.Message:
+        """Toggles my reaction `emoji` on the message."""
+        request = pb.ReactRequest(
+            chat_id=chat_id,
+            message_id=message_id,
+            emoji=emoji,
+            request_id=request_id or new_request_id(),
+        )
+        return await self.chats.react(request, metadata=self.metadata)
+
     # ---- people and invites ---------------------------------------------------
 
     async def search_users(self, query: str, limit: int = 20) -> list[pb.User]:
@@ -149,20 +183,37 @@ class CrabClient:
 
     # ---- the live stream ------------------------------------------------------
 
-    def session(self, cursors: dict[int, int] | None = None) -> SessionStream:
-        return SessionStream(self, cursors or {})
+    def session(
+        self, cursors: dict[int, int] | None = None, changes: dict[int, int] | None = None
+    ) -> SessionStream:
+        """`cursors`: the newest message id held per chat; `changes`: the
+        newest change_seq applied per chat (edits, deletes and reactions
+        after it are replayed too)."""
+        return SessionStream(self, cursors or {}, changes or {})
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _resume(cursors: dict[int, int], changes: dict[int, int]) -> pb.Resume:
+    """Where the client is per chat: newest message id, newest change_seq."""
+    chats = [
+        pb.ChatCursor(chat_id=c, last_seen_id=s, last_change_seq=changes.get(c, 0))
+        for c, s in cursors.items()
+    ]
+    return pb.Resume(cursors=chats)
 
 
 class SessionStream:
     """The live stream. `async with client.session(cursors) as s:` opens it,
     resumes from the cursors, and waits for Ready."""
 
-    def __init__(self, client: CrabClient, cursors: dict[int, int]) -> None:
+    def __init__(
+        self, client: CrabClient, cursors: dict[int, int], changes: dict[int, int] | None = None
+    ) -> None:
         self._client = client
         self._cursors = cursors
+        self._changes = changes or {}
         self._cm: Any = None
         self.stream: Stream[pb.ClientFrame, pb.ServerFrame] | None = None
         self.ready: pb.Ready | None = None
@@ -181,8 +232,8 @@ class SessionStream:
             metadata=self._client.metadata,
         )
         self.stream = await self._cm.__aenter__()
-        cursors = [pb.ChatCursor(chat_id=c, last_seen_id=s) for c, s in self._cursors.items()]
-        await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=cursors)))
+        resume = _resume(self._cursors, self._changes)
+        await self.stream.send_message(pb.ClientFrame(resume=resume))
         while True:
             frame = await self.recv()
             if frame is None:
@@ -212,18 +263,25 @@ class SessionStream:
             return
         await self._cm.__aexit__(exc_type, exc, tb)
 
-    async def send(self, chat_id: int, text: str, client_message_id: str | None = None) -> str:
+    async def send(
+        self,
+        chat_id: int,
+        text: str,
+        client_message_id: str | None = None,
+        reply_to_id: int = 0,
+    ) -> str:
+        """`reply_to_id`: the earlier message of the chat this one answers."""
         assert self.stream is not None
         cid = client_message_id or uuid.uuid4().hex
-        await self.stream.send_message(
-            pb.ClientFrame(send=pb.SendMessage(chat_id=chat_id, client_message_id=cid, text=text))
+        send = pb.SendMessage(
+            chat_id=chat_id, client_message_id=cid, text=text, reply_to_id=reply_to_id
         )
+        await self.stream.send_message(pb.ClientFrame(send=send))
         return cid
 
-    async def resume(self, cursors: dict[int, int]) -> None:
+    async def resume(self, cursors: dict[int, int], changes: dict[int, int] | None = None) -> None:
         assert self.stream is not None
-        chats = [pb.ChatCursor(chat_id=c, last_seen_id=s) for c, s in cursors.items()]
-        await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=chats)))
+        await self.stream.send_message(pb.ClientFrame(resume=_resume(cursors, changes or {})))
 
     async def done_sending(self) -> None:
         assert self.stream is not None

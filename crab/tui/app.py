@@ -128,6 +128,7 @@ class ChatApp:
         self.store.on_effect(self._effect)
         self.store.subscribe(self._changed)
         self._screen = self.store.state.screen
+        self._fill_serial = self.store.state.fill_serial
 
     # ---- wiring ----------------------------------------------------------
 
@@ -169,6 +170,10 @@ class ChatApp:
             self._screen = state.screen
             target = self.message_line if state.screen is Screen.CHATS else self.sign_in.username
             self.app.layout.focus(target)
+        if state.fill_serial != self._fill_serial:
+            # An edit puts the message's text on the line; a cancel empties it.
+            self._fill_serial = state.fill_serial
+            self.message_line.buffer.document = Document(state.fill, len(state.fill))
         self.app.invalidate()
 
     def _submit(self, buffer: Any) -> bool:
@@ -216,6 +221,16 @@ class ChatApp:
             ),
             Where.SEARCH: Condition(
                 lambda: state().focus is Focus.SEARCH and state().screen is Screen.CHATS
+            ),
+            Where.EMPTY_LINE: Condition(
+                lambda: (
+                    state().focus is Focus.INPUT
+                    and state().screen is Screen.CHATS
+                    and not self.message_line.text
+                )
+            ),
+            Where.MESSAGES: Condition(
+                lambda: state().focus is Focus.MESSAGES and state().screen is Screen.CHATS
             ),
         }
         for binding in KEYS:

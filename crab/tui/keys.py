@@ -28,6 +28,14 @@ class Command(StrEnum):
     REJECT = "reject"
     DM_SELECTED = "dm_selected"
     INVITE_SELECTED = "invite_selected"
+    EDIT_LAST = "edit_last"
+    SELECT_MESSAGES = "select_messages"
+    REPLY = "reply"
+    EDIT = "edit"
+    DELETE = "delete"
+    REACT = "react"
+    COPY = "copy"
+    JUMP = "jump"
 
 
 class Where(StrEnum):
@@ -38,6 +46,8 @@ class Where(StrEnum):
     CHATS = "chats"
     INVITES = "invites"  # the invites panel has focus
     SEARCH = "search"  # the people search has focus
+    EMPTY_LINE = "empty message line"  # chats, the message line is empty
+    MESSAGES = "message selected"  # a message of the open chat is selected
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,18 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next person", Where.SEARCH),
     KeyBinding(("c-d",), Command.DM_SELECTED, "start a personal conversation", Where.SEARCH),
     KeyBinding(("c-o",), Command.INVITE_SELECTED, "invite to the open room", Where.SEARCH),
+    KeyBinding(("up",), Command.EDIT_LAST, "edit my last message", Where.EMPTY_LINE),
+    KeyBinding(
+        ("c-up", "f4"), Command.SELECT_MESSAGES, "select a message (Esc leaves)", Where.CHATS
+    ),
+    KeyBinding(("up",), Command.SELECT_UP, "select the previous message", Where.MESSAGES),
+    KeyBinding(("down", "c-down"), Command.SELECT_DOWN, "select the next message", Where.MESSAGES),
+    KeyBinding(("r",), Command.REPLY, "reply to it (Esc cancels)", Where.MESSAGES),
+    KeyBinding(("e",), Command.EDIT, "edit it (mine only; Esc cancels)", Where.MESSAGES),
+    KeyBinding(("d",), Command.DELETE, "delete it (mine, or any as room owner)", Where.MESSAGES),
+    KeyBinding(("+",), Command.REACT, "react to it: /react EMOJI toggles", Where.MESSAGES),
+    KeyBinding(("y",), Command.COPY, "copy its text to the clipboard", Where.MESSAGES),
+    KeyBinding(("enter",), Command.JUMP, "jump to the message it replies to", Where.MESSAGES),
 )
 
 
@@ -89,6 +111,9 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("reject", "[N]", "reject invite N (default: the first)"),
     SlashCommand("leave", "", "leave the open chat"),
     SlashCommand("search", "TEXT", "find people"),
+    SlashCommand("edit", "TEXT", "replace the text of my last message"),
+    SlashCommand("delete", "", "delete my last message"),
+    SlashCommand("react", "EMOJI", "toggle a reaction on the selected (or last) message"),
     SlashCommand("help", "", "show keys and commands"),
     SlashCommand("logout", "", "sign out on the server and forget this device"),
     SlashCommand("quit", "", "quit crab"),
@@ -102,13 +127,15 @@ _NAMES = {
     "end": "End",
     "up": "Up",
     "down": "Down",
+    "enter": "Enter",
 }
 
 
 def key_label(key: str) -> str:
     """prompt_toolkit's key name as a person writes it: c-q -> Ctrl+Q."""
     if key.startswith("c-"):
-        return "Ctrl+" + key[2:].upper()
+        rest = key[2:]
+        return "Ctrl+" + _NAMES.get(rest, rest.upper())
     if key.startswith("f") and key[1:].isdigit():
         return key.upper()
     return _NAMES.get(key, key)

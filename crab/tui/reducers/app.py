@@ -12,11 +12,13 @@ from crab.tui.keys import Command
 from crab.tui.reducers import (
     Reducer,
     Update,
+    changes,
     invites,
     live,
     message_line,
     navigation,
     search,
+    selection,
     sign_in,
 )
 from crab.tui.state import AppState, Focus, Screen, SignInForm
@@ -69,8 +71,11 @@ def tabs(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, focus=Focus.INVITES))
         case a.Key(command=Command.SEARCH):
             return Update(replace(state, focus=Focus.SEARCH))
+        case a.Key(command=Command.SELECT_MESSAGES):
+            return selection.enter(state)
         case a.Key(command=Command.BACK):
-            return Update(replace(state, focus=Focus.INPUT))
+            # Also cancels an edit or a reply in progress.
+            return Update(changes.cancel(state))
     return None
 
 
@@ -79,6 +84,7 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.INVITES: (invites.reduce, message_line.reduce, navigation.reduce),
     Focus.SEARCH: (search.reduce, navigation.reduce),
     Focus.HELP: (message_line.reduce, navigation.reduce),
+    Focus.MESSAGES: (selection.reduce, message_line.reduce, navigation.reduce),
 }
 
 _CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce)
