@@ -241,7 +241,8 @@ class ChatApp:
                     self.message_line.text = ""
                 self._key(command)
 
-            kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
+            for key in binding.keys:  # alternatives, each one key press
+                kb.add(key, filter=where[binding.where], eager=True)(handler)
         kb.add("c-c")(lambda event: self._key(Command.QUIT))
         on_sign_in = where[Where.SIGN_IN]
 
