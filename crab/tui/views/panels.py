@@ -129,10 +129,15 @@ def selection_hint(state: AppState) -> str:
     line = state.history(state.active_chat).find(state.selected)
     if line is None:
         return ""
+    said = []
+    if line.edited_at is not None and not line.deleted:
+        said.append(f"edited {line.edited_at.astimezone().strftime('%d %b %H:%M')}")
     reactions = who_reacted(state, line)
     if reactions:
-        return reactions
-    return "r reply  e edit  d delete  + react  y copy  Enter quoted  Esc back"
+        said.append(reactions)
+    if not said:
+        return "r reply  e edit  d delete  + react  y copy  Enter quoted  Esc back"
+    return "  ".join(said)
 
 
 def composing(state: AppState) -> StyleAndTextTuples:

@@ -289,10 +289,10 @@ def test_a_quote_not_loaded_comes_from_the_server_and_is_cut_to_the_width() -> N
 
 
 def test_the_selected_message_shows_who_reacted() -> None:
-    party = replace(line(10, 3, BOB, "party"), reactions=(Reaction("👍", (1, 2)),))
+    party = replace(line(10, 3, BOB, "party"), reactions=(Reaction("👍", (1, 2)),), edited_at=T0)
     state = signed_in(histories={10: History(lines=(line(10, 1), party), has_more=False)})
     state = key(state, Command.SELECT_MESSAGES)
     bar = "".join(t for _, t in status(state))
-    assert "👍 alice, bob" in bar
+    assert "👍 alice, bob" in bar and "edited " in bar
     rows = visible_rows(state, 80, 10)
     assert any(f[0].startswith("class:selected") for row in rows for f in row if "party" in f[1])
