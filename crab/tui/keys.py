@@ -85,7 +85,7 @@ KEYS: tuple[KeyBinding, ...] = (
         ("c-up", "f4"), Command.SELECT_MESSAGES, "select a message (Esc leaves)", Where.CHATS
     ),
     KeyBinding(("up",), Command.SELECT_UP, "select the previous message", Where.MESSAGES),
-    KeyBinding(("down", "c-down"), Command.SELECT_DOWN, "select the next message", Where.MESSAGES),
+    KeyBinding(("down",), Command.SELECT_DOWN, "select the next message", Where.MESSAGES),
     KeyBinding(("r",), Command.REPLY, "reply to it (Esc cancels)", Where.MESSAGES),
     KeyBinding(("e",), Command.EDIT, "edit it (mine only; Esc cancels)", Where.MESSAGES),
     KeyBinding(("d",), Command.DELETE, "delete it (mine, or any as room owner)", Where.MESSAGES),
@@ -145,7 +145,7 @@ def help_lines() -> list[str]:
     """The help screen, generated from the tables above."""
     lines = ["Keys"]
     for binding in KEYS:
-        keys = " / ".join(key_label(k) for k in binding.keys)
+        keys = "/".join(key_label(k) for k in binding.keys)
         lines.append(f"  {keys:<10} {binding.help} ({binding.where})")
     lines += ["", "Commands (type on the message line)"]
     for command in COMMANDS:

@@ -3,6 +3,7 @@ only read them."""
 
 from __future__ import annotations
 
+import bisect
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,12 +112,13 @@ class History:
         return 0
 
     def index(self, message_id: int) -> int | None:
-        """Where the message with this id is in `lines` (None: not loaded)."""
+        """Where the message with this id is in `lines` (None: not loaded).
+        Lines are in id order: a binary search, as views ask per reply drawn."""
         if not message_id:
             return None
-        for i in range(len(self.lines) - 1, -1, -1):
-            if self.lines[i].id == message_id:
-                return i
+        at = bisect.bisect_left(self.lines, message_id, key=lambda line: line.id)
+        if at < len(self.lines) and self.lines[at].id == message_id:
+            return at
         return None
 
     def find(self, message_id: int) -> Line | None:
