@@ -52,7 +52,8 @@ def start_edit(state: AppState, line: Line | None) -> Update:
     if line.deleted:
         return _notice(state, "a deleted message cannot be edited")
     state = replace(state, editing=line.id, replying=0, selected=0, focus=Focus.INPUT)
-    return Update(replace(fill(state, line.text), notice="editing: Enter saves, Esc cancels"))
+    # The line above the input says "editing" (views/panels.py composing).
+    return Update(replace(fill(state, line.text), notice=""))
 
 
 def save_edit(state: AppState, text: str) -> Update:
