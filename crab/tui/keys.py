@@ -82,7 +82,7 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("c-o",), Command.INVITE_SELECTED, "invite to the open room", Where.SEARCH),
     KeyBinding(("up",), Command.EDIT_LAST, "edit my last message", Where.EMPTY_LINE),
     KeyBinding(
-        ("c-up", "f4"), Command.SELECT_MESSAGES, "select a message (Esc leaves)", Where.CHATS
+        ("c-up", "f5"), Command.SELECT_MESSAGES, "select a message (Esc leaves)", Where.CHATS
     ),
     KeyBinding(("up",), Command.SELECT_UP, "select the previous message", Where.MESSAGES),
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next message", Where.MESSAGES),

@@ -24,7 +24,7 @@ CTRL_UP = "\x1b[1;5A"
 UP = "\x1b[A"
 DOWN = "\x1b[B"
 ESC = "\x1b"
-F4 = "\x1bOS"
+F5 = "\x1b[15~"
 
 
 def lines(state: AppState) -> tuple[Line, ...]:
@@ -91,8 +91,8 @@ async def test_keys_select_a_message_and_start_an_edit_or_a_reply(
         alice.type(ESC)
         await alice.until(lambda s: s.replying == 0)
 
-        # F4 selects too; y copies (no clipboard here: the text is shown).
-        alice.type(F4)
+        # F5 selects too; y copies (no clipboard here: the text is shown).
+        alice.type(F5)
         await alice.until(lambda s: s.focus is Focus.MESSAGES)
         alice.type("y")
         await alice.until(lambda s: "hello alice" in s.notice)

@@ -1,4 +1,4 @@
-"""Selection mode: a message of the open chat is selected (Ctrl+Up or F4),
+"""Selection mode: a message of the open chat is selected (Ctrl+Up or F5),
 Up and Down move it, and single keys act on it: reply, edit, delete, react,
 copy, jump to the message it replies to. Esc leaves."""
 
