@@ -104,6 +104,11 @@ ACCOUNT_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("--room-limit-per-address", "rooms_per_address", "Rooms created from one address."),
     ("--invite-limit", "invites_per_user", "Invites a user may send."),
     ("--invite-limit-per-address", "invites_per_address", "Invites sent from one address."),
+    ("--rename-limit", "renames_per_user", "Room renames by one owner."),
+    ("--topic-limit", "topics_per_user", "Topic changes by one room owner."),
+    ("--remove-member-limit", "removals_per_user", "Members one room owner may remove."),
+    ("--display-name-limit", "display_names_per_user", "Display name changes per user."),
+    ("--password-change-limit", "password_changes_per_user", "Password changes per user."),
     ("--hash-queue", "hash_queue", "Password checks waiting or running; more are refused."),
     ("--hash-queue-per-address", "hash_queue_per_address", "The same, per source address."),
     (

@@ -105,6 +105,12 @@ class Limits:
     rooms_per_address: Rate = Rate(60, 60)
     invites_per_user: Rate = Rate(60, 60)
     invites_per_address: Rate = Rate(240, 60)
+    # Room admin by its owner, and profile changes, per user.
+    renames_per_user: Rate = Rate(20, 60)
+    topics_per_user: Rate = Rate(20, 60)
+    removals_per_user: Rate = Rate(60, 60)
+    display_names_per_user: Rate = Rate(10, 60)
+    password_changes_per_user: Rate = Rate(10, 3600)
     # Password hashes waiting or running (sign-in, sign-up), in all and per
     # source address: beyond them a sign-in is refused at once.
     hash_queue: int = 16

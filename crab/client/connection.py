@@ -88,6 +88,19 @@ class CrabClient:
         """Ends this session on the server (its refresh token stops working)."""
         await self.accounts.sign_out(pb.SignOutRequest(), metadata=self.metadata)
 
+    async def set_display_name(self, name: str) -> pb.User:
+        """Members of my chats see it live (a user_updated frame)."""
+        request = pb.SetDisplayNameRequest(display_name=name)
+        user = await self.accounts.set_display_name(request, metadata=self.metadata)
+        if self.tokens is not None:
+            self.tokens.user = user
+        return user
+
+    async def change_password(self, current: str, new: str) -> None:
+        """Every other session of the account ends; this one goes on."""
+        request = pb.ChangePasswordRequest(current_password=current, new_password=new)
+        await self.accounts.change_password(request, metadata=self.metadata)
+
     # ---- chats --------------------------------------------------------------
 
     async def my_chats(self) -> list[pb.ChatSummary]:
@@ -152,6 +165,30 @@ class CrabClient:
             request_id=request_id or new_request_id(),
         )
         return await self.chats.react(request, metadata=self.metadata)
+
+    # The room's owner only. `request_id`: the same on a retry; None, one
+    # is made for this call.
+
+    async def rename_room(self, chat_id: int, name: str, request_id: str | None = None) -> pb.Chat:
+        request = pb.RenameRoomRequest(
+            chat_id=chat_id, name=name, request_id=request_id or new_request_id()
+        )
+        return await self.chats.rename_room(request, metadata=self.metadata)
+
+    async def set_topic(self, chat_id: int, topic: str, request_id: str | None = None) -> pb.Chat:
+        """An empty topic clears it."""
+        request = pb.SetTopicRequest(
+            chat_id=chat_id, topic=topic, request_id=request_id or new_request_id()
+        )
+        return await self.chats.set_topic(request, metadata=self.metadata)
+
+    async def remove_member(
+        self, chat_id: int, user_id: int, request_id: str | None = None
+    ) -> None:
+        request = pb.RemoveMemberRequest(
+            chat_id=chat_id, user_id=user_id, request_id=request_id or new_request_id()
+        )
+        await self.chats.remove_member(request, metadata=self.metadata)
 
     # ---- people and invites ---------------------------------------------------
 

@@ -177,6 +177,30 @@ class MemberChanged:
     joined: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ChatUpdated:
+    """Renamed, or a new topic (the chat as it is now)."""
+
+    chat_id: int
+    name: str
+    topic: str
+    owner_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    chat_id: int
+    person: Person
+    by: Person
+
+
+@dataclass(frozen=True, slots=True)
+class PersonUpdated:
+    """Someone I share a chat with (or I) has a new display name."""
+
+    person: Person
+
+
 Action = (
     Key
     | Submit
@@ -203,4 +227,7 @@ Action = (
     | ChatJoined
     | ChatLeft
     | MemberChanged
+    | ChatUpdated
+    | MemberRemoved
+    | PersonUpdated
 )

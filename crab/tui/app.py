@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # the views. The rest (actions, reducers, effects, and the I/O side with
 # grpclib and the generated API) is imported just after it: see `run`.
 
-USER_COMMANDS = {"invite", "dm"}
+USER_COMMANDS = {"invite", "dm", "kick"}
 # Keys that leave the people search: its query on the message line goes too.
 LEAVE_SEARCH = {Command.SEARCH, Command.BACK, Command.HELP}
 
@@ -60,7 +60,7 @@ class ChatCompleter(Completer):
 
     def get_completions(self, document: Document, complete_event: Any) -> Iterable[Completion]:
         text = document.text_before_cursor
-        if not text.startswith("/"):
+        if not text.startswith("/") or self._store.state.asking is not None:
             return
         name, space, arg = text[1:].partition(" ")
         if not space:
@@ -112,6 +112,8 @@ class ChatApp:
             complete_while_typing=True,
             history=InMemoryHistory(),
             accept_handler=self._submit,
+            # Masked while /password asks; such answers never enter the history.
+            password=Condition(lambda: self.store.state.asking is not None),
         )
         self.message_line.buffer.on_text_changed += self._typed
         self.sign_in = SignInForm(lambda: self.store.state, self._sign_in)
@@ -178,9 +180,14 @@ class ChatApp:
 
     def _submit(self, buffer: Any) -> bool:
         text = buffer.text
-        if self.store.state.focus is not Focus.SEARCH:
+        asking = self.store.state.asking is not None
+        if self.store.state.focus is not Focus.SEARCH and not asking:
             buffer.append_to_history()
         self.store.dispatch(submitted(text))
+        if asking:
+            # A password: emptied now, so the Buffer's own append_to_history
+            # (after this handler) finds nothing to keep.
+            buffer.reset()
         return False  # clears the line
 
     def _typed(self, buffer: Any) -> None:
@@ -226,6 +233,7 @@ class ChatApp:
                 lambda: (
                     state().focus is Focus.INPUT
                     and state().screen is Screen.CHATS
+                    and state().asking is None
                     and not self.message_line.text
                 )
             ),

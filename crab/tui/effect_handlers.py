@@ -18,7 +18,7 @@ from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import clipboard
 from crab.tui import effects as fx
-from crab.tui.from_server import chat, describe, invite, line, person, summary
+from crab.tui.from_server import chat, describe, invite, line, person, summary, updated
 
 if TYPE_CHECKING:
     from crab.tui.runner import Runner
@@ -133,6 +133,41 @@ async def answer_invite(r: Runner, effect: fx.AnswerInvite) -> None:
 async def leave_chat(r: Runner, effect: fx.LeaveChat) -> None:
     await r.call(lambda: r.client.leave_chat(effect.chat_id))
     r.dispatch(a.ChatLeft(effect.chat_id))
+
+
+@handles(fx.RenameRoom)
+async def rename_room(r: Runner, effect: fx.RenameRoom) -> None:
+    request_id = new_request_id()  # the same for every retry
+    room = await r.act(lambda: r.client.rename_room(effect.chat_id, effect.name, request_id))
+    r.dispatch(updated(room))
+
+
+@handles(fx.SetTopic)
+async def set_topic(r: Runner, effect: fx.SetTopic) -> None:
+    request_id = new_request_id()
+    room = await r.act(lambda: r.client.set_topic(effect.chat_id, effect.topic, request_id))
+    r.dispatch(updated(room))
+
+
+@handles(fx.RemoveMember)
+async def remove_member(r: Runner, effect: fx.RemoveMember) -> None:
+    request_id = new_request_id()
+    await r.act(lambda: r.client.remove_member(effect.chat_id, effect.user_id, request_id))
+    r.dispatch(a.Notice(f"removed {effect.username}"))
+
+
+@handles(fx.SetDisplayName)
+async def set_display_name(r: Runner, effect: fx.SetDisplayName) -> None:
+    me = await r.act(lambda: r.client.set_display_name(effect.name))
+    r.dispatch(a.PersonUpdated(person(me)))
+    r.dispatch(a.Notice(f"your display name is now {me.display_name}"))
+
+
+@handles(fx.ChangePassword)
+async def change_password(r: Runner, effect: fx.ChangePassword) -> None:
+    # Not retried: a second try after a lost answer would meet the new password.
+    await r.call(lambda: r.client.change_password(effect.current, effect.new))
+    r.dispatch(a.Notice("password changed; your other sessions are signed out"))
 
 
 @handles(fx.SearchUsers)

@@ -4,7 +4,7 @@ runs as a task; the result comes back as actions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crab.tui.state import Line
 
@@ -128,6 +128,37 @@ class Quit:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class RenameRoom:
+    chat_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetTopic:
+    chat_id: int
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMember:
+    chat_id: int
+    user_id: int
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetDisplayName:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePassword:
+    # Never in a repr (logs, tracebacks); the effect is gone once the call is.
+    current: str = field(repr=False)
+    new: str = field(repr=False)
+
+
 Effect = (
     SignIn
     | LoadChats
@@ -149,4 +180,9 @@ Effect = (
     | Bell
     | ExpireNotice
     | Quit
+    | RenameRoom
+    | SetTopic
+    | RemoveMember
+    | SetDisplayName
+    | ChangePassword
 )

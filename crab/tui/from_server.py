@@ -58,6 +58,7 @@ def chat(c: pb.Chat, unread: int = 0, last: datetime | None = None) -> ChatItem:
         unread=unread,
         last_message_id=c.last_message_id,
         last_activity=last or c.created_at,
+        topic=c.topic,
         owner_id=c.owner_id,
         last_change_seq=c.last_change_seq,
     )
@@ -113,4 +114,15 @@ def action(frame: pb.ServerFrame, me: int) -> a.Action | None:
     if frame.member_left is not None:
         m = frame.member_left
         return a.MemberChanged(m.chat_id, person(m.user), joined=False)
+    if frame.chat_updated is not None:
+        return updated(frame.chat_updated)
+    if frame.member_removed is not None:
+        r = frame.member_removed
+        return a.MemberRemoved(r.chat_id, person(r.user), person(r.by))
+    if frame.user_updated is not None:
+        return a.PersonUpdated(person(frame.user_updated))
     return None
+
+
+def updated(c: pb.Chat) -> a.ChatUpdated:
+    return a.ChatUpdated(c.id, c.name, c.topic, c.owner_id)

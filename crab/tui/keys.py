@@ -21,6 +21,7 @@ class Command(StrEnum):
     SCROLL_END = "scroll_end"
     INVITES = "invites"
     SEARCH = "search"
+    NAMES = "names"
     BACK = "back"
     SELECT_UP = "select_up"
     SELECT_DOWN = "select_down"
@@ -71,6 +72,7 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("end",), Command.SCROLL_END, "jump to the newest message", Where.CHATS),
     KeyBinding(("f2",), Command.INVITES, "show pending invites", Where.CHATS),
     KeyBinding(("f3",), Command.SEARCH, "find people as you type", Where.CHATS),
+    KeyBinding(("f4",), Command.NAMES, "list the open chat's members", Where.CHATS),
     KeyBinding(("escape",), Command.BACK, "back to the message line", Where.CHATS),
     KeyBinding(("up",), Command.SELECT_UP, "select the previous entry", Where.INVITES),
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next entry", Where.INVITES),
@@ -114,6 +116,12 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("edit", "TEXT", "replace the text of my last message"),
     SlashCommand("delete", "", "delete my last message"),
     SlashCommand("react", "EMOJI", "toggle a reaction on the selected (or last) message"),
+    SlashCommand("rename", "NAME", "rename the open room (its owner only)"),
+    SlashCommand("topic", "[TEXT]", "set the open room's topic; empty clears it (owner only)"),
+    SlashCommand("kick", "USER", "remove someone from the open room (its owner only)"),
+    SlashCommand("names", "", "list the open chat's members (* marks the owner)"),
+    SlashCommand("nick", "NAME", "change your display name"),
+    SlashCommand("password", "", "change your password (asks, masked); ends other sessions"),
     SlashCommand("help", "", "show keys and commands"),
     SlashCommand("logout", "", "sign out on the server and forget this device"),
     SlashCommand("quit", "", "quit crab"),

@@ -21,6 +21,14 @@ class Focus(enum.Enum):
     SEARCH = "search"
     HELP = "help"
     MESSAGES = "messages"  # a message of the open chat is selected
+    NAMES = "names"  # the open chat's members (/names)
+
+
+class Asking(enum.Enum):
+    """The message line asks for a password (masked, never in history)."""
+
+    CURRENT_PASSWORD = "current password"
+    NEW_PASSWORD = "new password"
 
 
 class Link(enum.Enum):
@@ -82,7 +90,10 @@ class ChatItem:
     unread: int = 0
     last_message_id: int = 0
     last_activity: datetime | None = None
-    owner_id: int = 0  # rooms: the creator, who may delete any message
+    topic: str = ""
+    # Rooms: the creator, who renames, sets the topic, removes members and
+    # may delete any message.
+    owner_id: int = 0
     # The newest change_seq applied from the live stream: sent back in the
     # Resume cursor, so changes made while away are replayed.
     last_change_seq: int = 0
@@ -195,6 +206,10 @@ class AppState:
     notice: str = ""
     notice_serial: int = 0
     bell: str = "all"  # all / mentions / none
+    # /password: which answer the message line waits for, and the current
+    # password until the new one is typed (dropped when the call goes out).
+    asking: Asking | None = None
+    current_password: str = field(default="", repr=False)
     ring: int = 0  # bumped when the terminal bell should ring
     quitting: bool = False
 

@@ -30,6 +30,7 @@ ALICE = User(1, "alice", "Alice Ä")
 BOB = User(2, "bob", "Bob 🦀")
 ROOM = Chat(7, ChatKind.ROOM, "crabs", WHEN, last_message_id=42)
 DIRECT = Chat(8, ChatKind.DIRECT, "", ELSEWHERE)
+TOPICAL = Chat(7, ChatKind.ROOM, "crabs", WHEN, 42, topic="claws out", owner_id=1)
 MESSAGE = Message(7, 43, ALICE, 'hi "there"\nnew line', WHEN, "c-1")
 ROOM_INVITE = Invite(5, ALICE, BOB, ROOM, WHEN)
 DIRECT_INVITE = Invite(6, BOB, ALICE, None, ELSEWHERE)
@@ -44,6 +45,10 @@ COMMANDS: list[cmd.Command] = [
     cmd.InviteToDirect(1, 2),
     cmd.AnswerInvite(2, 5, True),
     cmd.AnswerInvite(2, 6, False),
+    cmd.RenameRoom(1, 7, "crabs & co", "r-1"),
+    cmd.SetTopic(1, 7, "", "r-2"),
+    cmd.RemoveMember(1, 7, 2, "r-3"),
+    cmd.SetDisplayName(1, "Alice 🦀", "r-4"),
 ]
 EVENTS: list[ev.Event] = [
     ev.MessageCreated(MESSAGE),
@@ -58,12 +63,17 @@ EVENTS: list[ev.Event] = [
     ev.MemberLeft(7, BOB),
     ev.SessionEnded(1, 3),
     ev.SessionEnded(1, None),
+    ev.SessionEnded(1, None, keep_session_id=4),
+    ev.MemberRemoved(7, BOB, ALICE),
+    ev.ChatUpdated(TOPICAL),
+    ev.UserUpdated(BOB),
 ]
 RESULTS: list[Any] = [
     None,
     MESSAGE,
     ROOM,
     DIRECT,
+    TOPICAL,
     ROOM_INVITE,
     DIRECT_INVITE,
     ACCEPTED,

@@ -21,6 +21,11 @@ LIFTED: dict[str, object] = {
     "rooms_per_address": Rate(100_000, 1),
     "invites_per_user": Rate(100_000, 1),
     "invites_per_address": Rate(100_000, 1),
+    "renames_per_user": Rate(100_000, 1),
+    "topics_per_user": Rate(100_000, 1),
+    "removals_per_user": Rate(100_000, 1),
+    "display_names_per_user": Rate(100_000, 1),
+    "password_changes_per_user": Rate(100_000, 1),
     "hash_queue": 1_000,
     "hash_queue_per_address": 1_000,
 }

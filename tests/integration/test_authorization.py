@@ -176,9 +176,18 @@ CALLS: list[tuple[str, Callable[[Scene], Any]]] = [
         "Session/Connect send",
         lambda s: pb.ClientFrame(send=pb.SendMessage(s.room.id, "cid", "hi")),
     ),
+    ("Accounts/SetDisplayName", lambda s: pb.SetDisplayNameRequest(display_name="Al")),
+    ("Chats/RenameRoom", lambda s: pb.RenameRoomRequest(chat_id=s.room.id, name="renamed")),
+    ("Chats/SetTopic", lambda s: pb.SetTopicRequest(chat_id=s.room.id, topic="a topic")),
+    ("Chats/RemoveMember", lambda s: pb.RemoveMemberRequest(s.room.id, s.bob.user.id)),
     ("Chats/LeaveChat", lambda s: pb.ChatRequest(chat_id=s.room.id)),
     ("Accounts/SignOut", lambda s: pb.SignOutRequest()),
     ("Accounts/SignOut everywhere", lambda s: pb.SignOutRequest(everywhere=True)),
+    # Last: the next fresh sign-in would need the new password.
+    (
+        "Accounts/ChangePassword",
+        lambda s: pb.ChangePasswordRequest(current_password=PASSWORD, new_password="new " * 3),
+    ),
 ]
 
 
@@ -237,16 +246,11 @@ BAD_CREDENTIALS: list[tuple[str, Callable[[Scene], Metadata]]] = [
 AWAITING_ISSUE_12 = {
     f"/crab.v1.{name}"
     for name in (
-        "Accounts/SetDisplayName",
-        "Accounts/ChangePassword",
         "Chats/EditMessage",
         "Chats/DeleteMessage",
         "Chats/React",
         "Chats/GetChanges",
         "Chats/SearchMessages",
-        "Chats/RenameRoom",
-        "Chats/SetTopic",
-        "Chats/RemoveMember",
     )
 }
 
@@ -340,6 +344,9 @@ OUTSIDER_CALLS: list[tuple[str, Callable[[int, pb.User], Any]]] = [
     ("Chats/GetMessages", lambda chat, _: pb.GetMessagesRequest(chat_id=chat)),
     ("Chats/LeaveChat", lambda chat, _: pb.ChatRequest(chat_id=chat)),
     ("Chats/MarkRead", lambda chat, _: pb.MarkReadRequest(chat_id=chat, message_id=2)),
+    ("Chats/RenameRoom", lambda chat, _: pb.RenameRoomRequest(chat_id=chat, name="mine")),
+    ("Chats/SetTopic", lambda chat, _: pb.SetTopicRequest(chat_id=chat, topic="mine")),
+    ("Chats/RemoveMember", lambda chat, member: pb.RemoveMemberRequest(chat, member.id)),
     # Inviting a member: "already a member" would give the room away.
     ("Invites/InviteToRoom", lambda chat, member: pb.RoomInviteRequest(chat, member.id)),
 ]

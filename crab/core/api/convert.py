@@ -132,4 +132,11 @@ def frame(item: live.Outgoing) -> pb.ServerFrame:
             return pb.ServerFrame(
                 member_left=pb.MemberChange(chat_id=item.chat_id, user=user(item.user))
             )
+        case ev.MemberRemoved():
+            removed = pb.MemberRemoved(chat_id=item.chat_id, user=user(item.user), by=user(item.by))
+            return pb.ServerFrame(member_removed=removed)
+        case ev.ChatUpdated():
+            return pb.ServerFrame(chat_updated=chat(item.chat))
+        case ev.UserUpdated():
+            return pb.ServerFrame(user_updated=user(item.user))
     raise TypeError(f"no frame for {item!r}")

@@ -39,6 +39,18 @@ class AccountsServicer(pb.AccountsBase):
     async def who_am_i(self, message: pb.Empty) -> pb.User:
         return convert.user(await self._accounts.who_am_i(caller()))
 
+    async def set_display_name(self, message: pb.SetDisplayNameRequest) -> pb.User:
+        return convert.user(
+            await self._accounts.profile.set_display_name(caller(), message.display_name)
+        )
+
+    async def change_password(self, message: pb.ChangePasswordRequest) -> pb.Empty:
+        m = message
+        await self._accounts.profile.change_password(
+            caller(), m.current_password, m.new_password, peer_address()
+        )
+        return pb.Empty()
+
 
 class UsersServicer(pb.UsersBase):
     def __init__(self, people: People) -> None:
@@ -94,6 +106,22 @@ class ChatsServicer(pb.ChatsBase):
 
     async def mark_read(self, message: pb.MarkReadRequest) -> pb.Empty:
         await self._chats.mark_read(caller(), message.chat_id, message.message_id)
+        return pb.Empty()
+
+    async def rename_room(self, message: pb.RenameRoomRequest) -> pb.Chat:
+        m = message
+        return convert.chat(
+            await self._chats.rooms.rename(caller(), m.chat_id, m.name, m.request_id)
+        )
+
+    async def set_topic(self, message: pb.SetTopicRequest) -> pb.Chat:
+        m = message
+        found = await self._chats.rooms.set_topic(caller(), m.chat_id, m.topic, m.request_id)
+        return convert.chat(found)
+
+    async def remove_member(self, message: pb.RemoveMemberRequest) -> pb.Empty:
+        m = message
+        await self._chats.rooms.remove_member(caller(), m.chat_id, m.user_id, m.request_id)
         return pb.Empty()
 
 

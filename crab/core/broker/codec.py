@@ -38,6 +38,10 @@ COMMANDS: dict[str, type[Any]] = {
         cmd.InviteToRoom,
         cmd.InviteToDirect,
         cmd.AnswerInvite,
+        cmd.RenameRoom,
+        cmd.SetTopic,
+        cmd.RemoveMember,
+        cmd.SetDisplayName,
     )
 }
 EVENTS: dict[str, type[Any]] = {
@@ -50,6 +54,9 @@ EVENTS: dict[str, type[Any]] = {
         ev.ChatLeft,
         ev.MemberJoined,
         ev.MemberLeft,
+        ev.MemberRemoved,
+        ev.ChatUpdated,
+        ev.UserUpdated,
         ev.SessionEnded,
     )
 }

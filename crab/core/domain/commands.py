@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from crab.core.domain.models import Chat, Invite, InviteAnswer, Message
+from crab.core.domain.models import Chat, Invite, InviteAnswer, Message, User
 
 R = TypeVar("R", covariant=True)
 
@@ -69,6 +69,47 @@ class AnswerInvite(Returns[InviteAnswer]):
     request_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RenameRoom(Returns[Chat]):
+    user_id: int  # who asks: the owner, or refused
+    chat_id: int
+    name: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetTopic(Returns[Chat]):
+    user_id: int
+    chat_id: int
+    topic: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMember(Returns[None]):
+    user_id: int  # the owner
+    chat_id: int
+    member_id: int  # who is removed
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetDisplayName(Returns[User]):
+    user_id: int
+    display_name: str
+    request_id: str = ""
+
+
 # The commands stored under a request id (sends have their client message id).
-Requested = CreateRoom | LeaveChat | InviteToRoom | InviteToDirect | AnswerInvite
-Command = SendMessage | CreateRoom | LeaveChat | InviteToRoom | InviteToDirect | AnswerInvite
+Requested = (
+    CreateRoom
+    | LeaveChat
+    | InviteToRoom
+    | InviteToDirect
+    | AnswerInvite
+    | RenameRoom
+    | SetTopic
+    | RemoveMember
+    | SetDisplayName
+)
+Command = SendMessage | Requested

@@ -61,11 +61,37 @@ class MemberLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    """On `chat.<id>`: the owner removed a member (who gets ChatLeft)."""
+
+    chat_id: int
+    user: User
+    by: User
+
+
+@dataclass(frozen=True, slots=True)
+class ChatUpdated:
+    """On `chat.<id>`: renamed, or a new topic; the chat as it is now."""
+
+    chat: Chat
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdated:
+    """On `user.<id>` of each person who shares a chat with `user` (and
+    their own): a new display name."""
+
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded:
     """On `user.<id>`: sign-out; open streams of these sessions end."""
 
     user_id: int
     session_id: int | None  # None: every session of the user
+    # With session_id None: this one session goes on (a password change).
+    keep_session_id: int = 0
 
 
 Event = (
@@ -76,6 +102,9 @@ Event = (
     | ChatLeft
     | MemberJoined
     | MemberLeft
+    | MemberRemoved
+    | ChatUpdated
+    | UserUpdated
     | SessionEnded
 )
 # What a handler will publish once its transaction commits: (topic, event).

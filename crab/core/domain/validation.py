@@ -13,6 +13,7 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 MAX_DISPLAY_NAME_CHARS = 64
 MAX_ROOM_NAME_CHARS = 64
+MAX_TOPIC_CHARS = 300
 MAX_CLIENT_MESSAGE_ID_CHARS = 64
 
 
@@ -104,6 +105,28 @@ def clean_room_name(name: str) -> str:
     if not name:
         raise InvalidArgument("room name must not be empty")
     return name
+
+
+def clean_new_display_name(display_name: str) -> str:
+    """A display name someone sets: 1-64 characters once trimmed."""
+    name = _one_line(display_name, "display name", MAX_DISPLAY_NAME_CHARS)
+    if not name:
+        raise InvalidArgument("display name must not be empty")
+    return name
+
+
+def clean_topic(topic: str) -> str:
+    """A room's topic: one line of at most MAX_TOPIC_CHARS; empty clears it.
+    No control character at all (a topic is drawn in every member's header)."""
+    for ch in topic:
+        if unicodedata.category(ch) == "Cc":
+            raise InvalidArgument(
+                f"topic contains a control character (U+{ord(ch):04X}); a topic is one line of text"
+            )
+    topic = topic.strip()
+    if len(topic) > MAX_TOPIC_CHARS:
+        raise InvalidArgument(f"topic must be at most {MAX_TOPIC_CHARS} characters")
+    return topic
 
 
 def check_message_text(text: str, max_chars: int) -> None:

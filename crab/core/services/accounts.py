@@ -15,6 +15,7 @@ from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, User
 from crab.core.domain.validation import check_password, clean_display_name, normalize_username
 from crab.core.services.passwords import Passwords
+from crab.core.services.profile import Profile
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.sign_in_throttle import SignInThrottle
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
@@ -55,6 +56,7 @@ class Accounts:
         self._failures = SignInThrottle(
             limits.sign_in_failures, limits.sign_in_failures_per_address
         )
+        self.profile = Profile(database, broker, passwords, self._failures, limits)
 
     def close(self) -> None:
         self._passwords.close()

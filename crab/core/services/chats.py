@@ -18,6 +18,7 @@ from crab.core.domain.models import Caller, Chat, ChatKind, ChatSummary, Message
 from crab.core.domain.validation import clamp_id, clean_room_name
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
+from crab.core.services.rooms import Rooms
 from crab.core.storage import chats, messages, users
 from crab.core.storage.database import Database
 from crab.errors import InvalidArgument, NotFound
@@ -32,6 +33,7 @@ class Chats:
         self._rooms_by_address = RateLimiter.of(
             limits.rooms_per_address, "rooms created from your address"
         )
+        self.rooms = Rooms(broker, limits)  # the owner's rename, topic, removal
 
     async def mine(self, caller: Caller) -> list[ChatSummary]:
         return await self._database.read(chats.summaries, caller.user_id)

@@ -122,8 +122,9 @@ class LiveSession:
                 if chat_id in self.chats:
                     await self.hub.unfollow_chat(self, chat_id)
                 self.push(event)
-            case ev.SessionEnded(session_id=session_id):
-                if session_id is None or session_id == self.caller.session_id:
+            case ev.SessionEnded(session_id=session_id, keep_session_id=keep):
+                mine = self.caller.session_id
+                if session_id == mine or (session_id is None and keep != mine):
                     self.end(Unauthenticated("signed out"))
             case _:
                 self.push(event)

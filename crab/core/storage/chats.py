@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,16 +16,28 @@ from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import chats, members, users
 from crab.core.storage.users import USER_COLUMNS, to_user
 
-CHAT_COLUMNS = (chats.c.id, chats.c.kind, chats.c.name, chats.c.created_at, chats.c.last_seq)
+CHAT_COLUMNS = (
+    chats.c.id,
+    chats.c.kind,
+    chats.c.name,
+    chats.c.created_at,
+    chats.c.last_seq,
+    chats.c.topic,
+    chats.c.created_by,
+)
 
 
 def to_chat(row: Any, name: str | None = None) -> Chat:
+    room = row.kind == int(ChatKind.ROOM)
     return Chat(
         id=row.id,
         kind=ChatKind(row.kind),
         name=row.name if name is None else name,
         created_at=row.created_at,
         last_message_id=row.last_seq,
+        # A room's owner is its creator; a direct chat has neither.
+        topic=row.topic if room else "",
+        owner_id=row.created_by if room else 0,
     )
 
 
@@ -47,7 +60,16 @@ def create(
         )
     )
     (chat_id,) = result.inserted_primary_key or (0,)
-    return Chat(id=int(chat_id), kind=kind, name=name, created_at=now, last_message_id=0)
+    owner = creator_id if kind == ChatKind.ROOM else 0
+    return Chat(id=int(chat_id), kind=kind, name=name, created_at=now, owner_id=owner)
+
+
+def rename(conn: Connection, chat_id: int, name: str) -> None:
+    conn.execute(sa.update(chats).where(chats.c.id == chat_id).values(name=name))
+
+
+def set_topic(conn: Connection, chat_id: int, topic: str) -> None:
+    conn.execute(sa.update(chats).where(chats.c.id == chat_id).values(topic=topic))
 
 
 def get(conn: Connection, chat_id: int) -> Chat | None:
@@ -129,6 +151,13 @@ def member_users(conn: Connection, chat_id: int) -> list[User]:
     return [to_user(row) for row in rows]
 
 
+def co_member_ids(conn: Connection, user_id: int) -> set[int]:
+    """Everyone who shares a chat with the user, the user included."""
+    mine = sa.select(members.c.chat_id).where(members.c.user_id == user_id)
+    rows = conn.execute(sa.select(members.c.user_id).where(members.c.chat_id.in_(mine)).distinct())
+    return {row.user_id for row in rows} | {user_id}
+
+
 def member_ids(conn: Connection, chat_id: int) -> list[int]:
     rows = conn.execute(sa.select(members.c.user_id).where(members.c.chat_id == chat_id))
     return [row.user_id for row in rows]
@@ -164,9 +193,7 @@ def view(conn: Connection, chat: Chat, viewer_id: int) -> Chat:
     if chat.kind != ChatKind.DIRECT:
         return chat
     names = direct_names(conn, viewer_id, [chat.id])
-    return Chat(
-        chat.id, chat.kind, names.get(chat.id, chat.name), chat.created_at, chat.last_message_id
-    )
+    return dataclasses.replace(chat, name=names.get(chat.id, chat.name))
 
 
 def summaries(conn: Connection, user_id: int) -> list[ChatSummary]:

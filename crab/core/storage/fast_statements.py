@@ -61,9 +61,8 @@ class _Shape:
             own = None if bind.callable else bind.value
             typed = bind.type.dialect_impl(dialect)  # the type as this database stores it
             self.slots.append((name, index, typed.bind_processor(dialect), own))
-        returned: Any = getattr(statement, "selected_columns", None)
-        if returned is None:
-            returned = getattr(statement, "_returning", None) or ()  # UPDATE ... RETURNING
+        # A SELECT's columns, or an INSERT/UPDATE's RETURNING ones (public API).
+        returned: Any = statement.exported_columns
         processors = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returned
         ]

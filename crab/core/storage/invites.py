@@ -29,6 +29,8 @@ _SELECT = (
         chats.c.name.label("chat_name"),
         chats.c.created_at.label("chat_created_at"),
         chats.c.last_seq.label("chat_last_seq"),
+        chats.c.topic.label("chat_topic"),
+        chats.c.created_by.label("chat_created_by"),
     )
     .join(inviter, inviter.c.id == invites.c.inviter_id)
     .join(invitee, invitee.c.id == invites.c.invitee_id)
@@ -48,12 +50,15 @@ def direct_key(a: int, b: int) -> str:
 def _to_invite(row: Any) -> Invite:
     chat = None
     if row.chat_id is not None:
+        room = row.chat_kind == int(ChatKind.ROOM)
         chat = Chat(
             row.chat_id,
             ChatKind(row.chat_kind),
             row.chat_name,
             row.chat_created_at,
             row.chat_last_seq,
+            topic=row.chat_topic if room else "",
+            owner_id=row.chat_created_by if room else 0,
         )
     return Invite(
         id=row.id,

@@ -98,3 +98,16 @@ def revoke_all(conn: Connection, user_id: int, now: datetime) -> None:
         .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+def revoke_all_but(conn: Connection, user_id: int, keep_id: int, now: datetime) -> None:
+    """Every session of the user but one (a password change keeps its own)."""
+    conn.execute(
+        sa.update(sessions)
+        .where(
+            sessions.c.user_id == user_id,
+            sessions.c.id != keep_id,
+            sessions.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )

@@ -35,6 +35,22 @@ def insert(
     return User(id=int(user_id), username=username, display_name=display_name)
 
 
+def set_display_name(conn: Connection, user_id: int, display_name: str) -> User | None:
+    """The user as they are now, or None if there is no such user."""
+    conn.execute(sa.update(users).where(users.c.id == user_id).values(display_name=display_name))
+    return by_id(conn, user_id)
+
+
+def password_hash(conn: Connection, user_id: int) -> str | None:
+    query = sa.select(users.c.password_hash).where(users.c.id == user_id)
+    found: str | None = conn.execute(query).scalar()
+    return found
+
+
+def set_password_hash(conn: Connection, user_id: int, new_hash: str) -> None:
+    conn.execute(sa.update(users).where(users.c.id == user_id).values(password_hash=new_hash))
+
+
 def by_id(conn: Connection, user_id: int) -> User | None:
     row = (conn.execute(_BY_ID, {"user_id": user_id})).first()
     return to_user(row) if row else None

@@ -29,7 +29,7 @@ from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
-from crab.core.services import chats, invites, messages
+from crab.core.services import chats, invites, messages, profile, rooms
 from crab.core.storage import command_results
 from crab.core.storage.database import Database
 from crab.core.storage.failures import as_crab_error, short
@@ -177,6 +177,15 @@ def _dispatch(conn: Connection, command: cmd.Command, out: ev.Published) -> obje
             return invites.handle_invite_to_direct(conn, command, out)
         case cmd.AnswerInvite():
             return invites.handle_answer(conn, command, out)
+        case cmd.RenameRoom():
+            return rooms.handle_rename(conn, command, out)
+        case cmd.SetTopic():
+            return rooms.handle_set_topic(conn, command, out)
+        case cmd.RemoveMember():
+            rooms.handle_remove_member(conn, command, out)
+            return None
+        case cmd.SetDisplayName():
+            return profile.handle_set_display_name(conn, command, out)
     raise TypeError(f"unknown command {command!r}")
 
 
@@ -194,6 +203,14 @@ def _result_key(command: cmd.Command) -> str | None:
         case cmd.LeaveChat(user_id=user_id, request_id=request_id):
             pass
         case cmd.AnswerInvite(user_id=user_id, request_id=request_id):
+            pass
+        case cmd.RenameRoom(user_id=user_id, request_id=request_id):
+            pass
+        case cmd.SetTopic(user_id=user_id, request_id=request_id):
+            pass
+        case cmd.RemoveMember(user_id=user_id, request_id=request_id):
+            pass
+        case cmd.SetDisplayName(user_id=user_id, request_id=request_id):
             pass
         case _:
             return None

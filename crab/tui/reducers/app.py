@@ -17,6 +17,7 @@ from crab.tui.reducers import (
     live,
     message_line,
     navigation,
+    room_admin,
     search,
     selection,
     sign_in,
@@ -73,6 +74,8 @@ def tabs(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, focus=Focus.SEARCH))
         case a.Key(command=Command.SELECT_MESSAGES):
             return selection.enter(state)
+        case a.Key(command=Command.NAMES):
+            return Update(replace(state, focus=Focus.NAMES))
         case a.Key(command=Command.BACK):
             # Also cancels an edit or a reply in progress.
             return Update(changes.cancel(state))
@@ -85,9 +88,10 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.SEARCH: (search.reduce, navigation.reduce),
     Focus.HELP: (message_line.reduce, navigation.reduce),
     Focus.MESSAGES: (selection.reduce, message_line.reduce, navigation.reduce),
+    Focus.NAMES: (message_line.reduce, navigation.reduce),
 }
 
-_CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce)
+_CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce, room_admin.reduce)
 
 
 def reduce(state: AppState, action: a.Action) -> Update:

@@ -47,6 +47,9 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
         case a.ChatJoined(chat=chat):
             return _switched(state, _joined(state, chat))
         case a.ChatLeft(chat_id=chat_id):
+            gone = state.chat(chat_id)
+            if gone is not None:  # left, or removed by the room's owner
+                state = replace(state, notice=f"you are no longer in {gone.name}")
             return _switched(state, _left(state, chat_id))
         case a.MemberChanged(chat_id=chat_id, person=person, joined=joined):
             history = state.history(chat_id)

@@ -7,13 +7,21 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, Command
-from crab.tui.reducers import Update, changes
+from crab.tui.reducers import Update, changes, room_admin
 from crab.tui.state import AppState, Focus, Line, Quote, Search
 
 KNOWN = {c.name for c in COMMANDS}
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
+    if state.asking is not None:  # /password: the line holds a password, not a message
+        match action:
+            case a.Submit(text=text):
+                return room_admin.answer(state, text)
+            case a.Key(command=Command.BACK):
+                return room_admin.cancel(state)
+            case a.Key(command=Command.EDIT_LAST):
+                return Update(state)  # never a message's text on a password line
     match action:
         case a.Submit(text=text):
             stripped = text.strip()
@@ -67,6 +75,8 @@ def command(state: AppState, line: str) -> Update:
     name, arg = name.lower(), arg.strip()
     if name not in KNOWN:
         return Update(replace(state, notice=f"unknown command /{name}; /help lists them"))
+    if name in room_admin.ADMIN:
+        return room_admin.command(state, name, arg)
     chat = state.chat(state.active_chat)
     match name:
         case "create":

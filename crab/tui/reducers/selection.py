@@ -46,6 +46,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
 
 def enter(state: AppState) -> Update:
     """Selects the newest message in view."""
+    if state.asking is not None:
+        return Update(state)  # the line holds a password: answer or Esc first
     history = state.history(state.active_chat)
     ids = [x.id for x in history.lines if x.id]
     if not ids:

@@ -43,6 +43,7 @@ STYLE = Style.from_dict(
         "quote": "ansibrightblack italic",
         "tombstone": "ansibrightblack italic",
         "reactions": "ansiyellow",
+        "topic": "italic",
     }
 )
 
@@ -127,15 +128,21 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
         Focus.HELP: Window(
             FormattedTextControl(lambda: panels.help_panel(state())), wrap_lines=True
         ),
+        Focus.NAMES: Window(
+            FormattedTextControl(lambda: panels.names_panel(state())), wrap_lines=True
+        ),
     }
 
     def body() -> AnyContainer:
         return panes.get(state().focus, messages)
 
-    prompt = Window(
-        FormattedTextControl(lambda: "search> " if state().focus is Focus.SEARCH else "> "),
-        dont_extend_width=True,
-    )
+    def prompt_text() -> str:
+        asking = state().asking
+        if asking is not None:
+            return f"{asking.value}> "
+        return "search> " if state().focus is Focus.SEARCH else "> "
+
+    prompt = Window(FormattedTextControl(prompt_text), dont_extend_width=True)
     return HSplit(
         [
             VSplit(

@@ -6,8 +6,14 @@ from __future__ import annotations
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from crab.tui.keys import help_lines
-from crab.tui.state import AppState, Line, Link
+from crab.tui.state import AppState, Line, Link, Person
 from crab.tui.views.text import clip, one_line
+
+
+def presence_mark(state: AppState, person: Person) -> str:
+    """The mark drawn before a member's name in /names. The hook for
+    presence (online / away / offline): until it lands, no mark."""
+    return ""
 
 
 def sidebar(state: AppState) -> StyleAndTextTuples:
@@ -31,12 +37,35 @@ def header(state: AppState) -> StyleAndTextTuples:
         return [("class:title", " crab")]
     members = state.history(chat.id).members
     kind = "room" if chat.is_room else "personal conversation"
-    who = ", ".join(one_line(p.username) for p in members[:8])
     count = f"{len(members)} member{'s' if len(members) != 1 else ''}"
-    return [
+    out: StyleAndTextTuples = [
         ("class:title", f" {'#' if chat.is_room else '@'}{one_line(chat.name)} "),
-        ("class:hint", f" {kind}; {count}: {who}"),
     ]
+    if chat.topic:
+        out.append(("class:topic", f" {one_line(chat.topic)} |"))
+        return [*out, ("class:hint", f" {count} (/names)")]
+    who = ", ".join(one_line(p.username) for p in members[:8])
+    return [*out, ("class:hint", f" {kind}; {count}: {who}")]
+
+
+def names_panel(state: AppState) -> StyleAndTextTuples:
+    """/names: the open chat's members, the owner marked with *."""
+    chat = state.chat(state.active_chat)
+    out: StyleAndTextTuples = [("class:title", " Members  "), ("class:hint", "Esc back\n\n")]
+    if chat is None:
+        return [*out, ("class:hint", " No chat open.\n")]
+    if chat.topic:
+        out.append(("class:hint", f" Topic: {one_line(chat.topic)}\n\n"))
+    members = sorted(state.history(chat.id).members, key=lambda p: p.username)
+    for person in members:
+        owner = "*" if chat.is_room and person.id == chat.owner_id else " "
+        mark = presence_mark(state, person)
+        name = one_line(person.username)
+        shown = one_line(person.display_name)
+        out.append(("", f" {owner}{mark} {name:<20} {shown}\n"))
+    if chat.is_room:
+        out.append(("class:hint", "\n * the room's owner\n"))
+    return out
 
 
 def invites_panel(state: AppState) -> StyleAndTextTuples:
@@ -105,7 +134,7 @@ def status(state: AppState) -> StyleAndTextTuples:
     return out
 
 
-def names(state: AppState) -> dict[int, str]:
+def usernames(state: AppState) -> dict[int, str]:
     """Usernames of the open chat's people: members, and senders loaded."""
     history = state.history(state.active_chat)
     known = {x.sender.id: x.sender.username for x in history.lines}
@@ -117,7 +146,7 @@ def names(state: AppState) -> dict[int, str]:
 
 def who_reacted(state: AppState, line: Line) -> str:
     """ "👍 alice, bob  🎉 carol": who reacted to the message, per emoji."""
-    known = names(state)
+    known = usernames(state)
     return "  ".join(
         f"{r.emoji} " + ", ".join(known.get(u, f"#{u}") for u in r.user_ids)
         for r in line.reactions
