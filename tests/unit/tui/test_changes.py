@@ -13,7 +13,7 @@ from crab.tui.from_server import action
 from crab.tui.keys import Command
 from crab.tui.reducers import Update
 from crab.tui.reducers.app import reduce
-from crab.tui.state import AppState, ChatItem, Focus, History, Quote, Reaction
+from crab.tui.state import AppState, Asking, ChatItem, Focus, History, Quote, Reaction
 from crab.tui.views.messages import visible_rows
 from crab.tui.views.panels import composing, status
 from crab.tui.views.text import clip
@@ -296,3 +296,9 @@ def test_the_selected_message_shows_who_reacted() -> None:
     assert "👍 alice, bob" in bar and "edited " in bar
     rows = visible_rows(state, 80, 10)
     assert any(f[0].startswith("class:selected") for row in rows for f in row if "party" in f[1])
+
+
+def test_no_edit_or_selection_while_the_line_asks_a_password() -> None:
+    asking = replace(talk(), asking=Asking.CURRENT_PASSWORD)
+    assert key(asking, Command.EDIT_LAST) == asking
+    assert key(asking, Command.SELECT_MESSAGES).focus is Focus.INPUT
