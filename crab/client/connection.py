@@ -248,6 +248,15 @@ class CrabClient:
         self.channel.close()
 
 
+def _resume(cursors: dict[int, int], changes: dict[int, int]) -> pb.Resume:
+    """Where the client is per chat: newest message id, newest change_seq."""
+    chats = [
+        pb.ChatCursor(chat_id=c, last_seen_id=s, last_change_seq=changes.get(c, 0))
+        for c, s in cursors.items()
+    ]
+    return pb.Resume(cursors=chats)
+
+
 class SessionStream:
     """The live stream. `async with client.session(cursors) as s:` opens it,
     resumes from the cursors, and waits for Ready."""

@@ -138,6 +138,15 @@ class MessageArrived:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageChanged:
+    """A message as it is after an edit, a delete or a reaction (a
+    `message_changed` frame, or the answer to my own change)."""
+
+    line: Line
+    from_stream: bool = True  # False: the answer to my own request
+
+
+@dataclass(frozen=True, slots=True)
 class Acked:
     client_message_id: str
     line: Line
@@ -226,6 +235,7 @@ Action = (
     | NoticeExpired
     | ConnectionChanged
     | MessageArrived
+    | MessageChanged
     | Acked
     | SendRejected
     | InviteArrived

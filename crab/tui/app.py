@@ -130,6 +130,7 @@ class ChatApp:
         self.store.on_effect(self._effect)
         self.store.subscribe(self._changed)
         self._screen = self.store.state.screen
+        self._fill_serial = self.store.state.fill_serial
 
     # ---- wiring ----------------------------------------------------------
 
@@ -171,6 +172,10 @@ class ChatApp:
             self._screen = state.screen
             target = self.message_line if state.screen is Screen.CHATS else self.sign_in.username
             self.app.layout.focus(target)
+        if state.fill_serial != self._fill_serial:
+            # An edit puts the message's text on the line; a cancel empties it.
+            self._fill_serial = state.fill_serial
+            self.message_line.buffer.document = Document(state.fill, len(state.fill))
         self.app.invalidate()
 
     def _submit(self, buffer: Any) -> bool:
@@ -232,6 +237,17 @@ class ChatApp:
                     and not self.message_line.text
                 )
             ),
+            Where.EMPTY_LINE: Condition(
+                lambda: (
+                    state().focus is Focus.INPUT
+                    and state().screen is Screen.CHATS
+                    and state().asking is None
+                    and not self.message_line.text
+                )
+            ),
+            Where.MESSAGES: Condition(
+                lambda: state().focus is Focus.MESSAGES and state().screen is Screen.CHATS
+            ),
         }
         for binding in KEYS:
             command = binding.command
@@ -241,7 +257,8 @@ class ChatApp:
                     self.message_line.text = ""
                 self._key(command)
 
-            kb.add(*binding.keys, filter=where[binding.where], eager=True)(handler)
+            for key in binding.keys:  # alternatives, each one key press
+                kb.add(key, filter=where[binding.where], eager=True)(handler)
         kb.add("c-c")(lambda event: self._key(Command.QUIT))
         on_sign_in = where[Where.SIGN_IN]
 

@@ -17,6 +17,7 @@ from grpclib.exceptions import StreamTerminatedError
 from crab.client.connection import new_request_id
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
+from crab.tui import clipboard
 from crab.tui import effects as fx
 from crab.tui.from_server import chat, describe, invite, line, person, summary, updated
 from crab.tui.state import FoundMessage
@@ -221,6 +222,41 @@ async def open_at(r: Runner, effect: fx.OpenAt) -> None:
 async def mark_read(r: Runner, effect: fx.MarkRead) -> None:
     with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
         await r.call(lambda: r.client.mark_read(effect.chat_id, effect.message_id))
+
+
+@handles(fx.EditMessage)
+async def edit_message(r: Runner, effect: fx.EditMessage) -> None:
+    request_id = new_request_id()  # the same for every retry
+    changed = await r.act(
+        lambda: r.client.edit_message(effect.chat_id, effect.message_id, effect.text, request_id)
+    )
+    r.dispatch(a.MessageChanged(line(changed), from_stream=False))
+
+
+@handles(fx.DeleteMessage)
+async def delete_message(r: Runner, effect: fx.DeleteMessage) -> None:
+    request_id = new_request_id()
+    changed = await r.act(
+        lambda: r.client.delete_message(effect.chat_id, effect.message_id, request_id)
+    )
+    r.dispatch(a.MessageChanged(line(changed), from_stream=False))
+
+
+@handles(fx.React)
+async def react(r: Runner, effect: fx.React) -> None:
+    request_id = new_request_id()
+    changed = await r.act(
+        lambda: r.client.react(effect.chat_id, effect.message_id, effect.emoji, request_id)
+    )
+    r.dispatch(a.MessageChanged(line(changed), from_stream=False))
+
+
+@handles(fx.Copy)
+async def copy(r: Runner, effect: fx.Copy) -> None:
+    if await clipboard.put(effect.text):
+        r.dispatch(a.Notice("copied to the clipboard"))
+    else:
+        r.dispatch(a.Notice(f"no clipboard reachable; the text: {effect.text}"))
 
 
 @handles(fx.SignOut)

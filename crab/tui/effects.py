@@ -91,6 +91,35 @@ class MarkRead:
 
 
 @dataclass(frozen=True, slots=True)
+class EditMessage:
+    chat_id: int
+    message_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMessage:
+    chat_id: int
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class React:
+    """Toggles my reaction with `emoji` on the message."""
+
+    chat_id: int
+    message_id: int
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Puts text on the system clipboard if one is reachable, else shows it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class SignOut:
     pass
 
@@ -159,6 +188,10 @@ Effect = (
     | SearchMessages
     | OpenAt
     | MarkRead
+    | EditMessage
+    | DeleteMessage
+    | React
+    | Copy
     | SignOut
     | Bell
     | ExpireNotice

@@ -10,7 +10,7 @@ from grpclib import GRPCError
 
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
-from crab.tui.state import ChatItem, InviteItem, Line, Person
+from crab.tui.state import ChatItem, InviteItem, Line, Person, Quote, Reaction
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
@@ -27,6 +27,12 @@ def person(u: pb.User | None) -> Person:
     return Person(u.id, u.username, u.display_name or u.username)
 
 
+def quote(q: pb.ReplyQuote | None) -> Quote | None:
+    if q is None:
+        return None
+    return Quote(person(q.sender).username, q.text_start, q.deleted)
+
+
 def line(m: pb.Message) -> Line:
     return Line(
         chat_id=m.chat_id,
@@ -35,6 +41,12 @@ def line(m: pb.Message) -> Line:
         text=m.text,
         sent_at=m.sent_at or _EPOCH,
         client_message_id=m.client_message_id,
+        reply_to_id=m.reply_to_id,
+        quote=quote(m.reply_to),
+        edited_at=m.edited_at,
+        deleted=m.deleted,
+        reactions=tuple(Reaction(r.emoji, tuple(r.user_ids)) for r in m.reactions),
+        change_seq=m.change_seq,
     )
 
 
@@ -48,6 +60,7 @@ def chat(c: pb.Chat, unread: int = 0, last: datetime | None = None) -> ChatItem:
         last_activity=last or c.created_at,
         topic=c.topic,
         owner_id=c.owner_id,
+        last_change_seq=c.last_change_seq,
     )
 
 
@@ -71,6 +84,8 @@ def action(frame: pb.ServerFrame, me: int) -> a.Action | None:
     """The action a frame means, or None for frames the client ignores."""
     if frame.message is not None:
         return a.MessageArrived(line(frame.message))
+    if frame.message_changed is not None:
+        return a.MessageChanged(line(frame.message_changed))
     if frame.ack is not None and frame.ack.message is not None:
         return a.Acked(frame.ack.client_message_id, line(frame.ack.message))
     if frame.send_error is not None:

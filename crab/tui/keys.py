@@ -30,6 +30,14 @@ class Command(StrEnum):
     DM_SELECTED = "dm_selected"
     INVITE_SELECTED = "invite_selected"
     OPEN_FOUND = "open_found"
+    EDIT_LAST = "edit_last"
+    SELECT_MESSAGES = "select_messages"
+    REPLY = "reply"
+    EDIT = "edit"
+    DELETE = "delete"
+    REACT = "react"
+    COPY = "copy"
+    JUMP = "jump"
 
 
 class Where(StrEnum):
@@ -41,6 +49,8 @@ class Where(StrEnum):
     INVITES = "invites"  # the invites panel has focus
     SEARCH = "search"  # the people search has focus
     FOUND = "search results"  # message search results (/search TEXT) have focus
+    EMPTY_LINE = "empty message line"  # chats, the message line is empty
+    MESSAGES = "message selected"  # a message of the open chat is selected
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,18 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(
         ("enter",), Command.OPEN_FOUND, "open its chat at the selected message", Where.FOUND
     ),
+    KeyBinding(("up",), Command.EDIT_LAST, "edit my last message", Where.EMPTY_LINE),
+    KeyBinding(
+        ("c-up", "f5"), Command.SELECT_MESSAGES, "select a message (Esc leaves)", Where.CHATS
+    ),
+    KeyBinding(("up",), Command.SELECT_UP, "select the previous message", Where.MESSAGES),
+    KeyBinding(("down",), Command.SELECT_DOWN, "select the next message", Where.MESSAGES),
+    KeyBinding(("r",), Command.REPLY, "reply to it (Esc cancels)", Where.MESSAGES),
+    KeyBinding(("e",), Command.EDIT, "edit it (mine only; Esc cancels)", Where.MESSAGES),
+    KeyBinding(("d",), Command.DELETE, "delete it (mine, or any as room owner)", Where.MESSAGES),
+    KeyBinding(("+",), Command.REACT, "react to it: /react EMOJI toggles", Where.MESSAGES),
+    KeyBinding(("y",), Command.COPY, "copy its text to the clipboard", Where.MESSAGES),
+    KeyBinding(("enter",), Command.JUMP, "jump to the message it replies to", Where.MESSAGES),
 )
 
 
@@ -99,6 +121,9 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("leave", "", "leave the open chat"),
     SlashCommand("search", "TEXT", "search messages in my chats (Enter opens one)"),
     SlashCommand("people", "TEXT", "find people (as F3)"),
+    SlashCommand("edit", "TEXT", "replace the text of my last message"),
+    SlashCommand("delete", "", "delete my last message"),
+    SlashCommand("react", "EMOJI", "toggle a reaction on the selected (or last) message"),
     SlashCommand("rename", "NAME", "rename the open room (its owner only)"),
     SlashCommand("topic", "[TEXT]", "set the open room's topic; empty clears it (owner only)"),
     SlashCommand("kick", "USER", "remove someone from the open room (its owner only)"),
@@ -125,7 +150,8 @@ _NAMES = {
 def key_label(key: str) -> str:
     """prompt_toolkit's key name as a person writes it: c-q -> Ctrl+Q."""
     if key.startswith("c-"):
-        return "Ctrl+" + key[2:].upper()
+        rest = key[2:]
+        return "Ctrl+" + _NAMES.get(rest, rest.upper())
     if key.startswith("f") and key[1:].isdigit():
         return key.upper()
     return _NAMES.get(key, key)
@@ -135,7 +161,7 @@ def help_lines() -> list[str]:
     """The help screen, generated from the tables above."""
     lines = ["Keys"]
     for binding in KEYS:
-        keys = " / ".join(key_label(k) for k in binding.keys)
+        keys = "/".join(key_label(k) for k in binding.keys)
         lines.append(f"  {keys:<10} {binding.help} ({binding.where})")
     lines += ["", "Commands (type on the message line)"]
     for command in COMMANDS:

@@ -65,7 +65,9 @@ class LiveLink:
         acknowledged either way (sent again, same id, on reconnect)."""
         if self.live is not None:
             with contextlib.suppress(Exception):
-                await self.live.send(line.chat_id, line.text, line.client_message_id)
+                await self.live.send(
+                    line.chat_id, line.text, line.client_message_id, line.reply_to_id
+                )
 
     def _dispatch(self, action: a.Action) -> None:
         self.store.dispatch(action)
@@ -112,8 +114,10 @@ class LiveLink:
         state = self.store.state
         # Resume from the newest message known per chat: no gap, no duplicate.
         cursors = {chat.id: chat.last_message_id for chat in state.chats}
+        # And the newest change applied: edits, deletes and reactions too.
+        changes = {chat.id: chat.last_change_seq for chat in state.chats}
         me = self.client.user.id
-        async with self.client.session(cursors) as live:
+        async with self.client.session(cursors, changes) as live:
             self.live = live
             if me == 0 and live.ready is not None and live.ready.user is not None:
                 # Started offline from a saved session: now we know who we are.
@@ -127,7 +131,7 @@ class LiveLink:
             self._on_ready()
             # Messages typed while offline go out now, once each (same ids).
             for line in self.store.state.outbox:
-                await live.send(line.chat_id, line.text, line.client_message_id)
+                await live.send(line.chat_id, line.text, line.client_message_id, line.reply_to_id)
             while (frame := await live.recv()) is not None:
                 self._frame(frame, me)
 

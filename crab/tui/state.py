@@ -3,6 +3,7 @@ only read them."""
 
 from __future__ import annotations
 
+import bisect
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ class Focus(enum.Enum):
     SEARCH = "search"
     FOUND = "found"  # message search results
     HELP = "help"
+    MESSAGES = "messages"  # a message of the open chat is selected
     NAMES = "names"  # the open chat's members (/names)
 
 
@@ -45,6 +47,22 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """The one-line quote of the message a reply answers, as the server
+    sent it with the reply (the view prefers the loaded original: newer)."""
+
+    sender: str
+    text_start: str
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    emoji: str
+    user_ids: tuple[int, ...]  # who reacted with it, in order
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """One message as the client shows it."""
 
@@ -55,6 +73,14 @@ class Line:
     sent_at: datetime
     client_message_id: str
     pending: bool = False
+    reply_to_id: int = 0  # the message this one replies to (0: none)
+    quote: Quote | None = None
+    edited_at: datetime | None = None
+    deleted: bool = False  # a tombstone: the text is gone
+    reactions: tuple[Reaction, ...] = ()
+    # The chat's change sequence number of this copy's newest change (edit,
+    # delete, reaction): of two copies of a message, the higher one wins.
+    change_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +92,12 @@ class ChatItem:
     last_message_id: int = 0
     last_activity: datetime | None = None
     topic: str = ""
-    owner_id: int = 0  # rooms: the creator, who renames, sets the topic, removes members
+    # Rooms: the creator, who renames, sets the topic, removes members and
+    # may delete any message.
+    owner_id: int = 0
+    # The newest change_seq applied from the live stream: sent back in the
+    # Resume cursor, so changes made while away are replayed.
+    last_change_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +122,20 @@ class History:
             if line.id:
                 return line.id
         return 0
+
+    def index(self, message_id: int) -> int | None:
+        """Where the message with this id is in `lines` (None: not loaded).
+        Lines are in id order: a binary search, as views ask per reply drawn."""
+        if not message_id:
+            return None
+        at = bisect.bisect_left(self.lines, message_id, key=lambda line: line.id)
+        if at < len(self.lines) and self.lines[at].id == message_id:
+            return at
+        return None
+
+    def find(self, message_id: int) -> Line | None:
+        i = self.index(message_id)
+        return None if i is None else self.lines[i]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +208,17 @@ class AppState:
     invite_selected: int = 0
     search: Search = Search()
     found: FoundMessages = FoundMessages()
+    # The selected message of the open chat (0: none): Focus.MESSAGES moves
+    # it; reply, edit, delete, react and copy act on it.
+    selected: int = 0
+    # The message of the open chat being edited on the message line (0: none).
+    editing: int = 0
+    # The message the next message sent replies to (0: none).
+    replying: int = 0
+    # Text the message line is to show: the app copies it into the line
+    # whenever the serial changes (an edit fills it, a cancel empties it).
+    fill: str = ""
+    fill_serial: int = 0
     # Sends not yet acknowledged, in order; re-sent (same ids) on reconnect.
     outbox: tuple[Line, ...] = ()
     # The last error or hint, shown in the status bar for a few seconds

@@ -12,6 +12,7 @@ from crab.tui.keys import Command
 from crab.tui.reducers import (
     Reducer,
     Update,
+    changes,
     found,
     invites,
     live,
@@ -19,6 +20,7 @@ from crab.tui.reducers import (
     navigation,
     room_admin,
     search,
+    selection,
     sign_in,
 )
 from crab.tui.state import AppState, Focus, Screen, SignInForm
@@ -75,10 +77,13 @@ def tabs(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, focus=Focus.INVITES))
         case a.Key(command=Command.SEARCH):
             return Update(replace(state, focus=Focus.SEARCH))
+        case a.Key(command=Command.SELECT_MESSAGES):
+            return selection.enter(state)
         case a.Key(command=Command.NAMES):
             return Update(replace(state, focus=Focus.NAMES))
         case a.Key(command=Command.BACK):
-            return Update(replace(state, focus=Focus.INPUT))
+            # Also cancels an edit or a reply in progress.
+            return Update(changes.cancel(state))
     return None
 
 
@@ -88,6 +93,7 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.SEARCH: (search.reduce, navigation.reduce),
     Focus.FOUND: (found.reduce, message_line.reduce, navigation.reduce),
     Focus.HELP: (message_line.reduce, navigation.reduce),
+    Focus.MESSAGES: (selection.reduce, message_line.reduce, navigation.reduce),
     Focus.NAMES: (message_line.reduce, navigation.reduce),
 }
 

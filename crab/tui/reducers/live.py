@@ -23,6 +23,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, histories={**state.histories, chat_id: history}))
         case a.MessageArrived(line=line):
             return _arrived(state, line)
+        case a.MessageChanged(line=line, from_stream=from_stream):
+            return Update(changed(state, line, from_stream))
         case a.Acked(client_message_id=cid, line=line):
             state = replace(
                 state, outbox=tuple(x for x in state.outbox if x.client_message_id != cid)
@@ -85,9 +87,16 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
     active = state.active_chat
     if state.chat(active) is None and action.chats:
         active = action.chats[0].id
+    # The change cursor of a chat already known stays the client's own: what
+    # it has applied. The server's newer number may be ahead of frames still
+    # on their way, and resuming from it would skip them.
+    known = {c.id: c.last_change_seq for c in state.chats}
+    chats = tuple(
+        replace(c, last_change_seq=known[c.id]) if c.id in known else c for c in action.chats
+    )
     state = replace(
         state,
-        chats=action.chats,
+        chats=chats,
         invites=action.received,
         sent_invites=action.sent,
         invite_selected=min(state.invite_selected, max(0, len(action.received) - 1)),
@@ -141,7 +150,8 @@ def _arrived(state: AppState, line: Line) -> Update:
     history = state.histories.get(line.chat_id)
     if history is not None:
         if line.id <= history.newest_id:
-            return Update(state)  # already shown (replay, echo of an ack)
+            # Already shown (replay, echo of an ack): only a newer copy counts.
+            return Update(_held(state, line))
         history = replace(history, lines=(*history.lines, line))
         state = replace(state, histories={**state.histories, line.chat_id: history})
     elif line.id <= chat.last_message_id:
@@ -157,6 +167,32 @@ def _arrived(state: AppState, line: Line) -> Update:
     updated = replace(chat, unread=unread, last_message_id=line.id, last_activity=line.sent_at)
     chats = (updated, *(c for c in state.chats if c.id != chat.id))  # most recent first
     return Update(replace(state, chats=chats), effects)
+
+
+def changed(state: AppState, line: Line, from_stream: bool) -> AppState:
+    """A message as it is after a change. Frames of the live stream move the
+    chat's change cursor (resume asks for what came after it); the answer
+    to my own change does not: changes before it may still be on their way."""
+    chat = state.chat(line.chat_id)
+    if chat is None:
+        return state
+    if from_stream and line.change_seq > chat.last_change_seq:
+        updated = replace(chat, last_change_seq=line.change_seq)
+        state = replace(state, chats=tuple(updated if c.id == chat.id else c for c in state.chats))
+    # A message not loaded is left alone: it loads as it is now.
+    return _held(state, line)
+
+
+def _held(state: AppState, line: Line) -> AppState:
+    """Keeps, of the held copy and `line`, the one with the higher change_seq."""
+    history = state.histories.get(line.chat_id)
+    at = history.index(line.id) if history is not None else None
+    if history is None or at is None or line.change_seq <= history.lines[at].change_seq:
+        return state
+    lines = (*history.lines[:at], line, *history.lines[at + 1 :])
+    return replace(
+        state, histories={**state.histories, line.chat_id: replace(history, lines=lines)}
+    )
 
 
 def _answered(state: AppState, action: a.InviteAnswered) -> AppState:

@@ -7,8 +7,8 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, Command
-from crab.tui.reducers import Update, found, room_admin
-from crab.tui.state import AppState, Focus, Line, Search
+from crab.tui.reducers import Update, changes, found, room_admin
+from crab.tui.state import AppState, Focus, Line, Quote, Search
 
 KNOWN = {c.name for c in COMMANDS}
 
@@ -20,6 +20,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 return room_admin.answer(state, text)
             case a.Key(command=Command.BACK):
                 return room_admin.cancel(state)
+            case a.Key(command=Command.EDIT_LAST):
+                return Update(state)  # never a message's text on a password line
     match action:
         case a.Submit(text=text):
             stripped = text.strip()
@@ -28,7 +30,12 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             if stripped.startswith("/") and not stripped.startswith("//"):
                 return command(state, stripped[1:])
             # "//text" sends "/text" literally.
-            return send(state, action, text[1:] if stripped.startswith("//") else text)
+            text = text[1:] if stripped.startswith("//") else text
+            if state.editing:
+                return changes.save_edit(state, text)
+            return send(state, action, text)
+        case a.Key(command=Command.EDIT_LAST):
+            return changes.start_edit(state, changes.my_last(state))
     return None
 
 
@@ -36,6 +43,8 @@ def send(state: AppState, submit: a.Submit, text: str) -> Update:
     chat = state.chat(state.active_chat)
     if chat is None or state.me is None:
         return Update(replace(state, notice="no chat open: /create a room or /dm someone"))
+    quoted = state.history(chat.id).find(state.replying)
+    quote = Quote(quoted.sender.username, quoted.text) if quoted else None
     line = Line(
         chat_id=chat.id,
         id=0,
@@ -44,10 +53,12 @@ def send(state: AppState, submit: a.Submit, text: str) -> Update:
         sent_at=submit.sent_at,
         client_message_id=submit.client_message_id,
         pending=True,
+        reply_to_id=quoted.id if quoted else 0,
+        quote=quote,
     )
     # Kept in the outbox until acknowledged; sent again (same id) on reconnect.
     # Sending means the last notice has been read: clear it.
-    state = replace(state, outbox=(*state.outbox, line), scroll=0, notice="")
+    state = replace(state, outbox=(*state.outbox, line), scroll=0, notice="", replying=0)
     return Update(state, (fx.Send(line),))
 
 
@@ -108,6 +119,12 @@ def command(state: AppState, line: str) -> Update:
             search = Search(query=arg, request=request)
             effects = (fx.SearchUsers(request, arg),) if arg else ()
             return Update(replace(state, focus=Focus.SEARCH, search=search), effects)
+        case "edit":
+            return changes.edit(state, arg)
+        case "delete":
+            return changes.delete(state, changes.my_last(state))
+        case "react":
+            return changes.react_command(state, arg)
         case "help":
             return Update(replace(state, focus=Focus.HELP))
         case "logout":

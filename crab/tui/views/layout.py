@@ -40,6 +40,10 @@ STYLE = Style.from_dict(
         "ok": "reverse ansigreen",
         "warn": "reverse ansiyellow",
         "error": "ansired bold",
+        "selected": "reverse",
+        "quote": "ansibrightblack italic",
+        "tombstone": "ansibrightblack italic",
+        "reactions": "ansiyellow",
         "topic": "italic",
     }
 )
@@ -159,6 +163,10 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
                 ]
             ),
             Window(height=1, char="─", style="class:hint"),
+            ConditionalContainer(
+                Window(FormattedTextControl(lambda: panels.composing(state())), height=1),
+                filter=Condition(lambda: bool(state().editing or state().replying)),
+            ),
             VSplit([prompt, message_line]),
             Window(
                 FormattedTextControl(lambda: panels.status(state())), height=1, style="class:status"

@@ -10,30 +10,68 @@ from datetime import datetime
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import GetLinePrefixCallable, UIContent, UIControl
 
-from crab.tui.state import AppState, Line
-from crab.tui.views.text import one_line, wrap
+from crab.tui.state import AppState, History, Line
+from crab.tui.views.text import clip, one_line, wrap
 
 NAME_WIDTH = 12
 
 
-def _rows(line: Line, width: int, mine: bool) -> list[StyleAndTextTuples]:
+BODY = 6 + NAME_WIDTH + 1  # the column where the text starts
+
+
+def quote_text(line: Line, history: History) -> str:
+    """The reply's one-line quote: from the loaded original when there is
+    one (it may have changed since the reply), else as the server sent it."""
+    original = history.find(line.reply_to_id)
+    if original is not None:
+        if original.deleted:
+            return "deleted message"
+        return f"{original.sender.username}: {original.text}"
+    if line.quote is not None:
+        if line.quote.deleted:
+            return "deleted message"
+        return f"{line.quote.sender}: {line.quote.text_start}"
+    return f"message {line.reply_to_id}"
+
+
+def reactions_text(line: Line) -> str:
+    return "  ".join(f"{r.emoji} {len(r.user_ids)}" for r in line.reactions if r.user_ids)
+
+
+def _rows(
+    line: Line, width: int, mine: bool, history: History, selected: bool = False
+) -> list[StyleAndTextTuples]:
     when = line.sent_at.astimezone().strftime("%H:%M")
     name = one_line(line.sender.username)[:NAME_WIDTH]
     style = "class:mine" if mine else "class:sender"
     text_style = "class:pending" if line.pending else ""
-    body_width = max(10, width - 6 - NAME_WIDTH - 1)
+    body_width = max(10, width - BODY)
+    indent: StyleAndTextTuples = [("", " " * BODY)]
     rows: list[StyleAndTextTuples] = []
-    for i, part in enumerate(wrap(line.text, body_width)):
+    if line.reply_to_id:
+        text = clip("↳ " + quote_text(line, history), body_width, emoji_joins=True)
+        rows.append([*indent, ("class:quote", text)])
+    parts = ["message deleted"] if line.deleted else wrap(line.text, body_width)
+    if line.deleted:
+        text_style = "class:tombstone"
+    for i, part in enumerate(parts):
         if i == 0:
             head: StyleAndTextTuples = [
                 ("class:time", f"{when} "),
                 (style, f"{name:<{NAME_WIDTH}} "),
             ]
         else:
-            head = [("", " " * (6 + NAME_WIDTH + 1))]
+            head = list(indent)
         rows.append([*head, (text_style, part)])
+    if line.edited_at is not None and not line.deleted:
+        rows[-1].append(("class:hint", " (edited)"))
     if line.pending:
         rows[-1].append(("class:pending", "  (sending)"))
+    reactions = reactions_text(line)
+    if reactions and not line.deleted:
+        rows.append([*indent, ("class:reactions", clip(reactions, body_width, emoji_joins=True))])
+    if selected:
+        rows = [[(f"class:selected {f[0]}", f[1]) for f in row] for row in rows]
     return rows
 
 
@@ -68,7 +106,8 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
     index = total - 1 - min(state.scroll, max(0, total - 1))
     while index >= 0 and len(rows) < height:
         line = at(index)
-        rows.extend(reversed(_rows(line, width, line.sender.id == me)))
+        chosen = bool(state.selected) and line.id == state.selected
+        rows.extend(reversed(_rows(line, width, line.sender.id == me, history, chosen)))
         day = _day(line.sent_at)
         if index == 0 or _day(at(index - 1).sent_at) != day:
             rows.append([("class:day", f"── {day} ──")])

@@ -6,8 +6,8 @@ from __future__ import annotations
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from crab.tui.keys import help_lines
-from crab.tui.state import AppState, Link, Person
-from crab.tui.views.text import one_line
+from crab.tui.state import AppState, Line, Link, Person
+from crab.tui.views.text import clip, one_line
 
 
 def presence_mark(state: AppState, person: Person) -> str:
@@ -166,4 +166,53 @@ def status(state: AppState) -> StyleAndTextTuples:
         out.append(("class:status", f" | {len(state.outbox)} unsent"))
     if state.notice:
         out.append(("class:status", f" | {one_line(state.notice)}"))
+    elif state.selected:
+        out.append(("class:status", f" | {one_line(selection_hint(state))}"))
     return out
+
+
+def usernames(state: AppState) -> dict[int, str]:
+    """Usernames of the open chat's people: members, and senders loaded."""
+    history = state.history(state.active_chat)
+    known = {x.sender.id: x.sender.username for x in history.lines}
+    known.update((p.id, p.username) for p in history.members)
+    if state.me:
+        known[state.me.id] = state.me.username
+    return known
+
+
+def who_reacted(state: AppState, line: Line) -> str:
+    """ "👍 alice, bob  🎉 carol": who reacted to the message, per emoji."""
+    known = usernames(state)
+    return "  ".join(
+        f"{r.emoji} " + ", ".join(known.get(u, f"#{u}") for u in r.user_ids)
+        for r in line.reactions
+        if r.user_ids
+    )
+
+
+def selection_hint(state: AppState) -> str:
+    line = state.history(state.active_chat).find(state.selected)
+    if line is None:
+        return ""
+    said = []
+    if line.edited_at is not None and not line.deleted:
+        said.append(f"edited {line.edited_at.astimezone().strftime('%d %b %H:%M')}")
+    reactions = who_reacted(state, line)
+    if reactions:
+        said.append(reactions)
+    if not said:
+        return "r reply  e edit  d delete  + react  y copy  Enter quoted  Esc back"
+    return "  ".join(said)
+
+
+def composing(state: AppState) -> StyleAndTextTuples:
+    """The line above the input: what Enter will do besides sending."""
+    history = state.history(state.active_chat)
+    if state.editing:
+        return [("class:quote", " editing your message  (Enter saves, Esc cancels)")]
+    line = history.find(state.replying)
+    if line is None:
+        return []
+    text = "deleted message" if line.deleted else f"{line.sender.username}: {line.text}"
+    return [("class:quote", " ↳ replying to " + clip(text, 60, True) + "  (Esc cancels)")]

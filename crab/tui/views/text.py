@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from prompt_toolkit.utils import get_cwidth
+
 # Format characters (zero-width spaces and joiners, BOM, direction overrides
 # and isolates: "Trojan source", tag characters), unassigned, private-use and
 # surrogate code points, and the line and paragraph separators: each shows
@@ -70,3 +72,19 @@ def wrap(text: str, width: int) -> list[str]:
             paragraph = paragraph[cut:].lstrip(" ")
         rows.append(paragraph)
     return rows
+
+
+def clip(text: str, width: int, emoji_joins: bool = False) -> str:
+    """One line of inert text cut to `width` terminal columns (wide
+    characters such as emoji and CJK take two), with "…" when cut."""
+    text = inert(text, emoji_joins).replace("\n", " ")
+    if get_cwidth(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = get_cwidth(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
