@@ -18,6 +18,7 @@ import click
 
 from crab import start_up
 from crab.config import Limits, Rate, Settings, default_data_dir
+from crab.scripting.options import server_options
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -371,27 +372,7 @@ def _redact(url: str) -> str:
 
 
 @main.command()
-@click.option(
-    "--server",
-    default="127.0.0.1:50051",
-    show_default=True,
-    envvar="CRAB_SERVER",
-    show_envvar=True,
-    help="HOST:PORT of a crab server.",
-)
-@click.option(
-    "--tls",
-    is_flag=True,
-    envvar="CRAB_TLS",
-    help="Connect with TLS (verified against the system CAs).",
-)
-@click.option(
-    "--ca",
-    type=click.Path(exists=True, dir_okay=False),
-    envvar="CRAB_CA",
-    default=None,
-    help="Verify the server against this CA file instead (implies --tls).",
-)
+@server_options
 @click.option("--vi", is_flag=True, envvar="CRAB_VI", help="vi keys on the message line.")
 @click.option(
     "--bell",

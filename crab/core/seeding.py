@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher, profiles
@@ -27,6 +29,8 @@ from crab.core.domain.models import ChatKind
 from crab.core.storage import chats, tables, users
 from crab.core.storage.database import Database
 from crab.core.storage.engine import ensure_sqlite_dir
+
+T = TypeVar("T")
 
 BATCH = 100_000  # messages per transaction
 
@@ -167,13 +171,26 @@ def seed_conversations(
 async def _rooms(
     data_dir: Path, username: str, password: str, count: int
 ) -> tuple[int, int, list[int]]:
+    return await _fresh(data_dir, password, _accounts_and_rooms, username, count)
+
+
+async def _fresh(
+    data_dir: Path,
+    password: str,
+    work: Callable[[Connection, str, str, Any], T],
+    username: str,
+    arg: Any,
+) -> T:
+    """Migrates the data dir's SQLite and runs `work(conn, username,
+    password_hash, arg)` in one write."""
     url = sqlite_url(data_dir)
     ensure_sqlite_dir(url)
     database = Database(url)
     try:
         await database.migrate()
+        # Any argon2 hash verifies under any cost setting: the cheap one saves time here.
         password_hash = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(password)
-        return await database.write(_accounts_and_rooms, username, password_hash, count)
+        return await database.write(work, username, password_hash, arg)
     finally:
         await database.close()
 
@@ -196,16 +213,7 @@ def _accounts_and_rooms(
 
 async def _room(data_dir: Path, username: str, password: str, room: str) -> tuple[int, int]:
     """The schema, the account and its room."""
-    url = sqlite_url(data_dir)
-    ensure_sqlite_dir(url)
-    database = Database(url)
-    try:
-        await database.migrate()
-        # Any argon2 hash verifies under any cost setting: the cheap one saves time here.
-        password_hash = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(password)
-        return await database.write(_account_and_room, username, password_hash, room)
-    finally:
-        await database.close()
+    return await _fresh(data_dir, password, _account_and_room, username, room)
 
 
 def _account_and_room(

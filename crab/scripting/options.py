@@ -17,6 +17,7 @@ DEFAULT_SERVER = "127.0.0.1:50051"
 
 def connection_options(func: F) -> F:
     """--server, --tls, --ca and --session-file, as `crab chat` takes them."""
+    func = server_options(func)
     func = click.option(
         "--session-file",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -26,6 +27,12 @@ def connection_options(func: F) -> F:
         help="Where the session is kept [default: crab chat's: sessions.json in "
         "$CRAB_CONFIG_DIR or the user's config directory].",
     )(func)
+    return func
+
+
+def server_options(func: F) -> F:
+    """--server, --tls and --ca: which crab server, and how to trust it
+    (`crab chat` and the scriptable commands alike)."""
     func = click.option(
         "--ca",
         type=click.Path(exists=True, dir_okay=False),
