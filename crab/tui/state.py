@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -108,6 +108,24 @@ class History:
     has_more: bool = True  # older messages exist on the server
     loading: bool = False
     members: tuple[Person, ...] = ()
+    # Member frames that came while the member list was being read: applied
+    # again over the list when it lands, so an answer read before a join
+    # cannot undo it (applying a change twice is harmless).
+    members_loaded: bool = False
+    member_changes: tuple[tuple[Person, bool], ...] = ()
+
+    def with_member(self, person: Person, joined: bool) -> History:
+        others = tuple(p for p in self.members if p.id != person.id)
+        history = replace(self, members=(*others, person) if joined else others)
+        if self.members_loaded:
+            return history
+        return replace(history, member_changes=(*self.member_changes, (person, joined)))
+
+    def with_members(self, members: tuple[Person, ...]) -> History:
+        history = replace(self, members=members, members_loaded=True, member_changes=())
+        for person, joined in self.member_changes:
+            history = history.with_member(person, joined)
+        return history
 
     @property
     def newest_id(self) -> int:

@@ -13,12 +13,6 @@ from crab.tui.views.messages import visible_rows
 from crab.tui.views.panels import status
 from tests.helpers.tui import rows_text
 from tests.integration.test_app_headless import F2, Driver, messages, person
-from tests.integration.test_authorization import AWAITING_ISSUE_12
-
-# The server side of edits, deletes and reactions is built on its own branch.
-SERVED = pytest.mark.skipif(
-    "/crab.v1.Chats/EditMessage" in AWAITING_ISSUE_12, reason="server side not merged yet"
-)
 
 CTRL_UP = "\x1b[1;5A"
 UP = "\x1b[A"
@@ -116,7 +110,6 @@ def shown(driver: Driver) -> list[str]:
     return rows_text(visible_rows(driver.state, 100, 40))
 
 
-@SERVED
 @pytest.mark.timeout(90)
 async def test_edit_react_reply_and_delete_are_drawn_in_the_other_client(
     crab: Crab, tmp_path: Path
@@ -178,7 +171,6 @@ async def test_edit_react_reply_and_delete_are_drawn_in_the_other_client(
         await bob.until(lambda s: s.selected == first_id)
 
 
-@SERVED
 @pytest.mark.timeout(90)
 async def test_changes_made_while_away_arrive_on_reconnect(crab: Crab, tmp_path: Path) -> None:
     async with person(crab, tmp_path / "alice") as alice, person(crab, tmp_path / "bob") as bob:

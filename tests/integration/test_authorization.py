@@ -246,16 +246,11 @@ BAD_CREDENTIALS: list[tuple[str, Callable[[Scene], Metadata]]] = [
 ]
 
 
-# In the wire contract, not served yet (issue 12 is being built): each
-# leaves this set for CALLS as it lands; the set must end empty.
-AWAITING_ISSUE_12 = {f"/crab.v1.{name}" for name in ()}
-
-
 def test_the_table_covers_every_authenticated_rpc() -> None:
     bases = (pb.AccountsBase, pb.UsersBase, pb.ChatsBase, pb.InvitesBase, pb.SessionBase)
     every = {path for base in bases for path in base().__mapping__()}
     covered = {f"/crab.v1.{name.split()[0]}" for name, _ in CALLS}
-    assert covered == every - PUBLIC_METHODS - AWAITING_ISSUE_12
+    assert covered == every - PUBLIC_METHODS
 
 
 async def test_valid_credentials_pass_every_call(scene: Scene) -> None:

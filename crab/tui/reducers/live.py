@@ -19,7 +19,7 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
         case a.HistoryLoaded():
             return Update(_history_loaded(state, action))
         case a.MembersLoaded(chat_id=chat_id, members=members):
-            history = replace(state.history(chat_id), members=members)
+            history = state.history(chat_id).with_members(members)
             return Update(replace(state, histories={**state.histories, chat_id: history}))
         case a.MessageArrived(line=line):
             return _arrived(state, line)
@@ -52,14 +52,12 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 state = replace(state, notice=f"you are no longer in {gone.name}")
             return _switched(state, _left(state, chat_id))
         case a.MemberChanged(chat_id=chat_id, person=person, joined=joined):
-            history = state.history(chat_id)
-            others = tuple(p for p in history.members if p.id != person.id)
-            members = (*others, person) if joined else others
+            history = state.history(chat_id).with_member(person, joined)
             verb = "joined" if joined else "left"
             where = state.chat(chat_id)
             who = "you" if state.me and person.id == state.me.id else person.username
             notice = f"{who} {verb} {where.name if where else 'a chat'}"
-            histories = {**state.histories, chat_id: replace(history, members=members)}
+            histories = {**state.histories, chat_id: history}
             return Update(replace(state, histories=histories, notice=notice))
         case a.ConnectionChanged(connection=connection):
             return Update(replace(state, connection=connection))

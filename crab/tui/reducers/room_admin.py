@@ -82,9 +82,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
         case a.ChatUpdated():
             return Update(_chat_updated(state, action))
         case a.MemberRemoved(chat_id=chat_id, person=person, by=by):
-            history = state.history(chat_id)
-            members = tuple(p for p in history.members if p.id != person.id)
-            histories = {**state.histories, chat_id: replace(history, members=members)}
+            history = state.history(chat_id).with_member(person, joined=False)
+            histories = {**state.histories, chat_id: history}
             where = state.chat(chat_id)
             notice = f"{by.username} removed {person.username} from #{where.name if where else '?'}"
             return Update(replace(state, histories=histories, notice=notice))

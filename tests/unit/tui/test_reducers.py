@@ -250,3 +250,18 @@ def test_readme_lists_every_key_and_command() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     for row in help_lines():
         assert row in readme, f"README is missing the help line {row!r}"
+
+
+def test_a_member_list_read_before_a_join_does_not_undo_it() -> None:
+    """GetChat's answer can arrive after a live member_joined it does not
+    know about yet: the join (and a later leave) are applied over it."""
+    carol = replace(BOB, id=3, username="carol")
+    state = reduce(signed_in(), a.MemberChanged(11, carol, joined=True)).state
+    state = reduce(state, a.MemberChanged(11, BOB, joined=False)).state
+    state = reduce(state, a.MembersLoaded(11, (ALICE, BOB))).state
+    assert [p.username for p in state.history(11).members] == ["alice", "carol"]
+    # Once loaded, frames apply as they come, and nothing is kept for later.
+    state = reduce(state, a.MemberChanged(11, BOB, joined=True)).state
+    history = state.history(11)
+    assert [p.username for p in history.members] == ["alice", "carol", "bob"]
+    assert history.members_loaded and not history.member_changes
