@@ -215,3 +215,62 @@ def test_two_people_chat_and_bob_misses_nothing(
     for text in everything:
         assert screen.count(text) == 1, f"{text!r} {screen.count(text)} times:\n{screen}"
     print(f"\n{tmux.screen('alice')}\n(e2e took {time.monotonic() - started:.1f}s)")
+
+
+def test_edits_deletes_reactions_and_replies_reach_bob_after_an_outage(
+    server: CrabProcess, proxy: TcpProxy, tmux: Tmux
+) -> None:
+    """What Alice changes while Bob's link is down is on his screen once he
+    is back: the edit, the tombstone, the reaction; then he finds the
+    edited words with /search."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: this end-to-end test needs it (apt-get install tmux)")
+    tmux.chat("alice", server.target)
+    tmux.chat("bob", f"127.0.0.1:{proxy.port}")
+    sign_up(tmux, "alice")
+    tmux.type("alice", "/create general")
+    tmux.wait_for_screen("alice", "#general")
+    sign_up(tmux, "bob")
+    tmux.type("alice", "/invite bob")
+    tmux.wait_for_screen("bob", "Invites: 1")
+    tmux.type("bob", "/accept")
+    tmux.wait_for_screen("alice", "bob accepted")
+
+    # Bob replies to Alice's message from selection mode (F5, r).
+    tmux.type("alice", "where is the kettle")
+    tmux.wait_for_screen("bob", "where is the kettle")
+    tmux.keys("bob", "F5")
+    tmux.keys("bob", "r")
+    tmux.type("bob", "in the cupboard")
+    screen = tmux.wait_for_screen("alice", "in the cupboard")
+    assert "↳ alice: where is the kettle" in screen, screen
+
+    proxy.cut()
+    tmux.wait_for_screen("bob", "reconnecting")
+    tmux.type("alice", "the meeting is at noom")
+    tmux.wait_for_screen("alice", "noom")
+    tmux.type("alice", "/edit the meeting is at noon sharp")
+    tmux.wait_for_screen("alice", "noon sharp")
+    tmux.type("alice", "the wifi password is hunter2")
+    tmux.wait_for_screen("alice", "hunter2")
+    tmux.type("alice", "/delete")
+    tmux.wait_for_screen("alice", "hunter2", gone=True)
+    # Her reaction lands on the newest message that is not deleted: her edit.
+    tmux.type("alice", "/react 👍")
+    tmux.wait_for_screen("alice", "👍 1")
+
+    proxy.restore()
+    tmux.wait_for_screen("bob", "| connected", timeout=30)
+    screen = tmux.wait_for_screen("bob", "noon sharp")
+    tmux.wait_for_screen("bob", "message deleted")
+    screen = tmux.wait_for_screen("bob", "👍 1")
+    assert "noom" not in screen and "hunter2" not in screen, screen
+    assert "(edited)" in screen and "↳ alice: where is the kettle" in screen, screen
+
+    tmux.type("bob", "/search noon")
+    screen = tmux.wait_for_screen("bob", "Messages holding 'noon'")
+    found = [row for row in screen.splitlines() if "noon sharp" in row]
+    assert len(found) == 1 and "general" in found[0] and "alice" in found[0], screen
+    tmux.keys("bob", "Enter")  # opens the chat at that message
+    screen = tmux.wait_for_screen("bob", "Messages holding", gone=True)
+    assert "the meeting is at noon sharp (edited)" in screen, screen

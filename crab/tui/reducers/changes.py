@@ -110,10 +110,11 @@ def react(state: AppState, line: Line | None, emoji: str) -> Update:
 
 
 def react_command(state: AppState, emoji: str) -> Update:
-    """/react EMOJI: on the selected message, else the newest one."""
+    """/react EMOJI: on the selected message, else the newest one that takes
+    reactions (a tombstone below it does not get in the way)."""
     line = selected(state)
     if line is None:
-        lines = [x for x in state.history(state.active_chat).lines if x.id]
+        lines = [x for x in state.history(state.active_chat).lines if x.id and not x.deleted]
         line = lines[-1] if lines else None
     return react(state, line, emoji)
 

@@ -231,6 +231,10 @@ def test_react_checks_its_emoji() -> None:
     assert "usage" in reduce(talk(), submit("/react")).state.notice
     too_long = reduce(talk(), submit("/react " + "x" * 17))
     assert not asked(too_long) and "16" in too_long.state.notice
+    # A tombstone at the bottom does not take the reaction: the message above it does.
+    tombstone = replace(line(10, 3, BOB, ""), deleted=True, change_seq=1)
+    gone = reduce(talk(), a.MessageChanged(tombstone)).state
+    assert reduce(gone, submit("/react 👍")).effects == (fx.React(10, 2, "👍"),)
 
 
 # ---- reply mode ----------------------------------------------------------------
