@@ -106,6 +106,7 @@ class Crab:
                 broker,
                 limits.stream_buffer,
                 ResumeLimits(limits.resume_cursors_max, limits.resume_rate, limits.resume_burst),
+                limits.max_message_chars,
             ),
             changes=MessageChanges(database, broker, limits),
         )

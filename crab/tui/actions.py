@@ -133,6 +133,13 @@ class ConnectionChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsKnown:
+    """The server's limits, from its Ready frame."""
+
+    max_message_chars: int
+
+
+@dataclass(frozen=True, slots=True)
 class MessageArrived:
     line: Line
 
@@ -238,6 +245,7 @@ Action = (
     | MessageChanged
     | Acked
     | SendRejected
+    | LimitsKnown
     | InviteArrived
     | InviteAnswered
     | ChatJoined

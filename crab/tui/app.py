@@ -14,10 +14,11 @@ from prompt_toolkit.application import Application
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.enums import EditingMode
-from prompt_toolkit.filters import Condition
+from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
@@ -37,9 +38,8 @@ if TYPE_CHECKING:
 # the views. The rest (actions, reducers, effects, and the I/O side with
 # grpclib and the generated API) is imported just after it: see `run`.
 
-USER_COMMANDS = {"invite", "dm", "kick"}
-# Keys that leave the people search: its query on the message line goes too.
-LEAVE_SEARCH = {Command.SEARCH, Command.BACK, Command.HELP}
+USER_COMMANDS = {"invite", "dm", "query", "kick"}
+INPUT_LINES = 6  # the message line grows to this many rows, then scrolls
 
 
 class ChatCompleter(Completer):
@@ -106,8 +106,13 @@ class ChatApp:
         self.runner: Runner | None = None
         self.started = asyncio.Event()  # set once the runner is up
         self._waiting: list[Effect] = []
+        # Multi-line: a paste keeps its lines, all of them shown (up to
+        # INPUT_LINES, then it scrolls) and editable before Enter sends;
+        # Ctrl+J starts a new line.
         self.message_line = TextArea(
-            multiline=False,
+            multiline=True,
+            height=Dimension(min=1, max=INPUT_LINES),
+            dont_extend_height=True,
             completer=ChatCompleter(self.store),
             complete_while_typing=True,
             history=InMemoryHistory(),
@@ -130,6 +135,7 @@ class ChatApp:
         self.store.on_effect(self._effect)
         self.store.subscribe(self._changed)
         self._screen = self.store.state.screen
+        self._focus = self.store.state.focus
         self._fill_serial = self.store.state.fill_serial
 
     # ---- wiring ----------------------------------------------------------
@@ -170,8 +176,17 @@ class ChatApp:
     def _changed(self, state: AppState) -> None:
         if state.screen is not self._screen:
             self._screen = state.screen
+            # Signed in or out: the passwords typed leave the form either way
+            # (after /logout, Enter alone must not sign straight back in).
+            self.sign_in.password.text = ""
+            self.sign_in.confirm.text = ""
             target = self.message_line if state.screen is Screen.CHATS else self.sign_in.username
             self.app.layout.focus(target)
+        if self._focus is Focus.SEARCH and state.focus is not Focus.SEARCH:
+            # Leaving the people search, however (Esc, F3, Ctrl+O, Ctrl+D...):
+            # its query leaves the message line, never to prefix a message.
+            self.message_line.text = ""
+        self._focus = state.focus
         if state.fill_serial != self._fill_serial:
             # An edit puts the message's text on the line; a cancel empties it.
             self._fill_serial = state.fill_serial
@@ -251,15 +266,29 @@ class ChatApp:
         }
         for binding in KEYS:
             command = binding.command
+            if command is Command.NEWLINE:
+                continue  # the buffer's key, bound below
 
             def handler(event: KeyPressEvent, command: Command = command) -> None:
-                if command in LEAVE_SEARCH and state().focus is Focus.SEARCH:
-                    self.message_line.text = ""
                 self._key(command)
 
             for key in binding.keys:  # alternatives, each one key press
                 kb.add(key, filter=where[binding.where], eager=True)(handler)
         kb.add("c-c")(lambda event: self._key(Command.QUIT))
+        on_line = has_focus(self.message_line)
+
+        @kb.add("enter", filter=on_line)
+        def _(event: KeyPressEvent) -> None:
+            # The line is multi-line, where Enter would add a line: it sends.
+            event.current_buffer.validate_and_handle()
+
+        # Not Alt+Enter: Esc is bound alone, eagerly, so Esc+Enter is two keys.
+        newline = next(b.keys for b in KEYS if b.command is Command.NEWLINE)
+
+        @kb.add(*newline, filter=on_line)
+        def _(event: KeyPressEvent) -> None:
+            event.current_buffer.newline(copy_margin=False)
+
         on_sign_in = where[Where.SIGN_IN]
 
         @kb.add("tab", filter=on_sign_in)

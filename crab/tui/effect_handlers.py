@@ -266,6 +266,11 @@ async def sign_out(r: Runner, effect: fx.SignOut) -> None:
     r.signed_out("signed out")
 
 
+@handles(fx.Reconnect)
+async def reconnect(r: Runner, effect: fx.Reconnect) -> None:
+    r.link.reconnect_now()
+
+
 @handles(fx.Bell)
 async def bell(r: Runner, effect: fx.Bell) -> None:
     r.on_bell()

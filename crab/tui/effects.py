@@ -143,6 +143,11 @@ class Quit:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Cut the reconnect wait short: try now."""
+
+
+@dataclass(frozen=True, slots=True)
 class RenameRoom:
     chat_id: int
     name: str
@@ -196,6 +201,7 @@ Effect = (
     | Bell
     | ExpireNotice
     | Quit
+    | Reconnect
     | RenameRoom
     | SetTopic
     | RemoveMember

@@ -4,9 +4,12 @@ errors to the words the status bar shows."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 from datetime import UTC, datetime
 
 from grpclib import GRPCError
+from grpclib.exceptions import StreamTerminatedError
 
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
@@ -16,8 +19,22 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def describe(error: BaseException) -> str:
+    """A few words for the status bar: what went wrong, not errno numbers
+    and addresses (the server's address is on the bar already)."""
     if isinstance(error, GRPCError):
-        return error.message or error.status.name.lower()
+        return error.message or error.status.name.lower().replace("_", " ")
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused: is the server running?"
+    if isinstance(error, socket.gaierror):
+        return "unknown server name"
+    if isinstance(error, TimeoutError):
+        return "no answer from the server"
+    if isinstance(error, (ConnectionError, StreamTerminatedError)):
+        return "the connection dropped"
+    if isinstance(error, ssl.SSLError):
+        return "TLS failed: " + (error.reason or "handshake error").lower().replace("_", " ")
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
     return str(error) or type(error).__name__
 
 

@@ -38,6 +38,7 @@ class Command(StrEnum):
     REACT = "react"
     COPY = "copy"
     JUMP = "jump"
+    NEWLINE = "newline"  # the message line's own (crab/tui/app.py), no reducer
 
 
 class Where(StrEnum):
@@ -71,7 +72,9 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("c-p",), Command.PREVIOUS_CHAT, "open the previous chat", Where.CHATS),
     KeyBinding(("pageup",), Command.SCROLL_UP, "scroll back (loads older messages)", Where.CHATS),
     KeyBinding(("pagedown",), Command.SCROLL_DOWN, "scroll forward", Where.CHATS),
-    KeyBinding(("end",), Command.SCROLL_END, "jump to the newest message", Where.CHATS),
+    KeyBinding(("c-j",), Command.NEWLINE, "a new line in the message (Enter sends)", Where.CHATS),
+    # Ctrl+End, not End: End moves to the end of the message line.
+    KeyBinding(("c-end",), Command.SCROLL_END, "jump to the newest message", Where.CHATS),
     KeyBinding(("f2",), Command.INVITES, "show pending invites", Where.CHATS),
     KeyBinding(("f3",), Command.SEARCH, "find people as you type", Where.CHATS),
     KeyBinding(("f4",), Command.NAMES, "list the open chat's members", Where.CHATS),
@@ -114,7 +117,8 @@ class SlashCommand:
 COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("create", "NAME", "create a room"),
     SlashCommand("invite", "USER", "invite someone to the open room"),
-    SlashCommand("dm", "USER", "invite someone to a personal conversation"),
+    SlashCommand("dm", "USER", "open the personal conversation with USER, or invite them to one"),
+    SlashCommand("query", "USER", "the same as /dm (IRC's name)"),
     SlashCommand("invites", "", "show pending invites"),
     SlashCommand("accept", "[N]", "accept invite N (default: the first)"),
     SlashCommand("reject", "[N]", "reject invite N (default: the first)"),
@@ -131,6 +135,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("nick", "NAME", "change your display name"),
     SlashCommand("password", "", "change your password (asks, masked); ends other sessions"),
     SlashCommand("help", "", "show keys and commands"),
+    SlashCommand("reconnect", "", "try to reach the server now, not after the wait"),
     SlashCommand("logout", "", "sign out on the server and forget this device"),
     SlashCommand("quit", "", "quit crab"),
 )

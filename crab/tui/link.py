@@ -44,6 +44,7 @@ class LiveLink:
         self.live: SessionStream | None = None
         self._task: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()  # cuts a reconnect wait short
+        self._was_open = False  # the last try got as far as Ready
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -77,6 +78,7 @@ class LiveLink:
         while self.account.signed_in:
             link = Link.CONNECTING if attempt == 0 else Link.RECONNECTING
             self._dispatch(a.ConnectionChanged(Connection(link)))
+            self._was_open = False
             try:
                 await self._open_once()
                 attempt = 0
@@ -95,6 +97,10 @@ class LiveLink:
             except Exception as error:
                 detail = from_server.describe(error)
             self.live = None
+            if self._was_open:
+                # A link that worked and then broke: a new outage, so the
+                # backoff starts again from its shortest wait.
+                attempt = 0
             delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
             attempt += 1
             await self._count_down(delay, detail)
@@ -125,7 +131,10 @@ class LiveLink:
                 self.client.tokens.user = live.ready.user
                 me = live.ready.user.id
                 self._dispatch(a.SignedIn(from_server.person(live.ready.user)))
+            self._was_open = True
             self._dispatch(a.ConnectionChanged(Connection(Link.CONNECTED)))
+            if live.ready is not None and live.ready.max_message_chars:
+                self._dispatch(a.LimitsKnown(live.ready.max_message_chars))
             for frame in live.backlog:
                 self._frame(frame, me)
             self._on_ready()

@@ -239,6 +239,8 @@ class AppState:
     fill_serial: int = 0
     # Sends not yet acknowledged, in order; re-sent (same ids) on reconnect.
     outbox: tuple[Line, ...] = ()
+    # The server's limit on a message (its Ready frame says; 0: not known).
+    max_message_chars: int = 0
     # The last error or hint, shown in the status bar for a few seconds
     # (reducers/app.py); each new one gets the next serial, so the timer of
     # an older notice leaves a newer one alone.

@@ -249,10 +249,12 @@ def test_edits_deletes_reactions_and_replies_reach_bob_after_an_outage(
     tmux.wait_for_screen("bob", "reconnecting")
     tmux.type("alice", "the meeting is at noom")
     tmux.wait_for_screen("alice", "noom")
+    tmux.wait_for_screen("alice", "sending", gone=True)  # stored: /edit may take it
     tmux.type("alice", "/edit the meeting is at noon sharp")
     tmux.wait_for_screen("alice", "noon sharp")
     tmux.type("alice", "the wifi password is hunter2")
     tmux.wait_for_screen("alice", "hunter2")
+    tmux.wait_for_screen("alice", "sending", gone=True)
     tmux.type("alice", "/delete")
     tmux.wait_for_screen("alice", "hunter2", gone=True)
     # Her reaction lands on the newest message that is not deleted: her edit.

@@ -70,11 +70,13 @@ class Driver:
 
 
 @contextlib.asynccontextmanager
-async def person(crab: Crab, config_dir: Path) -> AsyncIterator[Driver]:
+async def person(crab: Crab, config_dir: Path, port: int = 0) -> AsyncIterator[Driver]:
+    """`port`: reach the server there instead (a proxy in front of it)."""
     with create_pipe_input() as keys:
         # Each app its own prompt_toolkit session: two apps share one loop here.
         with create_app_session(input=keys, output=DummyOutput()):
-            app = ChatApp(f"127.0.0.1:{crab.port}", config_dir, input=keys, output=DummyOutput())
+            server = f"127.0.0.1:{port or crab.port}"
+            app = ChatApp(server, config_dir, input=keys, output=DummyOutput())
             task = asyncio.create_task(app.run())
         try:
             yield Driver(app, keys)

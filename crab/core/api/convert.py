@@ -129,7 +129,8 @@ def frame(item: live.Outgoing) -> pb.ServerFrame:
                 )
             )
         case live.Ready():
-            return pb.ServerFrame(ready=pb.Ready(user=user(item.user)))
+            ready = pb.Ready(user=user(item.user), max_message_chars=item.max_message_chars)
+            return pb.ServerFrame(ready=ready)
         case ev.InviteReceived():
             return pb.ServerFrame(invite_received=invite(item.invite))
         case ev.InviteAnswered():

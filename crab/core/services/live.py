@@ -50,6 +50,7 @@ class Ready:
     (or was replayed from the cursors); everything after arrives here."""
 
     user: User
+    max_message_chars: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,8 +319,10 @@ class Hub:
         broker: Broker,
         buffer: int,
         resume: ResumeLimits | None = None,
+        max_message_chars: int = 0,
     ) -> None:
         self.database = database
+        self._max_message_chars = max_message_chars
         self._broker = broker
         self._buffer = buffer
         self._resume = resume or ResumeLimits()
@@ -383,7 +386,7 @@ class Hub:
             for chat_id in session.chats - positions.keys():
                 await self.unfollow_chat(session, chat_id)  # left while we were binding
             session.start_from(wanted)
-            session.push(Ready(user))
+            session.push(Ready(user, self._max_message_chars))
         except BaseException:
             # Failed or cancelled half way (a bind while the broker is away):
             # leave no binding behind for a session that never went live.

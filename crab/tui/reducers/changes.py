@@ -33,6 +33,15 @@ def my_last(state: AppState) -> Line | None:
     return None
 
 
+def still_sending(state: AppState) -> Update | None:
+    """ "My last message" is not known while a message of mine to the open
+    chat waits for its acknowledgement: /edit, /delete and Up would act on
+    the one before it. Refused until it is stored."""
+    if any(x.chat_id == state.active_chat for x in state.outbox):
+        return _notice(state, "your last message is still being sent; try again in a moment")
+    return None
+
+
 def selected(state: AppState) -> Line | None:
     return state.history(state.active_chat).find(state.selected)
 
@@ -71,6 +80,8 @@ def save_edit(state: AppState, text: str) -> Update:
 
 def edit(state: AppState, text: str) -> Update:
     """/edit TEXT: my last message's text becomes TEXT."""
+    if (waiting := still_sending(state)) is not None:
+        return waiting
     line = my_last(state)
     if line is None:
         return _notice(state, "no message of yours to edit here")

@@ -30,9 +30,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 state, outbox=tuple(x for x in state.outbox if x.client_message_id != cid)
             )
             return _arrived(state, line)
-        case a.SendRejected(client_message_id=cid, text=text):
-            outbox = tuple(x for x in state.outbox if x.client_message_id != cid)
-            return Update(replace(state, outbox=outbox, notice=f"not sent: {text}"))
+        case a.SendRejected(client_message_id=cid, code=code, text=text):
+            return Update(_rejected(state, cid, code, text))
         case a.InviteArrived(invite=invite):
             if any(i.id == invite.id for i in state.invites):
                 return Update(state)
@@ -61,9 +60,27 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, histories=histories, notice=notice))
         case a.ConnectionChanged(connection=connection):
             return Update(replace(state, connection=connection))
+        case a.LimitsKnown(max_message_chars=limit):
+            return Update(replace(state, max_message_chars=limit))
         case a.Failed(text=text) | a.Notice(text=text):
             return Update(replace(state, notice=text))
     return None
+
+
+def _rejected(state: AppState, cid: str, code: str, text: str) -> AppState:
+    """A send the server refused leaves the outbox. When the text itself
+    was at fault, it goes back on the message line to be fixed, not lost."""
+    line = next((x for x in state.outbox if x.client_message_id == cid), None)
+    outbox = tuple(x for x in state.outbox if x.client_message_id != cid)
+    state = replace(state, outbox=outbox, notice=f"not sent: {text}")
+    if line is not None and code == "INVALID_ARGUMENT":
+        state = replace(
+            state,
+            notice=f"not sent: {text} (the text is back on the line)",
+            fill=line.text,
+            fill_serial=state.fill_serial + 1,
+        )
+    return state
 
 
 def _switched(before: AppState, after: AppState) -> Update:

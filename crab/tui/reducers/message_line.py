@@ -8,7 +8,8 @@ from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, Command
 from crab.tui.reducers import Update, changes, found, room_admin
-from crab.tui.state import AppState, Focus, Line, Quote, Search
+from crab.tui.reducers.live import open_chat
+from crab.tui.state import AppState, Focus, Line, Link, Quote, Search
 
 KNOWN = {c.name for c in COMMANDS}
 
@@ -24,6 +25,7 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 return Update(state)  # never a message's text on a password line
     match action:
         case a.Submit(text=text):
+            text = text.rstrip("\n")  # a paste's last newline is not part of the message
             stripped = text.strip()
             if not stripped:
                 return Update(state)
@@ -35,7 +37,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 return changes.save_edit(state, text)
             return send(state, action, text)
         case a.Key(command=Command.EDIT_LAST):
-            return changes.start_edit(state, changes.my_last(state))
+            waiting = changes.still_sending(state)
+            return waiting or changes.start_edit(state, changes.my_last(state))
     return None
 
 
@@ -43,6 +46,13 @@ def send(state: AppState, submit: a.Submit, text: str) -> Update:
     chat = state.chat(state.active_chat)
     if chat is None or state.me is None:
         return Update(replace(state, notice="no chat open: /create a room or /dm someone"))
+    limit = state.max_message_chars
+    if limit and len(text) > limit:
+        # Kept on the line (Enter emptied it) to be shortened.
+        notice = f"not sent: {len(text)} characters; the limit is {limit}"
+        return Update(
+            replace(state, fill=text, fill_serial=state.fill_serial + 1, notice=notice)
+        )
     quoted = state.history(chat.id).find(state.replying)
     quote = Quote(quoted.sender.username, quoted.text) if quoted else None
     line = Line(
@@ -89,10 +99,14 @@ def command(state: AppState, line: str) -> Update:
             if chat is None or not chat.is_room:
                 return Update(replace(state, notice="open a room first, then /invite USER"))
             return Update(state, (fx.InviteToRoom(chat.id, arg.lstrip("@")),))
-        case "dm":
+        case "dm" | "query":
             if not arg:
-                return Update(replace(state, notice="usage: /dm USER"))
-            return Update(state, (fx.InviteToDirect(arg.lstrip("@")),))
+                return Update(replace(state, notice=f"usage: /{name} USER"))
+            username = arg.lstrip("@").lower()
+            talk = next((c for c in state.chats if not c.is_room and c.name == username), None)
+            if talk is not None:  # we already talk: open it
+                return open_chat(state, talk.id)
+            return Update(state, (fx.InviteToDirect(username),))
         case "invites":
             return Update(replace(state, focus=Focus.INVITES))
         case "accept" | "reject":
@@ -122,11 +136,16 @@ def command(state: AppState, line: str) -> Update:
         case "edit":
             return changes.edit(state, arg)
         case "delete":
-            return changes.delete(state, changes.my_last(state))
+            waiting = changes.still_sending(state)
+            return waiting or changes.delete(state, changes.my_last(state))
         case "react":
             return changes.react_command(state, arg)
         case "help":
             return Update(replace(state, focus=Focus.HELP))
+        case "reconnect":
+            if state.connection.link is Link.CONNECTED:
+                return Update(replace(state, notice="already connected"))
+            return Update(replace(state, notice="reconnecting now"), (fx.Reconnect(),))
         case "logout":
             return Update(state, (fx.SignOut(),))
         case "quit":

@@ -147,6 +147,10 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
         return "search> " if state().focus is Focus.SEARCH else "> "
 
     prompt = Window(FormattedTextControl(prompt_text), dont_extend_width=True)
+    counter = Window(
+        FormattedTextControl(lambda: panels.counter(state(), message_line.text)),
+        dont_extend_width=True,
+    )
     return HSplit(
         [
             VSplit(
@@ -167,7 +171,7 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
                 Window(FormattedTextControl(lambda: panels.composing(state())), height=1),
                 filter=Condition(lambda: bool(state().editing or state().replying)),
             ),
-            VSplit([prompt, message_line]),
+            VSplit([prompt, message_line, counter]),
             Window(
                 FormattedTextControl(lambda: panels.status(state())), height=1, style="class:status"
             ),

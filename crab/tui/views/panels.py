@@ -206,6 +206,18 @@ def selection_hint(state: AppState) -> str:
     return "  ".join(said)
 
 
+COUNT_FROM = 0.8  # the counter shows from this share of the limit on
+
+
+def counter(state: AppState, text: str) -> StyleAndTextTuples:
+    """ "3950/4000" beside the message line once it nears the server's limit."""
+    limit = state.max_message_chars
+    if not limit or len(text) < limit * COUNT_FROM or state.asking is not None:
+        return []
+    style = "class:error" if len(text) > limit else "class:hint"
+    return [(style, f" {len(text)}/{limit}")]
+
+
 def composing(state: AppState) -> StyleAndTextTuples:
     """The line above the input: what Enter will do besides sending."""
     history = state.history(state.active_chat)

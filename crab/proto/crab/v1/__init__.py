@@ -732,6 +732,12 @@ default_message_pool.register_message("crab.v1", "ReadReceipt", ReadReceipt)
 class Ready(betterproto2.Message):
     user: "User | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
 
+    max_message_chars: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+    """
+    The server's limit on a message's characters (0 from servers before it):
+    the client counts down to it while typing.
+    """
+
 
 default_message_pool.register_message("crab.v1", "Ready", Ready)
 

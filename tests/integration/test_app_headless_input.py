@@ -1,0 +1,138 @@
+"""Issue 13's bugs of the message line and the link, in the whole client
+(headless) against a real server: each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from crab.core.app import Crab
+from crab.tui.state import Connection, Focus, Link, Screen
+from tests.helpers.proxy import TcpProxy
+from tests.integration.test_app_headless import messages, person
+
+F3 = "\x1bOR"
+CTRL_O = "\x0f"
+CTRL_J = "\n"
+PASTE = "\x1b[200~{}\x1b[201~"
+
+
+@pytest.mark.timeout(60)
+async def test_the_people_search_query_never_prefixes_the_next_message(
+    crab: Crab, tmp_path: Path
+) -> None:
+    """F3, `car`, Ctrl+O (invite carol), then `/invite carol`: the room got
+    `car/invite carol` when the query stayed on the line."""
+    async with person(crab, tmp_path / "carol") as carol:
+        await carol.sign_up("carol")
+    async with person(crab, tmp_path / "alice") as alice:
+        await alice.sign_up("alice")
+        await alice.say("/create general")
+        await alice.until(lambda s: s.chat(s.active_chat) is not None)
+        alice.type(F3)
+        await alice.until(lambda s: s.focus is Focus.SEARCH)
+        alice.type("car")
+        await alice.until(lambda s: [p.username for p in s.search.results] == ["carol"])
+        alice.type(CTRL_O)
+        await alice.until(lambda s: "invited carol" in s.notice)
+        assert alice.state.focus is Focus.INPUT and alice.app.message_line.text == ""
+        await alice.say("/invite carol")
+        await alice.until(lambda s: "already" in s.notice)
+        await alice.say("hello")
+        await alice.until(lambda s: s.outbox == () and "hello" in messages(s))
+        assert messages(alice.state) == ["hello"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_multi_line_paste_is_shown_whole_and_sent_as_one_message(
+    crab: Crab, tmp_path: Path
+) -> None:
+    async with person(crab, tmp_path / "alice") as alice:
+        await alice.sign_up("alice")
+        await alice.say("/create general")
+        await alice.until(lambda s: s.chat(s.active_chat) is not None)
+        alice.type(PASTE.format("one\ntwo\nthree\n"))
+        line = alice.app.message_line
+        for _ in range(100):
+            if line.text:
+                break
+            await asyncio.sleep(0.01)
+        assert line.text == "one\ntwo\nthree\n"
+        # Every line shows: the message line grows to hold them.
+        height = line.window.preferred_height(80, 30).preferred
+        assert height >= 4, height
+        alice.type("\r")
+        await alice.until(lambda s: "one\ntwo\nthree" in messages(s) and s.outbox == ())
+        # Ctrl+J starts a new line; Enter sends.
+        alice.type("first" + CTRL_J + "second\r")
+        await alice.until(lambda s: "first\nsecond" in messages(s))
+        assert line.text == ""
+
+
+@pytest.mark.timeout(60)
+async def test_logout_leaves_no_password_in_the_form(crab: Crab, tmp_path: Path) -> None:
+    async with person(crab, tmp_path / "alice") as alice:
+        await alice.sign_up("alice")
+        await alice.say("/logout")
+        await alice.until(lambda s: s.screen is Screen.SIGN_IN)
+        form = alice.app.sign_in
+        assert form.password.text == "" and form.confirm.text == ""
+        assert form.username.text == "alice"  # kept: only the secret goes
+
+
+@pytest.mark.timeout(60)
+async def test_each_new_outage_starts_the_backoff_again(crab: Crab, tmp_path: Path) -> None:
+    """After one outage, the next one waited up to 15 s: the wait grew on
+    and was reset only when the server ended a stream cleanly."""
+    waits: list[float] = []
+    with TcpProxy(crab.port) as proxy:
+        async with person(crab, tmp_path / "alice", port=proxy.port) as alice:
+
+            def note(state: object) -> None:
+                c: Connection = alice.state.connection
+                if c.link is Link.RECONNECTING and c.retry_in and (not waits or c.retry_in > 0):
+                    waits.append(c.retry_in)
+
+            alice.app.store.subscribe(note)
+            await alice.sign_up("alice")
+            # A first outage long enough for the wait to grow (1 s, then 2 s).
+            await asyncio.to_thread(proxy.cut)
+            await alice.until(lambda s: s.connection.retry_in == 2.0, timeout=20)
+            await asyncio.to_thread(proxy.restore)
+            await alice.until(lambda s: s.connection.link is Link.CONNECTED, timeout=20)
+            waits.clear()
+            await asyncio.to_thread(proxy.cut)
+            await alice.until(lambda s: s.connection.link is Link.RECONNECTING and bool(waits))
+            assert waits[0] == 1.0, waits
+            # And /reconnect does not wait at all.
+            await asyncio.to_thread(proxy.restore)
+            await alice.say("/reconnect")
+            await alice.until(lambda s: s.connection.link is Link.CONNECTED, timeout=5)
+
+
+@pytest.mark.timeout(60)
+async def test_end_moves_on_the_line_and_ctrl_end_jumps_to_the_newest(
+    crab: Crab, tmp_path: Path
+) -> None:
+    async with person(crab, tmp_path / "alice") as alice:
+        await alice.sign_up("alice")
+        await alice.say("/create general")
+        await alice.until(lambda s: s.chat(s.active_chat) is not None)
+        line = alice.app.message_line
+        alice.type("abc" + "\x1b[H" + "X" + "\x1b[F" + "Y")  # Home, End
+        for _ in range(200):
+            if line.text == "XabcY":
+                break
+            await asyncio.sleep(0.01)
+        assert line.text == "XabcY" and line.buffer.cursor_position == 5
+        await alice.say("")  # sends it
+        for n in range(40):
+            await alice.say(f"line {n}")
+        await alice.until(lambda s: s.outbox == () and len(messages(s)) == 41)
+        assert messages(alice.state)[0] == "XabcY"
+        alice.type("\x1b[5~")  # PgUp
+        await alice.until(lambda s: s.scroll > 0)
+        alice.type("\x1b[1;5F")  # Ctrl+End
+        await alice.until(lambda s: s.scroll == 0)

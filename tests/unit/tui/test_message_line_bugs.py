@@ -1,0 +1,98 @@
+"""Issue 13's bugs in the message line's reducers: each test failed before
+its fix (a too-long message lost, /dm refused for a conversation that
+exists, /edit taking the message before a pending one...)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import replace
+
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from crab.tui import actions as a
+from crab.tui import effects as fx
+from crab.tui.from_server import describe
+from crab.tui.reducers.app import reduce
+from crab.tui.state import ChatItem, Connection, History, Line, Link
+from crab.tui.views.panels import counter
+from tests.helpers.tui import ALICE, line, signed_in, submit
+from tests.unit.tui.test_changes import asked
+
+
+def test_a_message_over_the_servers_limit_stays_on_the_line() -> None:
+    state = reduce(signed_in(), a.LimitsKnown(10)).state
+    assert state.max_message_chars == 10
+    update = reduce(state, submit("x" * 11))
+    assert not asked(update) and update.state.outbox == ()
+    assert update.state.fill == "x" * 11 and update.state.fill_serial == state.fill_serial + 1
+    assert "11 characters; the limit is 10" in update.state.notice
+    # At the limit it goes.
+    assert isinstance(reduce(state, submit("x" * 10)).effects[0], fx.Send)
+
+
+def test_a_send_refused_for_its_text_comes_back_to_the_line() -> None:
+    sent = reduce(signed_in(), submit("bad text"))
+    (effect,) = sent.effects
+    assert isinstance(effect, fx.Send)
+    cid = effect.line.client_message_id
+    back = reduce(sent.state, a.SendRejected(cid, 10, "INVALID_ARGUMENT", "no")).state
+    assert back.outbox == () and back.fill == "bad text" and "back on the line" in back.notice
+    # Refused for another reason (too many sends): the line is left alone.
+    busy = reduce(sent.state, a.SendRejected(cid, 10, "RESOURCE_EXHAUSTED", "slow down")).state
+    assert busy.outbox == () and busy.fill_serial == sent.state.fill_serial
+
+
+def test_dm_and_query_open_a_conversation_that_exists() -> None:
+    bob = ChatItem(12, False, "bob", last_message_id=0)
+    state = signed_in(chats=(*signed_in().chats, bob))
+    for command in ("/dm bob", "/query @Bob"):
+        update = reduce(state, submit(command))
+        assert update.state.active_chat == 12, command
+        assert not any(isinstance(e, fx.InviteToDirect) for e in update.effects)
+    # Nobody yet: an invite, as before.
+    assert reduce(state, submit("/dm carol")).effects == (fx.InviteToDirect("carol"),)
+
+
+def test_reconnect_cuts_the_wait_short() -> None:
+    waiting = signed_in(connection=Connection(Link.RECONNECTING, 14, "the connection dropped"))
+    assert asked(reduce(waiting, submit("/reconnect"))) == (fx.Reconnect(),)
+    connected = signed_in(connection=Connection(Link.CONNECTED))
+    update = reduce(connected, submit("/reconnect"))
+    assert not asked(update) and update.state.notice == "already connected"
+
+
+def test_edit_and_delete_wait_for_my_pending_message() -> None:
+    mine = Line(10, 3, ALICE, "stored", line(10, 1).sent_at, "c3")
+    state = signed_in(histories={10: History(lines=(line(10, 1), mine), has_more=False)})
+    pending = reduce(state, submit("typo")).state  # in the outbox, not acknowledged
+    for command in ("/edit fixed", "/delete"):
+        update = reduce(pending, submit(command))
+        assert not asked(update) and "still being sent" in update.state.notice, command
+    assert "still being sent" in reduce(pending, a.Key("edit_last")).state.notice
+    # Acknowledged, the edit goes to it.
+    acked = replace(mine, id=4, text="typo", client_message_id=pending.outbox[0].client_message_id)
+    done = reduce(pending, a.Acked(acked.client_message_id, acked)).state
+    assert reduce(done, submit("/edit fixed")).effects == (fx.EditMessage(10, 4, "fixed"),)
+
+
+def test_the_status_bar_gets_words_not_errno_text() -> None:
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)")
+    assert describe(refused) == "connection refused: is the server running?"
+    assert describe(socket.gaierror(-2, "Name or service not known")) == "unknown server name"
+    assert describe(TimeoutError()) == "no answer from the server"
+    assert describe(ConnectionResetError(errno.ECONNRESET, "reset")) == "the connection dropped"
+    assert describe(GRPCError(Status.UNAVAILABLE)) == "unavailable"
+    assert describe(GRPCError(Status.PERMISSION_DENIED, "")) == "permission denied"
+    assert describe(OSError(errno.ENETUNREACH, "Network is unreachable")) == (
+        "network is unreachable"
+    )
+
+
+def test_a_counter_shows_near_the_limit() -> None:
+    state = signed_in(max_message_chars=100)
+    assert counter(state, "x" * 79) == []
+    assert counter(state, "x" * 80) == [("class:hint", " 80/100")]
+    assert counter(state, "x" * 101) == [("class:error", " 101/100")]
+    assert counter(signed_in(), "x" * 5000) == []  # limit not known yet
