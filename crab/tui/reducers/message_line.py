@@ -50,9 +50,7 @@ def send(state: AppState, submit: a.Submit, text: str) -> Update:
     if limit and len(text) > limit:
         # Kept on the line (Enter emptied it) to be shortened.
         notice = f"not sent: {len(text)} characters; the limit is {limit}"
-        return Update(
-            replace(state, fill=text, fill_serial=state.fill_serial + 1, notice=notice)
-        )
+        return Update(replace(state, fill=text, fill_serial=state.fill_serial + 1, notice=notice))
     quoted = state.history(chat.id).find(state.replying)
     quote = Quote(quoted.sender.username, quoted.text) if quoted else None
     line = Line(
