@@ -87,8 +87,10 @@ def test_a_mention_of_me_elsewhere_counts_and_rings_unless_the_bell_is_off() -> 
     assert room is not None and (room.unread, room.mentions) == (3, 2)
     off = reduce(signed_in(bell=Bell.OFF), a.MessageArrived(mentioning(11, 1, me=True)))
     assert off.effects == ()
-    # Opening the chat reads it: both counts go.
-    opened = reduce(state, a.Key("next_chat")).state
+    # Opening the chat reads it: both counts go, here and on the server.
+    update = reduce(state, a.Key("next_chat"))
+    assert fx.MarkRead(11, 3) in update.effects
+    opened = update.state
     room = opened.chat(11)
     assert opened.active_chat == 11 and room is not None and (room.unread, room.mentions) == (0, 0)
 
