@@ -92,8 +92,7 @@ class ChatApp:
         host, _, port = server.rpartition(":")
         sessions = SessionFile(config_dir)
         self._settings = SettingsFile(config_dir)
-        start = AppState(server=server, bell=_bell(bell, self._settings))
-        start = start if state is None else state
+        start = state or AppState(server=server, bell=_bell(bell, self._settings))
         saved = sessions.load(server) if state is None else None
         if saved is not None:
             # Straight into the chats; the runner checks the session meanwhile.
