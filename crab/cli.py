@@ -377,11 +377,12 @@ def _redact(url: str) -> str:
 @click.option("--vi", is_flag=True, envvar="CRAB_VI", help="vi keys on the message line.")
 @click.option(
     "--bell",
-    type=click.Choice(["all", "mentions", "none"]),
-    default="all",
-    show_default=True,
+    # "none": the old name of "off".
+    type=click.Choice(["all", "mentions", "off", "none"]),
+    default=None,
     envvar="CRAB_BELL",
-    help="Ring the terminal bell for new messages elsewhere.",
+    help="Ring the terminal bell for every message elsewhere, only for mentions "
+    "and personal conversations, or never. Default: as /bell last saved it, else mentions.",
 )
 @click.option(
     "--config-dir",
@@ -391,7 +392,7 @@ def _redact(url: str) -> str:
     help="Where the signed-in session is kept.",
 )
 def chat(
-    server: str, tls: bool, ca: str | None, vi: bool, bell: str, config_dir: Path | None
+    server: str, tls: bool, ca: str | None, vi: bool, bell: str | None, config_dir: Path | None
 ) -> None:
     """Open the full-screen chat client."""
     from crab.client.tls import tls_context

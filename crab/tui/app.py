@@ -24,8 +24,8 @@ from prompt_toolkit.widgets import TextArea
 
 from crab import start_up
 from crab.tui.keys import COMMANDS, KEYS, Command, Where
-from crab.tui.saved import SessionFile
-from crab.tui.state import AppState, Connection, Focus, Link, Person, Screen
+from crab.tui.saved import SessionFile, SettingsFile
+from crab.tui.state import AppState, Bell, Connection, Focus, Link, Person, Screen
 from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
 
@@ -80,16 +80,19 @@ class ChatApp:
         config_dir: Path,
         tls: ssl.SSLContext | None = None,
         vi: bool = False,
-        bell: str = "all",
+        bell: str | None = None,
         input: Input | None = None,
         output: Output | None = None,
         state: AppState | None = None,
     ) -> None:
         """`state`: start from it instead of the sign-in form or the saved
-        session (`crab bench chat` opens a chat of 10,000 messages so)."""
+        session (`crab bench chat` opens a chat of 10,000 messages so).
+        `bell`: all, mentions or off for this run; None: as /bell last saved
+        it (else mentions)."""
         host, _, port = server.rpartition(":")
         sessions = SessionFile(config_dir)
-        start = AppState(server=server, bell=bell) if state is None else state
+        self._settings = SettingsFile(config_dir)
+        start = state or AppState(server=server, bell=_bell(bell, self._settings))
         saved = sessions.load(server) if state is None else None
         if saved is not None:
             # Straight into the chats; the runner checks the session meanwhile.
@@ -166,6 +169,7 @@ class ChatApp:
             self._server,
             on_quit=self._quit,
             on_bell=self.app.output.bell,
+            settings=self._settings,
         )
         for effect in self._waiting:
             self.runner(effect)
@@ -319,6 +323,18 @@ class ChatApp:
                 self.runner.client.close()
 
 
+def _bell(chosen: str | None, settings: SettingsFile) -> Bell:
+    """The --bell option, else the saved /bell choice, else mentions; a
+    saved value this version does not know is ignored."""
+    for value in (chosen, settings.bell()):
+        if value is not None:
+            try:
+                return Bell("off" if value == "none" else value)
+            except ValueError:
+                continue
+    return Bell.MENTIONS
+
+
 def submitted(text: str) -> Submit:
     """Enter's action, stamped with the time and a new client message id
     here, so that the reducers stay pure."""
@@ -331,7 +347,7 @@ def submitted(text: str) -> Submit:
 
 
 def run_chat(
-    server: str, config_dir: Path, tls: ssl.SSLContext | None, vi: bool, bell: str
+    server: str, config_dir: Path, tls: ssl.SSLContext | None, vi: bool, bell: str | None
 ) -> None:
     async def main() -> None:
         # Built inside the loop: grpclib's channel binds to the running loop.

@@ -276,6 +276,14 @@ async def bell(r: Runner, effect: fx.Bell) -> None:
     r.on_bell()
 
 
+@handles(fx.SaveBell)
+async def save_bell(r: Runner, effect: fx.SaveBell) -> None:
+    try:
+        await asyncio.to_thread(r.settings.save_bell, effect.bell)
+    except OSError as error:
+        r.dispatch(a.Failed(f"bell setting not saved: {error.strerror or error}"))
+
+
 @handles(fx.ExpireNotice)
 async def expire_notice(r: Runner, effect: fx.ExpireNotice) -> None:
     await asyncio.sleep(effect.after)

@@ -130,6 +130,13 @@ class Bell:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveBell:
+    """Keep the /bell choice for the next start (the settings file)."""
+
+    bell: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExpireNotice:
     """Dispatch NoticeExpired(serial) after `after` seconds."""
 
@@ -199,6 +206,7 @@ Effect = (
     | Copy
     | SignOut
     | Bell
+    | SaveBell
     | ExpireNotice
     | Quit
     | Reconnect

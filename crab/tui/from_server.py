@@ -64,15 +64,18 @@ def line(m: pb.Message) -> Line:
         deleted=m.deleted,
         reactions=tuple(Reaction(r.emoji, tuple(r.user_ids)) for r in m.reactions),
         change_seq=m.change_seq,
+        mention_user_ids=tuple(m.mention_user_ids),
+        mentions_room=m.mentions_room,
     )
 
 
-def chat(c: pb.Chat, unread: int = 0, last: datetime | None = None) -> ChatItem:
+def chat(c: pb.Chat, unread: int = 0, last: datetime | None = None, mentions: int = 0) -> ChatItem:
     return ChatItem(
         id=c.id,
         is_room=c.kind == pb.ChatKind.ROOM,
         name=c.name,
         unread=unread,
+        mentions=mentions,
         last_message_id=c.last_message_id,
         last_activity=last or c.created_at,
         topic=c.topic,
@@ -84,7 +87,7 @@ def chat(c: pb.Chat, unread: int = 0, last: datetime | None = None) -> ChatItem:
 def summary(s: pb.ChatSummary) -> ChatItem:
     assert s.chat is not None
     last = s.last_message.sent_at if s.last_message else None
-    return chat(s.chat, unread=s.unread_count, last=last)
+    return chat(s.chat, unread=s.unread_count, last=last, mentions=s.mention_count)
 
 
 def invite(i: pb.Invite) -> InviteItem:

@@ -134,6 +134,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("names", "", "list the open chat's members (* marks the owner)"),
     SlashCommand("nick", "NAME", "change your display name"),
     SlashCommand("password", "", "change your password (asks, masked); ends other sessions"),
+    SlashCommand("bell", "MODE", "ring for other chats: all, mentions (default), off"),
     SlashCommand("help", "", "show keys and commands"),
     SlashCommand("reconnect", "", "try to reach the server now, not after the wait"),
     SlashCommand("logout", "", "sign out on the server and forget this device"),

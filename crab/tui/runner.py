@@ -23,7 +23,7 @@ from crab.tui.account import Account
 from crab.tui.effect_handlers import HANDLERS
 from crab.tui.from_server import describe, person
 from crab.tui.link import LiveLink
-from crab.tui.saved import SessionFile
+from crab.tui.saved import SessionFile, SettingsFile
 from crab.tui.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,10 @@ class Runner:
         server: str,
         on_quit: Callable[[], None],
         on_bell: Callable[[], None],
+        settings: SettingsFile,
     ) -> None:
         self.store = store
+        self.settings = settings
         self.client = client
         self.server = server
         self.on_quit = on_quit

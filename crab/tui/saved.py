@@ -1,5 +1,6 @@
-"""The signed-in session, saved per server in the config directory (mode
-0600), so the next start opens straight into the chats."""
+"""What the client keeps in its config directory (files of mode 0600): the
+signed-in session per server, so the next start opens straight into the
+chats, and the settings a person chose (/bell), for every server."""
 
 from __future__ import annotations
 
@@ -52,10 +53,37 @@ class SessionFile:
             self._write(data)
 
     def _write(self, data: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.path)
+        _write(self.path, data)
+
+
+class SettingsFile:
+    """settings.json: {"bell": "all" | "mentions" | "off"}. A setting
+    missing or unreadable is None (the client's default applies)."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.path = config_dir / "settings.json"
+
+    def _all(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def bell(self) -> str | None:
+        found = self._all().get("bell")
+        return found if isinstance(found, str) else None
+
+    def save_bell(self, bell: str) -> None:
+        _write(self.path, {**self._all(), "bell": bell})
+
+
+def _write(path: Path, data: object) -> None:
+    """Whole or not at all (a rename), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)

@@ -32,6 +32,14 @@ class Asking(enum.Enum):
     NEW_PASSWORD = "new password"
 
 
+class Bell(enum.Enum):
+    """When the terminal bell rings for a message in another chat (/bell)."""
+
+    ALL = "all"  # every message
+    MENTIONS = "mentions"  # those that mention me or @room, and personal conversations
+    OFF = "off"
+
+
 class Link(enum.Enum):
     OFFLINE = "offline"
     CONNECTING = "connecting"
@@ -81,6 +89,13 @@ class Line:
     # The chat's change sequence number of this copy's newest change (edit,
     # delete, reaction): of two copies of a message, the higher one wins.
     change_seq: int = 0
+    # Whom it mentions, as the server parsed it (@username; @room: everyone).
+    mention_user_ids: tuple[int, ...] = ()
+    mentions_room: bool = False
+
+    def mentions(self, user_id: int) -> bool:
+        """Whether it mentions this person (by name, or everyone by @room)."""
+        return self.mentions_room or user_id in self.mention_user_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,7 @@ class ChatItem:
     is_room: bool
     name: str
     unread: int = 0
+    mentions: int = 0  # unread messages that mention me (or @room)
     last_message_id: int = 0
     last_activity: datetime | None = None
     topic: str = ""
@@ -246,7 +262,7 @@ class AppState:
     # an older notice leaves a newer one alone.
     notice: str = ""
     notice_serial: int = 0
-    bell: str = "all"  # all / mentions / none
+    bell: Bell = Bell.MENTIONS
     # /password: which answer the message line waits for, and the current
     # password until the new one is typed (dropped when the call goes out).
     asking: Asking | None = None

@@ -39,12 +39,14 @@ CHANGED = Message(
     7,
     44,
     BOB,
-    "fixed",
+    "fixed, @alice @room",
     WHEN,
     "c-2",
     reply_to=ReplyQuote(43, ALICE, 'hi "there"'),
     edited_at=ELSEWHERE,
     reactions=(Reaction("👍", (1, 2)), Reaction("🦀", (2,))),
+    mention_user_ids=(1,),
+    mentions_room=True,
     change_seq=5,
 )
 TOMBSTONE = Message(7, 45, BOB, "", WHEN, "c-3", deleted=True, change_seq=6)

@@ -63,7 +63,7 @@ class Tmux:
         and says how it exited (so a crash shows up in the capture)."""
         config = self.tmp / f"config-{session}"
         command = shlex.join(
-            [str(CRAB), "chat", "--server", server, "--config-dir", str(config), "--bell", "none"]
+            [str(CRAB), "chat", "--server", server, "--config-dir", str(config), "--bell", "off"]
         )
         script = f'{command}; echo "{EXITED} $?]"; sleep 3600'
         size = ("-x", str(WIDTH), "-y", str(HEIGHT))

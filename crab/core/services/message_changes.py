@@ -22,6 +22,7 @@ from crab.core.broker.base import Broker
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
+from crab.core.domain.mentions import parse_mentions
 from crab.core.domain.models import Caller, Message, MessagePage
 from crab.core.domain.validation import (
     MAX_EMOJIS_PER_MESSAGE,
@@ -32,6 +33,7 @@ from crab.core.domain.validation import (
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.request_ids import request_id
 from crab.core.storage import chats, message_changes, messages
+from crab.core.storage import mentions as mention_store
 from crab.core.storage.database import Database
 from crab.core.storage.message_changes import Target
 from crab.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -134,7 +136,11 @@ def handle_edit(conn: Connection, c: cmd.EditMessage, out: ev.Published) -> Mess
     if found.deleted:
         raise FailedPrecondition("a deleted message cannot be edited")
     message_changes.edit(conn, found.row_id, c.text, change_seq, now())
-    # Mentions in the new text would be parsed and stored here (not yet).
+    # The new text's mentions replace the old (members of the chat now).
+    said = parse_mentions(c.text)
+    named = mention_store.members_named(conn, {c.chat_id: said.usernames} if said.usernames else {})
+    user_ids = mention_store.resolve(named, c.chat_id, c.user_id, said)
+    mention_store.replace(conn, c.chat_id, c.message_id, user_ids, said.room)
     return _changed(conn, c.chat_id, c.message_id, out)
 
 
@@ -145,6 +151,7 @@ def handle_delete(conn: Connection, c: cmd.DeleteMessage, out: ev.Published) -> 
     if found.deleted:
         raise FailedPrecondition("this message is already deleted")
     message_changes.delete(conn, found.row_id, change_seq, now())
+    mention_store.drop(conn, c.chat_id, c.message_id)
     return _changed(conn, c.chat_id, c.message_id, out)
 
 

@@ -8,7 +8,9 @@ its size (re-sends, memberships and senders each looked up once; the
 messages replied to too, and only when a send in the group replies). Only a
 member may send; a re-send (same sender, same client message id) is
 answered with the message stored the first time; ids are gap-free per chat;
-a reply names an existing message of the same chat (else INVALID_ARGUMENT)."""
+a reply names an existing message of the same chat (else INVALID_ARGUMENT);
+the members a text mentions (and @room) are stored with it, at the cost
+of one query for the group, and only when some text holds an '@'."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
+from crab.core.domain.mentions import Mentions, parse_mentions
 from crab.core.domain.models import Caller, Message, ReplyQuote
 from crab.core.domain.validation import (
     check_client_message_id,
@@ -31,6 +34,7 @@ from crab.core.domain.validation import (
 )
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.storage import chats, messages, users
+from crab.core.storage import mentions as mention_store
 from crab.errors import InvalidArgument, NotFound
 
 
@@ -89,11 +93,14 @@ def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
             fresh[key] = i
             by_chat[send.chat_id].append(i)
     quotes = _replied_to(conn, sends, fresh, by_chat, outcomes)
+    parsed, named = _mentions(conn, sends, fresh)
 
     when = now()
     stored: dict[int, Message] = {}
     rows = []
     read_up_to: dict[tuple[int, int], int] = {}  # (chat, sender) -> newest id sent
+    mentioned: list[tuple[int, int, tuple[int, ...]]] = []  # (chat, id, user ids)
+    room: list[tuple[int, int]] = []  # (chat, id) of the sends that mention @room
     senders = users.by_ids(conn, (sends[i].sender_id for i in fresh.values()))
     # Chats locked (by next_seqs) in id order: competing workers whose
     # batches share chats queue up instead of deadlocking on PostgreSQL.
@@ -103,6 +110,14 @@ def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
         for seq, i in enumerate(indexes, start=first):
             send = sends[i]
             reply_to = quotes.get((chat_id, send.reply_to_id)) if send.reply_to_id else None
+            user_ids: tuple[int, ...] = ()
+            said = parsed.get(i)
+            if said is not None:
+                user_ids = mention_store.resolve(named, chat_id, send.sender_id, said)
+                if user_ids:
+                    mentioned.append((chat_id, seq, user_ids))
+                if said.room:
+                    room.append((chat_id, seq))
             rows.append(
                 messages.row(
                     chat_id,
@@ -122,9 +137,13 @@ def store_sends(conn: Connection, sends: Sequence[cmd.SendMessage]) -> Stored:
                 when,
                 send.client_message_id,
                 reply_to=reply_to,
+                mention_user_ids=user_ids,
+                mentions_room=said is not None and said.room,
             )
             read_up_to[(chat_id, send.sender_id)] = seq
     messages.insert_many(conn, rows)
+    if mentioned or room:
+        mention_store.store(conn, mentioned, room)
     messages.mark_senders_read(conn, read_up_to)
 
     result = Stored([])
@@ -174,6 +193,23 @@ def _replied_to(
             if not by_chat[send.chat_id]:
                 del by_chat[send.chat_id]
     return found
+
+
+def _mentions(
+    conn: Connection, sends: Sequence[cmd.SendMessage], fresh: dict[tuple[int, str], int]
+) -> tuple[dict[int, Mentions], dict[tuple[int, str], int]]:
+    """The mentions each fresh send's text makes (index in sends -> them),
+    and which of the names are members of their chat, in one query; no
+    query, and one substring test per send, when no text holds an '@'."""
+    parsed: dict[int, Mentions] = {}
+    wanted: defaultdict[int, set[str]] = defaultdict(set)
+    for i in fresh.values():
+        text = sends[i].text
+        if "@" in text and (said := parse_mentions(text)):
+            parsed[i] = said
+            wanted[sends[i].chat_id].update(said.usernames)
+    named = mention_store.members_named(conn, {c: n for c, n in wanted.items() if n})
+    return parsed, named
 
 
 def handle_send(conn: Connection, command: cmd.SendMessage, out: ev.Published) -> Message:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from crab.core.domain.models import Chat, ChatKind, ChatSummary, User
+from crab.core.storage import mentions as mention_store
 from crab.core.storage import messages as message_store
 from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import chats, members, users
@@ -208,6 +209,7 @@ def summaries(conn: Connection, user_id: int) -> list[ChatSummary]:
     ).all()
     names = direct_names(conn, user_id, [r.id for r in rows if r.kind == int(ChatKind.DIRECT)])
     last = message_store.last_messages(conn, {r.id: r.last_seq for r in rows if r.last_seq})
+    mentioned = mention_store.unread_counts(conn, user_id)
     result = [
         ChatSummary(
             chat=to_chat(row, names.get(row.id)),
@@ -215,6 +217,7 @@ def summaries(conn: Connection, user_id: int) -> list[ChatSummary]:
             # Ids are gap-free per chat, so unread is a subtraction.
             unread_count=max(0, row.last_seq - row.last_read_seq),
             last_read_id=row.last_read_seq,
+            mention_count=mentioned.get(row.id, 0),
         )
         for row in rows
     ]

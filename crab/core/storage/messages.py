@@ -4,8 +4,9 @@ gap-free within their chat.
 Every reader returns messages as they are now: edited text and time, a
 tombstone for a deleted one, the quote of the message replied to, and the
 reactions. A page costs one query, plus one for the quotes if any message
-in it replies and one for the reactions if any was changed (reactions only
-exist on a message whose change_seq is set): never a query per message."""
+in it replies, one for the reactions if any was changed (reactions only
+exist on a message whose change_seq is set) and one for the mentions if
+any text holds an '@': never a query per message."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from crab.core.domain.models import Message, MessagePage, Reaction, ReplyQuote, User
+from crab.core.storage import mentions as mention_store
 from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import chats, members, messages, reactions, users
 
@@ -34,6 +36,8 @@ _COLUMNS = (
     # 1 for a tombstone: an integer needs no conversion per row (a time does).
     sa.case((messages.c.deleted_at.is_(None), 0), else_=1).label("deleted"),
     messages.c.change_seq,
+    # An integer, like "deleted": SQLite's Boolean would convert every row.
+    sa.type_coerce(messages.c.mentions_room, sa.Integer).label("mentions_room"),
     users.c.id.label("sender_id"),
     users.c.username,
     users.c.display_name,
@@ -53,6 +57,7 @@ def _to_messages(conn: Connection, rows: Iterable[Any]) -> list[Message]:
     out = []
     replies: dict[int, int] = {}  # index in out -> the id it replies to
     changed: list[int] = []  # indexes of changed, not deleted, messages
+    mentioning: list[int] = []  # indexes of messages that may mention someone
     for (
         chat_id,
         seq,
@@ -63,6 +68,7 @@ def _to_messages(conn: Connection, rows: Iterable[Any]) -> list[Message]:
         edited_at,
         deleted,
         change_seq,
+        room,
         sender_id,
         username,
         name,
@@ -70,13 +76,17 @@ def _to_messages(conn: Connection, rows: Iterable[Any]) -> list[Message]:
         sender = senders.get(sender_id)
         if sender is None:
             sender = senders[sender_id] = User(sender_id, username, name)
-        if reply_to_seq is None and not change_seq:  # a plain message: the hot case
+        # Mention rows exist only for a text with an '@' (storage/mentions.py).
+        at = "@" in text
+        if reply_to_seq is None and not change_seq and not at:  # a plain message: the hot case
             out.append(Message(chat_id, seq, sender, text, created_at, client_message_id))
             continue
         if reply_to_seq is not None:
             replies[len(out)] = reply_to_seq
         if change_seq and not deleted:
             changed.append(len(out))
+        if at:
+            mentioning.append(len(out))
         out.append(
             Message(
                 chat_id,
@@ -88,15 +98,20 @@ def _to_messages(conn: Connection, rows: Iterable[Any]) -> list[Message]:
                 edited_at=edited_at,
                 deleted=bool(deleted),
                 change_seq=change_seq,
+                mentions_room=bool(room),
             )
         )
-    if replies or changed:
-        _complete(conn, out, replies, changed)
+    if replies or changed or mentioning:
+        _complete(conn, out, replies, changed, mentioning)
     return out
 
 
 def _complete(
-    conn: Connection, out: list[Message], replies: dict[int, int], changed: list[int]
+    conn: Connection,
+    out: list[Message],
+    replies: dict[int, int],
+    changed: list[int],
+    mentioning: list[int],
 ) -> None:
     found = quotes(conn, {(out[i].chat_id, seq) for i, seq in replies.items()})
     for i, seq in replies.items():
@@ -106,6 +121,11 @@ def _complete(
         got = grouped.get((out[i].chat_id, out[i].id))
         if got:
             out[i] = dataclasses.replace(out[i], reactions=got)
+    mentioned = mention_store.of_messages(conn, {(out[i].chat_id, out[i].id) for i in mentioning})
+    for i in mentioning:
+        ids = mentioned.get((out[i].chat_id, out[i].id))
+        if ids:
+            out[i] = dataclasses.replace(out[i], mention_user_ids=ids)
 
 
 def quotes(

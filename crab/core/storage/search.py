@@ -5,6 +5,7 @@ are the domain's (crab/core/domain/search.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from crab.core.domain.models import Message, User
 from crab.core.domain.search import Query
+from crab.core.storage import mentions as mention_store
 from crab.core.storage.tables import UTCDateTime
 
 # What migration 0004 creates beside tables.py (the schema test skips them).
@@ -31,7 +33,8 @@ def in_tables_py(name: str | None, kind: str, parents: object = None) -> bool:
 
 
 _COLUMNS = """m.id AS row_id, m.chat_id, m.seq, m.text, m.created_at, m.client_message_id,
-    m.edited_at, m.change_seq, u.id AS sender_id, u.username, u.display_name"""
+    m.edited_at, m.change_seq, m.mentions_room,
+    u.id AS sender_id, u.username, u.display_name"""
 _MINE = """JOIN members AS mb ON mb.chat_id = m.chat_id AND mb.user_id = :user_id
     JOIN users AS u ON u.id = m.sender_id"""
 _FILTER = "m.deleted_at IS NULL AND (:chat_id = 0 OR m.chat_id = :chat_id)"
@@ -82,7 +85,16 @@ def candidates(
     dialect = conn.dialect.name
     match = fts5_match(query, every) if dialect == "sqlite" else tsquery(query, every)
     params = {"user_id": user_id, "chat_id": chat_id, "match": match, "limit": limit}
-    return _to_candidates(conn.execute(_STATEMENTS[dialect], params))
+    found = _to_candidates(conn.execute(_STATEMENTS[dialect], params))
+    # Their mentions: one more query, only if some text holds an '@'.
+    wanted = {(m.chat_id, m.id) for _, m in found if "@" in m.text}
+    mentioned = mention_store.of_messages(conn, wanted)
+    if not mentioned:
+        return found
+    return [
+        (row_id, dataclasses.replace(m, mention_user_ids=mentioned.get((m.chat_id, m.id), ())))
+        for row_id, m in found
+    ]
 
 
 def _to_candidates(rows: Sequence[Any] | Any) -> list[tuple[int, Message]]:
@@ -90,13 +102,13 @@ def _to_candidates(rows: Sequence[Any] | Any) -> list[tuple[int, Message]]:
     out = []
     for row in rows:
         row_id, chat_id, seq, text, created_at, client_id, edited_at, change_seq = row[:8]
-        sender_id, username, display_name = row[8:]
+        room, sender_id, username, display_name = row[8:]
         sender = senders.get(sender_id)
         if sender is None:
             sender = senders[sender_id] = User(sender_id, username, display_name)
         message = Message(
             chat_id, seq, sender, text, created_at, client_id,
-            edited_at=edited_at, change_seq=change_seq,
+            edited_at=edited_at, change_seq=change_seq, mentions_room=bool(room),
         )  # fmt: skip
         out.append((row_id, message))
     return out

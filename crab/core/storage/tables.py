@@ -131,6 +131,14 @@ messages = sa.Table(
     sa.Column("change_seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("mentions_room", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_messages_chat_change_seq", "chat_id", "change_seq"),
+    # The few messages that mention @room, for "my unread mentions".
+    sa.Index(
+        "ix_messages_room_mentions",
+        "chat_id",
+        "seq",
+        sqlite_where=sa.text("mentions_room"),
+        postgresql_where=sa.text("mentions_room"),
+    ),
     sa.UniqueConstraint("chat_id", "seq", name="uq_messages_chat_seq"),
     sa.UniqueConstraint("sender_id", "client_message_id", name="uq_messages_sender_client_id"),
 )
@@ -164,4 +172,6 @@ mentions = sa.Table(
     sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("chat_id", sa.BigInteger, sa.ForeignKey("chats.id"), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True),
+    # A message's mentions, read with it and replaced by an edit.
+    sa.Index("ix_mentions_chat_seq", "chat_id", "seq"),
 )

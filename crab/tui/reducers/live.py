@@ -9,7 +9,7 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.reducers import Update
-from crab.tui.state import AppState, ChatItem, History, Line, Screen
+from crab.tui.state import AppState, Bell, ChatItem, History, Line, Screen
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
@@ -90,12 +90,24 @@ def _switched(before: AppState, after: AppState) -> Update:
     return Update(after)
 
 
-def _bell(state: AppState, line: Line | None = None) -> tuple[fx.Effect, ...]:
-    if state.bell == "all":
+def _bell(
+    state: AppState, line: Line | None = None, chat: ChatItem | None = None
+) -> tuple[fx.Effect, ...]:
+    """For an invite (no line) or a message in another chat, not mine. By
+    default (Bell.MENTIONS) only what is addressed to me rings: an invite, a
+    message that mentions me or @room, any message of a personal
+    conversation; a burst in a busy room stays quiet."""
+    if state.bell is Bell.ALL:
         return (fx.Bell(),)
-    if state.bell == "mentions" and line and state.me and f"@{state.me.username}" in line.text:
+    if state.bell is Bell.OFF:
+        return ()
+    if line is None or (chat is not None and not chat.is_room) or _mentions_me(state, line):
         return (fx.Bell(),)
     return ()
+
+
+def _mentions_me(state: AppState, line: Line) -> bool:
+    return state.me is not None and line.mentions(state.me.id)
 
 
 def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
@@ -131,7 +143,7 @@ def open_chat(state: AppState, chat_id: int) -> Update:
         effects += [fx.LoadHistory(chat_id, 0), fx.LoadMembers(chat_id)]
     if chat.unread and chat.last_message_id:
         effects.append(fx.MarkRead(chat_id, chat.last_message_id))
-    chats = tuple(replace(c, unread=0) if c.id == chat_id else c for c in state.chats)
+    chats = tuple(replace(c, unread=0, mentions=0) if c.id == chat_id else c for c in state.chats)
     state = replace(
         state,
         active_chat=chat_id,
@@ -172,14 +184,21 @@ def _arrived(state: AppState, line: Line) -> Update:
     elif line.id <= chat.last_message_id:
         return Update(state)
     mine = state.me is not None and line.sender.id == state.me.id
-    unread = chat.unread
+    unread, mentions = chat.unread, chat.mentions
     if line.chat_id == state.active_chat and state.screen is Screen.CHATS:
         if not mine:
             effects = (fx.MarkRead(line.chat_id, line.id),)
     elif not mine:
         unread += 1
-        effects = _bell(state, line)
-    updated = replace(chat, unread=unread, last_message_id=line.id, last_activity=line.sent_at)
+        mentions += _mentions_me(state, line)
+        effects = _bell(state, line, chat)
+    updated = replace(
+        chat,
+        unread=unread,
+        mentions=mentions,
+        last_message_id=line.id,
+        last_activity=line.sent_at,
+    )
     chats = (updated, *(c for c in state.chats if c.id != chat.id))  # most recent first
     return Update(replace(state, chats=chats), effects)
 

@@ -9,7 +9,7 @@ from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, Command
 from crab.tui.reducers import Update, changes, found, room_admin
 from crab.tui.reducers.live import open_chat
-from crab.tui.state import AppState, Focus, Line, Link, Quote, Search
+from crab.tui.state import AppState, Bell, Focus, Line, Link, Quote, Search
 
 KNOWN = {c.name for c in COMMANDS}
 
@@ -68,6 +68,27 @@ def send(state: AppState, submit: a.Submit, text: str) -> Update:
     # Sending means the last notice has been read: clear it.
     state = replace(state, outbox=(*state.outbox, line), scroll=0, notice="", replying=0)
     return Update(state, (fx.Send(line),))
+
+
+_BELL_SAYS = {
+    Bell.ALL: "every message in another chat",
+    Bell.MENTIONS: "mentions of you and personal conversations",
+    Bell.OFF: "never",
+}
+
+
+def _bell(state: AppState, arg: str) -> Update:
+    """/bell shows the setting; /bell all|mentions|off changes and saves it."""
+    if not arg:
+        return Update(
+            replace(state, notice=f"bell: {_BELL_SAYS[state.bell]} (/bell all|mentions|off)")
+        )
+    try:
+        bell = Bell(arg)
+    except ValueError:
+        return Update(replace(state, notice="usage: /bell all|mentions|off"))
+    notice = f"bell: {_BELL_SAYS[bell]}"
+    return Update(replace(state, bell=bell, notice=notice), (fx.SaveBell(bell.value),))
 
 
 def _index(arg: str, count: int) -> int | None:
@@ -138,6 +159,8 @@ def command(state: AppState, line: str) -> Update:
             return waiting or changes.delete(state, changes.my_last(state))
         case "react":
             return changes.react_command(state, arg)
+        case "bell":
+            return _bell(state, arg.lower())
         case "help":
             return Update(replace(state, focus=Focus.HELP))
         case "reconnect":

@@ -44,6 +44,7 @@ STYLE = Style.from_dict(
         "quote": "ansibrightblack italic",
         "tombstone": "ansibrightblack italic",
         "reactions": "ansiyellow",
+        "mention": "bold ansimagenta",
         "topic": "italic",
     }
 )

@@ -39,12 +39,17 @@ def reactions_text(line: Line) -> str:
 
 
 def _rows(
-    line: Line, width: int, mine: bool, history: History, selected: bool = False
+    line: Line,
+    width: int,
+    mine: bool,
+    history: History,
+    selected: bool = False,
+    mentions_me: bool = False,
 ) -> list[StyleAndTextTuples]:
     when = line.sent_at.astimezone().strftime("%H:%M")
     name = one_line(line.sender.username)[:NAME_WIDTH]
     style = "class:mine" if mine else "class:sender"
-    text_style = "class:pending" if line.pending else ""
+    text_style = "class:pending" if line.pending else ("class:mention" if mentions_me else "")
     body_width = max(10, width - BODY)
     indent: StyleAndTextTuples = [("", " " * BODY)]
     rows: list[StyleAndTextTuples] = []
@@ -107,7 +112,9 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
     while index >= 0 and len(rows) < height:
         line = at(index)
         chosen = bool(state.selected) and line.id == state.selected
-        rows.extend(reversed(_rows(line, width, line.sender.id == me, history, chosen)))
+        mine = line.sender.id == me
+        mentioned = not mine and line.mentions(me)
+        rows.extend(reversed(_rows(line, width, mine, history, chosen, mentioned)))
         day = _day(line.sent_at)
         if index == 0 or _day(at(index - 1).sent_at) != day:
             rows.append([("class:day", f"── {day} ──")])

@@ -25,7 +25,10 @@ def sidebar(state: AppState) -> StyleAndTextTuples:
         mark = "#" if chat.is_room else "@"
         style = "class:active" if active else ("class:unread" if chat.unread else "")
         unread = f" ({chat.unread})" if chat.unread else ""
-        out.append((style, f" {mark} {one_line(chat.name)[:18]}{unread}\n"))
+        out.append((style, f" {mark} {one_line(chat.name)[:18]}{unread}"))
+        if chat.mentions:  # unread messages that mention me: "(12) @2"
+            out.append(("class:mention" if not active else style, f" @{chat.mentions}"))
+        out.append((style, "\n"))
     if state.invites:
         out.append(("class:unread", f"\n Invites: {len(state.invites)} (F2)\n"))
     return out

@@ -7,17 +7,21 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, KEYS, help_lines
+from crab.tui.reducers import Update
 from crab.tui.reducers.app import NOTICE_SECONDS, reduce
 from crab.tui.state import (
     AppState,
+    Bell,
     ChatItem,
     Focus,
     History,
     InviteItem,
+    Line,
     Screen,
 )
 from crab.tui.store import Store
 from crab.tui.views.messages import visible_rows
+from crab.tui.views.panels import sidebar
 from crab.tui.views.text import inert
 from tests.helpers.tui import ALICE, BOB, line, rows_text, signed_in, submit
 
@@ -52,16 +56,92 @@ def test_message_in_open_chat_appends_and_marks_read() -> None:
     assert again.state is update.state
 
 
-def test_message_elsewhere_counts_unread_and_rings() -> None:
+def test_message_elsewhere_counts_unread_and_rings_only_when_the_bell_says() -> None:
     update = reduce(signed_in(), a.MessageArrived(line(11, 1)))
     room = update.state.chat(11)
     assert room is not None and room.unread == 1 and room.last_message_id == 1
+    assert room.mentions == 0
     assert update.state.chats[0].id == 11  # most recent first
-    assert update.effects == (fx.Bell(),)
-    quiet = reduce(signed_in(bell="none"), a.MessageArrived(line(11, 1)))
-    assert quiet.effects == ()
-    mention = reduce(signed_in(bell="mentions"), a.MessageArrived(line(11, 1, text="hey @alice")))
-    assert mention.effects == (fx.Bell(),)
+    assert update.effects == ()  # the default: mentions and personal conversations
+    loud = reduce(signed_in(bell=Bell.ALL), a.MessageArrived(line(11, 1)))
+    assert loud.effects == (fx.Bell(),)
+    # "@alice" in the text is not a mention: the server says who is mentioned.
+    typed = reduce(signed_in(), a.MessageArrived(line(11, 1, text="hey @alice")))
+    assert typed.effects == ()
+
+
+def mentioning(chat_id: int, id: int, *, me: bool = False, room: bool = False) -> Line:
+    return replace(
+        line(chat_id, id), mention_user_ids=(ALICE.id,) if me else (BOB.id,), mentions_room=room
+    )
+
+
+def test_a_mention_of_me_elsewhere_counts_and_rings_unless_the_bell_is_off() -> None:
+    state = signed_in()
+    for arrived in (mentioning(11, 1, me=True), mentioning(11, 2, room=True)):
+        update = reduce(state, a.MessageArrived(arrived))
+        assert update.effects == (fx.Bell(),)
+        state = update.state
+    state = reduce(state, a.MessageArrived(mentioning(11, 3))).state  # bob is mentioned
+    room = state.chat(11)
+    assert room is not None and (room.unread, room.mentions) == (3, 2)
+    off = reduce(signed_in(bell=Bell.OFF), a.MessageArrived(mentioning(11, 1, me=True)))
+    assert off.effects == ()
+    # Opening the chat reads it: both counts go, here and on the server.
+    update = reduce(state, a.Key("next_chat"))
+    assert fx.MarkRead(11, 3) in update.effects
+    opened = update.state
+    room = opened.chat(11)
+    assert opened.active_chat == 11 and room is not None and (room.unread, room.mentions) == (0, 0)
+
+
+def test_in_the_open_chat_a_mention_neither_counts_nor_rings() -> None:
+    update = reduce(signed_in(bell=Bell.ALL), a.MessageArrived(mentioning(10, 3, me=True)))
+    room = update.state.chat(10)
+    assert room is not None and room.mentions == 0
+    assert fx.Bell() not in update.effects
+
+
+def test_any_message_of_a_personal_conversation_rings_but_not_my_own() -> None:
+    direct = ChatItem(12, False, "bob")
+    state = signed_in(chats=(*signed_in().chats, direct))
+    assert reduce(state, a.MessageArrived(line(12, 1))).effects == (fx.Bell(),)
+    mine = reduce(state, a.MessageArrived(line(12, 1, sender=ALICE)))
+    assert mine.effects == ()
+
+
+def saved(update: Update) -> list[fx.Effect]:
+    return [e for e in update.effects if not isinstance(e, fx.ExpireNotice)]
+
+
+def test_bell_command_changes_the_setting_and_saves_it() -> None:
+    state = signed_in()
+    update = reduce(state, submit("/bell"))
+    assert "mentions of you" in update.state.notice and saved(update) == []
+    update = reduce(state, submit("/bell OFF"))
+    assert update.state.bell is Bell.OFF and saved(update) == [fx.SaveBell("off")]
+    update = reduce(update.state, submit("/bell all"))
+    assert update.state.bell is Bell.ALL and saved(update) == [fx.SaveBell("all")]
+    for garbage in ("/bell loud", "/bell none", "/bell \x07", "/bell " + "m" * 500):
+        refused = reduce(state, submit(garbage))
+        assert refused.state.bell is Bell.MENTIONS and saved(refused) == []
+        assert refused.state.notice == "usage: /bell all|mentions|off"
+
+
+def test_a_message_that_mentions_me_is_highlighted() -> None:
+    lines = (line(10, 1, text="plain"), mentioning(10, 2, me=True), mentioning(10, 3))
+    state = signed_in(histories={10: History(lines=lines, has_more=False)})
+    rows = visible_rows(state, 60, 10)
+    texts = [(f[0], f[1]) for row in rows for f in row if f[1] in ("plain", "hi")]
+    # Only the one that mentions me (bob's mention is not mine to notice).
+    assert texts == [("", "plain"), ("class:mention", "hi"), ("", "hi")]
+
+
+def test_the_sidebar_shows_unread_and_mention_counts() -> None:
+    chats = (ChatItem(10, True, "general"), ChatItem(11, True, "random", unread=12, mentions=2))
+    text = "".join(f[1] for f in sidebar(signed_in(chats=chats)))
+    assert " # random (12) @2\n" in text
+    assert " # general\n" in text
 
 
 def test_own_message_never_unread() -> None:
