@@ -338,7 +338,7 @@ class SessionStream:
         await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=chats)))
 
     async def typing(self, chat_id: int) -> None:
-        """"I am typing in this chat" (the server drops more than one per
+        """ "I am typing in this chat" (the server drops more than one per
         couple of seconds, and any for a chat I am not in)."""
         assert self.stream is not None
         await self.stream.send_message(pb.ClientFrame(typing=pb.Typing(chat_id=chat_id)))

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
-from crab.tui.reducers import Update
+from crab.tui.reducers import Update, presence
 from crab.tui.state import AppState, ChatItem, History, Line, Screen
 
 
@@ -101,7 +101,13 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
         sent_invites=action.sent,
         invite_selected=min(state.invite_selected, max(0, len(action.received) - 1)),
     )
-    return open_chat(state, active) if active is not None else Update(state)
+    # Personal conversations: who the other person is, for presence marks.
+    unknown = tuple(c.id for c in chats if not c.is_room and c.id not in state.peers)
+    peers: tuple[fx.Effect, ...] = (fx.LoadPeers(unknown),) if unknown else ()
+    if active is None:
+        return Update(state, peers)
+    opened = open_chat(state, active)
+    return Update(opened.state, (*opened.effects, *peers))
 
 
 def open_chat(state: AppState, chat_id: int) -> Update:
@@ -146,6 +152,7 @@ def _arrived(state: AppState, line: Line) -> Update:
     chat = state.chat(line.chat_id)
     if chat is None:
         return Update(state)
+    state = presence.arrived(state, line)
     effects: tuple[fx.Effect, ...] = ()
     history = state.histories.get(line.chat_id)
     if history is not None:
