@@ -471,7 +471,9 @@ class Hub:
         for chat_id in list(session.chats):
             await self.unfollow_chat(session, chat_id)
         await self._unfollow(session, ev.user_topic(session.caller.user_id))
-        await self.presence.left(session.caller.user_id, session)
+        # Shielded: a stream reset cancels its handler, often while it is in
+        # here, and the user must not stay online for it.
+        await asyncio.shield(self.presence.left(session.caller.user_id, session))
 
     async def typed(self, session: LiveSession, chat_id: int) -> None:
         """A Typing frame: dropped unless a member's, at most one per interval."""

@@ -43,9 +43,9 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 replace(state, invites=(*state.invites, invite), notice=notice), _bell(state)
             )
         case a.InviteAnswered():
-            return _switched(state, _answered(state, action))
+            return _peers(_switched(state, _answered(state, action)))
         case a.ChatJoined(chat=chat):
-            return _switched(state, _joined(state, chat))
+            return _peers(_switched(state, _joined(state, chat)))
         case a.ChatLeft(chat_id=chat_id):
             gone = state.chat(chat_id)
             if gone is not None:  # left, or removed by the room's owner
@@ -75,6 +75,15 @@ def _switched(before: AppState, after: AppState) -> Update:
     return Update(after)
 
 
+def _peers(update: Update) -> Update:
+    """Asks who the other person of a new personal conversation is."""
+    state = update.state
+    unknown = tuple(c.id for c in state.chats if not c.is_room and c.id not in state.peers)
+    if not unknown:
+        return update
+    return Update(state, (*update.effects, fx.LoadPeers(unknown)))
+
+
 def _bell(state: AppState, line: Line | None = None) -> tuple[fx.Effect, ...]:
     if state.bell == "all":
         return (fx.Bell(),)
@@ -102,12 +111,7 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
         invite_selected=min(state.invite_selected, max(0, len(action.received) - 1)),
     )
     # Personal conversations: who the other person is, for presence marks.
-    unknown = tuple(c.id for c in chats if not c.is_room and c.id not in state.peers)
-    peers: tuple[fx.Effect, ...] = (fx.LoadPeers(unknown),) if unknown else ()
-    if active is None:
-        return Update(state, peers)
-    opened = open_chat(state, active)
-    return Update(opened.state, (*opened.effects, *peers))
+    return _peers(open_chat(state, active) if active is not None else Update(state))
 
 
 def open_chat(state: AppState, chat_id: int) -> Update:
