@@ -201,3 +201,15 @@ async def test_presence_goes_only_to_people_who_share_a_chat(
         assert [
             f.presence for f in frames if f.presence and f.presence.user_id == bob.user.id
         ] == []
+
+
+async def test_a_flood_of_activity_frames_changes_presence_once(room: Room) -> None:
+    alice, bob = room.alice, room.bob
+    async with alice.session() as a, bob.session() as b:
+        await a.wait_for(presence_of(bob.user.id, ONLINE))
+        for _ in range(200):
+            await b.activity(away=True)  # repeats cost nothing
+        await a.wait_for(presence_of(bob.user.id, AWAY))
+        await send(b, room.id, "sentinel")
+        frames = await until(a, message("sentinel"))
+        assert [f for f in frames if f.presence and f.presence.user_id == bob.user.id] == []
