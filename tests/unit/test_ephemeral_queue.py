@@ -49,11 +49,12 @@ async def test_a_full_queue_drops_news_before_it_ends_the_stream(database: Datab
     assert not any(isinstance(x, ev.Typing) for x in batch)
 
 
-async def test_news_of_other_chats_and_my_own_typing_are_not_queued(database: Database) -> None:
+async def test_news_of_other_chats_and_my_own_are_not_queued(database: Database) -> None:
     live = session(database, 64)
     live.push_ephemeral(ev.Typing(7, User(1, "alice", "Alice")))  # me
     live.push_ephemeral(ev.Typing(8, BOB))  # not a chat of this stream
     live.push_ephemeral(ev.ReadMoved(8, 2, 1))
+    live.push_ephemeral(ev.ReadMoved(7, 1, 1))  # my own receipt
     live.push(message(1))
     batch = await live.next_batch()
     assert batch is not None and [type(x) for x in batch] == [Message]

@@ -149,14 +149,16 @@ class LiveSession:
 
     def push_ephemeral(self, event: ev.Event) -> None:
         """Receipts, typing, presence: only into a short queue, never my own
-        typing, never typing of a chat this stream does not carry."""
+        receipt or typing, nor those of a chat this stream does not carry."""
         if self.error is not None or len(self._items) >= self._ephemeral_room:
             return
         if isinstance(event, ev.Typing) and (
             event.user.id == self.caller.user_id or event.chat_id not in self.chats
         ):
             return
-        if isinstance(event, ev.ReadMoved) and event.chat_id not in self.chats:
+        if isinstance(event, ev.ReadMoved) and (
+            event.user_id == self.caller.user_id or event.chat_id not in self.chats
+        ):
             return
         self._items.append(event)
         self._wakeup.set()

@@ -11,7 +11,7 @@ state is the most present over all processes.
 One process announces: the leader, the one with the smallest id among
 those alive (the others keep the same view, so a new leader knows what
 was announced). A change goes to each person who shares a chat with the
-user, on their own topic, once, coalesced per user; going offline writes
+user (not the user), on their own topic, once, coalesced per user; going offline writes
 users.last_seen_at.
 """
 
@@ -204,8 +204,10 @@ class PresenceBoard:
             await self._announce.put(user_id, Presence(user_id, state, seen))
 
     async def _publish(self, user_id: int, presence: Presence) -> None:
-        # On each person's own topic: once each, however many chats they share.
-        for other in sorted(await self._database.read(chats.co_member_ids, user_id)):
+        # On each person's own topic: once each, however many chats they share;
+        # not the user's own (their client knows whether it is there).
+        others = await self._database.read(chats.co_member_ids, user_id)
+        for other in sorted(others - {user_id}):
             await self._broker.publish(ev.user_topic(other), ev.PresenceChanged(presence))
 
     async def presences(self, user_ids: list[int]) -> list[Presence]:
