@@ -469,13 +469,13 @@ class Hub:
         return await self.database.read(read, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
+        # First, and shielded: a stream reset cancels its handler, often while
+        # it is in here, and the user must not stay online for it.
+        await asyncio.shield(self.presence.left(session.caller.user_id, session))
         # The session's own topics, not a scan of every topic this process holds.
         for chat_id in list(session.chats):
             await self.unfollow_chat(session, chat_id)
         await self._unfollow(session, ev.user_topic(session.caller.user_id))
-        # Shielded: a stream reset cancels its handler, often while it is in
-        # here, and the user must not stay online for it.
-        await asyncio.shield(self.presence.left(session.caller.user_id, session))
 
     async def typed(self, session: LiveSession, chat_id: int) -> None:
         """A Typing frame: dropped unless a member's, at most one per interval."""
