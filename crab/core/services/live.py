@@ -194,6 +194,10 @@ class LiveSession:
                 if chat_id in self.chats:
                     await self.hub.unfollow_chat(self, chat_id)
                 self.push(event)
+            case ev.UserUpdated(user=user):
+                if user.id == self.caller.user_id:
+                    self.user = user  # my typing notices carry my new name
+                self.push(event)
             case ev.SessionEnded(session_id=session_id, keep_session_id=keep):
                 mine = self.caller.session_id
                 if session_id == mine or (session_id is None and keep != mine):
