@@ -95,6 +95,16 @@ class Limits:
     resume_burst: int = limit(
         5, "Resume frames at once on one stream; beyond the rate: RESOURCE_EXHAUSTED."
     )
+    # Typing and presence (docs/conversation.md): ephemeral, never stored.
+    typing_interval: float = limit(
+        2.0, "Seconds between two typing notices of one session in one chat; more are dropped."
+    )
+    presence_heartbeat: float = limit(
+        10.0, "Seconds between a server's presence beats (its online users) on the broker."
+    )
+    presence_expiry: float = limit(
+        30.0, "Seconds without a beat after which a server's users count as offline."
+    )
     search_limit_default: int = 20
     search_limit_max: int = 50
     page_limit_default: int = 50

@@ -337,6 +337,17 @@ class SessionStream:
         chats = _cursors(cursors, changes or {})
         await self.stream.send_message(pb.ClientFrame(resume=pb.Resume(cursors=chats)))
 
+    async def typing(self, chat_id: int) -> None:
+        """ "I am typing in this chat" (the server drops more than one per
+        couple of seconds, and any for a chat I am not in)."""
+        assert self.stream is not None
+        await self.stream.send_message(pb.ClientFrame(typing=pb.Typing(chat_id=chat_id)))
+
+    async def activity(self, away: bool) -> None:
+        """Away after idle minutes, back (away=False) when used again."""
+        assert self.stream is not None
+        await self.stream.send_message(pb.ClientFrame(activity=pb.Activity(away=away)))
+
     async def done_sending(self) -> None:
         assert self.stream is not None
         self._ended = True

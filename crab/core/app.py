@@ -27,6 +27,7 @@ from crab.core.services.message_changes import MessageChanges
 from crab.core.services.messages import Messages
 from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
+from crab.core.services.presence import PresenceBoard
 from crab.core.services.resume import ResumeLimits
 from crab.core.services.tokens import AccessTokens, load_or_create_secret
 from crab.core.storage.database import Database
@@ -79,6 +80,9 @@ class Crab:
         await broker.start()
         secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
         limits = settings.limits
+        presence = PresenceBoard(
+            database, broker, limits.presence_heartbeat, limits.presence_expiry
+        )
         accounts = Accounts(
             database,
             broker,
@@ -98,7 +102,7 @@ class Crab:
             broker=broker,
             accounts=accounts,
             people=People(database, limits),
-            chats=Chats(database, broker, limits),
+            chats=Chats(database, broker, limits, presence),
             invites=Invites(database, broker, limits),
             messages=Messages(broker, limits),
             hub=Hub(
@@ -106,7 +110,9 @@ class Crab:
                 broker,
                 limits.stream_buffer,
                 ResumeLimits(limits.resume_cursors_max, limits.resume_rate, limits.resume_burst),
-                limits.max_message_chars,
+                presence,
+                limits.typing_interval,
+                max_message_chars=limits.max_message_chars,
             ),
             changes=MessageChanges(database, broker, limits),
         )
@@ -170,6 +176,7 @@ class Crab:
         await self.broker.close()
         await self.database.close()
         self.accounts.close()
+        self.chats.close()
 
 
 def _is_loopback(host: str) -> bool:

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crab.tui.keys import Command
-from crab.tui.state import ChatItem, Connection, FoundMessage, InviteItem, Line, Person
+from crab.tui.state import (
+    ChatItem,
+    Connection,
+    FoundMessage,
+    InviteItem,
+    Line,
+    Person,
+    PresenceItem,
+)
 
 # ---- the user -----------------------------------------------------------
 
@@ -83,6 +91,47 @@ class HistoryLoaded:
 class MembersLoaded:
     chat_id: int
     members: tuple[Person, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceLoaded:
+    """Members' presence and read positions, from GetChat."""
+
+    chat_id: int
+    read: dict[int, int]
+    presence: dict[int, PresenceItem]
+
+
+@dataclass(frozen=True, slots=True)
+class PeersLoaded:
+    """The other person of each personal conversation (chat id -> person)."""
+
+    peers: dict[int, Person]
+    presence: dict[int, PresenceItem]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMoved:
+    chat_id: int
+    user_id: int
+    last_read_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TypingSeen:
+    chat_id: int
+    person: Person
+
+
+@dataclass(frozen=True, slots=True)
+class TypingExpired:
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    user_id: int
+    presence: PresenceItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +284,12 @@ Action = (
     | HistoryLoaded
     | MembersLoaded
     | SearchResults
+    | PresenceLoaded
+    | PeersLoaded
+    | ReadMoved
+    | TypingSeen
+    | TypingExpired
+    | PresenceChanged
     | MessagesFound
     | ShowMessage
     | Failed

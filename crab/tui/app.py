@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 USER_COMMANDS = {"invite", "dm", "query", "kick"}
 INPUT_LINES = 6  # the message line grows to this many rows, then scrolls
+IDLE_SECONDS = 300.0  # without a key press this long, others see me away
 
 
 class ChatCompleter(Completer):
@@ -84,11 +86,13 @@ class ChatApp:
         input: Input | None = None,
         output: Output | None = None,
         state: AppState | None = None,
+        idle: float = IDLE_SECONDS,
     ) -> None:
         """`state`: start from it instead of the sign-in form or the saved
         session (`crab bench chat` opens a chat of 10,000 messages so).
         `bell`: all, mentions or off for this run; None: as /bell last saved
-        it (else mentions)."""
+        it (else mentions).
+        `idle`: seconds without a key press before I am reported away."""
         host, _, port = server.rpartition(":")
         sessions = SessionFile(config_dir)
         self._settings = SettingsFile(config_dir)
@@ -135,6 +139,10 @@ class ChatApp:
             input=input,
             output=output,
         )
+        self._idle = idle
+        self._last_key = time.monotonic()
+        self.away = False
+        self.app.key_processor.before_key_press += self._pressed
         self.store.on_effect(self._effect)
         self.store.subscribe(self._changed)
         self._screen = self.store.state.screen
@@ -175,7 +183,27 @@ class ChatApp:
             self.runner(effect)
         self._waiting.clear()
         self.started.set()
+        self.app.create_background_task(self._watch_idle())
         await self.runner.resume_saved()
+
+    def _pressed(self, _: Any) -> None:
+        """Any key: I am here (back from away, if I was)."""
+        self._last_key = time.monotonic()
+        if self.away and self.runner is not None:
+            from crab.tui import effects as fx
+
+            self.away = False
+            self.runner(fx.ReportActivity(away=False))
+
+    async def _watch_idle(self) -> None:
+        from crab.tui import effects as fx
+
+        while True:
+            quiet = time.monotonic() - self._last_key
+            if not self.away and quiet >= self._idle and self.runner is not None:
+                self.away = True
+                self.runner(fx.ReportActivity(away=True))
+            await asyncio.sleep(max(0.05, min(30.0, self._idle - quiet if not self.away else 30.0)))
 
     def _changed(self, state: AppState) -> None:
         if state.screen is not self._screen:
@@ -212,7 +240,9 @@ class ChatApp:
     def _typed(self, buffer: Any) -> None:
         from crab.tui import actions as a
 
-        if self.store.state.focus is Focus.SEARCH:
+        state = self.store.state
+        if state.focus is Focus.SEARCH or (buffer.text and not buffer.text.startswith("/")):
+            # The people search; or a message being typed (a typing notice).
             self.store.dispatch(a.InputChanged(buffer.text))
 
     def _sign_in(self) -> None:

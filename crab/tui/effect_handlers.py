@@ -19,8 +19,17 @@ from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import clipboard
 from crab.tui import effects as fx
-from crab.tui.from_server import chat, describe, invite, line, person, summary, updated
-from crab.tui.state import FoundMessage
+from crab.tui.from_server import (
+    chat,
+    describe,
+    invite,
+    line,
+    person,
+    presence,
+    summary,
+    updated,
+)
+from crab.tui.state import FoundMessage, Person, PresenceItem
 
 if TYPE_CHECKING:
     from crab.tui.runner import Runner
@@ -34,6 +43,7 @@ FIND = 5  # people searched for to find one by name
 FOUND = 50  # message search hits listed
 OPEN_AT_PAGES = 20  # at most this many history pages loaded to open a hit
 OPEN_AT_CONTEXT = 10  # messages loaded above the hit
+PEERS = 50  # personal conversations whose other person is looked up at start
 
 HANDLERS: dict[type[Any], Handler[Any]] = {}
 
@@ -87,6 +97,43 @@ async def load_history(r: Runner, effect: fx.LoadHistory) -> None:
 async def load_members(r: Runner, effect: fx.LoadMembers) -> None:
     detail = await r.call(lambda: r.client.chat(effect.chat_id))
     r.dispatch(a.MembersLoaded(effect.chat_id, tuple(person(u) for u in detail.members)))
+    read = {p.user_id: p.last_read_id for p in detail.read_positions}
+    r.dispatch(a.PresenceLoaded(effect.chat_id, read, _presences(detail)))
+
+
+@handles(fx.LoadPeers)
+async def load_peers(r: Runner, effect: fx.LoadPeers) -> None:
+    """One GetChat per personal conversation, at most PEERS of them."""
+    me = r.client.user.id
+    peers: dict[int, Person] = {}
+    found: dict[int, PresenceItem] = {}
+    for chat_id in effect.chat_ids[:PEERS]:
+        detail = await r.call(functools.partial(r.client.chat, chat_id))
+        other = next((u for u in detail.members if u.id != me), None)
+        if other is not None:
+            peers[chat_id] = person(other)
+        found.update(_presences(detail))
+    r.dispatch(a.PeersLoaded(peers, found))
+
+
+def _presences(detail: pb.ChatDetail) -> dict[int, PresenceItem]:
+    return {p.user_id: presence(p) for p in detail.presence}
+
+
+@handles(fx.SendTyping)
+async def send_typing(r: Runner, effect: fx.SendTyping) -> None:
+    await r.link.typing(effect.chat_id)
+
+
+@handles(fx.ReportActivity)
+async def report_activity(r: Runner, effect: fx.ReportActivity) -> None:
+    await r.link.set_away(effect.away)
+
+
+@handles(fx.ExpireTyping)
+async def expire_typing(r: Runner, effect: fx.ExpireTyping) -> None:
+    await asyncio.sleep(effect.after)
+    r.dispatch(a.TypingExpired(effect.serial))
 
 
 @handles(fx.Send)

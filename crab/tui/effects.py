@@ -33,6 +33,35 @@ class LoadMembers:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadPeers:
+    """The other person of these personal conversations, and their presence."""
+
+    chat_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendTyping:
+    """I am typing in this chat (the handler sends at most one per few seconds)."""
+
+    chat_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportActivity:
+    """Away after idle minutes; back (away=False) on a key press."""
+
+    away: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireTyping:
+    """Dispatch TypingExpired(serial) after `after` seconds."""
+
+    serial: int
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     line: Line
 
@@ -190,6 +219,10 @@ Effect = (
     | LoadChats
     | LoadHistory
     | LoadMembers
+    | LoadPeers
+    | SendTyping
+    | ExpireTyping
+    | ReportActivity
     | Send
     | CreateRoom
     | InviteToRoom

@@ -13,7 +13,16 @@ from grpclib.exceptions import StreamTerminatedError
 
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
-from crab.tui.state import ChatItem, InviteItem, Line, Person, Quote, Reaction
+from crab.tui.state import (
+    ChatItem,
+    InviteItem,
+    Line,
+    Person,
+    PresenceItem,
+    PresenceState,
+    Quote,
+    Reaction,
+)
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
@@ -90,6 +99,18 @@ def summary(s: pb.ChatSummary) -> ChatItem:
     return chat(s.chat, unread=s.unread_count, last=last, mentions=s.mention_count)
 
 
+_STATES = {
+    pb.PresenceState.ONLINE: PresenceState.ONLINE,
+    pb.PresenceState.AWAY: PresenceState.AWAY,
+    pb.PresenceState.OFFLINE: PresenceState.OFFLINE,
+}
+
+
+def presence(p: pb.Presence) -> PresenceItem:
+    state = _STATES.get(p.state, PresenceState.OFFLINE)
+    return PresenceItem(state, p.last_seen_at if state is PresenceState.OFFLINE else None)
+
+
 def invite(i: pb.Invite) -> InviteItem:
     return InviteItem(
         id=i.id,
@@ -141,6 +162,13 @@ def action(frame: pb.ServerFrame, me: int) -> a.Action | None:
         return a.MemberRemoved(r.chat_id, person(r.user), person(r.by))
     if frame.user_updated is not None:
         return a.PersonUpdated(person(frame.user_updated))
+    if frame.read is not None:
+        r = frame.read
+        return a.ReadMoved(r.chat_id, r.user_id, r.last_read_id)
+    if frame.typing is not None:
+        return a.TypingSeen(frame.typing.chat_id, person(frame.typing.user))
+    if frame.presence is not None:
+        return a.PresenceChanged(frame.presence.user_id, presence(frame.presence))
     return None
 
 

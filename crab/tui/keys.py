@@ -131,7 +131,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("rename", "NAME", "rename the open room (its owner only)"),
     SlashCommand("topic", "[TEXT]", "set the open room's topic; empty clears it (owner only)"),
     SlashCommand("kick", "USER", "remove someone from the open room (its owner only)"),
-    SlashCommand("names", "", "list the open chat's members (* marks the owner)"),
+    SlashCommand("names", "", "the open chat's members: * owner, ● online, ◐ away, ○ offline"),
     SlashCommand("nick", "NAME", "change your display name"),
     SlashCommand("password", "", "change your password (asks, masked); ends other sessions"),
     SlashCommand("bell", "MODE", "ring for other chats: all, mentions (default), off"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from crab.tui.state import Connection, Line, Link
 from crab.tui.store import Store
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0)  # seconds before each reconnect
+TYPING_EVERY = 3.0  # seconds between two typing notices sent for one chat
 
 
 class LiveLink:
@@ -45,6 +47,23 @@ class LiveLink:
         self._task: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()  # cuts a reconnect wait short
         self._was_open = False  # the last try got as far as Ready
+        self._typed_at: dict[int, float] = {}  # chat id -> when a notice last went out
+        self.away = False  # said again on every (re)connect
+
+    async def typing(self, chat_id: int) -> None:
+        """A typing notice, at most one per TYPING_EVERY per chat; none offline."""
+        now = time.monotonic()
+        if self.live is None or now - self._typed_at.get(chat_id, -TYPING_EVERY) < TYPING_EVERY:
+            return
+        self._typed_at[chat_id] = now
+        with contextlib.suppress(Exception):
+            await self.live.typing(chat_id)
+
+    async def set_away(self, away: bool) -> None:
+        self.away = away
+        if self.live is not None:
+            with contextlib.suppress(Exception):
+                await self.live.activity(away)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -138,6 +157,8 @@ class LiveLink:
             for frame in live.backlog:
                 self._frame(frame, me)
             self._on_ready()
+            if self.away:
+                await live.activity(away=True)
             # Messages typed while offline go out now, once each (same ids).
             for line in self.store.state.outbox:
                 await live.send(line.chat_id, line.text, line.client_message_id, line.reply_to_id)

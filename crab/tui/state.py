@@ -116,6 +116,29 @@ class ChatItem:
     last_change_seq: int = 0
 
 
+class PresenceState(enum.Enum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceItem:
+    """Someone's presence as the server last said; last_seen only offline."""
+
+    state: PresenceState
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Typist:
+    """Someone typing in a chat; `serial` tells which expiry timer is theirs."""
+
+    chat_id: int
+    person: Person
+    serial: int
+
+
 @dataclass(frozen=True, slots=True)
 class History:
     """The loaded part of one chat, oldest first."""
@@ -142,6 +165,9 @@ class History:
         for person, joined in self.member_changes:
             history = history.with_member(person, joined)
         return history
+
+    # Members' read positions: user id -> the newest message id they read.
+    read: dict[int, int] = field(default_factory=dict)
 
     @property
     def newest_id(self) -> int:
@@ -268,6 +294,13 @@ class AppState:
     asking: Asking | None = None
     current_password: str = field(default="", repr=False)
     ring: int = 0  # bumped when the terminal bell should ring
+    # Who is typing where (each expires TYPING_SECONDS after its last notice).
+    typing: tuple[Typist, ...] = ()
+    typing_serial: int = 0
+    # People's presence, by user id (those I share a chat with).
+    presence: dict[int, PresenceItem] = field(default_factory=dict)
+    # Personal conversations: chat id -> the other person (for presence marks).
+    peers: dict[int, Person] = field(default_factory=dict)
     quitting: bool = False
 
     def chat(self, chat_id: int | None) -> ChatItem | None:

@@ -21,6 +21,8 @@ from crab.core.domain.models import (
     InviteAnswer,
     Message,
     MessagePage,
+    Presence,
+    PresenceState,
     Reaction,
     ReplyQuote,
     User,
@@ -91,6 +93,12 @@ EVENTS: list[ev.Event] = [
     ev.MemberRemoved(7, BOB, ALICE),
     ev.ChatUpdated(TOPICAL),
     ev.UserUpdated(BOB),
+    ev.ReadMoved(7, 2, 42),
+    ev.Typing(7, BOB),
+    ev.PresenceChanged(Presence(2, PresenceState.ONLINE)),
+    ev.PresenceChanged(Presence(2, PresenceState.OFFLINE, datetime(2026, 12, 1, tzinfo=UTC))),
+    ev.PresenceBeat("r1", (ev.UserState(2, False), ev.UserState(3, True)), full=True),
+    ev.PresenceBeat("r1", gone=(2,), ask=True),
 ]
 RESULTS: list[Any] = [
     None,

@@ -68,7 +68,7 @@ async def test_the_owner_runs_the_room(crab: Crab, tmp_path: Path) -> None:
             await alice.say("/names")
             state = await alice.until(lambda s: s.focus is Focus.NAMES)
             listed = shown(names_panel(state))
-            assert " * alice" in listed and "bob" in listed and "carol" in listed
+            assert " *● alice" in listed and "bob" in listed and "carol" in listed
             alice.type("\x1b")  # Esc: back to the messages
             await alice.until(lambda s: s.focus is Focus.INPUT)
 

@@ -6,10 +6,12 @@ from crab.core.domain import events as ev
 from crab.core.domain import search
 from crab.core.domain.models import (
     Chat,
+    ChatDetails,
     ChatSummary,
     Invite,
     InviteAnswer,
     Message,
+    Presence,
     ReplyQuote,
     User,
 )
@@ -67,6 +69,24 @@ def summary(s: ChatSummary) -> pb.ChatSummary:
         unread_count=s.unread_count,
         last_read_id=s.last_read_id,
         mention_count=s.mention_count,
+    )
+
+
+def presence(p: Presence) -> pb.Presence:
+    return pb.Presence(
+        user_id=p.user_id, state=pb.PresenceState(int(p.state)), last_seen_at=p.last_seen_at
+    )
+
+
+def details(d: ChatDetails) -> pb.ChatDetail:
+    return pb.ChatDetail(
+        chat=chat(d.chat),
+        members=[user(u) for u in d.members],
+        presence=[presence(p) for p in d.presence],
+        read_positions=[
+            pb.ReadPosition(user_id=r.user_id, last_read_id=r.last_read_id)
+            for r in d.read_positions
+        ],
     )
 
 
@@ -154,4 +174,15 @@ def frame(item: live.Outgoing) -> pb.ServerFrame:
             return pb.ServerFrame(chat_updated=chat(item.chat))
         case ev.UserUpdated():
             return pb.ServerFrame(user_updated=user(item.user))
+        case ev.ReadMoved():
+            read = pb.ReadReceipt(
+                chat_id=item.chat_id, user_id=item.user_id, last_read_id=item.last_read_id
+            )
+            return pb.ServerFrame(read=read)
+        case ev.Typing():
+            return pb.ServerFrame(
+                typing=pb.TypingNotice(chat_id=item.chat_id, user=user(item.user))
+            )
+        case ev.PresenceChanged():
+            return pb.ServerFrame(presence=presence(item.presence))
     raise TypeError(f"no frame for {item!r}")

@@ -77,8 +77,7 @@ class ChatsServicer(pb.ChatsBase):
         return pb.ChatList(chats=[convert.summary(s) for s in summaries])
 
     async def get_chat(self, message: pb.ChatRequest) -> pb.ChatDetail:
-        chat, members = await self._chats.get(caller(), message.chat_id)
-        return pb.ChatDetail(chat=convert.chat(chat), members=[convert.user(u) for u in members])
+        return convert.details(await self._chats.get(caller(), message.chat_id))
 
     async def create_room(self, message: pb.CreateRoomRequest) -> pb.Chat:
         room = await self._chats.create_room(

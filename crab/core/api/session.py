@@ -1,6 +1,7 @@
 """The session stream: one per client, all live traffic both ways. A reader
 takes the client's frames (sends, resumes); a writer drains the client's
-LiveSession. A bad send gets a SendError frame; the stream lives on."""
+LiveSession. A bad send gets a SendError frame; the stream lives on. Typing and Activity
+frames get no answer: what is not allowed is dropped."""
 
 from __future__ import annotations
 
@@ -99,6 +100,10 @@ class SessionServicer:
                 self._accept(session, frame.send, sends)
             elif frame.resume is not None:
                 session.resume(_cursors(frame.resume))
+            elif frame.typing is not None:
+                await self._hub.typed(session, frame.typing.chat_id)
+            elif frame.activity is not None:
+                await self._hub.set_away(session, frame.activity.away)
             frame = await stream.recv_message()
 
     def _accept(

@@ -62,6 +62,10 @@ EVENTS: dict[str, type[Any]] = {
         ev.ChatUpdated,
         ev.UserUpdated,
         ev.SessionEnded,
+        ev.ReadMoved,
+        ev.Typing,
+        ev.PresenceChanged,
+        ev.PresenceBeat,
     )
 }
 # What a handler may answer with (besides None).

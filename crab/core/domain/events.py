@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crab.core.domain.models import Chat, Invite, InviteAnswer, Message, User
+from crab.core.domain.models import Chat, Invite, InviteAnswer, Message, Presence, User
+
+# Where each server process tells the others which of its users are online
+# (PresenceBeat); every process binds it.
+PRESENCE_TOPIC = "presence"
 
 
 def chat_topic(chat_id: int) -> str:
@@ -102,6 +106,55 @@ class SessionEnded:
     keep_session_id: int = 0
 
 
+# ---- ephemeral: never stored, coalesced, dropped first under load ----------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMoved:
+    """On `chat.<id>`: a member's read position moved forward."""
+
+    chat_id: int
+    user_id: int
+    last_read_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """On `chat.<id>`: `user` is typing there (for a few seconds)."""
+
+    chat_id: int
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """On `user.<id>` of each person who shares a chat with the user."""
+
+    presence: Presence
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    user_id: int
+    away: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceBeat:
+    """On PRESENCE_TOPIC: the users with a live session on one server
+    process. `full`: every one of them (the others are gone from it);
+    otherwise only those that changed (`gone`: no session left there).
+    `ask`: a process that just started wants everyone's full beat."""
+
+    replica: str
+    users: tuple[UserState, ...] = ()
+    gone: tuple[int, ...] = ()
+    full: bool = False
+    ask: bool = False
+
+
+EPHEMERAL = (ReadMoved, Typing, PresenceChanged)
+
 Event = (
     MessageCreated
     | MessageChanged
@@ -115,6 +168,10 @@ Event = (
     | ChatUpdated
     | UserUpdated
     | SessionEnded
+    | ReadMoved
+    | Typing
+    | PresenceChanged
+    | PresenceBeat
 )
 # What a handler will publish once its transaction commits: (topic, event).
 Published = list[tuple[str, Event]]

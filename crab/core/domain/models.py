@@ -12,6 +12,15 @@ class ChatKind(enum.IntEnum):
     DIRECT = 2
 
 
+class PresenceState(enum.IntEnum):
+    """As on the wire (crab.proto's PresenceState): the smaller, the more
+    present (so a user's state over several sessions is the min)."""
+
+    ONLINE = 1
+    AWAY = 2
+    OFFLINE = 3
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     id: int
@@ -71,6 +80,34 @@ class ChatSummary:
     unread_count: int
     last_read_id: int
     mention_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPosition:
+    """The newest message id a member has read in a chat."""
+
+    user_id: int
+    last_read_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Online, away or offline; `last_seen_at` only while offline (None if
+    never seen)."""
+
+    user_id: int
+    state: PresenceState
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDetails:
+    """One chat as a member sees it: who is in it, present, and read where."""
+
+    chat: Chat
+    members: list[User]
+    presence: list[Presence]  # one per member, in the same order
+    read_positions: list[ReadPosition]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,19 @@ from crab.core.broker.base import Broker
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
-from crab.core.domain.models import Caller, Chat, ChatKind, ChatSummary, MessagePage, User
+from crab.core.domain.models import (
+    Caller,
+    Chat,
+    ChatDetails,
+    ChatKind,
+    ChatSummary,
+    MessagePage,
+    ReadPosition,
+    User,
+)
 from crab.core.domain.validation import clamp_id, clean_room_name
+from crab.core.services.coalesce import Coalescer
+from crab.core.services.presence import PresenceBoard
 from crab.core.services.rate_limit import RateLimiter, take_all
 from crab.core.services.request_ids import request_id
 from crab.core.services.rooms import Rooms
@@ -24,12 +35,20 @@ from crab.core.storage import chats, messages, users
 from crab.core.storage.database import Database
 from crab.errors import InvalidArgument, NotFound
 
+RECEIPT_SECONDS = 1.0  # at most one read receipt per chat and reader a second
+
 
 class Chats:
-    def __init__(self, database: Database, broker: Broker, limits: Limits) -> None:
+    def __init__(
+        self, database: Database, broker: Broker, limits: Limits, presence: PresenceBoard
+    ) -> None:
         self._database = database
         self._broker = broker
         self._limits = limits
+        self._presence = presence
+        self._receipts: Coalescer[tuple[int, int], int] = Coalescer(
+            RECEIPT_SECONDS, self._publish_receipt
+        )
         self._rooms_by_user = RateLimiter.of(limits.rooms_per_user, "rooms created by you")
         self._rooms_by_address = RateLimiter.of(
             limits.rooms_per_address, "rooms created from your address"
@@ -40,8 +59,10 @@ class Chats:
     async def mine(self, caller: Caller) -> list[ChatSummary]:
         return await self._database.read(chats.summaries, caller.user_id)
 
-    async def get(self, caller: Caller, chat_id: int) -> tuple[Chat, list[User]]:
-        return await self._database.read(_chat_and_members, caller.user_id, chat_id)
+    async def get(self, caller: Caller, chat_id: int) -> ChatDetails:
+        chat, members, read = await self._database.read(_chat_and_members, caller.user_id, chat_id)
+        presence = await self._presence.presences([m.id for m in members])
+        return ChatDetails(chat, members, presence, read)
 
     async def create_room(
         self, caller: Caller, name: str, request: str = "", source: str = ""
@@ -63,8 +84,23 @@ class Chats:
         return await self._database.read(_page, caller.user_id, chat_id, clamp_id(before), limit)
 
     async def mark_read(self, caller: Caller, chat_id: int, message_id: int) -> None:
-        """Only the reader sees their read position, so no broker round trip."""
-        await self._database.write(_mark_read, caller.user_id, chat_id, clamp_id(message_id))
+        """One direct write (no worker: only the reader changes it); when it
+        moved forward, the other members hear of it through the chat's topic,
+        coalesced (the newest position wins)."""
+        moved = await self._database.write(
+            _mark_read, caller.user_id, chat_id, clamp_id(message_id)
+        )
+        if moved is not None:
+            await self._receipts.put((chat_id, caller.user_id), moved)
+
+    async def _publish_receipt(self, key: tuple[int, int], last_read_id: int) -> None:
+        chat_id, user_id = key
+        await self._broker.publish(
+            ev.chat_topic(chat_id), ev.ReadMoved(chat_id, user_id, last_read_id)
+        )
+
+    def close(self) -> None:
+        self._receipts.close()
 
 
 def _visible(conn: Connection, user_id: int, chat_id: int) -> Chat:
@@ -76,14 +112,20 @@ def _visible(conn: Connection, user_id: int, chat_id: int) -> Chat:
     return chat
 
 
-def _chat_and_members(conn: Connection, user_id: int, chat_id: int) -> tuple[Chat, list[User]]:
+def _chat_and_members(
+    conn: Connection, user_id: int, chat_id: int
+) -> tuple[Chat, list[User], list[ReadPosition]]:
     chat = _visible(conn, user_id, chat_id)
-    return chats.view(conn, chat, user_id), chats.member_users(conn, chat_id)
+    return (
+        chats.view(conn, chat, user_id),
+        chats.member_users(conn, chat_id),
+        chats.read_positions(conn, chat_id),
+    )
 
 
-def _mark_read(conn: Connection, user_id: int, chat_id: int, message_id: int) -> None:
+def _mark_read(conn: Connection, user_id: int, chat_id: int, message_id: int) -> int | None:
     _visible(conn, user_id, chat_id)
-    chats.mark_read(conn, chat_id, user_id, message_id)
+    return chats.mark_read(conn, chat_id, user_id, message_id)
 
 
 def _page(conn: Connection, user_id: int, chat_id: int, before: int, limit: int) -> MessagePage:

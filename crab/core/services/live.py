@@ -16,6 +16,11 @@ a chat's messages first, then its changes after the cursor's change_seq
 (0: from the first change, so a client that never saw one misses none).
 A changed message goes out as `Changed` (ServerFrame.message_changed).
 
+Receipts, typing and presence (ev.EPHEMERAL) are news, not history: they
+wait in the same queue but only while it is short (`ephemeral_room`), and
+a queue about to overflow drops them before it ends the stream; so they
+never make a session overflow nor hold up a message for long.
+
 Replay costs what the client reads: a batch reads at most one page from the
 database; the rest waits in the queue until the writer has sent that batch
 (so a client that stops reading stops the reads too).
@@ -34,7 +39,10 @@ from sqlalchemy.engine import Connection
 from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, Message, User
+from crab.core.services.presence import PresenceBoard
+from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.resume import ResumeGuard, ResumeLimits
+from crab.core.services.typing import TypingGate, publish_typing
 from crab.core.storage import chats, message_changes, messages, users
 from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
@@ -42,6 +50,8 @@ from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailab
 log = logging.getLogger(__name__)
 
 BACKFILL_PAGE = 500
+TYPING_INTERVAL = 2.0  # seconds between two typing notices of one session in one chat
+ACTIVITY_RATE, ACTIVITY_BURST = 0.2, 5  # away/back changes per second of one session
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +102,28 @@ Outgoing = ev.Event | Ready | Ack | SendFailed | Message | Changed
 
 
 class LiveSession:
-    def __init__(self, hub: Hub, caller: Caller, buffer: int, resume: ResumeLimits) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        caller: Caller,
+        buffer: int,
+        resume: ResumeLimits,
+        typing_interval: float = TYPING_INTERVAL,
+    ) -> None:
         self.hub = hub
         self.caller = caller
+        self.user: User | None = None  # set once live (Ready)
+        self.typing = TypingGate(typing_interval)
+        self.away = False
+        # Away and back: a client sends one after idle minutes; a flood is dropped.
+        self.activity = RateLimiter(ACTIVITY_RATE, ACTIVITY_BURST)
         self.chats: set[int] = set()
         self._sent_up_to: dict[int, int] = {}  # chat id -> newest message id sent
         self._changes_up_to: dict[int, int] = {}  # chat id -> newest change_seq sent
         self._items: deque[Item] = deque()
         self._buffer = buffer
+        # Ephemeral news only joins a queue shorter than this.
+        self._ephemeral_room = max(1, buffer // 4)
         self._wakeup = asyncio.Event()
         self.error: CrabError | None = None
         self.ended = asyncio.Event()  # set with `error`: the stream must stop now
@@ -112,6 +136,8 @@ class LiveSession:
         if self.error is not None:
             return
         if len(self._items) >= self._buffer:
+            self._drop_ephemeral()
+        if len(self._items) >= self._buffer:
             self.end(
                 ResourceExhausted(
                     "this client fell behind and its stream buffer overflowed; "
@@ -121,6 +147,27 @@ class LiveSession:
             return
         self._items.append(item)
         self._wakeup.set()
+
+    def push_ephemeral(self, event: ev.Event) -> None:
+        """Receipts, typing, presence: only into a short queue, never my own
+        receipt or typing, nor those of a chat this stream does not carry."""
+        if self.error is not None or len(self._items) >= self._ephemeral_room:
+            return
+        if isinstance(event, ev.Typing) and (
+            event.user.id == self.caller.user_id or event.chat_id not in self.chats
+        ):
+            return
+        if isinstance(event, ev.ReadMoved) and (
+            event.user_id == self.caller.user_id or event.chat_id not in self.chats
+        ):
+            return
+        self._items.append(event)
+        self._wakeup.set()
+
+    def _drop_ephemeral(self) -> None:
+        kept = [item for item in self._items if not isinstance(item, ev.EPHEMERAL)]
+        if len(kept) < len(self._items):
+            self._items = deque(kept)
 
     def end(self, error: CrabError) -> None:
         if self.error is None:
@@ -147,6 +194,10 @@ class LiveSession:
             case ev.ChatLeft(chat_id=chat_id):
                 if chat_id in self.chats:
                     await self.hub.unfollow_chat(self, chat_id)
+                self.push(event)
+            case ev.UserUpdated(user=user):
+                if user.id == self.caller.user_id:
+                    self.user = user  # my typing notices carry my new name
                 self.push(event)
             case ev.SessionEnded(session_id=session_id, keep_session_id=keep):
                 mine = self.caller.session_id
@@ -319,11 +370,15 @@ class Hub:
         broker: Broker,
         buffer: int,
         resume: ResumeLimits | None = None,
+        presence: PresenceBoard | None = None,
+        typing_interval: float = TYPING_INTERVAL,
         max_message_chars: int = 0,
     ) -> None:
         self.database = database
         self._max_message_chars = max_message_chars
         self._broker = broker
+        self.presence = presence or PresenceBoard(database, broker, 10.0, 30.0)
+        self._typing_interval = typing_interval
         self._buffer = buffer
         self._resume = resume or ResumeLimits()
         self._topics: dict[str, set[LiveSession]] = {}
@@ -337,6 +392,8 @@ class Hub:
 
     async def start(self) -> None:
         self._subscription = await self._broker.subscribe(self._on_event, self._events_lost)
+        await self._subscription.bind(ev.PRESENCE_TOPIC)
+        await self.presence.start()
 
     def _events_lost(self) -> None:
         """The broker may have dropped events for this process (RabbitMQ's
@@ -356,6 +413,7 @@ class Hub:
 
     async def close(self) -> None:
         self._closed = True
+        await self.presence.close()
         for session in self.sessions():
             session.end(Unavailable("server is shutting down; reconnect and resume"))
         if self._subscription is not None:
@@ -367,7 +425,7 @@ class Hub:
     async def connect(self, caller: Caller, cursors: Sequence[tuple[int, int, int]]) -> LiveSession:
         if self._closed:
             raise Unavailable("server is shutting down; reconnect and resume")
-        session = LiveSession(self, caller, self._buffer, self._resume)
+        session = LiveSession(self, caller, self._buffer, self._resume, self._typing_interval)
         try:
             await self._follow(session, ev.user_topic(caller.user_id))
             user, chat_ids = await self.database.read(_user_and_chats, caller.user_id)
@@ -386,7 +444,9 @@ class Hub:
             for chat_id in session.chats - positions.keys():
                 await self.unfollow_chat(session, chat_id)  # left while we were binding
             session.start_from(wanted)
+            session.user = user
             session.push(Ready(user, self._max_message_chars))
+            await self.presence.joined(caller.user_id, session)
         except BaseException:
             # Failed or cancelled half way (a bind while the broker is away):
             # leave no binding behind for a session that never went live.
@@ -416,10 +476,25 @@ class Hub:
         return await self.database.read(read, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
+        # First, and shielded: a stream reset cancels its handler, often while
+        # it is in here, and the user must not stay online for it.
+        await asyncio.shield(self.presence.left(session.caller.user_id, session))
         # The session's own topics, not a scan of every topic this process holds.
         for chat_id in list(session.chats):
             await self.unfollow_chat(session, chat_id)
         await self._unfollow(session, ev.user_topic(session.caller.user_id))
+
+    async def typed(self, session: LiveSession, chat_id: int) -> None:
+        """A Typing frame: dropped unless a member's, at most one per interval."""
+        if session.user is not None and session.typing.take(chat_id, session.chats):
+            await publish_typing(self._broker, chat_id, session.user)
+
+    async def set_away(self, session: LiveSession, away: bool) -> None:
+        """An Activity frame: only a change counts (repeats cost nothing)."""
+        if away != session.away and session.activity.wait(0) == 0:
+            session.activity.take(0)
+            session.away = away
+            await self.presence.set_away(session.caller.user_id, session, away)
 
     async def follow_chat(self, session: LiveSession, chat_id: int) -> None:
         session.chats.add(chat_id)
@@ -446,7 +521,14 @@ class Hub:
                 await self._subscription.unbind(topic)
 
     async def _on_event(self, topic: str, event: ev.Event) -> None:
+        if isinstance(event, ev.PresenceBeat):
+            await self.presence.on_beat(event)
+            return
         sessions = tuple(self._topics.get(topic, ()))
+        if isinstance(event, ev.EPHEMERAL):
+            for session in sessions:
+                session.push_ephemeral(event)
+            return
         if isinstance(event, (ev.MessageCreated, ev.MessageChanged)):
             for session in sessions:  # the fan-out: a plain push, no coroutine each
                 session.push(event)

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crab.core.domain.models import Chat, ChatKind, ChatSummary, User
+from crab.core.domain.models import Chat, ChatKind, ChatSummary, ReadPosition, User
 from crab.core.storage import mentions as mention_store
 from crab.core.storage import messages as message_store
 from crab.core.storage.fast_statements import FastStatement
@@ -229,10 +229,19 @@ def summaries(conn: Connection, user_id: int) -> list[ChatSummary]:
     return result
 
 
-def mark_read(conn: Connection, chat_id: int, user_id: int, seq: int) -> None:
-    """Moves the read position forward only (never back, never past the end)."""
+def read_positions(conn: Connection, chat_id: int) -> list[ReadPosition]:
+    """Each member's read position in the chat."""
+    rows = conn.execute(
+        sa.select(members.c.user_id, members.c.last_read_seq).where(members.c.chat_id == chat_id)
+    )
+    return [ReadPosition(row.user_id, row.last_read_seq) for row in rows]
+
+
+def mark_read(conn: Connection, chat_id: int, user_id: int, seq: int) -> int | None:
+    """Moves the read position forward only (never back, never past the end);
+    the new position, or None when it did not move."""
     last_seq = sa.select(chats.c.last_seq).where(chats.c.id == chat_id).scalar_subquery()
-    conn.execute(
+    moved = conn.execute(
         sa.update(members)
         .where(
             members.c.chat_id == chat_id,
@@ -245,3 +254,11 @@ def mark_read(conn: Connection, chat_id: int, user_id: int, seq: int) -> None:
             else sa.func.least(seq, last_seq)
         )
     )
+    if not moved.rowcount:
+        return None
+    position = conn.execute(
+        sa.select(members.c.last_read_seq).where(
+            members.c.chat_id == chat_id, members.c.user_id == user_id
+        )
+    ).scalar_one()
+    return int(position)

@@ -73,6 +73,25 @@ _BY_IDS = FastStatement(
 )
 
 
+def last_seen(conn: Connection, user_ids: Iterable[int]) -> dict[int, datetime]:
+    """user id -> when last online (users never seen are left out)."""
+    ids = list(set(user_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(users.c.id, users.c.last_seen_at).where(
+            users.c.id.in_(ids), users.c.last_seen_at.is_not(None)
+        )
+    )
+    return {row.id: row.last_seen_at for row in rows}
+
+
+def set_last_seen(conn: Connection, user_ids: Iterable[int], when: datetime) -> None:
+    ids = list(set(user_ids))
+    if ids:
+        conn.execute(sa.update(users).where(users.c.id.in_(ids)).values(last_seen_at=when))
+
+
 def credentials(conn: Connection, username: str) -> tuple[User, str] | None:
     """The user and their password hash, for sign-in."""
     row = (

@@ -18,6 +18,7 @@ from crab.tui.reducers import (
     live,
     message_line,
     navigation,
+    presence,
     room_admin,
     search,
     selection,
@@ -97,7 +98,14 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.NAMES: (message_line.reduce, navigation.reduce),
 }
 
-_CHAIN: tuple[Reducer, ...] = (global_keys, component, tabs, live.reduce, room_admin.reduce)
+_CHAIN: tuple[Reducer, ...] = (
+    global_keys,
+    component,
+    tabs,
+    live.reduce,
+    room_admin.reduce,
+    presence.reduce,
+)
 
 
 def reduce(state: AppState, action: a.Action) -> Update:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
-from crab.tui.reducers import Update
+from crab.tui.reducers import Update, presence
 from crab.tui.state import AppState, Bell, ChatItem, History, Line, Screen
 
 
@@ -42,9 +42,9 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
                 replace(state, invites=(*state.invites, invite), notice=notice), _bell(state)
             )
         case a.InviteAnswered():
-            return _switched(state, _answered(state, action))
+            return _peers(_switched(state, _answered(state, action)))
         case a.ChatJoined(chat=chat):
-            return _switched(state, _joined(state, chat))
+            return _peers(_switched(state, _joined(state, chat)))
         case a.ChatLeft(chat_id=chat_id):
             gone = state.chat(chat_id)
             if gone is not None:  # left, or removed by the room's owner
@@ -90,6 +90,15 @@ def _switched(before: AppState, after: AppState) -> Update:
     return Update(after)
 
 
+def _peers(update: Update) -> Update:
+    """Asks who the other person of a new personal conversation is."""
+    state = update.state
+    unknown = tuple(c.id for c in state.chats if not c.is_room and c.id not in state.peers)
+    if not unknown:
+        return update
+    return Update(state, (*update.effects, fx.LoadPeers(unknown)))
+
+
 def _bell(
     state: AppState, line: Line | None = None, chat: ChatItem | None = None
 ) -> tuple[fx.Effect, ...]:
@@ -128,7 +137,8 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
         sent_invites=action.sent,
         invite_selected=min(state.invite_selected, max(0, len(action.received) - 1)),
     )
-    return open_chat(state, active) if active is not None else Update(state)
+    # Personal conversations: who the other person is, for presence marks.
+    return _peers(open_chat(state, active) if active is not None else Update(state))
 
 
 def open_chat(state: AppState, chat_id: int) -> Update:
@@ -173,6 +183,7 @@ def _arrived(state: AppState, line: Line) -> Update:
     chat = state.chat(line.chat_id)
     if chat is None:
         return Update(state)
+    state = presence.arrived(state, line)
     effects: tuple[fx.Effect, ...] = ()
     history = state.histories.get(line.chat_id)
     if history is not None:

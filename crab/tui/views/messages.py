@@ -38,6 +38,32 @@ def reactions_text(line: Line) -> str:
     return "  ".join(f"{r.emoji} {len(r.user_ids)}" for r in line.reactions if r.user_ids)
 
 
+def seen_by(state: AppState, history: History) -> dict[int, list[str]]:
+    """Message id -> who has read up to it (and no further): each reader
+    under the newest message they read. Not me; not under their own line."""
+    me = state.me.id if state.me else -1
+    names = {p.id: p.username for p in history.members}
+    out: dict[int, list[str]] = {}
+    for user_id, last_read in history.read.items():
+        line = history.find(last_read)
+        if user_id == me or line is None or line.sender.id == user_id:
+            continue
+        out.setdefault(last_read, []).append(names.get(user_id, f"user {user_id}"))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def typing_text(state: AppState, chat_id: int) -> str:
+    """ "bob is typing..." / "bob and carol are typing..." / "4 people are typing..."."""
+    names = sorted(t.person.username for t in state.typing if t.chat_id == chat_id)
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"{names[0]} is typing..."
+    if len(names) <= 3:
+        return f"{', '.join(names[:-1])} and {names[-1]} are typing..."
+    return f"{len(names)} people are typing..."
+
+
 def _rows(
     line: Line,
     width: int,
@@ -45,6 +71,7 @@ def _rows(
     history: History,
     selected: bool = False,
     mentions_me: bool = False,
+    seen: list[str] | None = None,
 ) -> list[StyleAndTextTuples]:
     when = line.sent_at.astimezone().strftime("%H:%M")
     name = one_line(line.sender.username)[:NAME_WIDTH]
@@ -77,6 +104,9 @@ def _rows(
         rows.append([*indent, ("class:reactions", clip(reactions, body_width, emoji_joins=True))])
     if selected:
         rows = [[(f"class:selected {f[0]}", f[1]) for f in row] for row in rows]
+    if seen:
+        text = clip("seen by " + ", ".join(one_line(n) for n in seen), body_width)
+        rows.append([*indent, ("class:hint", text)])
     return rows
 
 
@@ -108,13 +138,18 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
         return loaded[index] if index < len(loaded) else pending[index - len(loaded)]
 
     rows: list[StyleAndTextTuples] = []  # bottom-up
+    typing = typing_text(state, chat_id)
+    if typing and not state.scroll:
+        rows.append([("class:hint", " " * BODY + typing)])
+    seen = seen_by(state, history)
     index = total - 1 - min(state.scroll, max(0, total - 1))
     while index >= 0 and len(rows) < height:
         line = at(index)
         chosen = bool(state.selected) and line.id == state.selected
         mine = line.sender.id == me
         mentioned = not mine and line.mentions(me)
-        rows.extend(reversed(_rows(line, width, mine, history, chosen, mentioned)))
+        drawn = _rows(line, width, mine, history, chosen, mentioned, seen.get(line.id))
+        rows.extend(reversed(drawn))
         day = _day(line.sent_at)
         if index == 0 or _day(at(index - 1).sent_at) != day:
             rows.append([("class:day", f"── {day} ──")])

@@ -3,17 +3,32 @@ function of the state, read at render time."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from crab.tui.keys import help_lines
-from crab.tui.state import AppState, Line, Link, Person
+from crab.tui.state import AppState, Line, Link, Person, PresenceState
 from crab.tui.views.text import clip, one_line
+
+MARKS = {PresenceState.ONLINE: "●", PresenceState.AWAY: "◐", PresenceState.OFFLINE: "○"}
 
 
 def presence_mark(state: AppState, person: Person) -> str:
-    """The mark drawn before a member's name in /names. The hook for
-    presence (online / away / offline): until it lands, no mark."""
-    return ""
+    """● online, ◐ away, ○ offline; nothing while not known yet."""
+    found = state.presence.get(person.id)
+    return MARKS[found.state] if found is not None else ""
+
+
+def last_seen(state: AppState, person: Person) -> str:
+    """ "last seen 14:02" (today) or "last seen 3 Dec" for someone offline."""
+    found = state.presence.get(person.id)
+    if found is None or found.state is not PresenceState.OFFLINE or found.last_seen is None:
+        return ""
+    when = found.last_seen.astimezone()
+    today = datetime.now(when.tzinfo).date()
+    shown = when.strftime("%H:%M") if when.date() == today else f"{when.day} {when:%b}"
+    return f"last seen {shown}"
 
 
 def sidebar(state: AppState) -> StyleAndTextTuples:
@@ -23,6 +38,9 @@ def sidebar(state: AppState) -> StyleAndTextTuples:
     for chat in state.chats:
         active = chat.id == state.active_chat
         mark = "#" if chat.is_room else "@"
+        peer = state.peers.get(chat.id)
+        if peer is not None:
+            mark = presence_mark(state, peer) or mark
         style = "class:active" if active else ("class:unread" if chat.unread else "")
         unread = f" ({chat.unread})" if chat.unread else ""
         out.append((style, f" {mark} {one_line(chat.name)[:18]}{unread}"))
@@ -65,9 +83,14 @@ def names_panel(state: AppState) -> StyleAndTextTuples:
         mark = presence_mark(state, person)
         name = one_line(person.username)
         shown = one_line(person.display_name)
-        out.append(("", f" {owner}{mark} {name:<20} {shown}\n"))
+        seen = last_seen(state, person)
+        seen = f"  ({seen})" if seen else ""
+        out.append(("", f" {owner}{mark} {name:<20} {shown}"))
+        out.append(("class:hint", f"{seen}\n"))
+    out.append(("class:hint", "\n ● online  ◐ away  ○ offline"))
     if chat.is_room:
-        out.append(("class:hint", "\n * the room's owner\n"))
+        out.append(("class:hint", "  * the room's owner"))
+    out.append(("", "\n"))
     return out
 
 
