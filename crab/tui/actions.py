@@ -20,6 +20,15 @@ class Key:
 
 
 @dataclass(frozen=True, slots=True)
+class PaneResized:
+    """The message pane was drawn at a new size (the app tells before a key)."""
+
+    width: int
+    height: int
+    columns: int  # the terminal's
+
+
+@dataclass(frozen=True, slots=True)
 class Submit:
     """Enter on the input line: a message, or a slash command. The app
     stamps each with the time and a new client message id (a message's, if
@@ -217,6 +226,7 @@ class PersonUpdated:
 
 Action = (
     Key
+    | PaneResized
     | Submit
     | InputChanged
     | OpenChat

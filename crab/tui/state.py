@@ -8,6 +8,8 @@ import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+SIDEBAR_COLUMNS = 60  # narrower terminals hide the chat list unless F6 shows it
+
 
 class Screen(enum.Enum):
     SIGN_IN = "sign-in"
@@ -221,6 +223,14 @@ class AppState:
     # Scroll position: how many of the open chat's newest messages are
     # hidden below the bottom of the view (0: the newest is shown).
     scroll: int = 0
+    # Messages that came while scrolled back (the marker row counts them).
+    new_below: int = 0
+    # The message pane's size (columns, rows) and the terminal's columns, as
+    # last drawn: paging moves by a screen, the sidebar hides when narrow.
+    pane: tuple[int, int] = (80, 20)
+    columns: int = 120
+    sidebar: bool | None = None  # shown? None: as the width allows (F6 sets it)
+    help_scroll: int = 0  # rows of the help scrolled off its top
     invites: tuple[InviteItem, ...] = ()
     sent_invites: tuple[InviteItem, ...] = ()
     invite_selected: int = 0
@@ -251,6 +261,11 @@ class AppState:
     current_password: str = field(default="", repr=False)
     ring: int = 0  # bumped when the terminal bell should ring
     quitting: bool = False
+
+    def sidebar_shown(self) -> bool:
+        if self.sidebar is not None:
+            return self.sidebar
+        return self.columns >= SIDEBAR_COLUMNS
 
     def chat(self, chat_id: int | None) -> ChatItem | None:
         return next((c for c in self.chats if c.id == chat_id), None)

@@ -29,7 +29,7 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             state = replace(
                 state, outbox=tuple(x for x in state.outbox if x.client_message_id != cid)
             )
-            return _arrived(state, line)
+            return _arrived(state, line, acked=True)
         case a.SendRejected(client_message_id=cid, text=text):
             outbox = tuple(x for x in state.outbox if x.client_message_id != cid)
             return Update(replace(state, outbox=outbox, notice=f"not sent: {text}"))
@@ -140,7 +140,7 @@ def _history_loaded(state: AppState, action: a.HistoryLoaded) -> AppState:
     return replace(state, histories={**state.histories, action.chat_id: history})
 
 
-def _arrived(state: AppState, line: Line) -> Update:
+def _arrived(state: AppState, line: Line, acked: bool = False) -> Update:
     chat = state.chat(line.chat_id)
     if chat is None:
         return Update(state)
@@ -152,6 +152,10 @@ def _arrived(state: AppState, line: Line) -> Update:
             return Update(_held(state, line))
         history = replace(history, lines=(*history.lines, line))
         state = replace(state, histories={**state.histories, line.chat_id: history})
+        if state.scroll and line.chat_id == state.active_chat and not acked:
+            # Scrolled back: the view stays on the messages being read, and
+            # the marker row counts what came.
+            state = replace(state, scroll=state.scroll + 1, new_below=state.new_below + 1)
     elif line.id <= chat.last_message_id:
         return Update(state)
     mine = state.me is not None and line.sender.id == state.me.id
