@@ -129,9 +129,9 @@ class _Chat:
     def top(self) -> list[StyleAndTextTuples]:
         """The row above the first loaded message."""
         if self.history.loading:
-            return [[("class:hint", "loading older messages...")]]
+            return [[("class:hint", clip("loading older messages...", self.width))]]
         if not self.history.has_more:
-            return [[("class:hint", "This is the beginning of the chat.")]]
+            return [[("class:hint", clip("This is the beginning of the chat.", self.width))]]
         return []
 
     def anchor(self, scroll: int) -> int:
@@ -139,7 +139,7 @@ class _Chat:
         return self.total - 1 - min(scroll, max(0, self.total - 1))
 
 
-def below_marker(state: AppState, below: int) -> StyleAndTextTuples:
+def below_marker(state: AppState, below: int, width: int) -> StyleAndTextTuples:
     """The bottom row while scrolled back: how many wait below, and the key
     that jumps there."""
     end = "/".join(key_label(k) for k in keys_for(Command.SCROLL_END))
@@ -148,7 +148,7 @@ def below_marker(state: AppState, below: int) -> StyleAndTextTuples:
         text = f"↓ {new} new message{'s' if new != 1 else ''} below ({end}: newest)"
     else:
         text = f"↓ {below} newer message{'s' if below != 1 else ''} below ({end}: newest)"
-    return [("class:unread", text)]
+    return [("class:unread", clip(text, width))]
 
 
 def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextTuples]:
@@ -188,7 +188,7 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
     else:
         shown = rows[:room][::-1]
     if below:
-        shown.append(below_marker(state, below))
+        shown.append(below_marker(state, below, width))
     # Newest at the bottom, like every chat: pad a short chat from the top.
     return [[] for _ in range(height - len(shown))] + shown
 
