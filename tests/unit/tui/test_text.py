@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from prompt_toolkit.utils import get_cwidth
+
 from crab.tui import actions as a
 from crab.tui.reducers.app import reduce
 from crab.tui.state import ChatItem, Person
-from prompt_toolkit.utils import get_cwidth
-
 from crab.tui.views.messages import visible_rows
 from crab.tui.views.panels import header, sidebar
 from crab.tui.views.text import clip, drawn, inert, one_line, wrap
