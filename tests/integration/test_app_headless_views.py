@@ -143,7 +143,7 @@ async def test_page_up_moves_by_the_pane_and_stops_at_the_top(crab: Crab, tmp_pa
         await dave.until(lambda s: s.outbox == () and len(messages(s)) == 40)
         dave.type(PAGE_UP)
         state = await dave.until(lambda s: s.scroll > 0)
-        width, height = state.pane
+        _, height = state.pane
         assert height == 15 and state.scroll == height - 3  # one-row messages
         for _ in range(5):
             dave.type(PAGE_UP)
