@@ -237,8 +237,10 @@ def max_scroll(state: AppState, width: int, height: int) -> int:
     used = len(chat.top())
     for index in range(chat.total):
         used += len(chat.block(index))
-        if used >= height - 1:
-            return chat.total - 1 - index
+        if used > height - 1:
+            # The message before this one is the lowest whose rows, with all
+            # above them, still fit: the view fills the rest from below.
+            return chat.total - 1 - max(0, index - 1)
     return 0
 
 

@@ -4,9 +4,12 @@ help scrolls."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prompt_toolkit.utils import get_cwidth
 
 from crab.tui import actions as a
+from crab.tui.demo import big_chat
 from crab.tui.reducers.app import reduce
 from crab.tui.state import AppState, Focus, History
 from crab.tui.views.messages import visible_rows
@@ -72,3 +75,27 @@ def test_the_chat_list_hides_when_narrow_and_f6_toggles_it() -> None:
     narrow = reduce(chat_of(3), a.PaneResized(40, 20, 40)).state
     assert not narrow.sidebar_shown() and narrow.pane == (40, 20)
     assert reduce(narrow, a.Key("toggle_sidebar")).state.sidebar_shown()
+
+
+def test_paging_through_wrapped_messages_of_many_days_stops_at_the_top() -> None:
+    """Messages of several rows and day lines: PgUp until it stops shows
+    the chat's first row on the pane's top row; PgDn comes back to the newest;
+    each page keeps a row of the one before in view (pages move by whole
+    messages: of one taller than the pane, its end shows)."""
+    for pane in ((80, 20), (100, 35), (40, 10), (60, 7)):
+        state = replace(big_chat(300), pane=pane)
+        seen = rows_text(visible_rows(state, *pane))
+        while True:
+            up = reduce(state, a.Key("scroll_up")).state
+            if up.scroll == state.scroll:
+                break
+            shown = rows_text(visible_rows(up, *pane))
+            if pane[1] >= 20:  # a message taller than a page shows its end only
+                assert shown[-2] in seen, (pane, shown, seen)  # overlap: nothing skipped
+            state, seen = up, shown
+        assert seen[0] == "This is the beginning of the chat.", (pane, seen)
+        while state.scroll:
+            state = reduce(state, a.Key("scroll_down")).state
+        assert rows_text(visible_rows(state, *pane)) == rows_text(
+            visible_rows(replace(big_chat(300), pane=pane), *pane)
+        )
