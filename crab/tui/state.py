@@ -223,6 +223,9 @@ class AppState:
     # Scroll position: how many of the open chat's newest messages are
     # hidden below the bottom of the view (0: the newest is shown).
     scroll: int = 0
+    # A message taller than the pane is paged through: (its id, its rows
+    # hidden below the pane). Void once another message is at the bottom.
+    scroll_cut: tuple[int, int] = (0, 0)
     # Messages that came while scrolled back (the marker row counts them).
     new_below: int = 0
     # The message pane's size (columns, rows) and the terminal's columns, as

@@ -30,9 +30,10 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
         case a.Key(command=Command.SCROLL_UP):
             return scroll_up(state)
         case a.Key(command=Command.SCROLL_DOWN):
-            return Update(replace(state, scroll=view.page_down(state, *state.pane)))
+            scroll, cut = view.page_down(state, *state.pane)
+            return Update(replace(state, scroll=scroll, scroll_cut=cut))
         case a.Key(command=Command.SCROLL_END):
-            return Update(replace(state, scroll=0))
+            return Update(replace(state, scroll=0, scroll_cut=(0, 0)))
         case a.Key(command=Command.TOGGLE_SIDEBAR):
             return Update(replace(state, sidebar=not state.sidebar_shown()))
     return None
@@ -44,8 +45,8 @@ def scroll_up(state: AppState) -> Update:
         return Update(state)
     history = state.history(chat_id)
     # By a screen (the view measures it), never past the top of the chat.
-    scroll = view.page_up(state, *state.pane)
-    state = replace(state, scroll=scroll)
+    scroll, cut = view.page_up(state, *state.pane)
+    state = replace(state, scroll=scroll, scroll_cut=cut)
     # Near the top of what is loaded: fetch the page before it.
     if scroll + 2 * PAGE >= len(history.lines) and history.has_more and not history.loading:
         loading: History = replace(history, loading=True)

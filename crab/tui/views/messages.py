@@ -138,13 +138,22 @@ class _Chat:
         """The index of the bottom message when `scroll` are hidden below."""
         return self.total - 1 - min(scroll, max(0, self.total - 1))
 
+    def cut(self, index: int) -> int:
+        """Rows of the bottom message hidden below the pane (state.scroll_cut)."""
+        message_id, rows = self.state.scroll_cut
+        if index < 0 or not message_id or self.at(index).id != message_id:
+            return 0
+        return rows
+
 
 def below_marker(state: AppState, below: int, width: int) -> StyleAndTextTuples:
     """The bottom row while scrolled back: how many wait below, and the key
     that jumps there."""
     end = "/".join(key_label(k) for k in keys_for(Command.SCROLL_END))
     new = min(state.new_below, below)
-    if new:
+    if not below:
+        text = f"↓ more of this message below ({end}: newest)"
+    elif new:
         text = f"↓ {new} new message{'s' if new != 1 else ''} below ({end}: newest)"
     else:
         text = f"↓ {below} newer message{'s' if below != 1 else ''} below ({end}: newest)"
@@ -169,15 +178,17 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
     chat = _Chat(state, width)
     bottom = chat.anchor(state.scroll)
     below = chat.total - 1 - bottom
-    room = height - 1 if below else height
+    cut = chat.cut(bottom)
+    room = height - 1 if below or cut else height
     rows: list[StyleAndTextTuples] = []  # bottom-up
     index = bottom
     while index >= 0 and len(rows) < room:
-        rows.extend(reversed(chat.block(index)))
+        block = chat.block(index)
+        rows.extend(reversed(block[: len(block) - cut] if index == bottom else block))
         index -= 1
     if index < 0:
         rows.extend(chat.top())
-    if index < 0 and len(rows) < room:
+    if index < 0 and len(rows) < room and not cut:
         # The top is in view with rows to spare: the messages below fill them.
         shown = rows[::-1]
         while below and len(shown) < height - 1:
@@ -187,42 +198,62 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
         shown = shown[: height - 1] if below else shown[-height:]
     else:
         shown = rows[:room][::-1]
-    if below:
+    if below or cut:
         shown.append(below_marker(state, below, width))
     # Newest at the bottom, like every chat: pad a short chat from the top.
     return [[] for _ in range(height - len(shown))] + shown
 
 
-def page_up(state: AppState, width: int, height: int) -> int:
-    """The scroll one screen back (less a line or two, so the top rows stay
-    in view at the bottom), no further than the top of the chat at the top
-    row once the whole chat is loaded."""
+def page_up(state: AppState, width: int, height: int) -> tuple[int, tuple[int, int]]:
+    """The scroll (and scroll_cut) one screen back, less two rows so the top
+    rows stay in view at the bottom; no further than the top of the chat at
+    the top row once the whole chat is loaded. Pages move by whole messages;
+    one taller than the pane is paged through."""
     if state.active_chat is None:
-        return 0
+        return 0, (0, 0)
     chat = _Chat(state, width)
     index = chat.anchor(state.scroll)
+    page = max(1, height - 3)
+    if index >= 0:
+        cut = chat.cut(index)
+        above = len(chat.block(index)) - cut - (height - 1)  # its rows above the pane
+        if above > 0:
+            return state.scroll, (chat.at(index).id, cut + min(above, page))
     used, step = 0, 0
     while index - step > 0:
         used += len(chat.block(index - step))
-        if used > height - 3:
+        if used > page:
             break
         step += 1
-    return min(state.scroll + max(1, step), max_scroll(state, width, height))
+    return min(state.scroll + max(1, step), max_scroll(state, width, height)), (0, 0)
 
 
-def page_down(state: AppState, width: int, height: int) -> int:
-    """The scroll one screen forward (less a line or two)."""
-    if state.active_chat is None or state.scroll <= 0:
-        return 0
+def page_down(state: AppState, width: int, height: int) -> tuple[int, tuple[int, int]]:
+    """The scroll (and scroll_cut) one screen forward, less two rows; into
+    a message taller than the pane from its top."""
+    if state.active_chat is None:
+        return 0, (0, 0)
     chat = _Chat(state, width)
-    index = chat.anchor(state.scroll) + 1
+    page = max(1, height - 3)
+    index = chat.anchor(state.scroll)
+    cut = chat.cut(index)
+    if cut:
+        message_id = chat.at(index).id
+        return state.scroll, (message_id, cut - page) if cut > page else (0, 0)
+    if state.scroll <= 0:
+        return 0, (0, 0)
     used, step = 0, 0
-    while index + step < chat.total:
-        used += len(chat.block(index + step))
-        if used > height - 3:
+    while index + 1 + step < chat.total:
+        used += len(chat.block(index + 1 + step))
+        if used > page:
             break
         step += 1
-    return max(0, min(state.scroll, max_scroll(state, width, height)) - max(1, step))
+    scroll = max(0, min(state.scroll, max_scroll(state, width, height)) - max(1, step))
+    bottom = chat.anchor(scroll)
+    tall = len(chat.block(bottom)) - (height - 1)
+    if tall > 0 and chat.at(bottom).id:
+        return scroll, (chat.at(bottom).id, tall)  # its top on the top row
+    return scroll, (0, 0)
 
 
 def max_scroll(state: AppState, width: int, height: int) -> int:

@@ -77,25 +77,32 @@ def test_the_chat_list_hides_when_narrow_and_f6_toggles_it() -> None:
     assert reduce(narrow, a.Key("toggle_sidebar")).state.sidebar_shown()
 
 
-def test_paging_through_wrapped_messages_of_many_days_stops_at_the_top() -> None:
-    """Messages of several rows and day lines: PgUp until it stops shows
-    the chat's first row on the pane's top row; PgDn comes back to the newest;
-    each page keeps a row of the one before in view (pages move by whole
-    messages: of one taller than the pane, its end shows)."""
+def test_paging_through_wrapped_messages_of_many_days_shows_every_row() -> None:
+    """Messages of several rows, one taller than any pane, and day lines:
+    PgUp until it stops shows every row of the chat on the way and ends
+    with the chat's first row on the pane's top row; PgDn comes back to
+    the newest, also showing every row."""
+    chat = big_chat(300)
+    history = chat.history(1)
+    tall = replace(history.lines[150], text=" ".join(f"w{i}" for i in range(400)))
+    lines = (*history.lines[:150], tall, *history.lines[151:])
+    chat = replace(chat, histories={1: replace(history, lines=lines)})
     for pane in ((80, 20), (100, 35), (40, 10), (60, 7)):
-        state = replace(big_chat(300), pane=pane)
-        seen = rows_text(visible_rows(state, *pane))
+        state = replace(chat, pane=pane)
+        newest = rows_text(visible_rows(state, *pane))
+        everything = set(rows_text(visible_rows(state, pane[0], 100_000))) - {""}
+        seen = set(newest)
         while True:
             up = reduce(state, a.Key("scroll_up")).state
-            if up.scroll == state.scroll:
+            if (up.scroll, up.scroll_cut) == (state.scroll, state.scroll_cut):
                 break
-            shown = rows_text(visible_rows(up, *pane))
-            if pane[1] >= 20:  # a message taller than a page shows its end only
-                assert shown[-2] in seen, (pane, shown, seen)  # overlap: nothing skipped
-            state, seen = up, shown
-        assert seen[0] == "This is the beginning of the chat.", (pane, seen)
-        while state.scroll:
+            state = up
+            seen |= set(rows_text(visible_rows(state, *pane)))
+        assert rows_text(visible_rows(state, *pane))[0] == "This is the beginning of the chat."
+        assert everything <= seen, (pane, sorted(everything - seen)[:5])
+        seen = set(rows_text(visible_rows(state, *pane)))
+        while state.scroll or state.scroll_cut != (0, 0):
             state = reduce(state, a.Key("scroll_down")).state
-        assert rows_text(visible_rows(state, *pane)) == rows_text(
-            visible_rows(replace(big_chat(300), pane=pane), *pane)
-        )
+            seen |= set(rows_text(visible_rows(state, *pane)))
+        assert rows_text(visible_rows(state, *pane)) == newest
+        assert everything <= seen, pane
