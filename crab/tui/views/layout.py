@@ -26,9 +26,9 @@ from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
 from crab.tui.views import panels
 from crab.tui.views.messages import MessagesControl, RowsControl, Sized
 
-SIDEBAR_WIDE = 26  # the chat list's columns on a wide terminal
-SIDEBAR_NARROW = 18  # below WIDE columns
-WIDE = 100
+SIDEBAR_WIDE = 26  # the chat list's columns from WIDE columns on
+SIDEBAR_NARROW = 20  # from SIDEBAR_COLUMNS up to WIDE
+WIDE = 80
 
 
 def _columns() -> int:
