@@ -28,6 +28,15 @@ class Key:
 
 
 @dataclass(frozen=True, slots=True)
+class PaneResized:
+    """The message pane was drawn at a new size (the app tells before a key)."""
+
+    width: int
+    height: int
+    columns: int  # the terminal's
+
+
+@dataclass(frozen=True, slots=True)
 class Submit:
     """Enter on the input line: a message, or a slash command. The app
     stamps each with the time and a new client message id (a message's, if
@@ -71,6 +80,16 @@ class SignInFailed:
 @dataclass(frozen=True, slots=True)
 class SignedOut:
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatsLoading:
+    """MyChats is asked (ChatsLoaded, or ChatsLoadFailed, follows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatsLoadFailed:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +292,7 @@ class PersonUpdated:
 
 Action = (
     Key
+    | PaneResized
     | Submit
     | InputChanged
     | OpenChat
@@ -300,6 +320,8 @@ Action = (
     | MessageChanged
     | Acked
     | SendRejected
+    | ChatsLoading
+    | ChatsLoadFailed
     | LimitsKnown
     | InviteArrived
     | InviteAnswered

@@ -129,8 +129,11 @@ class ChatApp:
         )
         self.message_line.buffer.on_text_changed += self._typed
         self.sign_in = SignInForm(lambda: self.store.state, self._sign_in)
+        self._pane = self.store.state.pane  # the message pane's size, as last drawn
         self.app: Application[None] = Application(
-            layout=build_layout(lambda: self.store.state, self.sign_in, self.message_line),
+            layout=build_layout(
+                lambda: self.store.state, self.sign_in, self.message_line, self._sized
+            ),
             key_bindings=self._key_bindings(),
             style=STYLE,
             include_default_pygments_style=False,  # no syntax highlighting here
@@ -253,9 +256,16 @@ class ChatApp:
             a.SignInSubmit(form.username.text, form.password.text, form.confirm.text)
         )
 
+    def _sized(self, width: int, height: int) -> None:
+        self._pane = (width, height)
+
     def _key(self, command: Command) -> None:
         from crab.tui import actions as a
 
+        columns = self.app.output.get_size().columns
+        if (self._pane, columns) != (self.store.state.pane, self.store.state.columns):
+            # Told before the key, not while drawing: paging measures by it.
+            self.store.dispatch(a.PaneResized(*self._pane, columns))
         self.store.dispatch(a.Key(command))
 
     def _quit(self) -> None:
@@ -296,6 +306,9 @@ class ChatApp:
             ),
             Where.MESSAGES: Condition(
                 lambda: state().focus is Focus.MESSAGES and state().screen is Screen.CHATS
+            ),
+            Where.HELP: Condition(
+                lambda: state().focus is Focus.HELP and state().screen is Screen.CHATS
             ),
         }
         for binding in KEYS:

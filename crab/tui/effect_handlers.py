@@ -75,8 +75,13 @@ async def sign_in(r: Runner, effect: fx.SignIn) -> None:
 
 @handles(fx.LoadChats)
 async def load_chats(r: Runner, effect: fx.LoadChats) -> None:
-    chats = await r.call(r.client.my_chats)
-    invites = await r.call(r.client.my_invites)
+    r.dispatch(a.ChatsLoading())
+    try:
+        chats = await r.call(r.client.my_chats)
+        invites = await r.call(r.client.my_invites)
+    except BaseException:
+        r.dispatch(a.ChatsLoadFailed())
+        raise
     r.dispatch(
         a.ChatsLoaded(
             tuple(summary(s) for s in chats),

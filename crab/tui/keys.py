@@ -39,6 +39,7 @@ class Command(StrEnum):
     COPY = "copy"
     JUMP = "jump"
     NEWLINE = "newline"  # the message line's own (crab/tui/app.py), no reducer
+    TOGGLE_SIDEBAR = "toggle_sidebar"
 
 
 class Where(StrEnum):
@@ -52,6 +53,7 @@ class Where(StrEnum):
     FOUND = "search results"  # message search results (/search TEXT) have focus
     EMPTY_LINE = "empty message line"  # chats, the message line is empty
     MESSAGES = "message selected"  # a message of the open chat is selected
+    HELP = "help"  # this help is open
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("f2",), Command.INVITES, "show pending invites", Where.CHATS),
     KeyBinding(("f3",), Command.SEARCH, "find people as you type", Where.CHATS),
     KeyBinding(("f4",), Command.NAMES, "list the open chat's members", Where.CHATS),
+    KeyBinding(("f6",), Command.TOGGLE_SIDEBAR, "hide or show the chat list", Where.CHATS),
     KeyBinding(("escape",), Command.BACK, "back to the message line", Where.CHATS),
     KeyBinding(("up",), Command.SELECT_UP, "select the previous entry", Where.INVITES),
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next entry", Where.INVITES),
@@ -104,6 +107,8 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("+",), Command.REACT, "react to it: /react EMOJI toggles", Where.MESSAGES),
     KeyBinding(("y",), Command.COPY, "copy its text to the clipboard", Where.MESSAGES),
     KeyBinding(("enter",), Command.JUMP, "jump to the message it replies to", Where.MESSAGES),
+    KeyBinding(("up",), Command.SELECT_UP, "scroll this help up a line (PgUp: a page)", Where.HELP),
+    KeyBinding(("down",), Command.SELECT_DOWN, "scroll it down (PgDn: a page)", Where.HELP),
 )
 
 
@@ -161,6 +166,11 @@ def key_label(key: str) -> str:
     if key.startswith("f") and key[1:].isdigit():
         return key.upper()
     return _NAMES.get(key, key)
+
+
+def keys_for(command: Command) -> tuple[str, ...]:
+    """Every key bound to the command, in table order (views name them)."""
+    return tuple(k for binding in KEYS if binding.command is command for k in binding.keys)
 
 
 def help_lines() -> list[str]:

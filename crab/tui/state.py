@@ -8,6 +8,8 @@ import enum
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+SIDEBAR_COLUMNS = 60  # narrower terminals hide the chat list unless F6 shows it
+
 
 class Screen(enum.Enum):
     SIGN_IN = "sign-in"
@@ -263,6 +265,17 @@ class AppState:
     # Scroll position: how many of the open chat's newest messages are
     # hidden below the bottom of the view (0: the newest is shown).
     scroll: int = 0
+    # A message taller than the pane is paged through: (its id, its rows
+    # hidden below the pane). Void once another message is at the bottom.
+    scroll_cut: tuple[int, int] = (0, 0)
+    # Messages that came while scrolled back (the marker row counts them).
+    new_below: int = 0
+    # The message pane's size (columns, rows) and the terminal's columns, as
+    # last drawn: paging moves by a screen, the sidebar hides when narrow.
+    pane: tuple[int, int] = (80, 20)
+    columns: int = 120
+    sidebar: bool | None = None  # shown? None: as the width allows (F6 sets it)
+    help_scroll: int = 0  # rows of the help scrolled off its top
     invites: tuple[InviteItem, ...] = ()
     sent_invites: tuple[InviteItem, ...] = ()
     invite_selected: int = 0
@@ -281,6 +294,10 @@ class AppState:
     fill_serial: int = 0
     # Sends not yet acknowledged, in order; re-sent (same ids) on reconnect.
     outbox: tuple[Line, ...] = ()
+    # MyChats calls on their way, and the joins (a chat) and leaves (None)
+    # seen meanwhile: applied again over the answer, which may predate them.
+    chats_loading: int = 0
+    chat_changes: tuple[tuple[int, ChatItem | None], ...] = ()
     # The server's limit on a message (its Ready frame says; 0: not known).
     max_message_chars: int = 0
     # The last error or hint, shown in the status bar for a few seconds
@@ -302,6 +319,11 @@ class AppState:
     # Personal conversations: chat id -> the other person (for presence marks).
     peers: dict[int, Person] = field(default_factory=dict)
     quitting: bool = False
+
+    def sidebar_shown(self) -> bool:
+        if self.sidebar is not None:
+            return self.sidebar
+        return self.columns >= SIDEBAR_COLUMNS
 
     def chat(self, chat_id: int | None) -> ChatItem | None:
         return next((c for c in self.chats if c.id == chat_id), None)

@@ -58,7 +58,7 @@ class Tmux:
             raise AssertionError(f"tmux {shlex.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def chat(self, session: str, server: str) -> None:
+    def chat(self, session: str, server: str, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
         """`crab chat` in a new session; the pane stays open after it exits
         and says how it exited (so a crash shows up in the capture)."""
         config = self.tmp / f"config-{session}"
@@ -66,7 +66,7 @@ class Tmux:
             [str(CRAB), "chat", "--server", server, "--config-dir", str(config), "--bell", "off"]
         )
         script = f'{command}; echo "{EXITED} $?]"; sleep 3600'
-        size = ("-x", str(WIDTH), "-y", str(HEIGHT))
+        size = ("-x", str(size[0]), "-y", str(size[1]))
         self("new-session", "-d", "-s", session, *size, "sh", "-c", script)
 
     def screen(self, session: str) -> str:
@@ -276,3 +276,42 @@ def test_edits_deletes_reactions_and_replies_reach_bob_after_an_outage(
     tmux.keys("bob", "Enter")  # opens the chat at that message
     screen = tmux.wait_for_screen("bob", "Messages holding", gone=True)
     assert "the meeting is at noon sharp (edited)" in screen, screen
+
+
+def test_wide_text_and_emoji_on_a_narrow_terminal(server: CrabProcess, tmux: Tmux) -> None:
+    """At 44 columns (the chat list hides, the gutter shrinks) a 120-character
+    CJK message is shown whole, wrapped by columns; an emoji sequence leaves
+    no stray characters at the row's end; wider, the chat list comes back."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: this end-to-end test needs it (apt-get install tmux)")
+    tmux.chat("alice", server.target, size=(44, 20))
+    sign_up(tmux, "alice")
+    tmux.type("alice", "/create wide")
+    tmux.wait_for_screen("alice", "#wide")
+    cjk = "".join(chr(0x4E00 + i) for i in range(120))
+    tmux.type("alice", cjk)
+    screen = tmux.wait_for_screen("alice", cjk[-5:])
+    assert cjk in "".join(row.strip() for row in screen.splitlines()), screen
+    assert " Chats" not in screen, screen
+
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    for text in (f"B2 {family} Z|", "C3 \u2764\ufe0f Y|"):
+        tmux.type("alice", text)
+        marker = text[-2:]
+        tmux.wait_for_screen("alice", marker)
+        screen = tmux.wait_for_screen("alice", "(sending)", gone=True)
+        row = next(r for r in screen.splitlines() if marker in r)
+        assert row.rstrip().endswith(marker) and row.count(marker) == 1, screen
+    assert "B2 \U0001f468\U0001f469\U0001f467 Z|" in screen, screen
+
+    tmux("resize-window", "-t", "alice", "-x", "100", "-y", "30")
+    screen = tmux.wait_for_screen("alice", " Chats")  # wide enough: shown
+    assert cjk[:20] in screen, screen
+    tmux("resize-window", "-t", "alice", "-x", "44", "-y", "20")
+    # Redrawn at 44 columns (tmux resizes the pane a moment later): the
+    # message's first row ends at its 14th character again.
+    tmux.wait_for_screen("alice", cjk[12:14] + "\n")
+    assert " Chats" not in tmux.screen("alice")
+    tmux.keys("alice", "F6")  # the chat list, hidden below 60 columns, comes
+    screen = tmux.wait_for_screen("alice", " Chats")
+    assert "一丁丂" in screen, screen  # and the messages still show beside it

@@ -269,4 +269,6 @@ def test_chat_bench_times_first_paints_and_keys_on_a_long_chat() -> None:
         60,
     )
     assert all(k["p50"] > 0 for k in keys.values())
-    assert results["scroll_at_top"] == 499  # PageUp went all the way to the first message
+    # PageUp went all the way up, and no further: the chat's top on the top row.
+    assert 0 < results["scroll_at_top"] < 499
+    assert results["top_row_at_top"] == "This is the beginning of the chat."

@@ -196,6 +196,7 @@ class KeyTimes:
     seconds: dict[str, list[float]] = field(default_factory=dict)  # kind -> per press
     written: list[int] = field(default_factory=list)  # characters drawn per press
     scroll_at_top: int = 0
+    top_row_at_top: str = ""  # the message pane's first row after the PageUps
 
 
 async def key_latencies(messages: int, typed: int, pages: int, config_dir: Path) -> KeyTimes:
@@ -208,6 +209,7 @@ async def key_latencies(messages: int, typed: int, pages: int, config_dir: Path)
 
     from crab.tui.app import ChatApp
     from crab.tui.demo import big_chat
+    from crab.tui.views.messages import visible_rows
 
     sink = _Sink()
     output = Vt100_Output(
@@ -244,6 +246,9 @@ async def key_latencies(messages: int, typed: int, pages: int, config_dir: Path)
             for _ in range(pages):
                 await press("PageUp", PAGE_UP)
             times.scroll_at_top = chat.store.state.scroll
+            state = chat.store.state
+            top = visible_rows(state, *state.pane)[0]
+            times.top_row_at_top = "".join(fragment[1] for fragment in top)
             for n in range(typed - typed // 2):
                 await press("type", TYPED[n % len(TYPED)])
             for _ in range(pages):
@@ -328,13 +333,14 @@ def run(runs: int, messages: int, typed: int, pages: int, server: bool, err: Con
     if written:
         report.row("characters drawn per key (median)", f"{written[len(written) // 2]:,}")
     results["scroll_at_top"] = keys.scroll_at_top
+    results["top_row_at_top"] = keys.top_row_at_top
     results["load_average"] = {"before": load_before, "after": load_after}
     results["command"] = [*command, "chat"]
     report.results = results
     report.notes.append(f"load average (1/5/15 min) before {load_before}, after {load_after}")
     report.notes.append(
         f"PageUp reached scroll {keys.scroll_at_top:,} of {messages:,} messages"
-        + (" (the first message)" if keys.scroll_at_top >= messages - 1 else "")
+        + (" (the chat's top on the top row)" if "beginning" in keys.top_row_at_top else "")
     )
     if "PYTHONDONTWRITEBYTECODE" in os.environ:
         report.notes.append(

@@ -35,7 +35,9 @@ def global_keys(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, quitting=True), (fx.Quit(),))
         case a.Key(command=Command.HELP):
             focus = Focus.INPUT if state.focus is Focus.HELP else Focus.HELP
-            return Update(replace(state, focus=focus))
+            return Update(replace(state, focus=focus, help_scroll=0))
+        case a.PaneResized(width=width, height=height, columns=columns):
+            return Update(replace(state, pane=(width, height), columns=columns))
         case a.SignedIn():
             return sign_in.signed_in(state, action)
         case a.SignedOut(reason=reason):
@@ -93,7 +95,7 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
     Focus.INVITES: (invites.reduce, message_line.reduce, navigation.reduce),
     Focus.SEARCH: (search.reduce, navigation.reduce),
     Focus.FOUND: (found.reduce, message_line.reduce, navigation.reduce),
-    Focus.HELP: (message_line.reduce, navigation.reduce),
+    Focus.HELP: (navigation.help_keys, message_line.reduce, navigation.reduce),
     Focus.MESSAGES: (selection.reduce, message_line.reduce, navigation.reduce),
     Focus.NAMES: (message_line.reduce, navigation.reduce),
 }
@@ -112,8 +114,15 @@ def reduce(state: AppState, action: a.Action) -> Update:
     for reducer in _CHAIN:
         result = reducer(state, action)
         if result is not None:
-            return _time_notice(state, result)
+            return _time_notice(state, _settled(result))
     return Update(state)
+
+
+def _settled(update: Update) -> Update:
+    """Back at the newest message, no message waits below."""
+    if update.state.scroll or not update.state.new_below:
+        return update
+    return Update(replace(update.state, new_below=0), update.effects)
 
 
 def _time_notice(before: AppState, update: Update) -> Update:

@@ -14,6 +14,10 @@ from crab.tui.state import AppState, Bell, ChatItem, History, Line, Screen
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
     match action:
+        case a.ChatsLoading():
+            return Update(replace(state, chats_loading=state.chats_loading + 1))
+        case a.ChatsLoadFailed():
+            return Update(_load_done(state))
         case a.ChatsLoaded():
             return _chats_loaded(state, action)
         case a.HistoryLoaded():
@@ -29,7 +33,7 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             state = replace(
                 state, outbox=tuple(x for x in state.outbox if x.client_message_id != cid)
             )
-            return _arrived(state, line)
+            return _arrived(state, line, acked=True)
         case a.SendRejected(client_message_id=cid, code=code, text=text):
             return Update(_rejected(state, cid, code, text))
         case a.InviteArrived(invite=invite):
@@ -130,6 +134,14 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
     chats = tuple(
         replace(c, last_change_seq=known[c.id]) if c.id in known else c for c in action.chats
     )
+    for chat_id, joined in state.chat_changes:  # frames the answer may not know yet
+        if joined is None:
+            chats = tuple(c for c in chats if c.id != chat_id)
+        elif all(c.id != chat_id for c in chats):
+            chats = (joined, *chats)
+    if active is not None and all(c.id != active for c in chats):
+        active = chats[0].id if chats else None
+    state = _load_done(state)
     state = replace(
         state,
         chats=chats,
@@ -139,6 +151,18 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
     )
     # Personal conversations: who the other person is, for presence marks.
     return _peers(open_chat(state, active) if active is not None else Update(state))
+
+
+def _load_done(state: AppState) -> AppState:
+    loading = max(0, state.chats_loading - 1)
+    changes = state.chat_changes if loading else ()
+    return replace(state, chats_loading=loading, chat_changes=changes)
+
+
+def _noted(state: AppState, chat_id: int, chat: ChatItem | None) -> AppState:
+    if not state.chats_loading:
+        return state
+    return replace(state, chat_changes=(*state.chat_changes, (chat_id, chat)))
 
 
 def open_chat(state: AppState, chat_id: int) -> Update:
@@ -179,7 +203,7 @@ def _history_loaded(state: AppState, action: a.HistoryLoaded) -> AppState:
     return replace(state, histories={**state.histories, action.chat_id: history})
 
 
-def _arrived(state: AppState, line: Line) -> Update:
+def _arrived(state: AppState, line: Line, acked: bool = False) -> Update:
     chat = state.chat(line.chat_id)
     if chat is None:
         return Update(state)
@@ -192,6 +216,10 @@ def _arrived(state: AppState, line: Line) -> Update:
             return Update(_held(state, line))
         history = replace(history, lines=(*history.lines, line))
         state = replace(state, histories={**state.histories, line.chat_id: history})
+        if state.scroll and line.chat_id == state.active_chat and not acked:
+            # Scrolled back: the view stays on the messages being read, and
+            # the marker row counts what came.
+            state = replace(state, scroll=state.scroll + 1, new_below=state.new_below + 1)
     elif line.id <= chat.last_message_id:
         return Update(state)
     mine = state.me is not None and line.sender.id == state.me.id
@@ -254,6 +282,7 @@ def _answered(state: AppState, action: a.InviteAnswered) -> AppState:
 
 
 def _joined(state: AppState, chat: ChatItem) -> AppState:
+    state = _noted(state, chat.id, chat)
     if state.chat(chat.id) is not None:
         return state
     state = replace(state, chats=(chat, *state.chats))
@@ -263,6 +292,7 @@ def _joined(state: AppState, chat: ChatItem) -> AppState:
 
 
 def _left(state: AppState, chat_id: int) -> AppState:
+    state = _noted(state, chat_id, None)
     chats = tuple(c for c in state.chats if c.id != chat_id)
     histories = {k: v for k, v in state.histories.items() if k != chat_id}
     active = state.active_chat

@@ -10,8 +10,10 @@ from crab.tui.keys import Command
 from crab.tui.reducers import Update
 from crab.tui.reducers.live import open_chat
 from crab.tui.state import AppState, History
+from crab.tui.views import messages as view
+from crab.tui.views.panels import help_rows
 
-PAGE = 10  # messages per PageUp/PageDown (a message is usually one row)
+PAGE = 10  # load the page before when this near the top of what is loaded
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
@@ -28,9 +30,12 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
         case a.Key(command=Command.SCROLL_UP):
             return scroll_up(state)
         case a.Key(command=Command.SCROLL_DOWN):
-            return Update(replace(state, scroll=max(0, state.scroll - PAGE)))
+            scroll, cut = view.page_down(state, *state.pane)
+            return Update(replace(state, scroll=scroll, scroll_cut=cut))
         case a.Key(command=Command.SCROLL_END):
-            return Update(replace(state, scroll=0))
+            return Update(replace(state, scroll=0, scroll_cut=(0, 0)))
+        case a.Key(command=Command.TOGGLE_SIDEBAR):
+            return Update(replace(state, sidebar=not state.sidebar_shown()))
     return None
 
 
@@ -39,11 +44,31 @@ def scroll_up(state: AppState) -> Update:
     if chat_id is None:
         return Update(state)
     history = state.history(chat_id)
-    scroll = min(state.scroll + PAGE, max(0, len(history.lines) - 1))
-    state = replace(state, scroll=scroll)
+    # By a screen (the view measures it), never past the top of the chat.
+    scroll, cut = view.page_up(state, *state.pane)
+    state = replace(state, scroll=scroll, scroll_cut=cut)
     # Near the top of what is loaded: fetch the page before it.
     if scroll + 2 * PAGE >= len(history.lines) and history.has_more and not history.loading:
         loading: History = replace(history, loading=True)
         state = replace(state, histories={**state.histories, chat_id: loading})
         return Update(state, (fx.LoadHistory(chat_id, history.oldest_id),))
     return Update(state)
+
+
+def help_keys(state: AppState, action: a.Action) -> Update | None:
+    """While the help is open, Up/Down scroll it a row, PgUp/PgDn a page."""
+    width, height = state.pane
+    page = max(1, height - 2)
+    match action:
+        case a.Key(command=Command.SELECT_UP):
+            step = -1
+        case a.Key(command=Command.SELECT_DOWN):
+            step = 1
+        case a.Key(command=Command.SCROLL_UP):
+            step = -page
+        case a.Key(command=Command.SCROLL_DOWN):
+            step = page
+        case _:
+            return None
+    most = max(0, len(help_rows(width)) - (height - 1))  # a row for the title
+    return Update(replace(state, help_scroll=max(0, min(most, state.help_scroll + step))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prompt_toolkit.application.current import get_app
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import (
@@ -17,12 +18,27 @@ from prompt_toolkit.layout import (
     Window,
 )
 from prompt_toolkit.layout.containers import AnyContainer
+from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import Frame, Label, TextArea
 
-from crab.tui.state import AppState, Focus, Screen
+from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
 from crab.tui.views import panels
-from crab.tui.views.messages import MessagesControl
+from crab.tui.views.messages import MessagesControl, RowsControl, Sized
+
+SIDEBAR_WIDE = 26  # the chat list's columns from WIDE columns on
+SIDEBAR_NARROW = 20  # from SIDEBAR_COLUMNS up to WIDE
+WIDE = 80
+
+
+def _columns() -> int:
+    return get_app().output.get_size().columns
+
+
+def sidebar_shown(state: AppState) -> bool:
+    """F6's choice, else shown when the terminal is SIDEBAR_COLUMNS wide."""
+    return state.sidebar if state.sidebar is not None else _columns() >= SIDEBAR_COLUMNS
+
 
 STYLE = Style.from_dict(
     {
@@ -74,10 +90,11 @@ class SignInForm:
             if form.busy:
                 out.append(("class:hint", "one moment...\n"))
             other = "sign in" if form.signing_up else "create an account"
+            # One hint a row: each fits the form's width, or wraps whole.
             out.append(
                 (
                     "class:hint",
-                    f"Enter: continue   Tab: next field   Ctrl+S: {other}   "
+                    f"Enter: continue   Tab: next field\nCtrl+S: {other}   "
                     f"Ctrl+Q: quit\nServer: {state().server}",
                 )
             )
@@ -89,11 +106,21 @@ class SignInForm:
                 self.password,
                 ConditionalContainer(self.confirm, filter=signing_up),
                 Window(height=1),
-                Window(FormattedTextControl(hint), height=4),
+                Window(FormattedTextControl(hint), height=Dimension(min=4), wrap_lines=True),
             ]
         )
         self.container = HSplit(
-            [Window(), VSplit([Window(), Frame(body, title=title, width=64), Window()]), Window()]
+            [
+                Window(),
+                VSplit(
+                    [
+                        Window(),
+                        Frame(body, title=title, width=Dimension(max=64, preferred=64)),
+                        Window(),
+                    ]
+                ),
+                Window(),
+            ]
         )
 
     def fields(self) -> list[TextArea]:
@@ -116,10 +143,12 @@ class SignInForm:
         return True
 
 
-def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyContainer:
+def chats_screen(
+    state: Callable[[], AppState], message_line: TextArea, on_size: Sized | None = None
+) -> AnyContainer:
     # Built once: a new Window per render would throw prompt_toolkit's
     # caches away on every key press.
-    messages = Window(MessagesControl(state), wrap_lines=False)
+    messages = Window(MessagesControl(state, on_size), wrap_lines=False)
     panes = {
         Focus.INVITES: Window(
             FormattedTextControl(lambda: panels.invites_panel(state())), wrap_lines=True
@@ -131,7 +160,7 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
             FormattedTextControl(lambda: panels.found_panel(state())), wrap_lines=False
         ),
         Focus.HELP: Window(
-            FormattedTextControl(lambda: panels.help_panel(state())), wrap_lines=True
+            RowsControl(lambda w, h: panels.help_panel(state(), w, h), on_size), wrap_lines=False
         ),
         Focus.NAMES: Window(
             FormattedTextControl(lambda: panels.names_panel(state())), wrap_lines=True
@@ -156,8 +185,20 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
         [
             VSplit(
                 [
-                    Window(FormattedTextControl(lambda: panels.sidebar(state())), width=26),
-                    Window(width=1, char="│", style="class:hint"),
+                    ConditionalContainer(
+                        VSplit(
+                            [
+                                Window(
+                                    FormattedTextControl(lambda: panels.sidebar(state())),
+                                    width=lambda: (
+                                        SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
+                                    ),
+                                ),
+                                Window(width=1, char="│", style="class:hint"),
+                            ]
+                        ),
+                        filter=Condition(lambda: sidebar_shown(state())),
+                    ),
                     HSplit(
                         [
                             Window(FormattedTextControl(lambda: panels.header(state())), height=1),
@@ -181,9 +222,13 @@ def chats_screen(state: Callable[[], AppState], message_line: TextArea) -> AnyCo
 
 
 def build_layout(
-    state: Callable[[], AppState], sign_in: SignInForm, message_line: TextArea
+    state: Callable[[], AppState],
+    sign_in: SignInForm,
+    message_line: TextArea,
+    on_size: Sized | None = None,
 ) -> Layout:
-    chats = chats_screen(state, message_line)
+    """`on_size`: told the message pane's size each time it is drawn."""
+    chats = chats_screen(state, message_line, on_size)
 
     def screen() -> AnyContainer:
         return sign_in.container if state().screen is Screen.SIGN_IN else chats

@@ -9,14 +9,27 @@ from datetime import datetime
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import GetLinePrefixCallable, UIContent, UIControl
+from prompt_toolkit.utils import get_cwidth
 
+from crab.tui.keys import Command, key_label, keys_for
 from crab.tui.state import AppState, History, Line
 from crab.tui.views.text import clip, one_line, wrap
 
 NAME_WIDTH = 12
+BODY = 6 + NAME_WIDTH + 1  # the column where the text starts, on a wide pane
+NARROW = 60  # below this many columns the name column shrinks
+COMPACT = 40  # below this, the time and name get a row of their own
 
 
-BODY = 6 + NAME_WIDTH + 1  # the column where the text starts
+def gutter(width: int) -> tuple[int, int]:
+    """(name width, text column) for a pane `width` columns wide; (0, 1):
+    compact, the head on its own row and the text under it, so a narrow
+    pane still shows every message."""
+    if width >= NARROW:
+        return NAME_WIDTH, BODY
+    if width >= COMPACT:
+        return 8, 6 + 8 + 1
+    return 0, 1
 
 
 def quote_text(line: Line, history: History) -> str:
@@ -74,12 +87,15 @@ def _rows(
     seen: list[str] | None = None,
 ) -> list[StyleAndTextTuples]:
     when = line.sent_at.astimezone().strftime("%H:%M")
-    name = one_line(line.sender.username)[:NAME_WIDTH]
+    name_width, body = gutter(width)
     style = "class:mine" if mine else "class:sender"
     text_style = "class:pending" if line.pending else ("class:mention" if mentions_me else "")
-    body_width = max(10, width - BODY)
-    indent: StyleAndTextTuples = [("", " " * BODY)]
+    body_width = max(2, width - body)
+    indent: StyleAndTextTuples = [("", " " * body)]
     rows: list[StyleAndTextTuples] = []
+    if not name_width:
+        name = clip(line.sender.username, max(1, width - 6))
+        rows.append([("class:time", f"{when} "), (style, name)])
     if line.reply_to_id:
         text = clip("↳ " + quote_text(line, history), body_width, emoji_joins=True)
         rows.append([*indent, ("class:quote", text)])
@@ -87,10 +103,12 @@ def _rows(
     if line.deleted:
         text_style = "class:tombstone"
     for i, part in enumerate(parts):
-        if i == 0:
+        if i == 0 and name_width:
+            name = clip(line.sender.username, name_width)
+            name += " " * (name_width - get_cwidth(name))
             head: StyleAndTextTuples = [
                 ("class:time", f"{when} "),
-                (style, f"{name:<{NAME_WIDTH}} "),
+                (style, f"{name} "),
             ]
         else:
             head = list(indent)
@@ -114,12 +132,80 @@ def _day(moment: datetime) -> str:
     return moment.astimezone().strftime("%A %d %B %Y")
 
 
+class _Chat:
+    """The open chat's messages, loaded then pending, as one sequence, and
+    the rows each takes at a width (its day line included)."""
+
+    def __init__(self, state: AppState, width: int) -> None:
+        assert state.active_chat is not None
+        self.state = state
+        self.width = width
+        self.history = state.history(state.active_chat)
+        self.loaded = self.history.lines
+        self.pending = [x for x in state.outbox if x.chat_id == state.active_chat]
+        self.total = len(self.loaded) + len(self.pending)
+        self.me = state.me.id if state.me else -1
+        self.seen = seen_by(state, self.history)
+
+    def at(self, index: int) -> Line:
+        n = len(self.loaded)
+        return self.loaded[index] if index < n else self.pending[index - n]
+
+    def block(self, index: int) -> list[StyleAndTextTuples]:
+        """The message's rows, top to bottom, under its day line if the
+        day changes there."""
+        line = self.at(index)
+        chosen = bool(self.state.selected) and line.id == self.state.selected
+        mine = line.sender.id == self.me
+        mentioned = not mine and line.mentions(self.me)
+        seen = self.seen.get(line.id) if line.id else None
+        rows = _rows(line, self.width, mine, self.history, chosen, mentioned, seen)
+        day = _day(line.sent_at)
+        if index == 0 or _day(self.at(index - 1).sent_at) != day:
+            rows.insert(0, [("class:day", clip(f"── {day} ──", self.width))])
+        return rows
+
+    def top(self) -> list[StyleAndTextTuples]:
+        """The row above the first loaded message."""
+        if self.history.loading:
+            return [[("class:hint", clip("loading older messages...", self.width))]]
+        if not self.history.has_more:
+            return [[("class:hint", clip("This is the beginning of the chat.", self.width))]]
+        return []
+
+    def anchor(self, scroll: int) -> int:
+        """The index of the bottom message when `scroll` are hidden below."""
+        return self.total - 1 - min(scroll, max(0, self.total - 1))
+
+    def cut(self, index: int) -> int:
+        """Rows of the bottom message hidden below the pane (state.scroll_cut)."""
+        message_id, rows = self.state.scroll_cut
+        if index < 0 or not message_id or self.at(index).id != message_id:
+            return 0
+        return rows
+
+
+def below_marker(state: AppState, below: int, width: int) -> StyleAndTextTuples:
+    """The bottom row while scrolled back: how many wait below, and the key
+    that jumps there."""
+    end = "/".join(key_label(k) for k in keys_for(Command.SCROLL_END))
+    new = min(state.new_below, below)
+    if not below:
+        text = f"↓ more of this message below ({end}: newest)"
+    elif new:
+        text = f"↓ {new} new message{'s' if new != 1 else ''} below ({end}: newest)"
+    else:
+        text = f"↓ {below} newer message{'s' if below != 1 else ''} below ({end}: newest)"
+    return [("class:unread", clip(text, width))]
+
+
 def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextTuples]:
     """The rows to show, top to bottom. `state.scroll` messages are hidden
-    below the bottom row; the walk goes up from there only until the screen
-    is full, so the cost is the screen's, whatever the chat's length."""
-    chat_id = state.active_chat
-    if chat_id is None:
+    below the bottom row (a marker row says so); the walk goes up from there
+    only until the screen is full, so the cost is the screen's, whatever the
+    chat's length. The top of the chat never comes below the top row: when
+    it is reached with rows to spare, the messages below fill them."""
+    if state.active_chat is None:
         return [
             [
                 (
@@ -128,53 +214,138 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
                 )
             ]
         ]
-    history = state.history(chat_id)
-    me = state.me.id if state.me else -1
-    loaded = history.lines
-    pending = [x for x in state.outbox if x.chat_id == chat_id]
-    total = len(loaded) + len(pending)
-
-    def at(index: int) -> Line:
-        return loaded[index] if index < len(loaded) else pending[index - len(loaded)]
-
+    chat = _Chat(state, width)
+    bottom = chat.anchor(state.scroll)
+    below = chat.total - 1 - bottom
+    cut = chat.cut(bottom)
+    room = height - 1 if below or cut else height
     rows: list[StyleAndTextTuples] = []  # bottom-up
-    typing = typing_text(state, chat_id)
-    if typing and not state.scroll:
-        rows.append([("class:hint", " " * BODY + typing)])
-    seen = seen_by(state, history)
-    index = total - 1 - min(state.scroll, max(0, total - 1))
-    while index >= 0 and len(rows) < height:
-        line = at(index)
-        chosen = bool(state.selected) and line.id == state.selected
-        mine = line.sender.id == me
-        mentioned = not mine and line.mentions(me)
-        drawn = _rows(line, width, mine, history, chosen, mentioned, seen.get(line.id))
-        rows.extend(reversed(drawn))
-        day = _day(line.sent_at)
-        if index == 0 or _day(at(index - 1).sent_at) != day:
-            rows.append([("class:day", f"── {day} ──")])
+    typing = typing_text(state, state.active_chat)
+    if typing and not below and not cut:
+        rows.append([("class:hint", clip(" " * gutter(width)[1] + typing, width))])
+    index = bottom
+    while index >= 0 and len(rows) < room:
+        block = chat.block(index)
+        rows.extend(reversed(block[: len(block) - cut] if index == bottom else block))
         index -= 1
     if index < 0:
-        if history.loading:
-            rows.append([("class:hint", "loading older messages...")])
-        elif not history.has_more:
-            rows.append([("class:hint", "This is the beginning of the chat.")])
-    shown = rows[:height]
-    shown.reverse()
+        rows.extend(chat.top())
+    if index < 0 and len(rows) < room and not cut:
+        # The top is in view with rows to spare: the messages below fill them.
+        shown = rows[::-1]
+        while below and len(shown) < height - 1:
+            shown.extend(chat.block(bottom + 1))
+            bottom += 1
+            below -= 1
+        shown = shown[: height - 1] if below else shown[-height:]
+    else:
+        shown = rows[:room][::-1]
+    if below or cut:
+        shown.append(below_marker(state, below, width))
     # Newest at the bottom, like every chat: pad a short chat from the top.
     return [[] for _ in range(height - len(shown))] + shown
 
 
-class MessagesControl(UIControl):
-    def __init__(self, state: Callable[[], AppState]) -> None:
-        self._state = state
+def page_up(state: AppState, width: int, height: int) -> tuple[int, tuple[int, int]]:
+    """The scroll (and scroll_cut) one screen back, less two rows so the top
+    rows stay in view at the bottom; no further than the top of the chat at
+    the top row once the whole chat is loaded. Pages move by whole messages;
+    one taller than the pane is paged through."""
+    if state.active_chat is None:
+        return 0, (0, 0)
+    chat = _Chat(state, width)
+    index = chat.anchor(state.scroll)
+    page = max(1, height - 3)
+    if index >= 0:
+        cut = chat.cut(index)
+        above = len(chat.block(index)) - cut - (height - 1)  # its rows above the pane
+        if above > 0:
+            return state.scroll, (chat.at(index).id, cut + min(above, page))
+    used, step = 0, 0
+    while index - step > 0:
+        used += len(chat.block(index - step))
+        if used > page:
+            break
+        step += 1
+    return min(state.scroll + max(1, step), max_scroll(state, width, height)), (0, 0)
+
+
+def page_down(state: AppState, width: int, height: int) -> tuple[int, tuple[int, int]]:
+    """The scroll (and scroll_cut) one screen forward, less two rows; into
+    a message taller than the pane from its top."""
+    if state.active_chat is None:
+        return 0, (0, 0)
+    chat = _Chat(state, width)
+    page = max(1, height - 3)
+    index = chat.anchor(state.scroll)
+    cut = chat.cut(index)
+    if cut:
+        message_id = chat.at(index).id
+        return state.scroll, (message_id, cut - page) if cut > page else (0, 0)
+    if state.scroll <= 0:
+        return 0, (0, 0)
+    used, step = 0, 0
+    while index + 1 + step < chat.total:
+        used += len(chat.block(index + 1 + step))
+        if used > page:
+            break
+        step += 1
+    scroll = max(0, min(state.scroll, max_scroll(state, width, height)) - max(1, step))
+    bottom = chat.anchor(scroll)
+    tall = len(chat.block(bottom)) - (height - 1)
+    if tall > 0 and chat.at(bottom).id:
+        return scroll, (chat.at(bottom).id, tall)  # its top on the top row
+    return scroll, (0, 0)
+
+
+def max_scroll(state: AppState, width: int, height: int) -> int:
+    """The most messages that may be hidden below: while older pages may
+    load, all but one; once the first message is loaded, so many that the
+    top of the chat is at the top row (a marker row under the messages)."""
+    if state.active_chat is None:
+        return 0
+    chat = _Chat(state, width)
+    if chat.history.has_more or chat.history.loading:
+        return max(0, chat.total - 1)
+    used = len(chat.top())
+    for index in range(chat.total):
+        used += len(chat.block(index))
+        if used > height - 1:
+            # The message before this one is the lowest whose rows, with all
+            # above them, still fit: the view fills the rest from below.
+            return chat.total - 1 - max(0, index - 1)
+    return 0
+
+
+Sized = Callable[[int, int], None]
+
+
+class RowsControl(UIControl):
+    """Rows made for the pane's size; `on_size` hears the size each draw
+    (the app hands it to the reducers: paging moves by a screen)."""
+
+    def __init__(
+        self,
+        rows: Callable[[int, int], list[StyleAndTextTuples]],
+        on_size: Sized | None = None,
+    ) -> None:
+        self._rows = rows
+        self._on_size = on_size
 
     def is_focusable(self) -> bool:
         return False
 
     def create_content(self, width: int, height: int | None) -> UIContent:
-        rows = visible_rows(self._state(), width, height or 24)
+        height = height or 24
+        if self._on_size is not None:
+            self._on_size(width, height)
+        rows = self._rows(width, height)
         return UIContent(get_line=lambda i: rows[i], line_count=len(rows), show_cursor=False)
+
+
+class MessagesControl(RowsControl):
+    def __init__(self, state: Callable[[], AppState], on_size: Sized | None = None) -> None:
+        super().__init__(lambda w, h: visible_rows(state(), w, h), on_size)
 
     def get_line_prefix(self) -> GetLinePrefixCallable | None:  # pragma: no cover - unused
         return None

@@ -9,7 +9,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from crab.tui.keys import help_lines
 from crab.tui.state import AppState, Line, Link, Person, PresenceState
-from crab.tui.views.text import clip, one_line
+from crab.tui.views.text import clip, one_line, wrap
 
 MARKS = {PresenceState.ONLINE: "●", PresenceState.AWAY: "◐", PresenceState.OFFLINE: "○"}
 
@@ -172,8 +172,27 @@ def marked_text(
     return out
 
 
-def help_panel(state: AppState) -> StyleAndTextTuples:
-    return [("", "\n".join(help_lines()) + "\n\n"), ("class:hint", " F1 or Esc to close")]
+def help_rows(width: int) -> list[str]:
+    """The help, wrapped to the pane's columns."""
+    return [part for row in help_lines() for part in wrap(row, max(10, width - 1))]
+
+
+def help_panel(state: AppState, width: int, height: int) -> list[StyleAndTextTuples]:
+    """The help from `state.help_scroll` on, under a row saying how to
+    scroll and close it; the bottom row says when more is below."""
+    head: StyleAndTextTuples = [
+        ("class:title", " Help  "),
+        ("class:hint", clip("Up/Down/PgUp/PgDn scroll, F1 or Esc closes", max(1, width - 7))),
+    ]
+    body = help_rows(width)
+    room = max(0, height - 1)
+    top = max(0, min(state.help_scroll, len(body) - room))
+    shown: list[StyleAndTextTuples] = [[("", row)] for row in body[top : top + room]]
+    if top + room < len(body) and shown:
+        shown[-1] = [
+            ("class:hint", clip(f"↓ {len(body) - top - room + 1} more rows: Down or PgDn", width))
+        ]
+    return [head, *shown]
 
 
 def status(state: AppState) -> StyleAndTextTuples:

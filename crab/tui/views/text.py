@@ -10,12 +10,24 @@ from prompt_toolkit.utils import get_cwidth
 
 # Format characters (zero-width spaces and joiners, BOM, direction overrides
 # and isolates: "Trojan source", tag characters), unassigned, private-use and
-# surrogate code points, and the line and paragraph separators: each shows
-# as its escape. Control characters (Cc) too, but for newline and tab.
-_HIDDEN = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+# surrogate code points: each shows as its escape. Control characters (Cc)
+# too, but for newline and tab. The line and paragraph separators (U+2028,
+# U+2029) break the line, as a newline does, wherever text is drawn.
+_HIDDEN = frozenset({"Cc", "Cf", "Cn", "Co", "Cs"})
+_BREAKS = frozenset("\u2028\u2029")
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers
 _ZWJ = "\u200d"
 _EMOJI_PRESENTATION = "\ufe0f"
+# Width rule: each emoji of a sequence is drawn on its own. Terminals
+# disagree on joined sequences (tmux 3.3 draws man+ZWJ+woman in 2 columns,
+# others in 4) and on what U+FE0F does to a text-style symbol (1 or 2
+# columns); prompt_toolkit counts each character with wcwidth. When the
+# terminal draws fewer columns than counted, the row shifts and old
+# characters stay at its end. So the joiners and the variation selectors
+# are not sent: every terminal then draws what wcwidth counts (a family
+# shows as its three people, a heart in its text form). Skin tone
+# modifiers stay: wcwidth and tmux both count them as a 2-column swatch.
+_NOT_DRAWN = str.maketrans("", "", "\u200d\ufe0e\ufe0f")
 
 
 def _escape(ch: str) -> str:
@@ -44,8 +56,8 @@ def inert(text: str, emoji_joins: bool = False) -> str:
     for i, ch in enumerate(text):
         if ch == "\t":
             out.append("    ")
-        elif ch == "\n":
-            out.append(ch)
+        elif ch == "\n" or ch in _BREAKS:
+            out.append("\n")
         elif ch == _ZWJ and emoji_joins and _joins_emoji(text, i):
             out.append(ch)
         elif unicodedata.category(ch) in _HIDDEN or ch in _BLANK_LETTERS:
@@ -59,32 +71,65 @@ def one_line(text: str) -> str:
     return inert(text).replace("\n", " ")
 
 
+def drawn(text: str) -> str:
+    """Message text as it goes to the terminal: inert, and without the
+    characters whose width terminals disagree on (see _NOT_DRAWN)."""
+    return inert(text, emoji_joins=True).translate(_NOT_DRAWN)
+
+
+def clusters(text: str) -> list[str]:
+    """Characters with the zero-width ones (combining marks) that follow
+    them: prompt_toolkit draws such a group in one cell, never apart."""
+    out: list[str] = []
+    for ch in text:
+        if out and get_cwidth(ch) == 0:
+            out[-1] += ch
+        else:
+            out.append(ch)
+    return out
+
+
 def wrap(text: str, width: int) -> list[str]:
-    """Hard-wraps inert text to `width` columns (at spaces when it can)."""
-    width = max(1, width)
+    """Wraps message text to `width` terminal columns (wide characters such
+    as CJK and emoji take two), at spaces when it can; never drops text."""
+    width = max(2, width)
     rows: list[str] = []
-    for paragraph in inert(text, emoji_joins=True).split("\n"):
-        while len(paragraph) > width:
-            cut = paragraph.rfind(" ", 0, width + 1)
-            if cut <= 0:
-                cut = width
-            rows.append(paragraph[:cut])
-            paragraph = paragraph[cut:].lstrip(" ")
-        rows.append(paragraph)
+    for paragraph in drawn(text).split("\n"):
+        row: list[str] = []
+        used = 0
+        space = -1  # where in `row` the last space is
+        for cell in clusters(paragraph):
+            cell_width = get_cwidth(cell)
+            if used + cell_width > width and row:
+                if space > 0:
+                    rows.append("".join(row[:space]))
+                    row = row[space + 1 :]
+                else:
+                    rows.append("".join(row))
+                    row = []
+                used = sum(get_cwidth(c) for c in row)
+                space = max((i for i, c in enumerate(row) if c == " "), default=-1)
+                if cell == " " and not row:
+                    continue  # a space at a break is the break
+            row.append(cell)
+            used += cell_width
+            if cell == " ":
+                space = len(row) - 1
+        rows.append("".join(row))
     return rows
 
 
 def clip(text: str, width: int, emoji_joins: bool = False) -> str:
     """One line of inert text cut to `width` terminal columns (wide
     characters such as emoji and CJK take two), with "…" when cut."""
-    text = inert(text, emoji_joins).replace("\n", " ")
+    text = (drawn(text) if emoji_joins else inert(text)).replace("\n", " ")
     if get_cwidth(text) <= width:
         return text
     out, used = [], 0
-    for ch in text:
-        w = get_cwidth(ch)
+    for cell in clusters(text):
+        w = get_cwidth(cell)
         if used + w > width - 1:
             break
-        out.append(ch)
+        out.append(cell)
         used += w
     return "".join(out) + "…"

@@ -207,7 +207,8 @@ def test_search_drops_stale_answers() -> None:
 
 def test_scrolling_up_fetches_older_pages_until_the_first() -> None:
     lines = tuple(line(10, i) for i in range(51, 101))
-    state = signed_in(histories={10: History(lines=lines, has_more=True)})
+    # 13 rows: a page is the 10 one-row messages that fit, less two rows.
+    state = signed_in(histories={10: History(lines=lines, has_more=True)}, pane=(80, 13))
     state = reduce(state, a.Key("scroll_up")).state
     update = reduce(state, a.Key("scroll_up"))
     update = reduce(update.state, a.Key("scroll_up"))
@@ -287,20 +288,34 @@ def test_only_visible_rows_are_rendered() -> None:
     text = rows_text(visible_rows(state, 80, 20))
     assert len(text) == 20 and "message 10000" in text[-1] and "message 9981" in text[0]
     scrolled = rows_text(visible_rows(replace(state, scroll=5), 80, 20))
-    assert "message 9995" in scrolled[-1]
+    assert "message 9995" in scrolled[-2]
+    assert scrolled[-1] == "↓ 5 newer messages below (Ctrl+End: newest)"
 
 
-def test_scrolled_to_the_top_shows_the_first_messages_and_where_the_chat_begins() -> None:
+def test_scrolled_to_the_top_the_beginning_stays_on_the_top_row() -> None:
     lines = tuple(line(10, i, text=f"message {i}") for i in range(1, 10_001))
-    state = signed_in(histories={10: History(lines=lines, has_more=False)})
-    for _ in range(1_100):  # PageUp past the top stops at the first message
+    state = signed_in(histories={10: History(lines=lines, has_more=False)}, pane=(80, 5))
+    for _ in range(5_000):  # PageUp past the top stops with the top on the top row
         state = reduce(state, a.Key("scroll_up")).state
-    assert state.scroll == 9_999
     text = rows_text(visible_rows(state, 80, 5))
-    assert text[:3] == ["", "", "This is the beginning of the chat."]
-    assert "──" in text[3] and text[4].endswith("message 1")
+    assert text[0] == "This is the beginning of the chat."
+    assert "──" in text[1] and text[2].endswith("message 1") and text[3].endswith("message 2")
+    assert text[4] == "↓ 9998 newer messages below (Ctrl+End: newest)"
+    # The next PgDn moves at once: no presses are lost in an overscroll.
     state = reduce(state, a.Key("scroll_down")).state
-    assert rows_text(visible_rows(state, 80, 5))[-1].endswith("message 11")
+    assert rows_text(visible_rows(state, 80, 5))[-2].endswith("message 4")
+
+
+def test_a_page_is_a_screen_less_two_rows_and_keeps_a_row_in_view() -> None:
+    lines = tuple(line(10, i, text=f"message {i}") for i in range(1, 201))
+    state = signed_in(histories={10: History(lines=lines, has_more=False)}, pane=(80, 20))
+    before = rows_text(visible_rows(state, 80, 20))
+    state = reduce(state, a.Key("scroll_up")).state
+    after = rows_text(visible_rows(state, 80, 20))
+    # What was near the top of the screen is now at its bottom (above the marker).
+    assert after[-2] in before[:3] and after[-1].startswith("↓")
+    back = reduce(state, a.Key("scroll_down")).state
+    assert back.scroll == 0 and rows_text(visible_rows(back, 80, 20)) == before
 
 
 def test_a_long_message_wraps_and_the_view_shows_its_end() -> None:
@@ -345,3 +360,21 @@ def test_a_member_list_read_before_a_join_does_not_undo_it() -> None:
     history = state.history(11)
     assert [p.username for p in history.members] == ["alice", "carol", "bob"]
     assert history.members_loaded and not history.member_changes
+
+
+def test_a_chat_list_read_before_a_join_does_not_undo_it() -> None:
+    """MyChats' answer can be older than a chat_joined frame that came
+    first (a reload on connect while /create runs): the chat stays."""
+    state = reduce(signed_in(chats=(), active_chat=None), a.ChatsLoading()).state
+    general = ChatItem(10, True, "general", last_message_id=0)
+    state = reduce(state, a.ChatJoined(general)).state
+    state = reduce(state, a.ChatLeft(11)).state  # left while the call was out
+    random = ChatItem(11, True, "random", last_message_id=0)
+    state = reduce(state, a.ChatsLoaded((random,), (), ())).state
+    assert [c.name for c in state.chats] == ["general"] and state.active_chat == 10
+    assert state.chats_loading == 0 and state.chat_changes == ()
+    # A failed load stops the recording too.
+    state = reduce(reduce(state, a.ChatsLoading()).state, a.ChatsLoadFailed()).state
+    assert state.chats_loading == 0
+    state = reduce(state, a.ChatJoined(random)).state
+    assert state.chat_changes == ()
