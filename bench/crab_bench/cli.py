@@ -150,12 +150,17 @@ def bench() -> None:
 @click.option(
     "--messages", default=100, show_default=True, type=click.IntRange(1), help="Per sender."
 )
+@click.option(
+    "--typing",
+    is_flag=True,
+    help="Senders send a Typing frame before each message (issue 12's ephemeral traffic).",
+)
 @common_options()
-def fanout_command(members: int, senders: int, messages: int, **kwargs: Any) -> None:
+def fanout_command(members: int, senders: int, messages: int, typing: bool, **kwargs: Any) -> None:
     """M listening members, S senders sending N messages each (ack before next)."""
     from crab_bench.workloads import fanout
 
-    execute(kwargs, lambda bench, _: fanout.run(bench, members, senders, messages))
+    execute(kwargs, lambda bench, _: fanout.run(bench, members, senders, messages, typing))
 
 
 @bench.command("idle")

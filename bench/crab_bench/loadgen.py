@@ -304,6 +304,9 @@ class LoadWorker:
                 send = m.SendMessage(chat_id=chat_id, client_message_id=cid, text=text)
                 try:
                     assert bot.stream is not None
+                    if request.typing:
+                        typing = m.ClientFrame(typing=m.Typing(chat_id=chat_id))
+                        await bot.stream.send(typing.SerializeToString())
                     await bot.stream.send(m.ClientFrame(send=send).SerializeToString())
                     message_id, at = await asyncio.wait_for(future, ACK_TIMEOUT)
                 except Exception as error:

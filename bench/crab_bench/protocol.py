@@ -138,6 +138,9 @@ class Fanout(Request[Sent]):
     messages: int
     start_at: float
     phase: int
+    # A Typing frame before each message, as a client sends while one types
+    # (the server passes at most one per 2 s on, as typing notices).
+    typing: bool = False
 
     async def run(self, on: LoadGenerator) -> Sent:
         return await on.fanout(self)

@@ -332,9 +332,18 @@ class Phase:
         }
 
 
-def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, phase: int) -> Phase:
+def fanout(
+    bench: Bench,
+    room: Room,
+    senders: int,
+    messages: int,
+    label: str,
+    phase: int,
+    typing: bool = False,
+) -> Phase:
     """`senders` members send `messages` messages each, each after the
-    previous one's acknowledgement; every member's deliveries are checked."""
+    previous one's acknowledgement; every member's deliveries are checked.
+    `typing`: each message after a Typing frame."""
     senders = min(senders, len(room.members))
     sending = room.members[:senders]
     pool = bench.pool
@@ -349,7 +358,9 @@ def fanout(bench: Bench, room: Room, senders: int, messages: int, label: str, ph
     with bench.track(f"{label}: deliveries", total, 1) as tick:
         sent: dict[int, Sent] = pool.call_all(
             {
-                w: Fanout([i for i in idx if i in sending], room.chat_id, messages, start, phase)
+                w: Fanout(
+                    [i for i in idx if i in sending], room.chat_id, messages, start, phase, typing
+                )
                 for w, idx in room.placement.items()
             },
             tick,

@@ -60,14 +60,14 @@ def add_timelines(report: Report, phase: Phase) -> None:
     }
 
 
-def run(bench: Bench, members: int, senders: int, messages: int) -> Report:
+def run(bench: Bench, members: int, senders: int, messages: int, typing: bool = False) -> Report:
     report = Report(
         "fanout",
-        {"members": members, "senders": senders, "messages": messages},
+        {"members": members, "senders": senders, "messages": messages, "typing": typing},
         notes=bench.notes,
     )
     room = setup_room(bench, members, "fanout")
-    phase = fanout(bench, room, senders, messages, "fanout", 1)
+    phase = fanout(bench, room, senders, messages, "fanout", 1, typing)
     add_phase_rows(report, phase)
     add_timelines(report, phase)
     report.results = {"fanout": phase.to_json()}
