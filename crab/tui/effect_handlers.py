@@ -270,10 +270,28 @@ async def open_at(r: Runner, effect: fx.OpenAt) -> None:
     r.dispatch(a.ShowMessage(chat_id, effect.message_id))
 
 
+READ_EVERY = 1.0  # seconds between two MarkRead calls for one chat
+
+
 @handles(fx.MarkRead)
 async def mark_read(r: Runner, effect: fx.MarkRead) -> None:
-    with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
-        await r.call(lambda: r.client.mark_read(effect.chat_id, effect.message_id))
+    """Reading a burst as it comes (each message shown counts as read) is
+    one call at once, then at most one a second with the newest id: the
+    server writes each, and a room of 100 reading 80 messages was 8,000."""
+    chat_id, marks = effect.chat_id, r.read_marks
+    running = chat_id in marks
+    marks[chat_id] = max(marks.get(chat_id, 0), effect.message_id)
+    if running:
+        return  # the loop below, already on its way for this chat, tells it
+    told = 0
+    try:
+        while (newest := marks[chat_id]) > told:
+            with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
+                await r.call(lambda n=newest: r.client.mark_read(chat_id, n))
+            told = newest
+            await asyncio.sleep(READ_EVERY)
+    finally:
+        del marks[chat_id]
 
 
 @handles(fx.EditMessage)

@@ -54,6 +54,8 @@ class Runner:
         self.on_bell = on_bell
         self.account = Account(client, sessions, server, on_signed_out=self.signed_out)
         self.link = LiveLink(store, self.account, self.spawn, on_ready=self._reload_chats)
+        # Chat id -> the newest message read and not yet told (effect_handlers.mark_read).
+        self.read_marks: dict[int, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- tasks -----------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from crab.client.connection import CrabClient
 from crab.core.app import Crab
 from crab.tui.state import Connection, Focus, Link, Screen
 from tests.helpers.proxy import TcpProxy
@@ -136,3 +138,46 @@ async def test_end_moves_on_the_line_and_ctrl_end_jumps_to_the_newest(
         await alice.until(lambda s: s.scroll > 0)
         alice.type("\x1b[1;5F")  # Ctrl+End
         await alice.until(lambda s: s.scroll == 0)
+
+
+@pytest.mark.timeout(60)
+async def test_reading_a_burst_as_it_comes_is_a_few_mark_reads_not_one_each(
+    crab: Crab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message shown in the open chat counts as read: 40 in a burst
+    were 40 MarkRead calls (a write each on the server). Now: one at once,
+    then at most one a second with the newest id; the last is told."""
+    calls: list[int] = []
+    mark_read = crab.chats.mark_read
+
+    async def counted(caller: Any, chat_id: int, message_id: int) -> None:
+        calls.append(message_id)
+        await mark_read(caller, chat_id, message_id)
+
+    monkeypatch.setattr(crab.chats, "mark_read", counted)
+    bob = CrabClient("127.0.0.1", crab.port)
+    try:
+        async with person(crab, tmp_path / "alice") as alice:
+            await alice.sign_up("alice")
+            await bob.sign_up("bob", "secret-pass")
+            room = await bob.create_room("general")
+            await bob.invite_to_room(room.id, alice.state.me.id if alice.state.me else 0)
+            await alice.until(lambda s: len(s.invites) == 1)
+            await alice.say("/accept")
+            await alice.until(lambda s: s.active_chat == room.id)
+            async with bob.session() as live:
+                for n in range(40):
+                    await live.send(room.id, f"burst {n}")
+                await alice.until(lambda s: len(messages(s)) == 40)
+            newest = alice.state.history(room.id).newest_id
+            alice_id = alice.state.me.id if alice.state.me else 0
+            async with asyncio.timeout(10):
+                while not calls or calls[-1] != newest:
+                    await asyncio.sleep(0.05)
+        assert len(calls) <= 5, calls
+        assert calls == sorted(calls)
+        detail = await bob.chat(room.id)
+        read = {p.user_id: p.last_read_id for p in detail.read_positions}
+        assert read[alice_id] == newest
+    finally:
+        bob.close()
