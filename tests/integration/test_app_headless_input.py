@@ -148,11 +148,13 @@ async def test_reading_a_burst_as_it_comes_is_a_few_mark_reads_not_one_each(
     were 40 MarkRead calls (a write each on the server). Now: one at once,
     then at most one a second with the newest id; the last is told."""
     calls: list[int] = []
+    called = asyncio.Event()
     mark_read = crab.chats.mark_read
 
     async def counted(caller: Any, chat_id: int, message_id: int) -> None:
         calls.append(message_id)
         await mark_read(caller, chat_id, message_id)
+        called.set()
 
     monkeypatch.setattr(crab.chats, "mark_read", counted)
     bob = CrabClient("127.0.0.1", crab.port)
@@ -173,7 +175,8 @@ async def test_reading_a_burst_as_it_comes_is_a_few_mark_reads_not_one_each(
             alice_id = alice.state.me.id if alice.state.me else 0
             async with asyncio.timeout(10):
                 while not calls or calls[-1] != newest:
-                    await asyncio.sleep(0.05)
+                    called.clear()
+                    await called.wait()
         assert len(calls) <= 5, calls
         assert calls == sorted(calls)
         detail = await bob.chat(room.id)
