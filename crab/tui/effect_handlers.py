@@ -287,7 +287,7 @@ async def mark_read(r: Runner, effect: fx.MarkRead) -> None:
     try:
         while (newest := marks[chat_id]) > told:
             with contextlib.suppress(GRPCError, OSError, StreamTerminatedError):
-                await r.call(lambda n=newest: r.client.mark_read(chat_id, n))
+                await r.call(functools.partial(r.client.mark_read, chat_id, newest))
             told = newest
             await asyncio.sleep(READ_EVERY)
     finally:
