@@ -35,6 +35,7 @@ class Wire:
             "SendMessage",
             "ChatCursor",
             "Resume",
+            "Typing",
             "ClientFrame",
             "ServerFrame",
         ):

@@ -108,9 +108,10 @@ def bench_command(*args: str) -> list[str]:
 
 
 @pytest.mark.slow  # crab bench and its servers as processes
-def test_small_fanout_against_its_own_server_passes() -> None:
+@pytest.mark.parametrize("typing", [(), ("--typing",)], ids=["messages", "with typing"])
+def test_small_fanout_against_its_own_server_passes(typing: tuple[str, ...]) -> None:
     done = subprocess.run(
-        bench_command("fanout", *SMALL_FANOUT, "--json"),
+        bench_command("fanout", *SMALL_FANOUT, *typing, "--json"),
         capture_output=True,
         text=True,
         env=crab_env(),
@@ -121,6 +122,7 @@ def test_small_fanout_against_its_own_server_passes() -> None:
     report = json.loads(done.stdout)
     fanout = report["results"]["fanout"]
     assert report["ok"] and fanout["acked_sends"] == 40 and fanout["deliveries"] == 200
+    assert report["params"]["typing"] == bool(typing)
     # The probe sees the server (its CPU for 40 sends can be under the
     # 10 ms the kernel counts in).
     assert fanout["server_peak_rss_mib"] > 0 and fanout["server_cpu_seconds"] >= 0
