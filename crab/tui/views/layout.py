@@ -223,8 +223,11 @@ def chats_screen(
                 filter=Condition(lambda: bool(state().editing or state().replying)),
             ),
             ConditionalContainer(
-                Window(FormattedTextControl(lambda: panels.usage(message_line.text)), height=1),
-                filter=Condition(lambda: bool(panels.usage(message_line.text))),
+                Window(
+                    FormattedTextControl(lambda: panels.usage(state(), message_line.text)),
+                    height=1,
+                ),
+                filter=Condition(lambda: bool(panels.usage(state(), message_line.text))),
             ),
             VSplit([prompt, message_line, counter]),
             Window(

@@ -291,10 +291,11 @@ def composing(state: AppState) -> StyleAndTextTuples:
     return [("class:quote", " ↳ replying to " + clip(text, 60, True) + "  (Esc cancels)")]
 
 
-def usage(text: str) -> StyleAndTextTuples:
+def usage(state: AppState, text: str) -> StyleAndTextTuples:
     """The row above the line while a known slash command is typed (its
-    name and a space): how to use it and what it does."""
-    if not text.startswith("/") or "\n" in text:
+    name and a space): how to use it and what it does. Never while the line
+    asks for a password: it would tell how the password begins."""
+    if not text.startswith("/") or "\n" in text or state.asking is not None:
         return []
     name, space, _ = text[1:].partition(" ")
     command = next((c for c in COMMANDS if c.name == name), None)

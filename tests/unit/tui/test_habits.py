@@ -4,17 +4,23 @@ a colour per nick, display names, completion and command usage."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
+from click.testing import CliRunner
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.utils import get_cwidth
 
+from crab.cli import main
 from crab.tui import actions as a
-from crab.tui.app import ChatCompleter
+from crab.tui.app import ChatApp, ChatCompleter
 from crab.tui.keys import Command, help_lines, key_sequence
 from crab.tui.reducers.app import reduce
-from crab.tui.state import ChatItem, History, Order, Person
+from crab.tui.state import Asking, ChatItem, History, Order, Person
 from crab.tui.store import Store
 from crab.tui.views.messages import visible_rows
 from crab.tui.views.nicks import PALETTE, nick_class
@@ -173,6 +179,26 @@ def test_slash_commands_complete_with_their_usage_and_help() -> None:
 
 
 def test_a_typed_command_shows_its_usage_above_the_line() -> None:
-    assert shown(usage("/invite ")).strip().startswith("/invite USER")
-    assert "invite someone to the open room" in shown(usage("/invite ca"))
-    assert usage("/invite") == [] and usage("hello") == [] and usage("/nosuch x") == []
+    state = signed_in()
+    assert shown(usage(state, "/invite ")).strip().startswith("/invite USER")
+    assert "invite someone to the open room" in shown(usage(state, "/invite ca"))
+    assert usage(state, "/invite") == [] and usage(state, "hello") == []
+    assert usage(state, "/nosuch x") == []
+    # A password that looks like a command is not described.
+    assert usage(replace(state, asking=Asking.NEW_PASSWORD), "/invite x") == []
+
+
+def test_the_order_is_chosen_once_and_kept_and_garbage_is_refused(tmp_path: Path) -> None:
+    def started(order: str | None) -> Order:
+        with create_pipe_input() as keys:
+            app = ChatApp("127.0.0.1:1", tmp_path, order=order, input=keys, output=DummyOutput())
+            return app.store.state.order
+
+    assert started(None) is Order.FIXED  # the default
+    assert started("activity") is Order.ACTIVITY
+    assert started(None) is Order.ACTIVITY  # saved in settings.json
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"order": "activity"}
+    (tmp_path / "settings.json").write_text('{"order": "sideways"}')
+    assert started(None) is Order.FIXED  # a value this version does not know
+    done = CliRunner().invoke(main, ["chat", "--order", "sideways"])
+    assert done.exit_code == 2 and "sideways" in done.output
