@@ -385,6 +385,14 @@ def _redact(url: str) -> str:
     "and personal conversations, or never. Default: as /bell last saved it, else mentions.",
 )
 @click.option(
+    "--order",
+    type=click.Choice(["fixed", "activity"]),
+    default=None,
+    envvar="CRAB_ORDER",
+    help="The chat list's order: fixed (as the chats began; nothing moves) or activity "
+    "(newest message first). Saved for next time. Default: as last saved, else fixed.",
+)
+@click.option(
     "--config-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -392,7 +400,13 @@ def _redact(url: str) -> str:
     help="Where the signed-in session is kept.",
 )
 def chat(
-    server: str, tls: bool, ca: str | None, vi: bool, bell: str | None, config_dir: Path | None
+    server: str,
+    tls: bool,
+    ca: str | None,
+    vi: bool,
+    bell: str | None,
+    order: str | None,
+    config_dir: Path | None,
 ) -> None:
     """Open the full-screen chat client."""
     from crab.client.tls import tls_context
@@ -404,7 +418,7 @@ def chat(
     context = tls_context(ca) if (tls or ca) else None
     folder = config_dir or default_config_dir()
     _log_to_file(folder / "chat.log")
-    run_chat(server, folder, context, vi, bell)
+    run_chat(server, folder, context, vi, bell, order)
 
 
 def _log_to_file(path: Path) -> None:

@@ -25,6 +25,7 @@ class Key:
     """A key command from the key table (crab/tui/keys.py)."""
 
     command: Command
+    number: int = 0  # Alt+N's N (Command.OPEN_NUMBERED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ effects runner and the views; keys come from the key table."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+import string
 import time
 from collections.abc import Iterable
 from dataclasses import replace
@@ -24,9 +26,9 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
 from crab import start_up
-from crab.tui.keys import COMMANDS, KEYS, Command, Where
+from crab.tui.keys import COMMANDS, KEYS, Command, Where, key_sequence
 from crab.tui.saved import SessionFile, SettingsFile
-from crab.tui.state import AppState, Bell, Connection, Focus, Link, Person, Screen
+from crab.tui.state import AppState, Bell, Connection, Focus, Link, Order, Person, Screen
 from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 USER_COMMANDS = {"invite", "dm", "query", "kick"}
 INPUT_LINES = 6  # the message line grows to this many rows, then scrolls
 IDLE_SECONDS = 300.0  # without a key press this long, others see me away
+NICK_CHARS = string.ascii_letters + string.digits + "_.-"  # what a nick at the cursor holds
 
 
 class ChatCompleter(Completer):
@@ -60,19 +63,50 @@ class ChatCompleter(Completer):
             names.discard(state.me.username)
         return names
 
+    def _members(self) -> list[str]:
+        """The open chat's members but me: whom Tab completes in text."""
+        state = self._store.state
+        me = state.me.username if state.me else None
+        members = state.history(state.active_chat).members
+        return sorted({p.username for p in members if p.username != me})
+
     def get_completions(self, document: Document, complete_event: Any) -> Iterable[Completion]:
         text = document.text_before_cursor
-        if not text.startswith("/") or self._store.state.asking is not None:
+        if self._store.state.asking is not None:
+            return
+        if not text.startswith("/"):
+            # A nick in text: only on Tab, never a menu popping up while typing.
+            if complete_event.completion_requested:
+                yield from self._nicks(text)
             return
         name, space, arg = text[1:].partition(" ")
         if not space:
             for command in COMMANDS:
                 if command.name.startswith(name):
-                    yield Completion(command.name, -len(name), display_meta=command.help)
+                    shown = f"/{command.name} {command.args}".strip()
+                    yield Completion(
+                        command.name, -len(name), display=shown, display_meta=command.help
+                    )
         elif name in USER_COMMANDS:
             for person in sorted(self._people()):
                 if person.startswith(arg.lstrip("@")):
                     yield Completion(person, -len(arg))
+
+    def _nicks(self, text: str) -> Iterable[Completion]:
+        """The word at the cursor (with or without @) completed to a member;
+        at the start of the line IRC's "nick: "."""
+        word = text[len(text.rstrip(NICK_CHARS)) :] if text else ""
+        start = text[: len(text) - len(word)]
+        at = start.endswith("@")
+        if at:
+            start = start[:-1]
+        if not word and not at:
+            return
+        first = not start.strip()
+        for name in self._members():
+            if name.lower().startswith(word.lower()):
+                done = f"@{name}" if at else (f"{name}: " if first else name)
+                yield Completion(done, -len(word) - at, display=name)
 
 
 class ChatApp:
@@ -83,6 +117,7 @@ class ChatApp:
         tls: ssl.SSLContext | None = None,
         vi: bool = False,
         bell: str | None = None,
+        order: str | None = None,
         input: Input | None = None,
         output: Output | None = None,
         state: AppState | None = None,
@@ -91,12 +126,15 @@ class ChatApp:
         """`state`: start from it instead of the sign-in form or the saved
         session (`crab bench chat` opens a chat of 10,000 messages so).
         `bell`: all, mentions or off for this run; None: as /bell last saved
-        it (else mentions).
+        it (else mentions). `order`: the chat list's, saved for next time;
+        None: as last saved (else fixed).
         `idle`: seconds without a key press before I am reported away."""
         host, _, port = server.rpartition(":")
         sessions = SessionFile(config_dir)
         self._settings = SettingsFile(config_dir)
-        start = state or AppState(server=server, bell=_bell(bell, self._settings))
+        start = state or AppState(
+            server=server, bell=_bell(bell, self._settings), order=_order(order, self._settings)
+        )
         saved = sessions.load(server) if state is None else None
         if saved is not None:
             # Straight into the chats; the runner checks the session meanwhile.
@@ -259,14 +297,14 @@ class ChatApp:
     def _sized(self, width: int, height: int) -> None:
         self._pane = (width, height)
 
-    def _key(self, command: Command) -> None:
+    def _key(self, command: Command, number: int = 0) -> None:
         from crab.tui import actions as a
 
         columns = self.app.output.get_size().columns
         if (self._pane, columns) != (self.store.state.pane, self.store.state.columns):
             # Told before the key, not while drawing: paging measures by it.
             self.store.dispatch(a.PaneResized(*self._pane, columns))
-        self.store.dispatch(a.Key(command))
+        self.store.dispatch(a.Key(command, number))
 
     def _quit(self) -> None:
         if self.app.is_running:
@@ -311,16 +349,28 @@ class ChatApp:
                 lambda: state().focus is Focus.HELP and state().screen is Screen.CHATS
             ),
         }
+        # Esc acts at once when pressed alone; when a key follows it in the
+        # same read it is Alt+KEY (Alt+1, Alt+Left...), never Esc then a
+        # stray character. A lone Esc has already waited the input's
+        # ttimeoutlen for a following key.
+        lone_esc = Condition(lambda: not self.app.key_processor.input_queue)
         for binding in KEYS:
             command = binding.command
             if command is Command.NEWLINE:
                 continue  # the buffer's key, bound below
 
             def handler(event: KeyPressEvent, command: Command = command) -> None:
-                self._key(command)
+                buffer = self.message_line.buffer
+                if command is Command.BACK and buffer.complete_state is not None:
+                    buffer.cancel_completion()  # Esc closes the menu first
+                    return
+                last = event.key_sequence[-1].key
+                self._key(command, int(last) if isinstance(last, str) and last.isdigit() else 0)
 
-            for key in binding.keys:  # alternatives, each one key press
-                kb.add(key, filter=where[binding.where], eager=True)(handler)
+            for key in binding.keys:  # alternatives, each one key (Alt+KEY: Esc, KEY)
+                keys = key_sequence(key)
+                eager = lone_esc if keys == ("escape",) else True
+                kb.add(*keys, filter=where[binding.where], eager=eager)(handler)
         kb.add("c-c")(lambda event: self._key(Command.QUIT))
         on_line = has_focus(self.message_line)
 
@@ -378,6 +428,19 @@ def _bell(chosen: str | None, settings: SettingsFile) -> Bell:
     return Bell.MENTIONS
 
 
+def _order(chosen: str | None, settings: SettingsFile) -> Order:
+    """--order (saved for next time), else the saved one, else fixed."""
+    if chosen is not None:
+        with contextlib.suppress(OSError):
+            settings.save_order(chosen)
+    for value in (chosen, settings.order()):
+        try:
+            return Order(value)
+        except ValueError:
+            continue
+    return Order.FIXED
+
+
 def submitted(text: str) -> Submit:
     """Enter's action, stamped with the time and a new client message id
     here, so that the reducers stay pure."""
@@ -390,10 +453,15 @@ def submitted(text: str) -> Submit:
 
 
 def run_chat(
-    server: str, config_dir: Path, tls: ssl.SSLContext | None, vi: bool, bell: str | None
+    server: str,
+    config_dir: Path,
+    tls: ssl.SSLContext | None,
+    vi: bool,
+    bell: str | None,
+    order: str | None = None,
 ) -> None:
     async def main() -> None:
         # Built inside the loop: grpclib's channel binds to the running loop.
-        await ChatApp(server, config_dir, tls=tls, vi=vi, bell=bell).run()
+        await ChatApp(server, config_dir, tls=tls, vi=vi, bell=bell, order=order).run()
 
     asyncio.run(main())

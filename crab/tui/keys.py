@@ -1,6 +1,7 @@
 """The key table: data, so the help screen and README are generated from
-it. Keys use prompt_toolkit's names. Emacs/readline-like by default; the
-input line follows vi keys too with `crab chat --vi`."""
+it. Keys use prompt_toolkit's names, and m-KEY for Alt+KEY (the terminal
+sends Esc then KEY). Emacs/readline-like by default; the input line follows
+vi keys too with `crab chat --vi`."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Command(StrEnum):
     JUMP = "jump"
     NEWLINE = "newline"  # the message line's own (crab/tui/app.py), no reducer
     TOGGLE_SIDEBAR = "toggle_sidebar"
+    OPEN_NUMBERED = "open_numbered"  # Alt+N: Key(command, number=N)
 
 
 class Where(StrEnum):
@@ -70,8 +72,16 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(
         ("c-s",), Command.TOGGLE_SIGNUP, "switch between sign in and sign up", Where.SIGN_IN
     ),
-    KeyBinding(("c-n",), Command.NEXT_CHAT, "open the next chat", Where.CHATS),
-    KeyBinding(("c-p",), Command.PREVIOUS_CHAT, "open the previous chat", Where.CHATS),
+    KeyBinding(("c-n", "m-right", "m-down"), Command.NEXT_CHAT, "open the next chat", Where.CHATS),
+    KeyBinding(
+        ("c-p", "m-left", "m-up"), Command.PREVIOUS_CHAT, "open the previous chat", Where.CHATS
+    ),
+    KeyBinding(
+        tuple(f"m-{n}" for n in range(1, 10)),
+        Command.OPEN_NUMBERED,
+        "open chat 1..9 as numbered in the chat list",
+        Where.CHATS,
+    ),
     KeyBinding(("pageup",), Command.SCROLL_UP, "scroll back (loads older messages)", Where.CHATS),
     KeyBinding(("pagedown",), Command.SCROLL_DOWN, "scroll forward", Where.CHATS),
     KeyBinding(("c-j",), Command.NEWLINE, "a new line in the message (Enter sends)", Where.CHATS),
@@ -155,11 +165,21 @@ _NAMES = {
     "up": "Up",
     "down": "Down",
     "enter": "Enter",
+    "left": "Left",
+    "right": "Right",
 }
+
+
+def key_sequence(key: str) -> tuple[str, ...]:
+    """The key presses prompt_toolkit sees for a key of the table: m-1 is
+    Esc then 1."""
+    return ("escape", key[2:]) if key.startswith("m-") else (key,)
 
 
 def key_label(key: str) -> str:
     """prompt_toolkit's key name as a person writes it: c-q -> Ctrl+Q."""
+    if key.startswith("m-"):
+        return "Alt+" + _NAMES.get(key[2:], key[2:].upper())
     if key.startswith("c-"):
         rest = key[2:]
         return "Ctrl+" + _NAMES.get(rest, rest.upper())
@@ -173,11 +193,18 @@ def keys_for(command: Command) -> tuple[str, ...]:
     return tuple(k for binding in KEYS if binding.command is command for k in binding.keys)
 
 
+def keys_label(keys: tuple[str, ...]) -> str:
+    """ "Ctrl+N/Alt+Right"; a run of digits as one: "Alt+1..9"."""
+    if len(keys) > 2 and all(k[-1].isdigit() for k in keys):
+        return f"{key_label(keys[0])}..{keys[-1][-1]}"
+    return "/".join(key_label(k) for k in keys)
+
+
 def help_lines() -> list[str]:
     """The help screen, generated from the tables above."""
     lines = ["Keys"]
     for binding in KEYS:
-        keys = "/".join(key_label(k) for k in binding.keys)
+        keys = keys_label(binding.keys)
         lines.append(f"  {keys:<10} {binding.help} ({binding.where})")
     lines += ["", "Commands (type on the message line)"]
     for command in COMMANDS:

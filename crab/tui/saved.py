@@ -57,7 +57,8 @@ class SessionFile:
 
 
 class SettingsFile:
-    """settings.json: {"bell": "all" | "mentions" | "off"}. A setting
+    """settings.json: {"bell": "all" | "mentions" | "off", "order": "fixed" |
+    "activity"}. A setting
     missing or unreadable is None (the client's default applies)."""
 
     def __init__(self, config_dir: Path) -> None:
@@ -76,6 +77,13 @@ class SettingsFile:
 
     def save_bell(self, bell: str) -> None:
         _write(self.path, {**self._all(), "bell": bell})
+
+    def order(self) -> str | None:
+        found = self._all().get("order")
+        return found if isinstance(found, str) else None
+
+    def save_order(self, order: str) -> None:
+        _write(self.path, {**self._all(), "order": order})
 
 
 def _write(path: Path, data: object) -> None:

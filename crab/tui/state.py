@@ -42,6 +42,13 @@ class Bell(enum.Enum):
     OFF = "off"
 
 
+class Order(enum.Enum):
+    """The chat list's order (`crab chat --order`)."""
+
+    FIXED = "fixed"  # by when the chat began (its id): nothing moves under me
+    ACTIVITY = "activity"  # the chat with the newest message first
+
+
 class Link(enum.Enum):
     OFFLINE = "offline"
     CONNECTING = "connecting"
@@ -270,6 +277,9 @@ class AppState:
     scroll_cut: tuple[int, int] = (0, 0)
     # Messages that came while scrolled back (the marker row counts them).
     new_below: int = 0
+    # The read marker: (chat id, the first message unread when it was
+    # opened); "── new messages ──" shows above it while the chat stays open.
+    read_marker: tuple[int, int] = (0, 0)
     # The message pane's size (columns, rows) and the terminal's columns, as
     # last drawn: paging moves by a screen, the sidebar hides when narrow.
     pane: tuple[int, int] = (80, 20)
@@ -306,6 +316,7 @@ class AppState:
     notice: str = ""
     notice_serial: int = 0
     bell: Bell = Bell.MENTIONS
+    order: Order = Order.FIXED
     # /password: which answer the message line waits for, and the current
     # password until the new one is typed (dropped when the call goes out).
     asking: Asking | None = None

@@ -270,7 +270,8 @@ def test_edits_deletes_reactions_and_replies_reach_bob_after_an_outage(
     assert "(edited)" in screen and "↳ alice: where is the kettle" in screen, screen
 
     tmux.type("bob", "/search noon")
-    screen = tmux.wait_for_screen("bob", "Messages holding 'noon'")
+    tmux.wait_for_screen("bob", "Messages holding 'noon'")
+    screen = tmux.wait_for_screen("bob", "searching...", gone=True)  # the answer is in
     found = [row for row in screen.splitlines() if "noon sharp" in row]
     assert len(found) == 1 and "general" in found[0] and "alice" in found[0], screen
     tmux.keys("bob", "Enter")  # opens the chat at that message
@@ -315,3 +316,47 @@ def test_wide_text_and_emoji_on_a_narrow_terminal(server: CrabProcess, tmux: Tmu
     tmux.keys("alice", "F6")  # the chat list, hidden below 60 columns, comes
     screen = tmux.wait_for_screen("alice", " Chats")
     assert "一丁丂" in screen, screen  # and the messages still show beside it
+
+
+def test_alt_keys_completion_menu_and_read_marker_in_a_real_terminal(
+    server: CrabProcess, tmux: Tmux
+) -> None:
+    """tmux sends Alt+1 and Alt+Left as a terminal does (Esc, then the key):
+    they switch chats and type nothing; `/inv` opens the menu of commands
+    with their help, Esc closes it; a chat opened with unread messages
+    shows the "new messages" line above them."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: this end-to-end test needs it (apt-get install tmux)")
+    tmux.chat("alice", server.target)
+    tmux.chat("bob", server.target)
+    sign_up(tmux, "alice")
+    sign_up(tmux, "bob")
+    for name in ("one", "two", "three"):
+        tmux.type("alice", f"/create {name}")
+        tmux.wait_for_screen("alice", f"#{name} ")
+    tmux.type("alice", "/invite bob")
+    tmux.wait_for_screen("bob", "Invites: 1")
+    tmux.type("bob", "/accept")
+    tmux.wait_for_screen("alice", "bob accepted")
+    tmux.type("alice", "before you came")
+    tmux.keys("alice", "M-1")
+    tmux.wait_for_screen("alice", "#one ")
+    tmux.wait_for_screen("bob", "before you came")
+    tmux.type("bob", "news for three")
+    tmux.wait_for_screen("alice", "3 # three (1)")
+    tmux.keys("alice", "M-Right")
+    tmux.wait_for_screen("alice", "#two ")
+    tmux.keys("alice", "M-Right")
+    screen = tmux.wait_for_screen("alice", "#three ")
+    rows = screen.splitlines()
+    marker = next(i for i, row in enumerate(rows) if "── new messages ──" in row)
+    assert "news for three" in rows[marker + 1] and "before you came" in rows[marker - 1], screen
+    tmux.keys("alice", "M-Left")
+    screen = tmux.wait_for_screen("alice", "#two ")
+    assert [row for row in screen.splitlines() if row.startswith(">")] == [">"], screen
+
+    tmux.type("alice", "/inv", enter=False)
+    tmux.wait_for_screen("alice", "invite someone to the open room")
+    tmux.keys("alice", "Escape")
+    screen = tmux.wait_for_screen("alice", "invite someone to the open room", gone=True)
+    assert any(row.startswith("> /inv") for row in screen.splitlines()), screen

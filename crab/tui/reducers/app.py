@@ -44,7 +44,10 @@ def global_keys(state: AppState, action: a.Action) -> Update | None:
             # The notice serial goes on: a timer still running must not clear
             # a notice of the next session early.
             fresh = AppState(
-                server=state.server, bell=state.bell, notice_serial=state.notice_serial
+                server=state.server,
+                bell=state.bell,
+                order=state.order,
+                notice_serial=state.notice_serial,
             )
             form = SignInForm(username=state.me.username if state.me else "", error=reason)
             return Update(replace(fresh, sign_in=form))

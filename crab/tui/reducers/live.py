@@ -9,7 +9,7 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.reducers import Update, presence
-from crab.tui.state import AppState, Bell, ChatItem, History, Line, Screen
+from crab.tui.state import AppState, Bell, ChatItem, History, Line, Order, Screen
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
@@ -126,7 +126,7 @@ def _mentions_me(state: AppState, line: Line) -> bool:
 def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
     active = state.active_chat
     if state.chat(active) is None and action.chats:
-        active = action.chats[0].id
+        active = ordered(state, action.chats)[0].id
     # The change cursor of a chat already known stays the client's own: what
     # it has applied. The server's newer number may be ahead of frames still
     # on their way, and resuming from it would skip them.
@@ -139,6 +139,7 @@ def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
             chats = tuple(c for c in chats if c.id != chat_id)
         elif all(c.id != chat_id for c in chats):
             chats = (joined, *chats)
+    chats = ordered(state, chats)
     if active is not None and all(c.id != active for c in chats):
         active = chats[0].id if chats else None
     state = _load_done(state)
@@ -184,8 +185,18 @@ def open_chat(state: AppState, chat_id: int) -> Update:
         chats=chats,
         scroll=0,
         histories={**state.histories, chat_id: history},
+        read_marker=_marker(state, chat),
     )
     return Update(state, tuple(effects))
+
+
+def _marker(state: AppState, chat: ChatItem) -> tuple[int, int]:
+    """Where "new messages" goes: above the first unread message (ids are
+    gap-free in a chat). Opened again with nothing new, the open chat keeps
+    its marker and another chat has none."""
+    if chat.unread and chat.last_message_id:
+        return chat.id, max(1, chat.last_message_id - chat.unread + 1)
+    return state.read_marker if chat.id == state.active_chat else (0, 0)
 
 
 def _history_loaded(state: AppState, action: a.HistoryLoaded) -> AppState:
@@ -238,8 +249,20 @@ def _arrived(state: AppState, line: Line, acked: bool = False) -> Update:
         last_message_id=line.id,
         last_activity=line.sent_at,
     )
-    chats = (updated, *(c for c in state.chats if c.id != chat.id))  # most recent first
+    if state.order is Order.ACTIVITY:
+        chats = (updated, *(c for c in state.chats if c.id != chat.id))  # most recent first
+    else:
+        chats = tuple(updated if c.id == chat.id else c for c in state.chats)
     return Update(replace(state, chats=chats), effects)
+
+
+def ordered(state: AppState, chats: tuple[ChatItem, ...]) -> tuple[ChatItem, ...]:
+    """The chat list in the chosen order. Fixed: by chat id, the order the
+    chats began in, so numbers (Alt+N) and places stay put. Activity: the
+    newest message first (MyChats answers so; a new chat goes on top)."""
+    if state.order is Order.FIXED:
+        return tuple(sorted(chats, key=lambda c: c.id))
+    return chats
 
 
 def changed(state: AppState, line: Line, from_stream: bool) -> AppState:
@@ -285,7 +308,7 @@ def _joined(state: AppState, chat: ChatItem) -> AppState:
     state = _noted(state, chat.id, chat)
     if state.chat(chat.id) is not None:
         return state
-    state = replace(state, chats=(chat, *state.chats))
+    state = replace(state, chats=ordered(state, (chat, *state.chats)))
     if state.active_chat is None:
         state = replace(state, active_chat=chat.id)
     return state

@@ -27,6 +27,11 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             at = ids.index(state.active_chat) if state.active_chat in ids else 0
             step = 1 if command == Command.NEXT_CHAT else -1
             return open_chat(state, ids[(at + step) % len(ids)])
+        case a.Key(command=Command.OPEN_NUMBERED, number=number):
+            # Alt+N: the chat numbered N in the chat list (its order).
+            if 1 <= number <= len(state.chats):
+                return open_chat(state, state.chats[number - 1].id)
+            return Update(state)
         case a.Key(command=Command.SCROLL_UP):
             return scroll_up(state)
         case a.Key(command=Command.SCROLL_DOWN):

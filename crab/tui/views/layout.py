@@ -11,6 +11,8 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import (
     ConditionalContainer,
     DynamicContainer,
+    Float,
+    FloatContainer,
     FormattedTextControl,
     HSplit,
     Layout,
@@ -19,12 +21,14 @@ from prompt_toolkit.layout import (
 )
 from prompt_toolkit.layout.containers import AnyContainer
 from prompt_toolkit.layout.dimension import Dimension
+from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import Frame, Label, TextArea
 
 from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
 from crab.tui.views import panels
 from crab.tui.views.messages import MessagesControl, RowsControl, Sized
+from crab.tui.views.nicks import NICK_STYLES
 
 SIDEBAR_WIDE = 26  # the chat list's columns from WIDE columns on
 SIDEBAR_NARROW = 20  # from SIDEBAR_COLUMNS up to WIDE
@@ -38,6 +42,10 @@ def _columns() -> int:
 def sidebar_shown(state: AppState) -> bool:
     """F6's choice, else shown when the terminal is SIDEBAR_COLUMNS wide."""
     return state.sidebar if state.sidebar is not None else _columns() >= SIDEBAR_COLUMNS
+
+
+def sidebar_width() -> int:
+    return SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
 
 
 STYLE = Style.from_dict(
@@ -62,6 +70,7 @@ STYLE = Style.from_dict(
         "reactions": "ansiyellow",
         "mention": "bold ansimagenta",
         "topic": "italic",
+        **NICK_STYLES,
     }
 )
 
@@ -181,7 +190,7 @@ def chats_screen(
         FormattedTextControl(lambda: panels.counter(state(), message_line.text)),
         dont_extend_width=True,
     )
-    return HSplit(
+    screen = HSplit(
         [
             VSplit(
                 [
@@ -189,10 +198,10 @@ def chats_screen(
                         VSplit(
                             [
                                 Window(
-                                    FormattedTextControl(lambda: panels.sidebar(state())),
-                                    width=lambda: (
-                                        SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
+                                    FormattedTextControl(
+                                        lambda: panels.sidebar(state(), sidebar_width())
                                     ),
+                                    width=sidebar_width,
                                 ),
                                 Window(width=1, char="│", style="class:hint"),
                             ]
@@ -213,12 +222,23 @@ def chats_screen(
                 Window(FormattedTextControl(lambda: panels.composing(state())), height=1),
                 filter=Condition(lambda: bool(state().editing or state().replying)),
             ),
+            ConditionalContainer(
+                Window(
+                    FormattedTextControl(lambda: panels.usage(state(), message_line.text)),
+                    height=1,
+                ),
+                filter=Condition(lambda: bool(panels.usage(state(), message_line.text))),
+            ),
             VSplit([prompt, message_line, counter]),
             Window(
                 FormattedTextControl(lambda: panels.status(state())), height=1, style="class:status"
             ),
         ]
     )
+    # The completion menu: commands with their help while a slash command is
+    # typed, nicks on Tab; drawn over the messages, at the cursor.
+    menu = Float(xcursor=True, ycursor=True, content=CompletionsMenu(max_height=8, scroll_offset=1))
+    return FloatContainer(screen, floats=[menu])
 
 
 def build_layout(

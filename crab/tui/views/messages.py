@@ -13,6 +13,7 @@ from prompt_toolkit.utils import get_cwidth
 
 from crab.tui.keys import Command, key_label, keys_for
 from crab.tui.state import AppState, History, Line
+from crab.tui.views.nicks import nick_style
 from crab.tui.views.text import clip, one_line, wrap
 
 NAME_WIDTH = 12
@@ -88,7 +89,7 @@ def _rows(
 ) -> list[StyleAndTextTuples]:
     when = line.sent_at.astimezone().strftime("%H:%M")
     name_width, body = gutter(width)
-    style = "class:mine" if mine else "class:sender"
+    style = "class:mine" if mine else nick_style(line.sender.id, -1)
     text_style = "class:pending" if line.pending else ("class:mention" if mentions_me else "")
     body_width = max(2, width - body)
     indent: StyleAndTextTuples = [("", " " * body)]
@@ -160,6 +161,8 @@ class _Chat:
         mentioned = not mine and line.mentions(self.me)
         seen = self.seen.get(line.id) if line.id else None
         rows = _rows(line, self.width, mine, self.history, chosen, mentioned, seen)
+        if line.id and (line.chat_id, line.id) == self.state.read_marker:
+            rows.insert(0, [("class:unread", clip("── new messages ──", self.width))])
         day = _day(line.sent_at)
         if index == 0 or _day(self.at(index - 1).sent_at) != day:
             rows.insert(0, [("class:day", clip(f"── {day} ──", self.width))])

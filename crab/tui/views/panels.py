@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.utils import get_cwidth
 
-from crab.tui.keys import help_lines
+from crab.tui.keys import COMMANDS, help_lines
 from crab.tui.state import AppState, Line, Link, Person, PresenceState
+from crab.tui.views.nicks import labelled, nick_style
 from crab.tui.views.text import clip, one_line, wrap
 
 MARKS = {PresenceState.ONLINE: "●", PresenceState.AWAY: "◐", PresenceState.OFFLINE: "○"}
@@ -31,11 +33,13 @@ def last_seen(state: AppState, person: Person) -> str:
     return f"last seen {shown}"
 
 
-def sidebar(state: AppState) -> StyleAndTextTuples:
+def sidebar(state: AppState, width: int = 26) -> StyleAndTextTuples:
+    """The chat list, `width` columns: chats 1..9 numbered (Alt+N opens
+    one); a long name is clipped so its counts always show whole."""
     out: StyleAndTextTuples = [("class:title", " Chats\n")]
     if not state.chats:
         out.append(("class:hint", " (none yet)\n"))
-    for chat in state.chats:
+    for n, chat in enumerate(state.chats, 1):
         active = chat.id == state.active_chat
         mark = "#" if chat.is_room else "@"
         peer = state.peers.get(chat.id)
@@ -43,9 +47,12 @@ def sidebar(state: AppState) -> StyleAndTextTuples:
             mark = presence_mark(state, peer) or mark
         style = "class:active" if active else ("class:unread" if chat.unread else "")
         unread = f" ({chat.unread})" if chat.unread else ""
-        out.append((style, f" {mark} {one_line(chat.name)[:18]}{unread}"))
-        if chat.mentions:  # unread messages that mention me: "(12) @2"
-            out.append(("class:mention" if not active else style, f" @{chat.mentions}"))
+        mentions = f" @{chat.mentions}" if chat.mentions else ""  # "(12) @2"
+        head = f"{n if n <= 9 else ' '} {mark} "
+        room = max(1, width - get_cwidth(head) - len(unread) - len(mentions))
+        out.append((style, f"{head}{clip(chat.name, room)}{unread}"))
+        if mentions:
+            out.append(("class:mention" if not active else style, mentions))
         out.append((style, "\n"))
     if state.invites:
         out.append(("class:unread", f"\n Invites: {len(state.invites)} (F2)\n"))
@@ -65,8 +72,17 @@ def header(state: AppState) -> StyleAndTextTuples:
     if chat.topic:
         out.append(("class:topic", f" {one_line(chat.topic)} |"))
         return [*out, ("class:hint", f" {count} (/names)")]
-    who = ", ".join(one_line(p.username) for p in members[:8])
-    return [*out, ("class:hint", f" {kind}; {count}: {who}")]
+    out.append(("class:hint", f" {kind}; {count}: "))
+    # Display names beside usernames when the pane has room for them all.
+    room = state.pane[0] - sum(get_cwidth(f[1]) for f in out)
+    label = labelled if get_cwidth(", ".join(labelled(p) for p in members[:8])) <= room else None
+    me = state.me.id if state.me else -1
+    for n, person in enumerate(members[:8]):
+        out.append(("class:hint", ", " if n else ""))
+        out.append(
+            (nick_style(person.id, me), label(person) if label else one_line(person.username))
+        )
+    return out
 
 
 def names_panel(state: AppState) -> StyleAndTextTuples:
@@ -78,14 +94,14 @@ def names_panel(state: AppState) -> StyleAndTextTuples:
     if chat.topic:
         out.append(("class:hint", f" Topic: {one_line(chat.topic)}\n\n"))
     members = sorted(state.history(chat.id).members, key=lambda p: p.username)
+    me = state.me.id if state.me else -1
     for person in members:
         owner = "*" if chat.is_room and person.id == chat.owner_id else " "
         mark = presence_mark(state, person)
-        name = one_line(person.username)
-        shown = one_line(person.display_name)
         seen = last_seen(state, person)
         seen = f"  ({seen})" if seen else ""
-        out.append(("", f" {owner}{mark} {name:<20} {shown}"))
+        out.append(("", f" {owner}{mark} "))
+        out.append((nick_style(person.id, me), labelled(person)))  # "alice (Alice Liddell)"
         out.append(("class:hint", f"{seen}\n"))
     out.append(("class:hint", "\n ● online  ◐ away  ○ offline"))
     if chat.is_room:
@@ -273,3 +289,17 @@ def composing(state: AppState) -> StyleAndTextTuples:
         return []
     text = "deleted message" if line.deleted else f"{line.sender.username}: {line.text}"
     return [("class:quote", " ↳ replying to " + clip(text, 60, True) + "  (Esc cancels)")]
+
+
+def usage(state: AppState, text: str) -> StyleAndTextTuples:
+    """The row above the line while a known slash command is typed (its
+    name and a space): how to use it and what it does. Never while the line
+    asks for a password: it would tell how the password begins."""
+    if not text.startswith("/") or "\n" in text or state.asking is not None:
+        return []
+    name, space, _ = text[1:].partition(" ")
+    command = next((c for c in COMMANDS if c.name == name), None)
+    if command is None or not space:
+        return []
+    shown = f"/{command.name} {command.args}".strip()
+    return [("class:title", f" {shown}"), ("class:hint", f"  {command.help}")]

@@ -61,7 +61,7 @@ def test_message_elsewhere_counts_unread_and_rings_only_when_the_bell_says() -> 
     room = update.state.chat(11)
     assert room is not None and room.unread == 1 and room.last_message_id == 1
     assert room.mentions == 0
-    assert update.state.chats[0].id == 11  # most recent first
+    assert [c.id for c in update.state.chats] == [10, 11]  # fixed order: stays put
     assert update.effects == ()  # the default: mentions and personal conversations
     loud = reduce(signed_in(bell=Bell.ALL), a.MessageArrived(line(11, 1)))
     assert loud.effects == (fx.Bell(),)
