@@ -42,6 +42,15 @@ class Bell(enum.Enum):
     OFF = "off"
 
 
+class Notify(enum.Enum):
+    """Desktop notifications through the terminal, for what rings the bell
+    (config.toml's notify)."""
+
+    OFF = "off"
+    OSC777 = "osc777"  # ESC]777;notify;TITLE;BODY BEL (foot, kitty, WezTerm, urxvt...)
+    OSC9 = "osc9"  # ESC]9;BODY BEL (iTerm2, Windows Terminal, kitty, WezTerm...)
+
+
 class Link(enum.Enum):
     OFFLINE = "offline"
     CONNECTING = "connecting"
@@ -306,6 +315,12 @@ class AppState:
     notice: str = ""
     notice_serial: int = 0
     bell: Bell = Bell.MENTIONS
+    notify: Notify = Notify.OFF
+    # Chats that never ring nor notify (/mute), by id.
+    muted: frozenset[int] = frozenset()
+    # From config.toml: timestamps with seconds; the chat list's columns (0: auto).
+    seconds: bool = False
+    sidebar_width: int = 0
     # /password: which answer the message line waits for, and the current
     # password until the new one is typed (dropped when the call goes out).
     asking: Asking | None = None

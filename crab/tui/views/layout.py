@@ -24,7 +24,7 @@ from prompt_toolkit.widgets import Frame, Label, TextArea
 
 from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
 from crab.tui.views import panels
-from crab.tui.views.messages import MessagesControl, RowsControl, Sized
+from crab.tui.views.messages import MessagesControl, Mouse, RowsControl, Sized
 
 SIDEBAR_WIDE = 26  # the chat list's columns from WIDE columns on
 SIDEBAR_NARROW = 20  # from SIDEBAR_COLUMNS up to WIDE
@@ -144,11 +144,15 @@ class SignInForm:
 
 
 def chats_screen(
-    state: Callable[[], AppState], message_line: TextArea, on_size: Sized | None = None
+    state: Callable[[], AppState],
+    message_line: TextArea,
+    on_size: Sized | None = None,
+    mouse: Mouse | None = None,
 ) -> AnyContainer:
     # Built once: a new Window per render would throw prompt_toolkit's
     # caches away on every key press.
-    messages = Window(MessagesControl(state, on_size), wrap_lines=False)
+    messages = Window(MessagesControl(state, on_size, mouse), wrap_lines=False)
+    open_chat = mouse.open_chat if mouse is not None else None
     panes = {
         Focus.INVITES: Window(
             FormattedTextControl(lambda: panels.invites_panel(state())), wrap_lines=True
@@ -189,10 +193,10 @@ def chats_screen(
                         VSplit(
                             [
                                 Window(
-                                    FormattedTextControl(lambda: panels.sidebar(state())),
-                                    width=lambda: (
-                                        SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
+                                    FormattedTextControl(
+                                        lambda: panels.sidebar(state(), open_chat)
                                     ),
+                                    width=lambda: sidebar_width(state()),
                                 ),
                                 Window(width=1, char="│", style="class:hint"),
                             ]
@@ -221,14 +225,23 @@ def chats_screen(
     )
 
 
+def sidebar_width(state: AppState) -> int:
+    """config.toml's sidebar_width, else as wide as the terminal allows."""
+    if state.sidebar_width:
+        return state.sidebar_width
+    return SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
+
+
 def build_layout(
     state: Callable[[], AppState],
     sign_in: SignInForm,
     message_line: TextArea,
     on_size: Sized | None = None,
+    mouse: Mouse | None = None,
 ) -> Layout:
-    """`on_size`: told the message pane's size each time it is drawn."""
-    chats = chats_screen(state, message_line, on_size)
+    """`on_size`: told the message pane's size each time it is drawn;
+    `mouse`: what clicks and the wheel do."""
+    chats = chats_screen(state, message_line, on_size, mouse)
 
     def screen() -> AnyContainer:
         return sign_in.container if state().screen is Screen.SIGN_IN else chats

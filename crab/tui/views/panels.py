@@ -3,13 +3,19 @@ function of the state, read at render time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 
 from crab.tui.keys import help_lines
 from crab.tui.state import AppState, Line, Link, Person, PresenceState
 from crab.tui.views.text import clip, one_line, wrap
+
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding.key_bindings import NotImplementedOrNone
 
 MARKS = {PresenceState.ONLINE: "●", PresenceState.AWAY: "◐", PresenceState.OFFLINE: "○"}
 
@@ -31,7 +37,8 @@ def last_seen(state: AppState, person: Person) -> str:
     return f"last seen {shown}"
 
 
-def sidebar(state: AppState) -> StyleAndTextTuples:
+def sidebar(state: AppState, open_chat: Callable[[int], None] | None = None) -> StyleAndTextTuples:
+    """The chat list; with `open_chat`, a click on a chat's row opens it."""
     out: StyleAndTextTuples = [("class:title", " Chats\n")]
     if not state.chats:
         out.append(("class:hint", " (none yet)\n"))
@@ -42,14 +49,32 @@ def sidebar(state: AppState) -> StyleAndTextTuples:
         if peer is not None:
             mark = presence_mark(state, peer) or mark
         style = "class:active" if active else ("class:unread" if chat.unread else "")
+        muted = chat.id in state.muted  # /mute: "~", dimmed
+        style = "class:hint" if muted and not active else style
         unread = f" ({chat.unread})" if chat.unread else ""
-        out.append((style, f" {mark} {one_line(chat.name)[:18]}{unread}"))
+        row = f"{'~' if muted else ' '}{mark} {one_line(chat.name)[:18]}{unread}"
+        if open_chat is not None:
+            out.append((style, row, _clicked(open_chat, chat.id)))
+        else:
+            out.append((style, row))
         if chat.mentions:  # unread messages that mention me: "(12) @2"
             out.append(("class:mention" if not active else style, f" @{chat.mentions}"))
         out.append((style, "\n"))
     if state.invites:
         out.append(("class:unread", f"\n Invites: {len(state.invites)} (F2)\n"))
     return out
+
+
+def _clicked(
+    open_chat: Callable[[int], None], chat_id: int
+) -> Callable[[MouseEvent], NotImplementedOrNone]:
+    def handler(event: MouseEvent) -> NotImplementedOrNone:
+        if event.event_type is not MouseEventType.MOUSE_UP:
+            return NotImplemented
+        open_chat(chat_id)
+        return None
+
+    return handler
 
 
 def header(state: AppState) -> StyleAndTextTuples:
