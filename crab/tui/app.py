@@ -25,7 +25,7 @@ from prompt_toolkit.widgets import TextArea
 
 from crab import start_up
 from crab.tui.config import ChatConfig, key_table
-from crab.tui.keys import COMMANDS, Command, Where, use_keys
+from crab.tui.keys import COMMANDS, KEYS, Command, Where, use_keys
 from crab.tui.saved import InputHistoryFile, SessionFile, SettingsFile
 from crab.tui.state import AppState, Bell, Connection, Focus, Link, Person, Screen
 from crab.tui.store import Store
@@ -440,6 +440,7 @@ class ChatApp:
             # the screen.
             await self.app.run_async(pre_run=after_first_paint, set_exception_handler=False)
         finally:
+            use_keys(KEYS)  # the help of another app in this process is its own
             if self.runner is not None:
                 await self.runner.close()
                 self.runner.client.close()

@@ -14,6 +14,7 @@ import pytest
 
 from crab.core.app import Crab
 from crab.tui.config import load_config
+from crab.tui.keys import Command, help_lines, keys_for
 from crab.tui.saved import InputHistoryFile
 from crab.tui.state import Asking, Screen
 from tests.integration.test_app_headless import Driver, messages, person
@@ -164,3 +165,6 @@ async def test_config_keys_are_bound_and_the_help_names_them(crab: Crab, tmp_pat
         first = alice.state.active_chat
         alice.type("\x1b[18~")  # F7
         await alice.until(lambda s: s.active_chat != first)
+        assert any(row.startswith("  F7 ") and "next chat" in row for row in help_lines())
+    # Once it ends, the table is the default again (for the next app here).
+    assert keys_for(Command.NEXT_CHAT) == ("c-n",)
