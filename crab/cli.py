@@ -382,7 +382,8 @@ def _redact(url: str) -> str:
     default=None,
     envvar="CRAB_BELL",
     help="Ring the terminal bell for every message elsewhere, only for mentions "
-    "and personal conversations, or never. Default: as /bell last saved it, else mentions.",
+    "and personal conversations, or never. Default: as /bell last saved it, else "
+    "config.toml's bell, else mentions.",
 )
 @click.option(
     "--config-dir",
