@@ -270,6 +270,7 @@ class AppState:
     connection: Connection = Connection()
     chats: tuple[ChatItem, ...] = ()
     active_chat: int | None = None
+    closed: bool = False  # /close left no chat open: a reload of the list opens none
     histories: dict[int, History] = field(default_factory=dict)
     # Scroll position: how many of the open chat's newest messages are
     # hidden below the bottom of the view (0: the newest is shown).

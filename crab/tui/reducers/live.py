@@ -136,7 +136,7 @@ def _mentions_me(state: AppState, line: Line) -> bool:
 
 def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
     active = state.active_chat
-    if state.chat(active) is None and action.chats:
+    if state.chat(active) is None and action.chats and not state.closed:
         active = action.chats[0].id
     # The change cursor of a chat already known stays the client's own: what
     # it has applied. The server's newer number may be ahead of frames still
@@ -192,6 +192,7 @@ def open_chat(state: AppState, chat_id: int) -> Update:
     state = replace(
         state,
         active_chat=chat_id,
+        closed=False,
         chats=chats,
         scroll=0,
         histories={**state.histories, chat_id: history},

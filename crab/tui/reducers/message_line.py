@@ -105,6 +105,7 @@ def _close(state: AppState) -> Update:
     closed = replace(
         state,
         active_chat=None,
+        closed=True,
         scroll=0,
         scroll_cut=(0, 0),
         new_below=0,

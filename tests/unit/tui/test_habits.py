@@ -230,6 +230,11 @@ def test_close_leaves_no_chat_open_but_keeps_the_chat() -> None:
     # A message there now counts as unread.
     after = reduce(update.state, a.MessageArrived(line(10, 3))).state
     assert after.chat(10).unread == 1  # type: ignore[union-attr]
+    # The list reloaded (a reconnect) opens no chat; opening one clears that.
+    reloaded = reduce(after, a.ChatsLoaded(after.chats, (), ())).state
+    assert reloaded.active_chat is None
+    opened = reduce(reloaded, a.OpenChat(11)).state
+    assert opened.active_chat == 11 and not opened.closed
 
 
 # ---- the mouse wheel, seconds --------------------------------------------------------
