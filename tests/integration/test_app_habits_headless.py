@@ -11,12 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
+from crab.client.connection import CrabClient
 from crab.core.app import Crab
-from crab.tui.config import load_config
+from crab.tui.actions import OpenChat
+from crab.tui.app import ChatApp
+from crab.tui.config import ChatConfig, load_config
 from crab.tui.keys import Command, help_lines, keys_for
 from crab.tui.saved import InputHistoryFile
-from crab.tui.state import Asking, Screen
+from crab.tui.state import Asking, Notify, Screen
+from tests.integration.test_app_changes_headless import meet
+from tests.integration.test_mentions_headless import say_all
 from tests.integration.test_app_headless import Driver, messages, person
 
 SHIFT_UP = "\x1b[1;2A"
@@ -85,6 +93,8 @@ async def test_input_history_is_per_chat_and_survives_a_restart(crab: Crab, tmp_
         two = alice.state.active_chat
         await alice.say("said in two")
         await alice.until(lambda s: "said in two" in messages(s) and s.outbox == ())
+        # The line reloads its history as it is drawn (prompt_toolkit's way).
+        await drawn(alice)
         alice.type(SHIFT_UP)
         await line_is(alice, "said in two")
         # "/create two" was typed while one was open: not in two's history.
@@ -168,3 +178,72 @@ async def test_config_keys_are_bound_and_the_help_names_them(crab: Crab, tmp_pat
         assert any(row.startswith("  F7 ") and "next chat" in row for row in help_lines())
     # Once it ends, the table is the default again (for the next app here).
     assert keys_for(Command.NEXT_CHAT) == ("c-n",)
+
+
+class Terminal(DummyOutput):
+    """prompt_toolkit's DummyOutput, keeping the OSC notifications written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+        self.noted = asyncio.Event()
+
+    def write_raw(self, data: str) -> None:
+        if data.startswith("\x1b]"):
+            self.notes.append(data)
+            self.noted.set()
+
+
+@pytest.mark.timeout(90)
+async def test_what_rings_also_notifies_and_a_muted_chat_does_neither(
+    crab: Crab, tmp_path: Path
+) -> None:
+    terminal = Terminal()
+    config = ChatConfig(notify=Notify.OSC777)
+    async with person(crab, tmp_path / "alice") as alice:
+        with create_pipe_input() as keys:
+            with create_app_session(input=keys, output=terminal):
+                app = ChatApp(
+                    f"127.0.0.1:{crab.port}",
+                    tmp_path / "bob",
+                    input=keys,
+                    output=terminal,
+                    config=config,
+                )
+                task = asyncio.create_task(app.run())
+            bob = Driver(app, keys)
+            try:
+                await meet(alice, bob)
+                await bob.say("/create quiet")
+                state = await bob.until(
+                    lambda s: getattr(s.chat(s.active_chat), "name", "") == "quiet"
+                )
+                quiet = state.active_chat
+                terminal.notes.clear()  # the invite rang and notified
+                terminal.noted.clear()
+                general = next(c.id for c in bob.state.chats if c.name == "general")
+                # Sent by a program: a bidi override and a line separator
+                # (the server refuses control characters themselves).
+                typist = CrabClient("127.0.0.1", crab.port)
+                try:
+                    await typist.sign_in("alice", "secret-pass")
+                    await say_all(typist, general, ["@bob look; here \u202eevil\u2028now"])
+                finally:
+                    typist.close()
+                async with asyncio.timeout(10):
+                    await terminal.noted.wait()
+                (note,) = terminal.notes
+                assert note == "\x1b]777;notify;#general;alice: @bob look, here evil now\x07"
+                # Muted: the next mention counts, but neither rings nor notifies.
+                bob.app.store.dispatch(OpenChat(general))
+                await bob.say("/mute")
+                await bob.until(lambda s: general in s.muted)
+                bob.app.store.dispatch(OpenChat(quiet or 0))
+                await bob.until(lambda s: s.active_chat == quiet)
+                await alice.say("@bob again")
+                await bob.until(lambda s: any(c.id == general and c.unread for c in s.chats))
+                assert len(terminal.notes) == 1
+            finally:
+                if app.app.is_running:
+                    app.app.exit()
+                await asyncio.wait_for(task, 10)
