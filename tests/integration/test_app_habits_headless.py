@@ -24,8 +24,8 @@ from crab.tui.keys import Command, help_lines, keys_for
 from crab.tui.saved import InputHistoryFile
 from crab.tui.state import Asking, Notify, Screen
 from tests.integration.test_app_changes_headless import meet
-from tests.integration.test_mentions_headless import say_all
 from tests.integration.test_app_headless import Driver, messages, person
+from tests.integration.test_mentions_headless import say_all
 
 SHIFT_UP = "\x1b[1;2A"
 SHIFT_DOWN = "\x1b[1;2B"
