@@ -1,7 +1,6 @@
 """Issue 13's habits, part 2, in the whole client (headless) against a real
 server: the input history per chat across a restart, OSC notifications and
-/mute, the mouse
-(a click on the chat list, the wheel), config.toml's keys."""
+/mute, the mouse (a click on the chat list, the wheel), config.toml's keys."""
 
 from __future__ import annotations
 
