@@ -382,7 +382,8 @@ def _redact(url: str) -> str:
     default=None,
     envvar="CRAB_BELL",
     help="Ring the terminal bell for every message elsewhere, only for mentions "
-    "and personal conversations, or never. Default: as /bell last saved it, else mentions.",
+    "and personal conversations, or never. Default: as /bell last saved it, else "
+    "config.toml's bell, else mentions.",
 )
 @click.option(
     "--order",
@@ -397,7 +398,13 @@ def _redact(url: str) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     envvar="CRAB_CONFIG_DIR",
-    help="Where the signed-in session is kept.",
+    help="Where the signed-in session, settings and config.toml are kept.",
+)
+@click.option(
+    "--mouse/--no-mouse",
+    default=None,
+    help="Wheel scrolls, a click opens a chat (--no-mouse leaves the terminal's own "
+    "selection alone). Default: config.toml's mouse, else on.",
 )
 def chat(
     server: str,
@@ -407,18 +414,25 @@ def chat(
     bell: str | None,
     order: str | None,
     config_dir: Path | None,
+    mouse: bool | None,
 ) -> None:
     """Open the full-screen chat client."""
     from crab.client.tls import tls_context
     from crab.tui.app import run_chat
+    from crab.tui.config import ConfigError, load_config
     from crab.tui.saved import default_config_dir
 
     if ":" not in server:
         raise click.UsageError("--server must be HOST:PORT")
     context = tls_context(ca) if (tls or ca) else None
     folder = config_dir or default_config_dir()
+    try:
+        config = load_config(folder)
+    except ConfigError as error:
+        click.echo(f"crab chat: {error}", err=True)
+        sys.exit(2)
     _log_to_file(folder / "chat.log")
-    run_chat(server, folder, context, vi, bell, order)
+    run_chat(server, folder, context, vi, bell, config, mouse, order)
 
 
 def _log_to_file(path: Path) -> None:

@@ -59,6 +59,13 @@ class OpenChat:
 
 
 @dataclass(frozen=True, slots=True)
+class Wheel:
+    """The mouse wheel over the messages: a few messages back (up) or forward."""
+
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SignInSubmit:
     username: str
     password: str
@@ -297,6 +304,7 @@ Action = (
     | Submit
     | InputChanged
     | OpenChat
+    | Wheel
     | SignInSubmit
     | SignedIn
     | SignInFailed

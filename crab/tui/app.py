@@ -26,11 +26,13 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.widgets import TextArea
 
 from crab import start_up
-from crab.tui.keys import COMMANDS, KEYS, Command, Where, key_sequence
-from crab.tui.saved import SessionFile, SettingsFile
+from crab.tui.config import ChatConfig, key_table
+from crab.tui.keys import COMMANDS, KEYS, Command, Where, key_sequence, use_keys
+from crab.tui.saved import InputHistoryFile, SessionFile, SettingsFile
 from crab.tui.state import AppState, Bell, Connection, Focus, Link, Order, Person, Screen
 from crab.tui.store import Store
 from crab.tui.views.layout import STYLE, SignInForm, build_layout
+from crab.tui.views.messages import Mouse
 
 if TYPE_CHECKING:
     from crab.tui.actions import Submit
@@ -122,18 +124,31 @@ class ChatApp:
         output: Output | None = None,
         state: AppState | None = None,
         idle: float = IDLE_SECONDS,
+        config: ChatConfig | None = None,
+        mouse: bool | None = None,
     ) -> None:
         """`state`: start from it instead of the sign-in form or the saved
         session (`crab bench chat` opens a chat of 10,000 messages so).
         `bell`: all, mentions or off for this run; None: as /bell last saved
         it (else mentions). `order`: the chat list's, saved for next time;
         None: as last saved (else fixed).
-        `idle`: seconds without a key press before I am reported away."""
+        `idle`: seconds without a key press before I am reported away.
+        `config`: config.toml's settings (crab/tui/config.py); `mouse`
+        (--mouse/--no-mouse) overrides its mouse."""
         host, _, port = server.rpartition(":")
+        config = config or ChatConfig()
+        self._keys = key_table(config)
+        use_keys(self._keys)  # the help and hints name the keys bound
         sessions = SessionFile(config_dir)
         self._settings = SettingsFile(config_dir)
         start = state or AppState(
-            server=server, bell=_bell(bell, self._settings), order=_order(order, self._settings)
+            server=server,
+            bell=_bell(bell, self._settings, config),
+            order=_order(order, self._settings),
+            notify=config.notify,
+            muted=self._settings.muted(server),
+            seconds=config.seconds,
+            sidebar_width=config.sidebar_width,
         )
         saved = sessions.load(server) if state is None else None
         if saved is not None:
@@ -151,6 +166,12 @@ class ChatApp:
         self.runner: Runner | None = None
         self.started = asyncio.Event()  # set once the runner is up
         self._waiting: list[Effect] = []
+        # Input history per chat (Up on a line with text, Shift+Up/Down),
+        # kept across restarts: the buffer holds the open chat's.
+        self._history_file = InputHistoryFile(config_dir)
+        self._sent_lines = self._history_file.load(server)
+        self._histories: dict[int, InMemoryHistory] = {}
+        self._history_chat = self.store.state.active_chat
         # Multi-line: a paste keeps its lines, all of them shown (up to
         # INPUT_LINES, then it scrolls) and editable before Enter sends;
         # Ctrl+J starts a new line.
@@ -160,7 +181,7 @@ class ChatApp:
             dont_extend_height=True,
             completer=ChatCompleter(self.store),
             complete_while_typing=True,
-            history=InMemoryHistory(),
+            history=self._chat_history(self._history_chat),
             accept_handler=self._submit,
             # Masked while /password asks; such answers never enter the history.
             password=Condition(lambda: self.store.state.asking is not None),
@@ -170,13 +191,18 @@ class ChatApp:
         self._pane = self.store.state.pane  # the message pane's size, as last drawn
         self.app: Application[None] = Application(
             layout=build_layout(
-                lambda: self.store.state, self.sign_in, self.message_line, self._sized
+                lambda: self.store.state,
+                self.sign_in,
+                self.message_line,
+                self._sized,
+                Mouse(self._clicked_chat, self._wheel),
             ),
             key_bindings=self._key_bindings(),
             style=STYLE,
             include_default_pygments_style=False,  # no syntax highlighting here
             full_screen=True,
             editing_mode=EditingMode.VI if vi else EditingMode.EMACS,
+            mouse_support=config.mouse if mouse is None else mouse,
             input=input,
             output=output,
         )
@@ -219,6 +245,7 @@ class ChatApp:
             on_quit=self._quit,
             on_bell=self.app.output.bell,
             settings=self._settings,
+            on_notify=self._notify,
         )
         for effect in self._waiting:
             self.runner(effect)
@@ -226,6 +253,14 @@ class ChatApp:
         self.started.set()
         self.app.create_background_task(self._watch_idle())
         await self.runner.resume_saved()
+
+    def _notify(self, title: str, body: str) -> None:
+        from crab.tui.notify import sequence
+
+        text = sequence(self.store.state.notify, title, body)
+        if text:
+            self.app.output.write_raw(text)
+            self.app.output.flush()
 
     def _pressed(self, _: Any) -> None:
         """Any key: I am here (back from away, if I was)."""
@@ -260,17 +295,35 @@ class ChatApp:
             # its query leaves the message line, never to prefix a message.
             self.message_line.text = ""
         self._focus = state.focus
+        if state.active_chat != self._history_chat:
+            # Another chat open: Up walks its lines, not the last chat's.
+            self._history_chat = state.active_chat
+            buffer = self.message_line.buffer
+            buffer.history = self._chat_history(state.active_chat)
+            buffer.reset(buffer.document)
         if state.fill_serial != self._fill_serial:
             # An edit puts the message's text on the line; a cancel empties it.
             self._fill_serial = state.fill_serial
             self.message_line.buffer.document = Document(state.fill, len(state.fill))
         self.app.invalidate()
 
+    def _chat_history(self, chat_id: int | None) -> InMemoryHistory:
+        key = chat_id or 0
+        if key not in self._histories:
+            self._histories[key] = InMemoryHistory(self._sent_lines.get(key, []))
+        return self._histories[key]
+
     def _submit(self, buffer: Any) -> bool:
         text = buffer.text
         asking = self.store.state.asking is not None
+        chat = self.store.state.active_chat
         if self.store.state.focus is not Focus.SEARCH and not asking:
             buffer.append_to_history()
+            if chat is not None and text.strip():
+                try:
+                    self._history_file.add(self._server, chat, text)
+                except OSError:
+                    pass  # kept for this run; a full disk must not stop the chat
         self.store.dispatch(submitted(text))
         if asking:
             # A password: emptied now, so the Buffer's own append_to_history
@@ -300,11 +353,28 @@ class ChatApp:
     def _key(self, command: Command, number: int = 0) -> None:
         from crab.tui import actions as a
 
+        self._resized()
+        self.store.dispatch(a.Key(command, number))
+
+    def _resized(self) -> None:
+        from crab.tui import actions as a
+
         columns = self.app.output.get_size().columns
         if (self._pane, columns) != (self.store.state.pane, self.store.state.columns):
             # Told before the key, not while drawing: paging measures by it.
             self.store.dispatch(a.PaneResized(*self._pane, columns))
-        self.store.dispatch(a.Key(command, number))
+
+    def _clicked_chat(self, chat_id: int) -> None:
+        from crab.tui import actions as a
+
+        self.store.dispatch(a.OpenChat(chat_id))
+        self.app.layout.focus(self.message_line)
+
+    def _wheel(self, up: bool) -> None:
+        from crab.tui import actions as a
+
+        self._resized()
+        self.store.dispatch(a.Wheel(up))
 
     def _quit(self) -> None:
         if self.app.is_running:
@@ -354,10 +424,10 @@ class ChatApp:
         # stray character. A lone Esc has already waited the input's
         # ttimeoutlen for a following key.
         lone_esc = Condition(lambda: not self.app.key_processor.input_queue)
-        for binding in KEYS:
+        for binding in self._keys:
             command = binding.command
-            if command is Command.NEWLINE:
-                continue  # the buffer's key, bound below
+            if command in (Command.NEWLINE, Command.HISTORY_BACK, Command.HISTORY_FORWARD):
+                continue  # the buffer's keys, bound below
 
             def handler(event: KeyPressEvent, command: Command = command) -> None:
                 buffer = self.message_line.buffer
@@ -368,9 +438,9 @@ class ChatApp:
                 self._key(command, int(last) if isinstance(last, str) and last.isdigit() else 0)
 
             for key in binding.keys:  # alternatives, each one key (Alt+KEY: Esc, KEY)
-                keys = key_sequence(key)
-                eager = lone_esc if keys == ("escape",) else True
-                kb.add(*keys, filter=where[binding.where], eager=eager)(handler)
+                sequence = key_sequence(key)
+                eager = lone_esc if sequence == ("escape",) else True
+                kb.add(*sequence, filter=where[binding.where], eager=eager)(handler)
         kb.add("c-c")(lambda event: self._key(Command.QUIT))
         on_line = has_focus(self.message_line)
 
@@ -379,12 +449,21 @@ class ChatApp:
             # The line is multi-line, where Enter would add a line: it sends.
             event.current_buffer.validate_and_handle()
 
-        # Not Alt+Enter: Esc is bound alone, eagerly, so Esc+Enter is two keys.
-        newline = next(b.keys for b in KEYS if b.command is Command.NEWLINE)
+        def keys(command: Command) -> tuple[str, ...]:
+            return tuple(k for b in self._keys if b.command is command for k in b.keys)
 
-        @kb.add(*newline, filter=on_line)
-        def _(event: KeyPressEvent) -> None:
-            event.current_buffer.newline(copy_margin=False)
+        for key in keys(Command.NEWLINE):  # Ctrl+J, Alt+Enter (Esc+Enter in one read)
+            kb.add(*key_sequence(key), filter=on_line)(
+                lambda event: event.current_buffer.newline(copy_margin=False)
+            )
+        for key in keys(Command.HISTORY_BACK):
+            kb.add(*key_sequence(key), filter=on_line)(
+                lambda event: event.current_buffer.history_backward()
+            )
+        for key in keys(Command.HISTORY_FORWARD):
+            kb.add(*key_sequence(key), filter=on_line)(
+                lambda event: event.current_buffer.history_forward()
+            )
 
         on_sign_in = where[Where.SIGN_IN]
 
@@ -411,21 +490,22 @@ class ChatApp:
             # the screen.
             await self.app.run_async(pre_run=after_first_paint, set_exception_handler=False)
         finally:
+            use_keys(KEYS)  # the help of another app in this process is its own
             if self.runner is not None:
                 await self.runner.close()
                 self.runner.client.close()
 
 
-def _bell(chosen: str | None, settings: SettingsFile) -> Bell:
-    """The --bell option, else the saved /bell choice, else mentions; a
-    saved value this version does not know is ignored."""
+def _bell(chosen: str | None, settings: SettingsFile, config: ChatConfig) -> Bell:
+    """The --bell option, else the saved /bell choice, else config.toml's,
+    else mentions; a saved value this version does not know is ignored."""
     for value in (chosen, settings.bell()):
         if value is not None:
             try:
                 return Bell("off" if value == "none" else value)
             except ValueError:
                 continue
-    return Bell.MENTIONS
+    return config.bell or Bell.MENTIONS
 
 
 def _order(chosen: str | None, settings: SettingsFile) -> Order:
@@ -458,10 +538,22 @@ def run_chat(
     tls: ssl.SSLContext | None,
     vi: bool,
     bell: str | None,
+    config: ChatConfig | None = None,
+    mouse: bool | None = None,
     order: str | None = None,
 ) -> None:
     async def main() -> None:
         # Built inside the loop: grpclib's channel binds to the running loop.
-        await ChatApp(server, config_dir, tls=tls, vi=vi, bell=bell, order=order).run()
+        app = ChatApp(
+            server,
+            config_dir,
+            tls=tls,
+            vi=vi,
+            bell=bell,
+            config=config,
+            mouse=mouse,
+            order=order,
+        )
+        await app.run()
 
     asyncio.run(main())

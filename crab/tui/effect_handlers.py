@@ -346,6 +346,19 @@ async def bell(r: Runner, effect: fx.Bell) -> None:
     r.on_bell()
 
 
+@handles(fx.Notify)
+async def notify(r: Runner, effect: fx.Notify) -> None:
+    r.on_notify(effect.title, effect.body)
+
+
+@handles(fx.SaveMuted)
+async def save_muted(r: Runner, effect: fx.SaveMuted) -> None:
+    try:
+        await asyncio.to_thread(r.settings.save_muted, r.server, effect.chat_ids)
+    except OSError as error:
+        r.dispatch(a.Failed(f"muted chats not saved: {error.strerror or error}"))
+
+
 @handles(fx.SaveBell)
 async def save_bell(r: Runner, effect: fx.SaveBell) -> None:
     try:

@@ -159,6 +159,22 @@ class Bell:
 
 
 @dataclass(frozen=True, slots=True)
+class Notify:
+    """A desktop notification (config.toml's notify; crab/tui/notify.py
+    makes the text inert): the chat, or "crab", and what came."""
+
+    title: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveMuted:
+    """Keep the muted chats (/mute) of this server for the next start."""
+
+    chat_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SaveBell:
     """Keep the /bell choice for the next start (the settings file)."""
 
@@ -239,6 +255,8 @@ Effect = (
     | Copy
     | SignOut
     | Bell
+    | Notify
+    | SaveMuted
     | SaveBell
     | ExpireNotice
     | Quit

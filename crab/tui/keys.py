@@ -40,6 +40,8 @@ class Command(StrEnum):
     COPY = "copy"
     JUMP = "jump"
     NEWLINE = "newline"  # the message line's own (crab/tui/app.py), no reducer
+    HISTORY_BACK = "history_back"  # the message line's own too
+    HISTORY_FORWARD = "history_forward"
     TOGGLE_SIDEBAR = "toggle_sidebar"
     OPEN_NUMBERED = "open_numbered"  # Alt+N: Key(command, number=N)
 
@@ -84,7 +86,15 @@ KEYS: tuple[KeyBinding, ...] = (
     ),
     KeyBinding(("pageup",), Command.SCROLL_UP, "scroll back (loads older messages)", Where.CHATS),
     KeyBinding(("pagedown",), Command.SCROLL_DOWN, "scroll forward", Where.CHATS),
-    KeyBinding(("c-j",), Command.NEWLINE, "a new line in the message (Enter sends)", Where.CHATS),
+    KeyBinding(
+        ("c-j", "m-enter"), Command.NEWLINE, "a new line in the message (Enter sends)", Where.CHATS
+    ),
+    # Not Alt+P/N: Esc is bound alone, so Esc+P is two keys. Up on a line
+    # with text walks the same history; on an empty line it edits my last.
+    KeyBinding(
+        ("s-up",), Command.HISTORY_BACK, "the previous line I sent in this chat", Where.CHATS
+    ),
+    KeyBinding(("s-down",), Command.HISTORY_FORWARD, "the next line I sent here", Where.CHATS),
     # Ctrl+End, not End: End moves to the end of the message line.
     KeyBinding(("c-end",), Command.SCROLL_END, "jump to the newest message", Where.CHATS),
     KeyBinding(("f2",), Command.INVITES, "show pending invites", Where.CHATS),
@@ -138,6 +148,10 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("accept", "[N]", "accept invite N (default: the first)"),
     SlashCommand("reject", "[N]", "reject invite N (default: the first)"),
     SlashCommand("leave", "", "leave the open chat"),
+    SlashCommand("close", "", "close the open chat's view (you stay in it)"),
+    SlashCommand("me", "ACTION", 'send an action, shown "* you ACTION"'),
+    SlashCommand("mute", "", "no bell nor notification for the open chat (~ in the list)"),
+    SlashCommand("unmute", "", "the open chat rings again"),
     SlashCommand("search", "TEXT", "search messages in my chats (Enter opens one)"),
     SlashCommand("people", "TEXT", "find people (as F3)"),
     SlashCommand("edit", "TEXT", "replace the text of my last message"),
@@ -167,6 +181,8 @@ _NAMES = {
     "enter": "Enter",
     "left": "Left",
     "right": "Right",
+    "s-up": "Shift+Up",
+    "s-down": "Shift+Down",
 }
 
 
@@ -188,9 +204,22 @@ def key_label(key: str) -> str:
     return _NAMES.get(key, key)
 
 
+# The table in use: KEYS, or KEYS with config.toml's keys (crab/tui/config.py),
+# set once by the app at its start so the help and hints name the keys bound.
+_active: list[tuple[KeyBinding, ...]] = [KEYS]
+
+
+def use_keys(table: tuple[KeyBinding, ...]) -> None:
+    _active[0] = table
+
+
+def active_keys() -> tuple[KeyBinding, ...]:
+    return _active[0]
+
+
 def keys_for(command: Command) -> tuple[str, ...]:
     """Every key bound to the command, in table order (views name them)."""
-    return tuple(k for binding in KEYS if binding.command is command for k in binding.keys)
+    return tuple(k for binding in _active[0] if binding.command is command for k in binding.keys)
 
 
 def keys_label(keys: tuple[str, ...]) -> str:
@@ -203,7 +232,7 @@ def keys_label(keys: tuple[str, ...]) -> str:
 def help_lines() -> list[str]:
     """The help screen, generated from the tables above."""
     lines = ["Keys"]
-    for binding in KEYS:
+    for binding in _active[0]:
         keys = keys_label(binding.keys)
         lines.append(f"  {keys:<10} {binding.help} ({binding.where})")
     lines += ["", "Commands (type on the message line)"]

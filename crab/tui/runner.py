@@ -45,8 +45,10 @@ class Runner:
         on_quit: Callable[[], None],
         on_bell: Callable[[], None],
         settings: SettingsFile,
+        on_notify: Callable[[str, str], None] = lambda title, body: None,
     ) -> None:
         self.store = store
+        self.on_notify = on_notify
         self.settings = settings
         self.client = client
         self.server = server

@@ -49,6 +49,15 @@ class Order(enum.Enum):
     ACTIVITY = "activity"  # the chat with the newest message first
 
 
+class Notify(enum.Enum):
+    """Desktop notifications through the terminal, for what rings the bell
+    (config.toml's notify)."""
+
+    OFF = "off"
+    OSC777 = "osc777"  # ESC]777;notify;TITLE;BODY BEL (foot, kitty, WezTerm, urxvt...)
+    OSC9 = "osc9"  # ESC]9;BODY BEL (iTerm2, Windows Terminal, kitty, WezTerm...)
+
+
 class Link(enum.Enum):
     OFFLINE = "offline"
     CONNECTING = "connecting"
@@ -268,6 +277,7 @@ class AppState:
     connection: Connection = Connection()
     chats: tuple[ChatItem, ...] = ()
     active_chat: int | None = None
+    closed: bool = False  # /close left no chat open: a reload of the list opens none
     histories: dict[int, History] = field(default_factory=dict)
     # Scroll position: how many of the open chat's newest messages are
     # hidden below the bottom of the view (0: the newest is shown).
@@ -317,6 +327,12 @@ class AppState:
     notice_serial: int = 0
     bell: Bell = Bell.MENTIONS
     order: Order = Order.FIXED
+    notify: Notify = Notify.OFF
+    # Chats that never ring nor notify (/mute), by id.
+    muted: frozenset[int] = frozenset()
+    # From config.toml: timestamps with seconds; the chat list's columns (0: auto).
+    seconds: bool = False
+    sidebar_width: int = 0
     # /password: which answer the message line waits for, and the current
     # password until the new one is typed (dropped when the call goes out).
     asking: Asking | None = None

@@ -20,6 +20,7 @@ from crab.errors import Unavailable
 from crab.proto.crab import v1 as pb
 from crab.tui import runner
 from crab.tui.app import ChatApp
+from crab.tui.config import ChatConfig
 from crab.tui.saved import SessionFile
 from crab.tui.state import AppState, Focus, Link, Screen
 
@@ -70,13 +71,16 @@ class Driver:
 
 
 @contextlib.asynccontextmanager
-async def person(crab: Crab, config_dir: Path, port: int = 0) -> AsyncIterator[Driver]:
-    """`port`: reach the server there instead (a proxy in front of it)."""
+async def person(
+    crab: Crab, config_dir: Path, port: int = 0, config: ChatConfig | None = None
+) -> AsyncIterator[Driver]:
+    """`port`: reach the server there instead (a proxy in front of it);
+    `config`: config.toml's settings, as `crab chat` reads them."""
     with create_pipe_input() as keys:
         # Each app its own prompt_toolkit session: two apps share one loop here.
         with create_app_session(input=keys, output=DummyOutput()):
             server = f"127.0.0.1:{port or crab.port}"
-            app = ChatApp(server, config_dir, input=keys, output=DummyOutput())
+            app = ChatApp(server, config_dir, input=keys, output=DummyOutput(), config=config)
             task = asyncio.create_task(app.run())
         try:
             yield Driver(app, keys)

@@ -71,6 +71,9 @@ async def test_a_multi_line_paste_is_shown_whole_and_sent_as_one_message(
         alice.type("first" + CTRL_J + "second\r")
         await alice.until(lambda s: "first\nsecond" in messages(s))
         assert line.text == ""
+        # Alt+Enter too (Esc then Enter in one read: one key, not Esc alone).
+        alice.type("third\x1b\rfourth\r")
+        await alice.until(lambda s: "third\nfourth" in messages(s))
 
 
 @pytest.mark.timeout(60)

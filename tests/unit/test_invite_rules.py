@@ -80,7 +80,8 @@ async def test_a_member_cannot_be_invited_again_nor_invited_twice(
     )
     assert (invite.inviter, invite.invitee) == (alice, bob)
     assert out == [(ev.user_topic(bob.id), ev.InviteReceived(invite))]
-    with pytest.raises(AlreadyExists, match="pending invite"):
+    # A whole sentence: who, and to what (issue 13, bug 18).
+    with pytest.raises(AlreadyExists, match=r"^bob already has a pending invite to #team$"):
         await database.write(
             invites.handle_invite_to_room, cmd.InviteToRoom(alice.id, room, bob.id), []
         )
@@ -116,6 +117,27 @@ async def test_a_personal_chat_has_exactly_two_people(
             [],
         )
     with pytest.raises(AlreadyExists, match="personal conversation"):
+        await database.write(
+            invites.handle_invite_to_direct, cmd.InviteToDirect(bob.id, alice.id), []
+        )
+
+
+async def test_a_second_personal_invite_says_who_invited_whom(
+    database: Database, people: tuple[User, User, User, int]
+) -> None:
+    alice, bob, _, _ = people
+    await database.write(invites.handle_invite_to_direct, cmd.InviteToDirect(alice.id, bob.id), [])
+    with pytest.raises(
+        AlreadyExists,
+        match=r"^bob already has a pending invite to a personal conversation with you$",
+    ):
+        await database.write(
+            invites.handle_invite_to_direct, cmd.InviteToDirect(alice.id, bob.id), []
+        )
+    with pytest.raises(
+        AlreadyExists,
+        match=r"^alice has already invited you to a personal conversation: /accept it$",
+    ):
         await database.write(
             invites.handle_invite_to_direct, cmd.InviteToDirect(bob.id, alice.id), []
         )

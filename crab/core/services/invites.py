@@ -83,9 +83,9 @@ def handle_invite_to_room(conn: Connection, c: cmd.InviteToRoom, out: ev.Publish
     _invitee(conn, c.inviter_id, c.invitee_id)
     if chats.is_member(conn, c.chat_id, c.invitee_id):
         raise AlreadyExists("that user is already a member of this room")
-    return _store_invite(
-        conn, c.inviter_id, c.invitee_id, chat.id, invites.room_key(chat.id, c.invitee_id), out
-    )
+    key = invites.room_key(chat.id, c.invitee_id)
+    taken = f"{_name(conn, c.invitee_id)} already has a pending invite to #{chat.name}"
+    return _store_invite(conn, c.inviter_id, c.invitee_id, chat.id, key, taken, out)
 
 
 def handle_invite_to_direct(conn: Connection, c: cmd.InviteToDirect, out: ev.Published) -> Invite:
@@ -97,7 +97,25 @@ def handle_invite_to_direct(conn: Connection, c: cmd.InviteToDirect, out: ev.Pub
     }:
         raise AlreadyExists("you already have a personal conversation with that user")
     key = invites.direct_key(c.inviter_id, c.invitee_id)
-    return _store_invite(conn, c.inviter_id, c.invitee_id, None, key, out)
+    return _store_invite(conn, c.inviter_id, c.invitee_id, None, key, _direct_taken(conn, c), out)
+
+
+def _name(conn: Connection, user_id: int) -> str:
+    user = users.by_id(conn, user_id)
+    return user.username if user else f"user {user_id}"
+
+
+def _direct_taken(conn: Connection, c: cmd.InviteToDirect) -> str:
+    """What to say when the pair already has a pending invite: either
+    way round (one pending invite per pair)."""
+    name = _name(conn, c.invitee_id)
+    theirs = any(
+        i.chat is None and i.inviter.id == c.invitee_id
+        for i in invites.received(conn, c.inviter_id)
+    )
+    if theirs:
+        return f"{name} has already invited you to a personal conversation: /accept it"
+    return f"{name} already has a pending invite to a personal conversation with you"
 
 
 def _store_invite(
@@ -106,10 +124,12 @@ def _store_invite(
     invitee_id: int,
     chat_id: int | None,
     key: str,
+    taken: str,
     out: ev.Published,
 ) -> Invite:
+    """`taken`: the error if the key already has a pending invite."""
     if invites.key_taken(conn, key):
-        raise AlreadyExists("there is already a pending invite for that")
+        raise AlreadyExists(taken)
     invite_id = invites.insert(conn, inviter_id, invitee_id, chat_id, key, now())
     invite = invites.get(conn, invite_id)
     assert invite is not None

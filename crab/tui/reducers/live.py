@@ -9,7 +9,7 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.reducers import Update, presence
-from crab.tui.state import AppState, Bell, ChatItem, History, Line, Order, Screen
+from crab.tui.state import AppState, Bell, ChatItem, History, Line, Notify, Order, Screen
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
@@ -43,7 +43,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             what = f"room {invite.room_name}" if invite.room_id else "a personal conversation"
             notice = f"{who} invites you to {what} (F2 or /invites)"
             return Update(
-                replace(state, invites=(*state.invites, invite), notice=notice), _bell(state)
+                replace(state, invites=(*state.invites, invite), notice=notice),
+                _ring(state, "crab", notice),
             )
         case a.InviteAnswered():
             return _peers(_switched(state, _answered(state, action)))
@@ -103,20 +104,30 @@ def _peers(update: Update) -> Update:
     return Update(state, (*update.effects, fx.LoadPeers(unknown)))
 
 
-def _bell(
-    state: AppState, line: Line | None = None, chat: ChatItem | None = None
-) -> tuple[fx.Effect, ...]:
-    """For an invite (no line) or a message in another chat, not mine. By
-    default (Bell.MENTIONS) only what is addressed to me rings: an invite, a
+def _bell(state: AppState, line: Line, chat: ChatItem | None) -> tuple[fx.Effect, ...]:
+    """For a message in another chat, not mine (an invite rings by _ring).
+    By default (Bell.MENTIONS) only what is addressed to me rings: an invite, a
     message that mentions me or @room, any message of a personal
-    conversation; a burst in a busy room stays quiet."""
-    if state.bell is Bell.ALL:
-        return (fx.Bell(),)
+    conversation; a burst in a busy room stays quiet. A muted chat (/mute)
+    never rings."""
+    if line is None or chat is None or chat.id in state.muted or state.bell is Bell.OFF:
+        return ()
+    if state.bell is Bell.ALL or not chat.is_room or _mentions_me(state, line):
+        title = f"#{chat.name}" if chat.is_room else chat.name
+        text = line.text
+        if text.startswith("/me "):
+            return _ring(state, title, f"* {line.sender.username} {text[4:]}")
+        return _ring(state, title, f"{line.sender.username}: {text}")
+    return ()
+
+
+def _ring(state: AppState, title: str, body: str) -> tuple[fx.Effect, ...]:
+    """The bell, and a desktop notification if config.toml asks for one."""
     if state.bell is Bell.OFF:
         return ()
-    if line is None or (chat is not None and not chat.is_room) or _mentions_me(state, line):
+    if state.notify is Notify.OFF:
         return (fx.Bell(),)
-    return ()
+    return (fx.Bell(), fx.Notify(title, body))
 
 
 def _mentions_me(state: AppState, line: Line) -> bool:
@@ -125,7 +136,7 @@ def _mentions_me(state: AppState, line: Line) -> bool:
 
 def _chats_loaded(state: AppState, action: a.ChatsLoaded) -> Update:
     active = state.active_chat
-    if state.chat(active) is None and action.chats:
+    if state.chat(active) is None and action.chats and not state.closed:
         active = ordered(state, action.chats)[0].id
     # The change cursor of a chat already known stays the client's own: what
     # it has applied. The server's newer number may be ahead of frames still
@@ -182,6 +193,7 @@ def open_chat(state: AppState, chat_id: int) -> Update:
     state = replace(
         state,
         active_chat=chat_id,
+        closed=False,
         chats=chats,
         scroll=0,
         histories={**state.histories, chat_id: history},

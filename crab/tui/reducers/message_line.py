@@ -29,6 +29,13 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             stripped = text.strip()
             if not stripped:
                 return Update(state)
+            if stripped.lower().startswith("/me ") and stripped[4:].strip():
+                # An action is a message whose text starts "/me " (sent
+                # literally; views draw "* alice waves").
+                text = "/me " + stripped[4:].strip()
+                return (
+                    changes.save_edit(state, text) if state.editing else send(state, action, text)
+                )
             if stripped.startswith("/") and not stripped.startswith("//"):
                 return command(state, stripped[1:])
             # "//text" sends "/text" literally.
@@ -91,6 +98,37 @@ def _bell(state: AppState, arg: str) -> Update:
     return Update(replace(state, bell=bell, notice=notice), (fx.SaveBell(bell.value),))
 
 
+def _close(state: AppState) -> Update:
+    """/close: no chat open (the chat stays in the list; Ctrl+N opens one)."""
+    if state.active_chat is None:
+        return Update(replace(state, notice="no chat open"))
+    closed = replace(
+        state,
+        active_chat=None,
+        closed=True,
+        scroll=0,
+        scroll_cut=(0, 0),
+        new_below=0,
+        selected=0,
+        editing=0,
+        replying=0,
+        focus=Focus.INPUT,
+    )
+    return Update(closed)
+
+
+def _mute(state: AppState, mute: bool) -> Update:
+    """/mute, /unmute: the open chat's bell and notifications, kept in settings.json."""
+    chat = state.chat(state.active_chat)
+    if chat is None:
+        return Update(replace(state, notice="no chat open"))
+    muted = state.muted | {chat.id} if mute else state.muted - {chat.id}
+    said = "muted: no bell nor notification" if mute else "unmuted"
+    notice = f"{'#' if chat.is_room else ''}{chat.name} {said}"
+    effects = (fx.SaveMuted(tuple(sorted(muted))),) if muted != state.muted else ()
+    return Update(replace(state, muted=frozenset(muted), notice=notice), effects)
+
+
 def _index(arg: str, count: int) -> int | None:
     if not arg:
         return 0 if count else None
@@ -143,6 +181,12 @@ def command(state: AppState, line: str) -> Update:
             if chat is None:
                 return Update(replace(state, notice="no chat open"))
             return Update(state, (fx.LeaveChat(chat.id),))
+        case "close":
+            return _close(state)
+        case "me":
+            return Update(replace(state, notice="usage: /me ACTION"))
+        case "mute" | "unmute":
+            return _mute(state, name == "mute")
         case "search":
             if not arg:
                 return Update(replace(state, notice="usage: /search TEXT"))

@@ -14,6 +14,7 @@ from crab.tui.views import messages as view
 from crab.tui.views.panels import help_rows
 
 PAGE = 10  # load the page before when this near the top of what is loaded
+WHEEL = 3  # messages a turn of the mouse wheel scrolls
 
 
 def reduce(state: AppState, action: a.Action) -> Update | None:
@@ -34,6 +35,8 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             return Update(state)
         case a.Key(command=Command.SCROLL_UP):
             return scroll_up(state)
+        case a.Wheel(up=up):
+            return wheel(state, up)
         case a.Key(command=Command.SCROLL_DOWN):
             scroll, cut = view.page_down(state, *state.pane)
             return Update(replace(state, scroll=scroll, scroll_cut=cut))
@@ -48,10 +51,26 @@ def scroll_up(state: AppState) -> Update:
     chat_id = state.active_chat
     if chat_id is None:
         return Update(state)
-    history = state.history(chat_id)
     # By a screen (the view measures it), never past the top of the chat.
     scroll, cut = view.page_up(state, *state.pane)
-    state = replace(state, scroll=scroll, scroll_cut=cut)
+    return _load_older(replace(state, scroll=scroll, scroll_cut=cut))
+
+
+def wheel(state: AppState, up: bool) -> Update:
+    """WHEEL messages back or forward, never past the top nor the newest."""
+    if state.active_chat is None:
+        return Update(state)
+    if not up:
+        return Update(replace(state, scroll=max(0, state.scroll - WHEEL), scroll_cut=(0, 0)))
+    most = view.max_scroll(state, *state.pane)
+    return _load_older(replace(state, scroll=min(most, state.scroll + WHEEL), scroll_cut=(0, 0)))
+
+
+def _load_older(state: AppState) -> Update:
+    assert state.active_chat is not None
+    chat_id = state.active_chat
+    history = state.history(chat_id)
+    scroll = state.scroll
     # Near the top of what is loaded: fetch the page before it.
     if scroll + 2 * PAGE >= len(history.lines) and history.has_more and not history.loading:
         loading: History = replace(history, loading=True)

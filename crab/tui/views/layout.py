@@ -27,7 +27,7 @@ from prompt_toolkit.widgets import Frame, Label, TextArea
 
 from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
 from crab.tui.views import panels
-from crab.tui.views.messages import MessagesControl, RowsControl, Sized
+from crab.tui.views.messages import MessagesControl, Mouse, RowsControl, Sized
 from crab.tui.views.nicks import NICK_STYLES
 
 SIDEBAR_WIDE = 26  # the chat list's columns from WIDE columns on
@@ -42,10 +42,6 @@ def _columns() -> int:
 def sidebar_shown(state: AppState) -> bool:
     """F6's choice, else shown when the terminal is SIDEBAR_COLUMNS wide."""
     return state.sidebar if state.sidebar is not None else _columns() >= SIDEBAR_COLUMNS
-
-
-def sidebar_width() -> int:
-    return SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
 
 
 STYLE = Style.from_dict(
@@ -153,11 +149,15 @@ class SignInForm:
 
 
 def chats_screen(
-    state: Callable[[], AppState], message_line: TextArea, on_size: Sized | None = None
+    state: Callable[[], AppState],
+    message_line: TextArea,
+    on_size: Sized | None = None,
+    mouse: Mouse | None = None,
 ) -> AnyContainer:
     # Built once: a new Window per render would throw prompt_toolkit's
     # caches away on every key press.
-    messages = Window(MessagesControl(state, on_size), wrap_lines=False)
+    messages = Window(MessagesControl(state, on_size, mouse), wrap_lines=False)
+    open_chat = mouse.open_chat if mouse is not None else None
     panes = {
         Focus.INVITES: Window(
             FormattedTextControl(lambda: panels.invites_panel(state())), wrap_lines=True
@@ -199,9 +199,11 @@ def chats_screen(
                             [
                                 Window(
                                     FormattedTextControl(
-                                        lambda: panels.sidebar(state(), sidebar_width())
+                                        lambda: panels.sidebar(
+                                            state(), sidebar_width(state()), open_chat
+                                        )
                                     ),
-                                    width=sidebar_width,
+                                    width=lambda: sidebar_width(state()),
                                 ),
                                 Window(width=1, char="│", style="class:hint"),
                             ]
@@ -241,14 +243,23 @@ def chats_screen(
     return FloatContainer(screen, floats=[menu])
 
 
+def sidebar_width(state: AppState) -> int:
+    """config.toml's sidebar_width, else as wide as the terminal allows."""
+    if state.sidebar_width:
+        return state.sidebar_width
+    return SIDEBAR_WIDE if _columns() >= WIDE else SIDEBAR_NARROW
+
+
 def build_layout(
     state: Callable[[], AppState],
     sign_in: SignInForm,
     message_line: TextArea,
     on_size: Sized | None = None,
+    mouse: Mouse | None = None,
 ) -> Layout:
-    """`on_size`: told the message pane's size each time it is drawn."""
-    chats = chats_screen(state, message_line, on_size)
+    """`on_size`: told the message pane's size each time it is drawn;
+    `mouse`: what clicks and the wheel do."""
+    chats = chats_screen(state, message_line, on_size, mouse)
 
     def screen() -> AnyContainer:
         return sign_in.container if state().screen is Screen.SIGN_IN else chats

@@ -5,10 +5,13 @@ do, at any scroll position."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout.controls import GetLinePrefixCallable, UIContent, UIControl
+from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.utils import get_cwidth
 
 from crab.tui.keys import Command, key_label, keys_for
@@ -16,21 +19,35 @@ from crab.tui.state import AppState, History, Line
 from crab.tui.views.nicks import nick_style
 from crab.tui.views.text import clip, one_line, wrap
 
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding.key_bindings import NotImplementedOrNone
+
 NAME_WIDTH = 12
 BODY = 6 + NAME_WIDTH + 1  # the column where the text starts, on a wide pane
 NARROW = 60  # below this many columns the name column shrinks
 COMPACT = 40  # below this, the time and name get a row of their own
 
 
-def gutter(width: int) -> tuple[int, int]:
+ME = "/me "  # a message that starts so is an action: drawn "* alice waves"
+
+
+def gutter(width: int, seconds: bool = False) -> tuple[int, int]:
     """(name width, text column) for a pane `width` columns wide; (0, 1):
     compact, the head on its own row and the text under it, so a narrow
-    pane still shows every message."""
+    pane still shows every message. `seconds`: the time is HH:MM:SS."""
+    extra = 3 if seconds else 0
     if width >= NARROW:
-        return NAME_WIDTH, BODY
+        return NAME_WIDTH, BODY + extra
     if width >= COMPACT:
-        return 8, 6 + 8 + 1
+        return 8, 6 + extra + 8 + 1
     return 0, 1
+
+
+def action_text(line: Line) -> str | None:
+    """The "* alice waves" of a /me message (None: not one)."""
+    if line.deleted or not line.text.startswith(ME):
+        return None
+    return f"* {line.sender.username} {line.text[len(ME) :]}"
 
 
 def quote_text(line: Line, history: History) -> str:
@@ -86,9 +103,10 @@ def _rows(
     selected: bool = False,
     mentions_me: bool = False,
     seen: list[str] | None = None,
+    seconds: bool = False,
 ) -> list[StyleAndTextTuples]:
-    when = line.sent_at.astimezone().strftime("%H:%M")
-    name_width, body = gutter(width)
+    when = line.sent_at.astimezone().strftime("%H:%M:%S" if seconds else "%H:%M")
+    name_width, body = gutter(width, seconds)
     style = "class:mine" if mine else nick_style(line.sender.id, -1)
     text_style = "class:pending" if line.pending else ("class:mention" if mentions_me else "")
     body_width = max(2, width - body)
@@ -100,12 +118,13 @@ def _rows(
     if line.reply_to_id:
         text = clip("↳ " + quote_text(line, history), body_width, emoji_joins=True)
         rows.append([*indent, ("class:quote", text)])
-    parts = ["message deleted"] if line.deleted else wrap(line.text, body_width)
+    action = action_text(line)
+    parts = ["message deleted"] if line.deleted else wrap(action or line.text, body_width)
     if line.deleted:
         text_style = "class:tombstone"
     for i, part in enumerate(parts):
         if i == 0 and name_width:
-            name = clip(line.sender.username, name_width)
+            name = "" if action else clip(line.sender.username, name_width)
             name += " " * (name_width - get_cwidth(name))
             head: StyleAndTextTuples = [
                 ("class:time", f"{when} "),
@@ -160,7 +179,9 @@ class _Chat:
         mine = line.sender.id == self.me
         mentioned = not mine and line.mentions(self.me)
         seen = self.seen.get(line.id) if line.id else None
-        rows = _rows(line, self.width, mine, self.history, chosen, mentioned, seen)
+        rows = _rows(
+            line, self.width, mine, self.history, chosen, mentioned, seen, self.state.seconds
+        )
         if line.id and (line.chat_id, line.id) == self.state.read_marker:
             rows.insert(0, [("class:unread", clip("── new messages ──", self.width))])
         day = _day(line.sent_at)
@@ -225,7 +246,7 @@ def visible_rows(state: AppState, width: int, height: int) -> list[StyleAndTextT
     rows: list[StyleAndTextTuples] = []  # bottom-up
     typing = typing_text(state, state.active_chat)
     if typing and not below and not cut:
-        rows.append([("class:hint", clip(" " * gutter(width)[1] + typing, width))])
+        rows.append([("class:hint", clip(" " * gutter(width, state.seconds)[1] + typing, width))])
     index = bottom
     while index >= 0 and len(rows) < room:
         block = chat.block(index)
@@ -323,6 +344,15 @@ def max_scroll(state: AppState, width: int, height: int) -> int:
 Sized = Callable[[int, int], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Mouse:
+    """What a click or the wheel asks for: the app dispatches it (the views
+    import no actions). Only when mouse support is on (--no-mouse)."""
+
+    open_chat: Callable[[int], None]
+    wheel: Callable[[bool], None]  # True: up, back in the history
+
+
 class RowsControl(UIControl):
     """Rows made for the pane's size; `on_size` hears the size each draw
     (the app hands it to the reducers: paging moves by a screen)."""
@@ -347,8 +377,25 @@ class RowsControl(UIControl):
 
 
 class MessagesControl(RowsControl):
-    def __init__(self, state: Callable[[], AppState], on_size: Sized | None = None) -> None:
+    def __init__(
+        self,
+        state: Callable[[], AppState],
+        on_size: Sized | None = None,
+        mouse: Mouse | None = None,
+    ) -> None:
         super().__init__(lambda w, h: visible_rows(state(), w, h), on_size)
+        self._mouse = mouse
+
+    def mouse_handler(self, mouse_event: MouseEvent) -> NotImplementedOrNone:
+        """The wheel scrolls the messages."""
+        kind = mouse_event.event_type
+        if self._mouse is None or kind not in (
+            MouseEventType.SCROLL_UP,
+            MouseEventType.SCROLL_DOWN,
+        ):
+            return NotImplemented
+        self._mouse.wheel(kind is MouseEventType.SCROLL_UP)
+        return None
 
     def get_line_prefix(self) -> GetLinePrefixCallable | None:  # pragma: no cover - unused
         return None

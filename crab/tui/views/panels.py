@@ -3,15 +3,21 @@ function of the state, read at render time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.utils import get_cwidth
 
 from crab.tui.keys import COMMANDS, help_lines
 from crab.tui.state import AppState, Line, Link, Person, PresenceState
 from crab.tui.views.nicks import labelled, nick_style
 from crab.tui.views.text import clip, one_line, wrap
+
+if TYPE_CHECKING:
+    from prompt_toolkit.key_binding.key_bindings import NotImplementedOrNone
 
 MARKS = {PresenceState.ONLINE: "●", PresenceState.AWAY: "◐", PresenceState.OFFLINE: "○"}
 
@@ -33,9 +39,12 @@ def last_seen(state: AppState, person: Person) -> str:
     return f"last seen {shown}"
 
 
-def sidebar(state: AppState, width: int = 26) -> StyleAndTextTuples:
+def sidebar(
+    state: AppState, width: int = 26, open_chat: Callable[[int], None] | None = None
+) -> StyleAndTextTuples:
     """The chat list, `width` columns: chats 1..9 numbered (Alt+N opens
-    one); a long name is clipped so its counts always show whole."""
+    one); a long name is clipped so its counts always show whole. With
+    `open_chat`, a click on a chat's row opens it."""
     out: StyleAndTextTuples = [("class:title", " Chats\n")]
     if not state.chats:
         out.append(("class:hint", " (none yet)\n"))
@@ -46,17 +55,35 @@ def sidebar(state: AppState, width: int = 26) -> StyleAndTextTuples:
         if peer is not None:
             mark = presence_mark(state, peer) or mark
         style = "class:active" if active else ("class:unread" if chat.unread else "")
+        muted = chat.id in state.muted  # /mute: "~", dimmed
+        style = "class:hint" if muted and not active else style
         unread = f" ({chat.unread})" if chat.unread else ""
         mentions = f" @{chat.mentions}" if chat.mentions else ""  # "(12) @2"
-        head = f"{n if n <= 9 else ' '} {mark} "
+        head = f"{n if n <= 9 else ' '}{'~' if muted else ' '}{mark} "
         room = max(1, width - get_cwidth(head) - len(unread) - len(mentions))
-        out.append((style, f"{head}{clip(chat.name, room)}{unread}"))
+        row = f"{head}{clip(chat.name, room)}{unread}"
+        if open_chat is not None:
+            out.append((style, row, _clicked(open_chat, chat.id)))
+        else:
+            out.append((style, row))
         if mentions:
             out.append(("class:mention" if not active else style, mentions))
         out.append((style, "\n"))
     if state.invites:
         out.append(("class:unread", f"\n Invites: {len(state.invites)} (F2)\n"))
     return out
+
+
+def _clicked(
+    open_chat: Callable[[int], None], chat_id: int
+) -> Callable[[MouseEvent], NotImplementedOrNone]:
+    def handler(event: MouseEvent) -> NotImplementedOrNone:
+        if event.event_type is not MouseEventType.MOUSE_UP:
+            return NotImplemented
+        open_chat(chat_id)
+        return None
+
+    return handler
 
 
 def header(state: AppState) -> StyleAndTextTuples:
