@@ -174,7 +174,7 @@ class ChatApp:
         self._history_chat = self.store.state.active_chat
         # Multi-line: a paste keeps its lines, all of them shown (up to
         # INPUT_LINES, then it scrolls) and editable before Enter sends;
-        # Ctrl+J starts a new line.
+        # Ctrl+J or Alt+Enter starts a new line.
         self.message_line = TextArea(
             multiline=True,
             height=Dimension(min=1, max=INPUT_LINES),

@@ -20,6 +20,7 @@ class Command(StrEnum):
     SCROLL_UP = "scroll_up"
     SCROLL_DOWN = "scroll_down"
     SCROLL_END = "scroll_end"
+    SCROLL_TOP = "scroll_top"
     INVITES = "invites"
     SEARCH = "search"
     NAMES = "names"
@@ -95,6 +96,12 @@ KEYS: tuple[KeyBinding, ...] = (
         ("s-up",), Command.HISTORY_BACK, "the previous line I sent in this chat", Where.CHATS
     ),
     KeyBinding(("s-down",), Command.HISTORY_FORWARD, "the next line I sent here", Where.CHATS),
+    KeyBinding(
+        ("c-home",),
+        Command.SCROLL_TOP,
+        "to the oldest message loaded (again: older ones)",
+        Where.CHATS,
+    ),
     # Ctrl+End, not End: End moves to the end of the message line.
     KeyBinding(("c-end",), Command.SCROLL_END, "jump to the newest message", Where.CHATS),
     KeyBinding(("f2",), Command.INVITES, "show pending invites", Where.CHATS),

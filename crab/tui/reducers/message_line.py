@@ -195,6 +195,8 @@ def command(state: AppState, line: str) -> Update:
             request = state.search.request + 1
             search = Search(query=arg, request=request)
             effects = (fx.SearchUsers(request, arg),) if arg else ()
+            # The query goes on the search line, to be typed on from.
+            state = replace(state, fill=arg, fill_serial=state.fill_serial + 1)
             return Update(replace(state, focus=Focus.SEARCH, search=search), effects)
         case "edit":
             return changes.edit(state, arg)

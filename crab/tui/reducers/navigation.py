@@ -42,6 +42,9 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             return Update(replace(state, scroll=scroll, scroll_cut=cut))
         case a.Key(command=Command.SCROLL_END):
             return Update(replace(state, scroll=0, scroll_cut=(0, 0)))
+        case a.Key(command=Command.SCROLL_TOP) if state.active_chat is not None:
+            top = view.max_scroll(state, *state.pane)
+            return _load_older(replace(state, scroll=top, scroll_cut=(0, 0)))
         case a.Key(command=Command.TOGGLE_SIDEBAR):
             return Update(replace(state, sidebar=not state.sidebar_shown()))
     return None

@@ -15,7 +15,7 @@ from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.from_server import describe
 from crab.tui.reducers.app import reduce
-from crab.tui.state import ChatItem, Connection, History, Line, Link
+from crab.tui.state import ChatItem, Connection, Focus, History, Line, Link
 from crab.tui.views.panels import counter
 from tests.helpers.tui import ALICE, line, signed_in, submit
 from tests.unit.tui.test_changes import asked
@@ -96,3 +96,22 @@ def test_a_counter_shows_near_the_limit() -> None:
     assert counter(state, "x" * 80) == [("class:hint", " 80/100")]
     assert counter(state, "x" * 101) == [("class:error", " 101/100")]
     assert counter(signed_in(), "x" * 5000) == []  # limit not known yet
+
+
+def test_ctrl_home_goes_to_the_oldest_loaded_and_asks_for_older() -> None:
+    lines = tuple(line(10, i) for i in range(51, 101))
+    state = signed_in(histories={10: History(lines=lines, has_more=True)}, pane=(80, 13))
+    update = reduce(state, a.Key("scroll_top"))
+    assert update.state.scroll == 49  # all but the oldest loaded hidden below it
+    assert fx.LoadHistory(10, 51) in update.effects
+    # The whole chat loaded: the top of the chat at the top row, no request.
+    done = signed_in(histories={10: History(lines=lines, has_more=False)}, pane=(80, 13))
+    top = reduce(done, a.Key("scroll_top"))
+    assert 0 < top.state.scroll < 49 and not asked(top)
+
+
+def test_people_puts_its_query_on_the_search_line() -> None:
+    """Bug 18: `/people ca` listed results under an empty search line."""
+    update = reduce(signed_in(), submit("/people ca"))
+    assert update.state.focus is Focus.SEARCH and update.state.fill == "ca"
+    assert update.state.fill_serial == 1 and fx.SearchUsers(1, "ca") in update.effects
