@@ -404,11 +404,33 @@ def abuse_command(attacks: list[str], seconds: float, history: int, **kwargs: An
     show_default=True,
     help="Also time a saved-session start, against the bench's own crab serve.",
 )
+@click.option(
+    "--size",
+    default="100x30",
+    show_default=True,
+    callback=lambda ctx, param, value: _terminal_size(ctx, param, value),
+    help="The terminal's COLUMNSxROWS.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def chat_command(
-    runs: int, messages: int, typed: int, pages: int, server: bool, as_json: bool
+    runs: int,
+    messages: int,
+    typed: int,
+    pages: int,
+    server: bool,
+    size: tuple[int, int],
+    as_json: bool,
 ) -> None:
     """The terminal client: first paint of `crab chat`, and key presses on a long chat."""
     from crab_bench.workloads import chat
 
-    chat.main(runs, messages, typed, pages, server, as_json)
+    chat.main(runs, messages, typed, pages, server, as_json, size)
+
+
+def _terminal_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    columns, x, rows = value.lower().partition("x")
+    if not (x and columns.isdigit() and rows.isdigit()):
+        raise click.BadParameter("COLUMNSxROWS, e.g. 200x60", ctx, param)
+    if not (20 <= int(columns) <= 1000 and 5 <= int(rows) <= 500):
+        raise click.BadParameter("20-1000 columns and 5-500 rows", ctx, param)
+    return int(columns), int(rows)

@@ -246,10 +246,13 @@ def test_screen_text_reads_what_a_terminal_would_show() -> None:
 
 
 @pytest.mark.slow  # crab bench and its servers as processes
-def test_chat_bench_times_first_paints_and_keys_on_a_long_chat() -> None:
+@pytest.mark.parametrize("size", ["100x30", "200x60"])
+def test_chat_bench_times_first_paints_and_keys_on_a_long_chat(size: str) -> None:
     done = subprocess.run(
         bench_command(
-            "chat", "--runs", "1", "--messages", "500", "--typed", "6", "--pages", "60", "--json"
+            "chat",
+            *("--runs", "1", "--messages", "500", "--typed", "6", "--pages", "60"),
+            *("--size", size, "--json"),
         ),
         capture_output=True,
         text=True,
@@ -260,7 +263,7 @@ def test_chat_bench_times_first_paints_and_keys_on_a_long_chat() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     results = report["results"]
-    assert report["ok"] and report["problems"] == []
+    assert report["ok"] and report["problems"] == [] and report["params"]["size"] == size
     for start in ("sign-in", "saved session"):
         paint = results["first_paint_ms"][start]
         assert paint["count"] == 1 and paint["p50"] > 0

@@ -41,7 +41,7 @@ from rich.console import Console
 from crab_bench.report import Latency, Report
 from crab_bench.server import BenchError
 
-WIDTH, HEIGHT = 100, 30
+WIDTH, HEIGHT = 100, 30  # the terminal's size unless --size says otherwise
 PAINT_TIMEOUT = 30.0  # seconds for one start to show its first screen
 FIRST_PAINT_TARGET_MS = 300.0
 KEY_TARGET_MS = 50.0  # p99 of a key press: our reading of "without lag"
@@ -85,11 +85,15 @@ def client_env(home: Path) -> dict[str, str]:
     return env
 
 
-def first_paint(command: list[str], env: dict[str, str], expect: str) -> float:
-    """Seconds from spawning `command` in a pseudo-terminal until `expect`
-    is on its screen. The process is stopped (SIGTERM, by its pid) after."""
+def first_paint(
+    command: list[str], env: dict[str, str], expect: str, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> float:
+    """Seconds from spawning `command` in a pseudo-terminal of `size`
+    (columns, rows) until `expect` is on its screen. The process is stopped
+    (SIGTERM, by its pid) after."""
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", HEIGHT, WIDTH, 0, 0))
+    columns, rows = size
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     out = b""
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -199,7 +203,13 @@ class KeyTimes:
     top_row_at_top: str = ""  # the message pane's first row after the PageUps
 
 
-async def key_latencies(messages: int, typed: int, pages: int, config_dir: Path) -> KeyTimes:
+async def key_latencies(
+    messages: int,
+    typed: int,
+    pages: int,
+    config_dir: Path,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> KeyTimes:
     """The whole client, drawing into memory: each key is sent through the
     input pipe and timed until the screen has been drawn again."""
     from prompt_toolkit.application import create_app_session
@@ -214,7 +224,7 @@ async def key_latencies(messages: int, typed: int, pages: int, config_dir: Path)
     sink = _Sink()
     output = Vt100_Output(
         sink,  # type: ignore[arg-type]  # a text stream in all it uses
-        lambda: Size(rows=HEIGHT, columns=WIDTH),
+        lambda: Size(rows=size[1], columns=size[0]),
         term="xterm-256color",
         enable_cpr=False,
     )
@@ -268,8 +278,23 @@ def _load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def run(runs: int, messages: int, typed: int, pages: int, server: bool, err: Console) -> Report:
-    params = {"runs": runs, "messages": messages, "typed": typed, "pages": pages, "server": server}
+def run(
+    runs: int,
+    messages: int,
+    typed: int,
+    pages: int,
+    server: bool,
+    err: Console,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Report:
+    params = {
+        "runs": runs,
+        "messages": messages,
+        "typed": typed,
+        "pages": pages,
+        "server": server,
+        "size": f"{size[0]}x{size[1]}",
+    }
     report = Report("chat", params, latency_label="first paint")
     started = time.monotonic()
 
@@ -295,14 +320,14 @@ def run(runs: int, messages: int, typed: int, pages: int, server: bool, err: Con
                     home = root / f"home-{name}-{n}".replace(" ", "-")
                     home.mkdir()
                     try:
-                        took = first_paint(argv, client_env(home), expect)
+                        took = first_paint(argv, client_env(home), expect, size)
                     except BenchError as error:
                         report.problems.append(f"{name} start {n}: {error}")
                         continue
                     if n:  # the first of each only warms the caches
                         paints[name].append(took)
         say(f"keys: {messages:,} messages, {typed} typed, {pages} x PageUp then PageDown")
-        keys = asyncio.run(key_latencies(messages, typed, pages, root / "keys"))
+        keys = asyncio.run(key_latencies(messages, typed, pages, root / "keys", size))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     load_after = _load()
@@ -349,7 +374,15 @@ def run(runs: int, messages: int, typed: int, pages: int, server: bool, err: Con
     return report
 
 
-def main(runs: int, messages: int, typed: int, pages: int, server: bool, as_json: bool) -> None:
+def main(
+    runs: int,
+    messages: int,
+    typed: int,
+    pages: int,
+    server: bool,
+    as_json: bool,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> None:
     """`crab bench chat`: runs, prints (a table, or JSON), sets the exit status."""
     from crab_bench.cli import EXIT_ERROR, emit
 
@@ -357,7 +390,7 @@ def main(runs: int, messages: int, typed: int, pages: int, server: bool, as_json
     # SIGTERM unwinds like Ctrl-C: the own server and any client stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        report = run(runs, messages, typed, pages, server, err)
+        report = run(runs, messages, typed, pages, server, err, size)
     except BenchError as error:
         err.print(f"[red]bench error[/]: {error}", highlight=False)
         sys.exit(EXIT_ERROR)
