@@ -246,6 +246,7 @@ class ChatApp:
             on_bell=self.app.output.bell,
             settings=self._settings,
             on_notify=self._notify,
+            on_terminal=self._write_raw,
         )
         for effect in self._waiting:
             self.runner(effect)
@@ -253,6 +254,10 @@ class ChatApp:
         self.started.set()
         self.app.create_background_task(self._watch_idle())
         await self.runner.resume_saved()
+
+    def _write_raw(self, sequence: str) -> None:
+        self.app.output.write_raw(sequence)
+        self.app.output.flush()
 
     def _notify(self, title: str, body: str) -> None:
         from crab.tui.notify import sequence

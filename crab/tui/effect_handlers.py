@@ -326,7 +326,9 @@ async def copy(r: Runner, effect: fx.Copy) -> None:
     if await clipboard.put(effect.text):
         r.dispatch(a.Notice("copied to the clipboard"))
     else:
-        r.dispatch(a.Notice(f"no clipboard reachable; the text: {effect.text}"))
+        # Over ssh too: the terminal on the other end sets its clipboard.
+        r.on_terminal(clipboard.osc52(effect.text))
+        r.dispatch(a.Notice(f"sent to the terminal's clipboard (OSC 52); the text: {effect.text}"))
 
 
 @handles(fx.SignOut)

@@ -46,9 +46,11 @@ class Runner:
         on_bell: Callable[[], None],
         settings: SettingsFile,
         on_notify: Callable[[str, str], None] = lambda title, body: None,
+        on_terminal: Callable[[str], None] = lambda sequence: None,
     ) -> None:
         self.store = store
         self.on_notify = on_notify
+        self.on_terminal = on_terminal  # writes an escape sequence to the terminal
         self.settings = settings
         self.client = client
         self.server = server

@@ -4,6 +4,7 @@ exists, /edit taking the message before a pending one...)."""
 
 from __future__ import annotations
 
+import base64
 import errno
 import socket
 from dataclasses import replace
@@ -13,6 +14,7 @@ from grpclib.const import Status
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
+from crab.tui.clipboard import osc52
 from crab.tui.from_server import describe
 from crab.tui.reducers.app import reduce
 from crab.tui.state import ChatItem, Connection, Focus, History, Line, Link
@@ -115,3 +117,15 @@ def test_people_puts_its_query_on_the_search_line() -> None:
     update = reduce(signed_in(), submit("/people ca"))
     assert update.state.focus is Focus.SEARCH and update.state.fill == "ca"
     assert update.state.fill_serial == 1 and fx.SearchUsers(1, "ca") in update.effects
+
+
+def test_osc52_carries_any_text_safely() -> None:
+    """The copy key's way to the clipboard over ssh: base64 inside, so no
+    text (an escape, BEL, ';') can end the sequence or start another."""
+    text = "line\x07one; \x1b]0;title\x07 👍"
+    sequence = osc52(text)
+    assert sequence.startswith("\x1b]52;c;") and sequence.endswith("\x07")
+    body = sequence[len("\x1b]52;c;") : -1]
+    assert "\x1b" not in body and "\x07" not in body
+    assert base64.b64decode(body).decode() == text
+    assert len(osc52("x" * 1_000_000)) < 140_000  # bounded
