@@ -383,8 +383,21 @@ class MessagesControl(RowsControl):
         on_size: Sized | None = None,
         mouse: Mouse | None = None,
     ) -> None:
-        super().__init__(lambda w, h: visible_rows(state(), w, h), on_size)
+        super().__init__(self._visible, on_size)
+        self._state = state
         self._mouse = mouse
+        # The rows last drawn, and for what: a key that changes nothing here
+        # (typing on the message line) redraws without walking the chat again.
+        self._drawn: tuple[AppState, int, int, list[StyleAndTextTuples]] | None = None
+
+    def _visible(self, width: int, height: int) -> list[StyleAndTextTuples]:
+        state = self._state()
+        drawn = self._drawn
+        if drawn is not None and drawn[0] is state and drawn[1:3] == (width, height):
+            return drawn[3]
+        rows = visible_rows(state, width, height)
+        self._drawn = (state, width, height, rows)
+        return rows
 
     def mouse_handler(self, mouse_event: MouseEvent) -> NotImplementedOrNone:
         """The wheel scrolls the messages."""

@@ -4,6 +4,7 @@ characters that draw nothing show as escapes, so nobody can hide text."""
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from prompt_toolkit.utils import get_cwidth
@@ -92,7 +93,12 @@ def clusters(text: str) -> list[str]:
 def wrap(text: str, width: int) -> list[str]:
     """Wraps message text to `width` terminal columns (wide characters such
     as CJK and emoji take two), at spaces when it can; never drops text."""
-    width = max(2, width)
+    return list(_wrapped(text, max(2, width)))
+
+
+@functools.lru_cache(maxsize=4096)  # a screen or two of messages, at a width or two
+def _wrapped(text: str, width: int) -> tuple[str, ...]:
+    """wrap's work, kept: PageUp and every redraw wrap the same lines again."""
     rows: list[str] = []
     for paragraph in drawn(text).split("\n"):
         row: list[str] = []
@@ -116,7 +122,7 @@ def wrap(text: str, width: int) -> list[str]:
             if cell == " ":
                 space = len(row) - 1
         rows.append("".join(row))
-    return rows
+    return tuple(rows)
 
 
 def clip(text: str, width: int, emoji_joins: bool = False) -> str:
