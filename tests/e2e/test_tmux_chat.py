@@ -278,6 +278,12 @@ def test_edits_deletes_reactions_and_replies_reach_bob_after_an_outage(
     screen = tmux.wait_for_screen("bob", "Messages holding", gone=True)
     assert "the meeting is at noon sharp (edited)" in screen, screen
 
+    # An address is an OSC 8 hyperlink: the terminal takes the sequences,
+    # and the screen shows the address and nothing of them.
+    tmux.type("alice", "agenda: https://example.org/agenda?week=49")
+    screen = tmux.wait_for_screen("bob", "https://example.org/agenda?week=49")
+    assert "8;id=" not in screen and "\\" not in screen, screen
+
 
 def test_wide_text_and_emoji_on_a_narrow_terminal(server: CrabProcess, tmux: Tmux) -> None:
     """At 44 columns (the chat list hides, the gutter shrinks) a 120-character

@@ -39,4 +39,5 @@ def signed_in(**changes: object) -> AppState:
 
 
 def rows_text(rows: list[StyleAndTextTuples]) -> list[str]:
-    return ["".join(fragment[1] for fragment in row) for row in rows]
+    """What the rows show (escape sequences, which take no columns, left out)."""
+    return ["".join(f[1] for f in row if "[ZeroWidthEscape]" not in f[0]) for row in rows]

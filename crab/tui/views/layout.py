@@ -65,6 +65,7 @@ STYLE = Style.from_dict(
         "tombstone": "ansibrightblack italic",
         "reactions": "ansiyellow",
         "mention": "bold ansimagenta",
+        "link": "underline",
         "topic": "italic",
         **NICK_STYLES,
     }

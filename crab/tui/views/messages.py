@@ -16,8 +16,9 @@ from prompt_toolkit.utils import get_cwidth
 
 from crab.tui.keys import Command, key_label, keys_for
 from crab.tui.state import AppState, History, Line
+from crab.tui.views.links import linked
 from crab.tui.views.nicks import nick_style
-from crab.tui.views.text import clip, one_line, wrap
+from crab.tui.views.text import clip, drawn, one_line, wrap
 
 if TYPE_CHECKING:
     from prompt_toolkit.key_binding.key_bindings import NotImplementedOrNone
@@ -120,9 +121,13 @@ def _rows(
         rows.append([*indent, ("class:quote", text)])
     action = action_text(line)
     parts = ["message deleted"] if line.deleted else wrap(action or line.text, body_width)
+    texts: list[StyleAndTextTuples]
     if line.deleted:
         text_style = "class:tombstone"
-    for i, part in enumerate(parts):
+        texts = [[(text_style, part)] for part in parts]
+    else:
+        texts = linked(parts, drawn(action or line.text), text_style, f"{line.chat_id}-{line.id}")
+    for i, shown in enumerate(texts):
         if i == 0 and name_width:
             name = "" if action else clip(line.sender.username, name_width)
             name += " " * (name_width - get_cwidth(name))
@@ -132,7 +137,7 @@ def _rows(
             ]
         else:
             head = list(indent)
-        rows.append([*head, (text_style, part)])
+        rows.append([*head, *shown])
     if line.edited_at is not None and not line.deleted:
         rows[-1].append(("class:hint", " (edited)"))
     if line.pending:
