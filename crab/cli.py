@@ -112,6 +112,7 @@ ACCOUNT_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("--password-change-limit", "password_changes_per_user", "Password changes per user."),
     ("--search-limit", "searches_per_user", "Message searches a user may run."),
     ("--change-limit", "changes_per_user", "Edits, deletes and reactions by one user."),
+    ("--mark-read-limit", "mark_reads_per_user", "Read positions (MarkRead) told by one user."),
     ("--hash-queue", "hash_queue", "Password checks waiting or running; more are refused."),
     ("--hash-queue-per-address", "hash_queue_per_address", "The same, per source address."),
     (

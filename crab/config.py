@@ -124,6 +124,9 @@ class Limits:
     searches_per_user: Rate = Rate(60, 60)
     # Edits, deletes and reactions by one user (each is an event for every member).
     changes_per_user: Rate = Rate(120, 60)
+    # Read positions told by one user (each is a database write; crab chat
+    # tells at most one a second per chat).
+    mark_reads_per_user: Rate = Rate(600, 60)
     # Password hashes waiting or running (sign-in, sign-up), in all and per
     # source address: beyond them a sign-in is refused at once.
     hash_queue: int = 16

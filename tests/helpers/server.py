@@ -27,6 +27,7 @@ LIFTED: dict[str, object] = {
     "display_names_per_user": Rate(100_000, 1),
     "password_changes_per_user": Rate(100_000, 1),
     "changes_per_user": Rate(100_000, 1),
+    "mark_reads_per_user": Rate(100_000, 1),
     "hash_queue": 1_000,
     "hash_queue_per_address": 1_000,
 }

@@ -50,6 +50,9 @@ class Chats:
             RECEIPT_SECONDS, self._publish_receipt
         )
         self._rooms_by_user = RateLimiter.of(limits.rooms_per_user, "rooms created by you")
+        self._reads_by_user = RateLimiter.of(
+            limits.mark_reads_per_user, "read positions told by you"
+        )
         self._rooms_by_address = RateLimiter.of(
             limits.rooms_per_address, "rooms created from your address"
         )
@@ -87,6 +90,7 @@ class Chats:
         """One direct write (no worker: only the reader changes it); when it
         moved forward, the other members hear of it through the chat's topic,
         coalesced (the newest position wins)."""
+        self._reads_by_user.take(caller.user_id)
         moved = await self._database.write(
             _mark_read, caller.user_id, chat_id, clamp_id(message_id)
         )
