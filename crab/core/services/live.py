@@ -42,7 +42,7 @@ from crab.core.domain.models import Caller, Message, User
 from crab.core.services.presence import PresenceBoard
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.resume import ResumeGuard, ResumeLimits
-from crab.core.services.typing import TypingGate, publish_typing
+from crab.core.services.typing import publish_typing
 from crab.core.storage import chats, message_changes, messages, users
 from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
@@ -113,7 +113,8 @@ class LiveSession:
         self.hub = hub
         self.caller = caller
         self.user: User | None = None  # set once live (Ready)
-        self.typing = TypingGate(typing_interval)
+        # One typing notice per interval per chat (keyed by chat id).
+        self.typing = RateLimiter(1 / typing_interval, 1)
         self.away = False
         # Away and back: a client sends one after idle minutes; a flood is dropped.
         self.activity = RateLimiter(ACTIVITY_RATE, ACTIVITY_BURST)
@@ -486,13 +487,12 @@ class Hub:
 
     async def typed(self, session: LiveSession, chat_id: int) -> None:
         """A Typing frame: dropped unless a member's, at most one per interval."""
-        if session.user is not None and session.typing.take(chat_id, session.chats):
+        if session.user is not None and chat_id in session.chats and session.typing.allow(chat_id):
             await publish_typing(self._broker, chat_id, session.user)
 
     async def set_away(self, session: LiveSession, away: bool) -> None:
         """An Activity frame: only a change counts (repeats cost nothing)."""
-        if away != session.away and session.activity.wait(0) == 0:
-            session.activity.take(0)
+        if away != session.away and session.activity.allow(0):
             session.away = away
             await self.presence.set_away(session.caller.user_id, session, away)
 

@@ -63,6 +63,13 @@ class RateLimiter:
         self.check(key)
         self._buckets[key].tokens -= 1
 
+    def allow(self, key: Key) -> bool:
+        """Takes a token if `key` has one: for what is dropped, not refused."""
+        if self.wait(key) > 0:
+            return False
+        self._buckets[key].tokens -= 1
+        return True
+
     def check(self, key: Key) -> None:
         wait = self.wait(key)
         if wait > 0:
