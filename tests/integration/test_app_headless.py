@@ -61,6 +61,21 @@ class Driver:
     async def say(self, line: str) -> None:
         self.type(line + "\r")
 
+    async def create_room(self, name: str) -> None:
+        """/create NAME, once it is the open chat."""
+        await self.say(f"/create {name}")
+        await self.until(lambda s: (c := s.chat(s.active_chat)) is not None and c.name == name)
+
+    async def line_shows(self, text: str) -> None:
+        """Waits (up to 2 s) for the message line to hold `text`: keys typed
+        reach the line's buffer without a new state to wait on."""
+        line = self.app.message_line
+        for _ in range(200):
+            if line.text == text:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the message line holds {line.text!r}, not {text!r}")
+
     async def sign_up(self, name: str) -> None:
         await self.until(lambda s: s.screen is Screen.SIGN_IN)
         self.type(CTRL_S)

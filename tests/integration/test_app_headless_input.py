@@ -31,8 +31,7 @@ async def test_the_people_search_query_never_prefixes_the_next_message(
         await carol.sign_up("carol")
     async with person(crab, tmp_path / "alice") as alice:
         await alice.sign_up("alice")
-        await alice.say("/create general")
-        await alice.until(lambda s: s.chat(s.active_chat) is not None)
+        await alice.create_room("general")
         alice.type(F3)
         await alice.until(lambda s: s.focus is Focus.SEARCH)
         alice.type("car")
@@ -53,15 +52,10 @@ async def test_a_multi_line_paste_is_shown_whole_and_sent_as_one_message(
 ) -> None:
     async with person(crab, tmp_path / "alice") as alice:
         await alice.sign_up("alice")
-        await alice.say("/create general")
-        await alice.until(lambda s: s.chat(s.active_chat) is not None)
+        await alice.create_room("general")
         alice.type(PASTE.format("one\ntwo\nthree\n"))
         line = alice.app.message_line
-        for _ in range(100):
-            if line.text:
-                break
-            await asyncio.sleep(0.01)
-        assert line.text == "one\ntwo\nthree\n"
+        await alice.line_shows("one\ntwo\nthree\n")
         # Every line shows: the message line grows to hold them.
         height = line.window.preferred_height(80, 30).preferred
         assert height >= 4, height
@@ -123,15 +117,11 @@ async def test_end_moves_on_the_line_and_ctrl_end_jumps_to_the_newest(
 ) -> None:
     async with person(crab, tmp_path / "alice") as alice:
         await alice.sign_up("alice")
-        await alice.say("/create general")
-        await alice.until(lambda s: s.chat(s.active_chat) is not None)
+        await alice.create_room("general")
         line = alice.app.message_line
         alice.type("abc" + "\x1b[H" + "X" + "\x1b[F" + "Y")  # Home, End
-        for _ in range(200):
-            if line.text == "XabcY":
-                break
-            await asyncio.sleep(0.01)
-        assert line.text == "XabcY" and line.buffer.cursor_position == 5
+        await alice.line_shows("XabcY")
+        assert line.buffer.cursor_position == 5
         await alice.say("")  # sends it
         for n in range(40):
             await alice.say(f"line {n}")
