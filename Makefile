@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml bench/pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' -e ./bench
+	$(BIN)/pip install -q -e '.[dev,calls]' -e ./bench
 	touch $(STAMP)
 
 install: $(STAMP)
