@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from crab import start_up
-from crab.config import Limits, Rate, Settings, default_data_dir
+from crab.config import CallSettings, Limits, Rate, Settings, default_data_dir
 from crab.scripting.options import server_options
 
 T = TypeVar("T")
@@ -113,6 +113,8 @@ ACCOUNT_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("--search-limit", "searches_per_user", "Message searches a user may run."),
     ("--change-limit", "changes_per_user", "Edits, deletes and reactions by one user."),
     ("--mark-read-limit", "mark_reads_per_user", "Read positions (MarkRead) told by one user."),
+    ("--call-limit", "calls_per_user", "Call actions (start, answer, hang up) by one user."),
+    ("--call-signal-limit", "call_signals_per_user", "Call signals (SDP) sent by one user."),
     ("--hash-queue", "hash_queue", "Password checks waiting or running; more are refused."),
     ("--hash-queue-per-address", "hash_queue_per_address", "The same, per source address."),
     (
@@ -145,6 +147,76 @@ def account_limit_options(func: F) -> F:
             help=help_text,
         )(func)
     return func
+
+
+def call_options(func: F) -> F:
+    """Where call media may go (docs/calls.md): STUN/TURN for clients behind
+    NAT, the SFU for calls bigger than --mesh-max."""
+    options = [
+        click.option(
+            "--stun-url",
+            multiple=True,
+            envvar="CRAB_STUN_URL",
+            show_envvar=True,
+            help="A STUN server handed to clients (stun:HOST:PORT); repeatable.",
+        ),
+        click.option(
+            "--turn-url",
+            multiple=True,
+            envvar="CRAB_TURN_URL",
+            show_envvar=True,
+            help="A TURN server (turn:HOST:3478); repeatable. Needs --turn-secret.",
+        ),
+        click.option(
+            "--turn-secret",
+            default="",
+            envvar="CRAB_TURN_SECRET",
+            show_envvar=True,
+            help="coturn's static-auth-secret: each call gets short-lived credentials "
+            "(prefer the variable: argv is visible to every user of the machine).",
+        ),
+        click.option(
+            "--turn-ttl",
+            default=12 * 3600,
+            show_default=True,
+            type=int,
+            envvar="CRAB_TURN_TTL",
+            show_envvar=True,
+            help="Seconds a TURN credential lasts.",
+        ),
+        click.option(
+            "--relay-only/--no-relay-only",
+            default=False,
+            envvar="CRAB_RELAY_ONLY",
+            show_envvar=True,
+            help="Clients send media through TURN only (hides addresses).",
+        ),
+        click.option(
+            "--sfu-url",
+            default="",
+            envvar="CRAB_SFU_URL",
+            show_envvar=True,
+            help="Janus's HTTP API as clients reach it (http://HOST:8088/janus), for "
+            "calls bigger than --mesh-max.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def call_settings(options: dict[str, Any]) -> CallSettings:
+    turn, secret = tuple(options.pop("turn_url")), options.pop("turn_secret")
+    if turn and not secret:
+        raise click.UsageError("--turn-url needs --turn-secret (or CRAB_TURN_SECRET)")
+    return CallSettings(
+        stun_urls=tuple(options.pop("stun_url")),
+        turn_urls=turn,
+        turn_secret=secret,
+        turn_ttl=options.pop("turn_ttl"),
+        relay_only=options.pop("relay_only"),
+        sfu_url=options.pop("sfu_url"),
+    )
 
 
 db_outage_wait_option = click.option(
@@ -218,6 +290,7 @@ def main() -> None:
 @limit_options
 @db_outage_wait_option
 @account_limit_options
+@call_options
 @click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
@@ -235,6 +308,7 @@ def serve(data_dir: Path | None, database: str | None, **options: Any) -> None:
         )
     limits = {name: options.pop(name) for name in LIMIT_NAMES}
     limits |= {name: options.pop(name) for _, name, _ in ACCOUNT_LIMITS}
+    options["calls"] = call_settings(options)
     settings = make_settings(data_dir, database, **options)
     settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
     run(_serve(settings))

@@ -105,6 +105,14 @@ class Limits:
     presence_expiry: float = limit(
         30.0, "Seconds without a beat after which a server's users count as offline."
     )
+    # Calls (docs/calls.md): signalling only.
+    ring_timeout: float = limit(45.0, "Seconds a call rings before the unanswered missed it.")
+    call_grace: float = limit(
+        10.0, "Seconds a call waits for a participant whose stream dropped before they leave it."
+    )
+    mesh_max: int = limit(
+        4, "People in a call whose media goes peer to peer; more need the SFU (--sfu-url)."
+    )
     search_limit_default: int = 20
     search_limit_max: int = 50
     page_limit_default: int = 50
@@ -127,6 +135,9 @@ class Limits:
     # Read positions told by one user (each is a database write; crab chat
     # tells at most one a second per chat).
     mark_reads_per_user: Rate = Rate(600, 60)
+    # Call actions (start, answer, decline, hang up) and SDP signals, per user.
+    calls_per_user: Rate = Rate(30, 60)
+    call_signals_per_user: Rate = Rate(120, 60)
     # Password hashes waiting or running (sign-in, sign-up), in all and per
     # source address: beyond them a sign-in is refused at once.
     hash_queue: int = 16
@@ -135,6 +146,20 @@ class Limits:
     # each further failure doubles the wait (1 s, 2 s, ... 15 min).
     sign_in_failures: int = 5
     sign_in_failures_per_address: int = 20
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """Where a call's media may go: STUN and TURN servers handed to clients
+    (TURN with short-lived credentials from `turn_secret`, coturn's
+    shared-secret scheme) and the SFU for calls beyond `Limits.mesh_max`."""
+
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl: int = 12 * 3600  # seconds a credential lasts (a call longer than it loses TURN)
+    relay_only: bool = False  # clients use relays only (hides their addresses from each other)
+    sfu_url: str = ""  # Janus's HTTP API, as clients reach it; "" : no SFU
 
 
 @dataclass(frozen=True)
@@ -158,6 +183,7 @@ class Settings:
     # before answering UNAVAILABLE (on RabbitMQ the command goes back instead).
     db_outage_wait: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    calls: CallSettings = field(default_factory=CallSettings)
 
     @property
     def database(self) -> str:

@@ -20,6 +20,7 @@ from crab.core.api.server import CrabServer, bound_socket, build_server, tls_con
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
 from crab.core.services.accounts import Accounts
+from crab.core.services.calls import Phone
 from crab.core.services.chats import Chats
 from crab.core.services.invites import Invites
 from crab.core.services.live import Hub
@@ -113,6 +114,7 @@ class Crab:
                 presence,
                 limits.typing_interval,
                 max_message_chars=limits.max_message_chars,
+                phone=Phone(database, broker, limits, settings.calls),
             ),
             changes=MessageChanges(database, broker, limits),
         )

@@ -14,6 +14,10 @@ from crab.core.broker.base import Outcome
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
 from crab.core.domain.models import (
+    Call,
+    CallMember,
+    CallMemberState,
+    CallStatus,
     Chat,
     ChatKind,
     ChatSummary,
@@ -54,6 +58,21 @@ CHANGED = Message(
 TOMBSTONE = Message(7, 45, BOB, "", WHEN, "c-3", deleted=True, change_seq=6)
 ROOM_INVITE = Invite(5, ALICE, BOB, ROOM, WHEN)
 DIRECT_INVITE = Invite(6, BOB, ALICE, None, ELSEWHERE)
+CALL = Call(
+    "a1b2",
+    7,
+    ALICE,
+    True,
+    CallStatus.ACTIVE,
+    (
+        CallMember(ALICE, CallMemberState.JOINED, 3, WHEN),
+        CallMember(BOB, CallMemberState.RINGING),
+    ),
+    WHEN,
+    connected_at=ELSEWHERE,
+    sfu_room=2**52,
+    sfu_pin="p-1",
+)
 ACCEPTED = InviteAnswer(ROOM_INVITE, True, ROOM)
 DECLINED = InviteAnswer(DIRECT_INVITE, False, None)
 
@@ -73,6 +92,10 @@ COMMANDS: list[cmd.Command] = [
     cmd.EditMessage(1, 7, 43, "hello again", "r-1"),
     cmd.DeleteMessage(1, 7, 43, "r-2"),
     cmd.React(2, 7, 43, "👍🏽", "r-3"),
+    cmd.StartCall(1, 3, 7, "a1b2", True, 4, 99, "pin", "r-5"),
+    cmd.AnswerCall(2, 4, 7, "a1b2", False, "r-6"),
+    cmd.LeaveCall(2, 7, "a1b2", 4, "dropped", "r-7"),
+    cmd.StopRinging(7, "a1b2", "r-8"),
 ]
 EVENTS: list[ev.Event] = [
     ev.MessageCreated(MESSAGE),
@@ -95,6 +118,8 @@ EVENTS: list[ev.Event] = [
     ev.UserUpdated(BOB),
     ev.ReadMoved(7, 2, 42),
     ev.Typing(7, BOB),
+    ev.CallChanged(CALL),
+    ev.CallSignalled("a1b2", 7, BOB, 1, 3, "offer", "v=0\r\n"),
     ev.PresenceChanged(Presence(2, PresenceState.ONLINE)),
     ev.PresenceChanged(Presence(2, PresenceState.OFFLINE, datetime(2026, 12, 1, tzinfo=UTC))),
     ev.PresenceBeat("r1", (ev.UserState(2, False), ev.UserState(3, True)), full=True),
@@ -117,6 +142,7 @@ RESULTS: list[Any] = [
     ChatSummary(DIRECT, None, 0, 0),
     MessagePage([MESSAGE, Message(7, 42, BOB, "x", WHEN, "c-0")], has_more=True),
     MessagePage([], has_more=False),
+    CALL,
 ]
 ERRORS: list[errors.CrabError] = [
     errors.Unauthenticated("who are you"),

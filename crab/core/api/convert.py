@@ -5,6 +5,7 @@ from __future__ import annotations
 from crab.core.domain import events as ev
 from crab.core.domain import search
 from crab.core.domain.models import (
+    Call,
     Chat,
     ChatDetails,
     ChatSummary,
@@ -16,6 +17,7 @@ from crab.core.domain.models import (
     User,
 )
 from crab.core.services import live
+from crab.core.services.calls import CallFailed, CallRequest, CallView
 from crab.core.services.tokens import Tokens
 from crab.proto.crab import v1 as pb
 
@@ -59,6 +61,7 @@ def message(m: Message) -> pb.Message:
         mention_user_ids=list(m.mention_user_ids),
         mentions_room=m.mentions_room,
         change_seq=m.change_seq,
+        call_note=m.call_note,
     )
 
 
@@ -185,4 +188,77 @@ def frame(item: live.Outgoing) -> pb.ServerFrame:
             )
         case ev.PresenceChanged():
             return pb.ServerFrame(presence=presence(item.presence))
+        case CallView():
+            return pb.ServerFrame(call=call_view(item))
+        case ev.CallSignalled():
+            signal = pb.CallSignal(
+                call_id=item.call_id,
+                chat_id=item.chat_id,
+                from_=user(item.sender),
+                sdp_type=item.sdp_type,
+                sdp=item.sdp,
+            )
+            return pb.ServerFrame(call_signal=signal)
+        case CallFailed():
+            error = pb.CallError(
+                call_id=item.call_id,
+                chat_id=item.chat_id,
+                code=item.error.code,
+                message=item.error.message,
+            )
+            return pb.ServerFrame(call_error=error)
     raise TypeError(f"no frame for {item!r}")
+
+
+_CALL_OPS = {
+    pb.CallOp.START: "start",
+    pb.CallOp.ACCEPT: "accept",
+    pb.CallOp.DECLINE: "decline",
+    pb.CallOp.LEAVE: "leave",
+    pb.CallOp.SIGNAL: "signal",
+}
+
+
+def call_request(r: pb.CallRequest) -> CallRequest:
+    """A client's call frame; an unknown op stays unknown (refused by Phone)."""
+    return CallRequest(
+        op=_CALL_OPS.get(r.op, f"op {int(r.op)}"),
+        chat_id=r.chat_id,
+        call_id=r.call_id,
+        video=r.video,
+        to_user_id=r.to_user_id,
+        sdp_type=r.sdp_type,
+        sdp=r.sdp,
+    )
+
+
+def call(c: Call) -> pb.Call:
+    return pb.Call(
+        id=c.id,
+        chat_id=c.chat_id,
+        started_by=user(c.started_by),
+        video=c.video,
+        status=pb.CallStatus(int(c.status)),
+        members=[
+            pb.CallMember(
+                user=user(m.user), state=pb.CallMemberState(int(m.state)), joined_at=m.joined_at
+            )
+            for m in c.members
+        ],
+        started_at=c.started_at,
+        connected_at=c.connected_at,
+        ended_at=c.ended_at,
+        end_reason=c.end_reason,
+    )
+
+
+def call_view(v: CallView) -> pb.Call:
+    out = call(v.call)
+    out.ice_servers = [
+        pb.IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in v.ice_servers
+    ]
+    if v.sfu_url:
+        out.sfu = pb.CallSfu(url=v.sfu_url, room=v.call.sfu_room, pin=v.call.sfu_pin)
+    out.relay_only = v.relay_only
+    return out

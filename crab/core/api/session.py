@@ -13,12 +13,14 @@ from typing import Any
 from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
+from crab.core.api import convert
 from crab.core.api.auth import caller
 from crab.core.api.errors import to_grpc
 from crab.core.api.fast_writes import DataWriter
 from crab.core.api.frame_encoder import FrameEncoder
 from crab.core.domain.commands import SendMessage
 from crab.core.services import live
+from crab.core.services.calls import CallFailed, CallRequest
 from crab.core.services.live import Hub, LiveSession
 from crab.core.services.messages import Messages
 from crab.core.storage.failures import as_crab_error
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FrameStream = Stream[pb.ClientFrame, pb.ServerFrame]
 MAX_QUEUED_SENDS = 1000  # per stream; beyond it a send is refused, not queued
+MAX_QUEUED_CALL_FRAMES = 16  # per stream; beyond it a call frame is refused
 
 
 class SessionServicer:
@@ -52,8 +55,10 @@ class SessionServicer:
         # One client's sends are stored one after another, in the order sent:
         # competing workers would otherwise be free to reorder them.
         sends: asyncio.Queue[SendMessage] = asyncio.Queue(MAX_QUEUED_SENDS)
-        reader = asyncio.create_task(self._read(stream, session, first, sends))
+        calls: asyncio.Queue[CallRequest] = asyncio.Queue(MAX_QUEUED_CALL_FRAMES)
+        reader = asyncio.create_task(self._read(stream, session, first, sends, calls))
         sender = asyncio.create_task(self._store_in_order(session, sends))
+        phone = asyncio.create_task(self._call_in_order(session, calls))
         writer = asyncio.create_task(self._write(stream, session))
         ended: asyncio.Future[Any] = asyncio.ensure_future(session.ended.wait())
         try:
@@ -80,9 +85,10 @@ class SessionServicer:
             for task in (reader, writer, ended):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            for task in (sender, phone):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await self._hub.disconnect(session)
 
     async def _read(
@@ -91,6 +97,7 @@ class SessionServicer:
         session: LiveSession,
         first: pb.ClientFrame | None,
         sends: asyncio.Queue[SendMessage],
+        calls: asyncio.Queue[CallRequest],
     ) -> None:
         frame = first
         if frame is not None and frame.resume is not None:
@@ -104,6 +111,13 @@ class SessionServicer:
                 await self._hub.typed(session, frame.typing.chat_id)
             elif frame.activity is not None:
                 await self._hub.set_away(session, frame.activity.away)
+            elif frame.call is not None:
+                request = convert.call_request(frame.call)
+                try:
+                    calls.put_nowait(request)
+                except asyncio.QueueFull:
+                    error = ResourceExhausted("too many call frames waiting; slow down")
+                    session.push(CallFailed(request.call_id, request.chat_id, error))
             frame = await stream.recv_message()
 
     def _accept(
@@ -147,6 +161,19 @@ class SessionServicer:
             session.push(live.SendFailed(cid, command.chat_id, failure))
         else:
             session.push(live.Ack(cid, message))
+
+    async def _call_in_order(self, session: LiveSession, calls: asyncio.Queue[CallRequest]) -> None:
+        """One stream's call frames, one at a time (each may wait for the worker)."""
+        while True:
+            request = await calls.get()
+            try:
+                await self._hub.phone.request(session.caller, request)
+            except Exception as exc:
+                error = exc if isinstance(exc, CrabError) else as_crab_error(exc)
+                if error is None:
+                    log.exception("call frame failed unexpectedly")
+                    error = CrabError("internal error")
+                session.push(CallFailed(request.call_id, request.chat_id, error))
 
     async def _write(self, stream: FrameStream, session: LiveSession) -> None:
         writer = DataWriter(stream)

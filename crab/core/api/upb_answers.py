@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from crab.core.domain.models import Message, MessagePage
+from crab.core.domain.models import CALL_NOTE_PREFIX, Message, MessagePage
 from crab.core.services import live
 from crab.proto.upb import message_class
 
@@ -58,6 +58,8 @@ def _fill(out: Any, m: Message) -> None:
         out.mentions_room = True
     if m.change_seq:
         out.change_seq = m.change_seq
+    if m.client_message_id.startswith(CALL_NOTE_PREFIX):
+        out.call_note = True
 
 
 def message_frame(m: Message) -> bytes:

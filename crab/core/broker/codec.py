@@ -45,6 +45,10 @@ COMMANDS: dict[str, type[Any]] = {
         cmd.EditMessage,
         cmd.DeleteMessage,
         cmd.React,
+        cmd.StartCall,
+        cmd.AnswerCall,
+        cmd.LeaveCall,
+        cmd.StopRinging,
     )
 }
 EVENTS: dict[str, type[Any]] = {
@@ -62,6 +66,8 @@ EVENTS: dict[str, type[Any]] = {
         ev.ChatUpdated,
         ev.UserUpdated,
         ev.SessionEnded,
+        ev.CallChanged,
+        ev.CallSignalled,
         ev.ReadMoved,
         ev.Typing,
         ev.PresenceChanged,
@@ -79,6 +85,7 @@ RESULTS: dict[str, type[Any]] = {
         models.Invite,
         models.InviteAnswer,
         models.MessagePage,
+        models.Call,
     )
 }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from crab.core.domain.models import Chat, Invite, InviteAnswer, Message, User
+from crab.core.domain.models import Call, Chat, Invite, InviteAnswer, Message, User
 
 R = TypeVar("R", covariant=True)
 
@@ -134,6 +134,55 @@ class React(Returns[Message]):
 
 
 # The commands stored under a request id (sends have their client message id).
+@dataclass(frozen=True, slots=True)
+class StartCall(Returns[Call]):
+    """Rings the chat's other members; joins the call already going on there."""
+
+    user_id: int
+    session_id: int
+    chat_id: int
+    call_id: str  # made by the server, so a retried command makes one call
+    video: bool
+    mesh_max: int  # beyond this many members, the SFU (or refused without one)
+    sfu_room: int = 0
+    sfu_pin: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCall(Returns[Call]):
+    """Join (accept) or decline."""
+
+    user_id: int
+    session_id: int
+    chat_id: int
+    call_id: str
+    accept: bool
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveCall(Returns[Call]):
+    """Hang up; `session_id` 0: whichever session of the user is in it
+    (a drop found by the server names the session that dropped)."""
+
+    user_id: int
+    chat_id: int
+    call_id: str
+    session_id: int = 0
+    reason: str = "hung up"
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRinging(Returns[Call]):
+    """The ring timed out: who has not answered missed it."""
+
+    chat_id: int
+    call_id: str
+    request_id: str = ""
+
+
 Requested = (
     CreateRoom
     | LeaveChat
@@ -147,5 +196,9 @@ Requested = (
     | EditMessage
     | DeleteMessage
     | React
+    | StartCall
+    | AnswerCall
+    | LeaveCall
+    | StopRinging
 )
 Command = SendMessage | Requested

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crab.core.domain.models import Chat, Invite, InviteAnswer, Message, Presence, User
+from crab.core.domain.models import Call, Chat, Invite, InviteAnswer, Message, Presence, User
 
 # Where each server process tells the others which of its users are online
 # (PresenceBeat); every process binds it.
@@ -106,6 +106,29 @@ class SessionEnded:
     keep_session_id: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class CallChanged:
+    """On `chat.<id>`: a call of the chat as it is now (rung, answered,
+    declined, left, ended). Every member's sessions get it."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignalled:
+    """On `user.<id>` of `to_user_id`: an SDP for the one session of theirs
+    in the call. Never stored; not dropped under load like typing (a call
+    would not connect without it)."""
+
+    call_id: str
+    chat_id: int
+    sender: User
+    to_user_id: int
+    to_session_id: int
+    sdp_type: str
+    sdp: str
+
+
 # ---- ephemeral: never stored, coalesced, dropped first under load ----------
 
 
@@ -168,6 +191,8 @@ Event = (
     | ChatUpdated
     | UserUpdated
     | SessionEnded
+    | CallChanged
+    | CallSignalled
     | ReadMoved
     | Typing
     | PresenceChanged

@@ -72,6 +72,16 @@ class Message:
     mentions_room: bool = False
     change_seq: int = 0  # 0: never changed; docs/conversation.md
 
+    @property
+    def call_note(self) -> bool:
+        """A line the server wrote when a call ended (docs/calls.md): its
+        client message id is CALL_NOTE_PREFIX + the call id, a prefix no
+        client may use."""
+        return self.client_message_id.startswith(CALL_NOTE_PREFIX)
+
+
+CALL_NOTE_PREFIX = "call:"
+
 
 @dataclass(frozen=True, slots=True)
 class ChatSummary:
@@ -138,3 +148,49 @@ class Caller:
 
     user_id: int
     session_id: int
+
+
+class CallStatus(enum.IntEnum):
+    """As on the wire (crab.proto's CallStatus)."""
+
+    RINGING = 1  # only the caller is in it
+    ACTIVE = 2  # someone answered
+    ENDED = 3
+
+
+class CallMemberState(enum.IntEnum):
+    RINGING = 1
+    JOINED = 2
+    DECLINED = 3
+    LEFT = 4
+    MISSED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CallMember:
+    user: User
+    state: CallMemberState
+    session_id: int = 0  # the one session of theirs in the call (JOINED)
+    joined_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    id: str
+    chat_id: int
+    started_by: User
+    video: bool
+    status: CallStatus
+    members: tuple[CallMember, ...]
+    started_at: datetime
+    connected_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str = ""
+    sfu_room: int = 0  # 0: a mesh; else the SFU room its media goes through
+    sfu_pin: str = ""
+
+    def member(self, user_id: int) -> CallMember | None:
+        return next((m for m in self.members if m.user.id == user_id), None)
+
+    def joined(self) -> list[CallMember]:
+        return [m for m in self.members if m.state == CallMemberState.JOINED]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from crab.core.domain.models import CALL_NOTE_PREFIX
 from crab.errors import InvalidArgument
 
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
@@ -154,6 +155,8 @@ def check_client_message_id(client_message_id: str) -> None:
             f"client_message_id must be at most {MAX_CLIENT_MESSAGE_ID_CHARS} characters"
         )
     check_no_controls(client_message_id, "client_message_id")
+    if client_message_id.startswith(CALL_NOTE_PREFIX):
+        raise InvalidArgument(f"client_message_id must not start with {CALL_NOTE_PREFIX!r}")
 
 
 MAX_EMOJI_CHARS = 16  # code points: a skin tone or a ZWJ family fits

@@ -36,9 +36,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from crab.config import CallSettings, Limits
 from crab.core.broker.base import Broker, Subscription
 from crab.core.domain import events as ev
-from crab.core.domain.models import Caller, Message, User
+from crab.core.domain.models import Call, Caller, CallMemberState, Message, User
+from crab.core.services.calls import CallFailed, CallView, Phone
 from crab.core.services.presence import PresenceBoard
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.resume import ResumeGuard, ResumeLimits
@@ -97,8 +99,8 @@ class Changed:
     message: Message
 
 
-Item = ev.Event | Ready | Ack | SendFailed | CatchUp | CatchUpChanges
-Outgoing = ev.Event | Ready | Ack | SendFailed | Message | Changed
+Item = ev.Event | Ready | Ack | SendFailed | CatchUp | CatchUpChanges | CallView | CallFailed
+Outgoing = ev.Event | Ready | Ack | SendFailed | Message | Changed | CallView | CallFailed
 
 
 class LiveSession:
@@ -119,6 +121,7 @@ class LiveSession:
         # Away and back: a client sends one after idle minutes; a flood is dropped.
         self.activity = RateLimiter(ACTIVITY_RATE, ACTIVITY_BURST)
         self.chats: set[int] = set()
+        self.calls: dict[str, int] = {}  # the calls this session is in: call id -> chat id
         self._sent_up_to: dict[int, int] = {}  # chat id -> newest message id sent
         self._changes_up_to: dict[int, int] = {}  # chat id -> newest change_seq sent
         self._items: deque[Item] = deque()
@@ -200,12 +203,32 @@ class LiveSession:
                 if user.id == self.caller.user_id:
                     self.user = user  # my typing notices carry my new name
                 self.push(event)
+            case ev.CallChanged(call=call):
+                if call.chat_id in self.chats:
+                    self.show_call(call)
+            case ev.CallSignalled(to_session_id=to_session):
+                if to_session == self.caller.session_id:
+                    self.push(event)
             case ev.SessionEnded(session_id=session_id, keep_session_id=keep):
                 mine = self.caller.session_id
                 if session_id == mine or (session_id is None and keep != mine):
                     self.end(Unauthenticated("signed out"))
             case _:
                 self.push(event)
+
+    def show_call(self, call: Call) -> None:
+        """A call of one of my chats as it is now; notes whether this
+        session is the one of mine in it (a drop then leaves it)."""
+        me = call.member(self.caller.user_id)
+        if (
+            me is not None
+            and me.state == CallMemberState.JOINED
+            and (me.session_id == self.caller.session_id)
+        ):
+            self.calls[call.id] = call.chat_id
+        else:
+            self.calls.pop(call.id, None)
+        self.push(self.hub.phone.view(call, self.caller.user_id))
 
     # ---- draining (the stream's writer) ----------------------------------
 
@@ -374,8 +397,10 @@ class Hub:
         presence: PresenceBoard | None = None,
         typing_interval: float = TYPING_INTERVAL,
         max_message_chars: int = 0,
+        phone: Phone | None = None,
     ) -> None:
         self.database = database
+        self.phone = phone or Phone(database, broker, Limits(), CallSettings())
         self._max_message_chars = max_message_chars
         self._broker = broker
         self.presence = presence or PresenceBoard(database, broker, 10.0, 30.0)
@@ -415,6 +440,7 @@ class Hub:
     async def close(self) -> None:
         self._closed = True
         await self.presence.close()
+        await self.phone.close()
         for session in self.sessions():
             session.end(Unavailable("server is shutting down; reconnect and resume"))
         if self._subscription is not None:
@@ -447,6 +473,9 @@ class Hub:
             session.start_from(wanted)
             session.user = user
             session.push(Ready(user, self._max_message_chars))
+            # Calls going on in my chats: ringing for me, or mine to rejoin.
+            for call in await self.phone.live_calls(sorted(session.chats)):
+                session.show_call(call)
             await self.presence.joined(caller.user_id, session)
         except BaseException:
             # Failed or cancelled half way (a bind while the broker is away):
@@ -480,10 +509,20 @@ class Hub:
         # First, and shielded: a stream reset cancels its handler, often while
         # it is in here, and the user must not stay online for it.
         await asyncio.shield(self.presence.left(session.caller.user_id, session))
+        if session.calls:
+            self.phone.dropped(session.caller, dict(session.calls), lambda: self._back(session))
         # The session's own topics, not a scan of every topic this process holds.
         for chat_id in list(session.chats):
             await self.unfollow_chat(session, chat_id)
         await self._unfollow(session, ev.user_topic(session.caller.user_id))
+
+    def _back(self, gone: LiveSession) -> bool:
+        """Whether a stream of the same sign-in came back to this process."""
+        mine = self._topics.get(ev.user_topic(gone.caller.user_id), ())
+        return any(
+            s is not gone and s.caller.session_id == gone.caller.session_id and s.error is None
+            for s in mine
+        )
 
     async def typed(self, session: LiveSession, chat_id: int) -> None:
         """A Typing frame: dropped unless a member's, at most one per interval."""

@@ -135,6 +135,8 @@ def handle_edit(conn: Connection, c: cmd.EditMessage, out: ev.Published) -> Mess
         raise PermissionDenied("you can edit only your own messages")
     if found.deleted:
         raise FailedPrecondition("a deleted message cannot be edited")
+    if found.call_note:
+        raise FailedPrecondition("a call's line cannot be edited")
     message_changes.edit(conn, found.row_id, c.text, change_seq, now())
     # The new text's mentions replace the old (members of the chat now).
     said = parse_mentions(c.text)

@@ -154,6 +154,16 @@ def member_users(conn: Connection, chat_id: int) -> list[User]:
     return [to_user(row) for row in rows]
 
 
+def member_user(conn: Connection, chat_id: int, user_id: int) -> User:
+    """A member as a User (the caller has checked they are one)."""
+    row = conn.execute(
+        sa.select(*USER_COLUMNS)
+        .join(members, members.c.user_id == users.c.id)
+        .where(members.c.chat_id == chat_id, members.c.user_id == user_id)
+    ).one()
+    return to_user(row)
+
+
 def co_member_ids(conn: Connection, user_id: int) -> set[int]:
     """Everyone who shares a chat with the user, the user included."""
     mine = sa.select(members.c.chat_id).where(members.c.user_id == user_id)

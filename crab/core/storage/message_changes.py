@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from crab.core.domain.models import ChatKind
+from crab.core.domain.models import CALL_NOTE_PREFIX, ChatKind
 from crab.core.storage.tables import chats, members, messages, reactions
 
 
@@ -22,6 +22,7 @@ class Target:
     sender_id: int
     deleted: bool
     owner_id: int  # the room's creator; 0 for a direct chat (no owner)
+    call_note: bool = False  # a line an ended call left (never edited)
 
 
 def target(conn: Connection, chat_id: int, seq: int) -> Target | None:
@@ -30,6 +31,7 @@ def target(conn: Connection, chat_id: int, seq: int) -> Target | None:
             messages.c.id,
             messages.c.sender_id,
             messages.c.deleted_at,
+            messages.c.client_message_id,
             chats.c.kind,
             chats.c.created_by,
         )
@@ -39,7 +41,8 @@ def target(conn: Connection, chat_id: int, seq: int) -> Target | None:
     if row is None:
         return None
     owner = row.created_by if row.kind == int(ChatKind.ROOM) else 0
-    return Target(row.id, row.sender_id, row.deleted_at is not None, owner)
+    note = row.client_message_id.startswith(CALL_NOTE_PREFIX)
+    return Target(row.id, row.sender_id, row.deleted_at is not None, owner, note)
 
 
 def next_change_seq(conn: Connection, chat_id: int) -> int:

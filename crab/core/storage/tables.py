@@ -175,3 +175,40 @@ mentions = sa.Table(
     # A message's mentions, read with it and replaced by an edit.
     sa.Index("ix_mentions_chat_seq", "chat_id", "seq"),
 )
+
+# Calls (signalling state only: media is never stored). A chat has at most
+# one call not ended (ix_calls_chat_live); docs/calls.md.
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("chat_id", sa.BigInteger, sa.ForeignKey("chats.id"), nullable=False),
+    sa.Column("started_by", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("video", sa.Boolean, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("connected_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("end_reason", sa.String(32), nullable=False, server_default=""),
+    sa.Column("sfu_room", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("sfu_pin", sa.String(64), nullable=False, server_default=""),
+    sa.Index(
+        "ix_calls_chat_live",
+        "chat_id",
+        unique=True,
+        sqlite_where=sa.text("status != 3"),
+        postgresql_where=sa.text("status != 3"),
+    ),
+)
+
+call_members = sa.Table(
+    "call_members",
+    metadata,
+    sa.Column("call_id", sa.String(32), sa.ForeignKey("calls.id"), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("state", sa.SmallInteger, nullable=False),
+    sa.Column("session_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("joined_at", UTCDateTime(), nullable=True),
+    # "Am I in a call already?": the JOINED rows of a user.
+    sa.Index("ix_call_members_user_state", "user_id", "state"),
+)

@@ -29,7 +29,7 @@ from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
 from crab.core.domain import commands as cmd
 from crab.core.domain import events as ev
-from crab.core.services import chats, invites, message_changes, messages, profile, rooms
+from crab.core.services import calls, chats, invites, message_changes, messages, profile, rooms
 from crab.core.storage import command_results
 from crab.core.storage.database import Database
 from crab.core.storage.failures import as_crab_error, short
@@ -192,6 +192,14 @@ def _dispatch(conn: Connection, command: cmd.Command, out: ev.Published) -> obje
             return message_changes.handle_delete(conn, command, out)
         case cmd.React():
             return message_changes.handle_react(conn, command, out)
+        case cmd.StartCall():
+            return calls.handle_start(conn, command, out)
+        case cmd.AnswerCall():
+            return calls.handle_answer(conn, command, out)
+        case cmd.LeaveCall():
+            return calls.handle_leave(conn, command, out)
+        case cmd.StopRinging():
+            return calls.handle_stop_ringing(conn, command, out)
     raise TypeError(f"unknown command {command!r}")
 
 
@@ -222,8 +230,13 @@ def _result_key(command: cmd.Command) -> str | None:
             cmd.EditMessage(user_id=user_id, request_id=request_id)
             | cmd.DeleteMessage(user_id=user_id, request_id=request_id)
             | cmd.React(user_id=user_id, request_id=request_id)
+            | cmd.StartCall(user_id=user_id, request_id=request_id)
+            | cmd.AnswerCall(user_id=user_id, request_id=request_id)
+            | cmd.LeaveCall(user_id=user_id, request_id=request_id)
         ):
             pass
+        case cmd.StopRinging(request_id=request_id):
+            user_id = 0  # the server's own timer
         case _:
             return None
     return command_results.key(user_id, request_id) if request_id else None

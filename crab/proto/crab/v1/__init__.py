@@ -8,6 +8,15 @@ __all__ = (
     "AccountsStub",
     "Activity",
     "AnswerInviteRequest",
+    "Call",
+    "CallError",
+    "CallMember",
+    "CallMemberState",
+    "CallOp",
+    "CallRequest",
+    "CallSfu",
+    "CallSignal",
+    "CallStatus",
     "ChangePasswordRequest",
     "Chat",
     "ChatCursor",
@@ -29,6 +38,7 @@ __all__ = (
     "GetChangesRequest",
     "GetMessagesRequest",
     "GetUserRequest",
+    "IceServer",
     "Invite",
     "InviteAnswer",
     "InviteList",
@@ -95,6 +105,132 @@ if TYPE_CHECKING:
 
 _COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
+
+
+class CallMemberState(betterproto2.Enum):
+    UNSPECIFIED = 0
+
+    RINGING = 1
+
+    JOINED = 2
+
+    DECLINED = 3
+
+    LEFT = 4
+
+    MISSED = 5
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "CALL_MEMBER_STATE_UNSPECIFIED",
+            1: "CALL_MEMBER_STATE_RINGING",
+            2: "CALL_MEMBER_STATE_JOINED",
+            3: "CALL_MEMBER_STATE_DECLINED",
+            4: "CALL_MEMBER_STATE_LEFT",
+            5: "CALL_MEMBER_STATE_MISSED",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "CALL_MEMBER_STATE_UNSPECIFIED": 0,
+            "CALL_MEMBER_STATE_RINGING": 1,
+            "CALL_MEMBER_STATE_JOINED": 2,
+            "CALL_MEMBER_STATE_DECLINED": 3,
+            "CALL_MEMBER_STATE_LEFT": 4,
+            "CALL_MEMBER_STATE_MISSED": 5,
+        }
+
+
+class CallOp(betterproto2.Enum):
+    """
+    ---- Calls: signalling only. Media goes peer to peer (a mesh, up to a few
+    people) or through an SFU; the server never sees it. docs/calls.md.
+    """
+
+    UNSPECIFIED = 0
+
+    START = 1
+    """
+    ring the chat's other members (joins a call already going on)
+    """
+
+    ACCEPT = 2
+    """
+    join (answering the ring, or later while it goes on)
+    """
+
+    DECLINE = 3
+    """
+    stop my ringing (on all my sessions)
+    """
+
+    LEAVE = 4
+    """
+    hang up (the caller before an answer: cancel)
+    """
+
+    SIGNAL = 5
+    """
+    an SDP offer or answer for one other participant
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "CALL_OP_UNSPECIFIED",
+            1: "CALL_OP_START",
+            2: "CALL_OP_ACCEPT",
+            3: "CALL_OP_DECLINE",
+            4: "CALL_OP_LEAVE",
+            5: "CALL_OP_SIGNAL",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "CALL_OP_UNSPECIFIED": 0,
+            "CALL_OP_START": 1,
+            "CALL_OP_ACCEPT": 2,
+            "CALL_OP_DECLINE": 3,
+            "CALL_OP_LEAVE": 4,
+            "CALL_OP_SIGNAL": 5,
+        }
+
+
+class CallStatus(betterproto2.Enum):
+    UNSPECIFIED = 0
+
+    RINGING = 1
+    """
+    only the caller is in it
+    """
+
+    ACTIVE = 2
+    """
+    someone answered
+    """
+
+    ENDED = 3
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "CALL_STATUS_UNSPECIFIED",
+            1: "CALL_STATUS_RINGING",
+            2: "CALL_STATUS_ACTIVE",
+            3: "CALL_STATUS_ENDED",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "CALL_STATUS_UNSPECIFIED": 0,
+            "CALL_STATUS_RINGING": 1,
+            "CALL_STATUS_ACTIVE": 2,
+            "CALL_STATUS_ENDED": 3,
+        }
 
 
 class ChatKind(betterproto2.Enum):
@@ -192,6 +328,163 @@ class AnswerInviteRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "AnswerInviteRequest", AnswerInviteRequest)
+
+
+@dataclass(eq=False, repr=False)
+class Call(betterproto2.Message):
+    """
+    The whole call as it is now: sent to every member of its chat on each
+    change. ice_servers are this user's own (short-lived TURN credentials).
+    """
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    chat_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    started_by: "User | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
+
+    video: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+
+    status: "CallStatus" = betterproto2.field(
+        5, betterproto2.TYPE_ENUM, default_factory=lambda: CallStatus(0)
+    )
+
+    members: "list[CallMember]" = betterproto2.field(6, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    started_at: "datetime.datetime | None" = betterproto2.field(
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+    connected_at: "datetime.datetime | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+    ended_at: "datetime.datetime | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+    end_reason: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
+    """
+    "hung up", "missed", "declined", "dropped"
+    """
+
+    ice_servers: "list[IceServer]" = betterproto2.field(
+        11, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+    sfu: "CallSfu | None" = betterproto2.field(12, betterproto2.TYPE_MESSAGE, optional=True)
+
+    relay_only: "bool" = betterproto2.field(13, betterproto2.TYPE_BOOL)
+    """
+    the server asks clients to use TURN relays only
+    """
+
+
+default_message_pool.register_message("crab.v1", "Call", Call)
+
+
+@dataclass(eq=False, repr=False)
+class CallError(betterproto2.Message):
+    call_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    chat_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    code: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    a grpc status name
+    """
+
+    message: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "CallError", CallError)
+
+
+@dataclass(eq=False, repr=False)
+class CallMember(betterproto2.Message):
+    user: "User | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+
+    state: "CallMemberState" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: CallMemberState(0)
+    )
+
+    joined_at: "datetime.datetime | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, unwrap=lambda: __google__protobuf__.Timestamp, optional=True
+    )
+
+
+default_message_pool.register_message("crab.v1", "CallMember", CallMember)
+
+
+@dataclass(eq=False, repr=False)
+class CallRequest(betterproto2.Message):
+    op: "CallOp" = betterproto2.field(1, betterproto2.TYPE_ENUM, default_factory=lambda: CallOp(0))
+
+    chat_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    call_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    every op but START
+    """
+
+    video: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+    """
+    START
+    """
+
+    to_user_id: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    SIGNAL: the participant it is for
+    """
+
+    sdp_type: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    SIGNAL: "offer" or "answer"
+    """
+
+    sdp: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    SIGNAL: at most 16 KiB
+    """
+
+
+default_message_pool.register_message("crab.v1", "CallRequest", CallRequest)
+
+
+@dataclass(eq=False, repr=False)
+class CallSfu(betterproto2.Message):
+    """
+    Where a call's media goes when it goes through the SFU (Janus VideoRoom).
+    """
+
+    url: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    room: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    pin: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "CallSfu", CallSfu)
+
+
+@dataclass(eq=False, repr=False)
+class CallSignal(betterproto2.Message):
+    """
+    An SDP from another participant, for the one session of mine in the call.
+    """
+
+    call_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    chat_id: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    from_: "User | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
+
+    sdp_type: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+    sdp: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "CallSignal", CallSignal)
 
 
 @dataclass(eq=False, repr=False)
@@ -354,6 +647,10 @@ class ClientFrame(betterproto2.Message):
         4, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
     )
 
+    call: "CallRequest | None" = betterproto2.field(
+        5, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
 
 default_message_pool.register_message("crab.v1", "ClientFrame", ClientFrame)
 
@@ -486,6 +783,18 @@ class GetUserRequest(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "GetUserRequest", GetUserRequest)
+
+
+@dataclass(eq=False, repr=False)
+class IceServer(betterproto2.Message):
+    urls: "list[str]" = betterproto2.field(1, betterproto2.TYPE_STRING, repeated=True)
+
+    username: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    credential: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("crab.v1", "IceServer", IceServer)
 
 
 @dataclass(eq=False, repr=False)
@@ -635,6 +944,12 @@ class Message(betterproto2.Message):
     Each change (edit, delete, reaction) takes the chat's next change
     sequence number; 0 for a message never changed. A client keeps, per
     message id, the copy with the highest change_seq.
+    """
+
+    call_note: "bool" = betterproto2.field(15, betterproto2.TYPE_BOOL)
+    """
+    A line the server wrote when a call ended ("call, 12 min", "missed
+    call"): from the call's starter, never edited.
     """
 
 
@@ -1026,6 +1341,18 @@ class ServerFrame(betterproto2.Message):
     """
     a member's new display name
     """
+
+    call: "Call | None" = betterproto2.field(
+        19, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    call_signal: "CallSignal | None" = betterproto2.field(
+        20, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
+
+    call_error: "CallError | None" = betterproto2.field(
+        21, betterproto2.TYPE_MESSAGE, optional=True, group="kind"
+    )
 
 
 default_message_pool.register_message("crab.v1", "ServerFrame", ServerFrame)
