@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 # runs the storage contract suite on both SQLite and PostgreSQL.
 PG_FLOWS := tests/integration/test_flows.py tests/integration/test_more_flows.py \
 	tests/integration/test_bad_input.py tests/integration/test_authorization.py \
-	tests/integration/test_refresh.py
+	tests/integration/test_refresh.py tests/integration/test_calls.py
 test-postgres: $(STAMP)
 	CRAB_TEST_DATABASE=postgresql $(BIN)/pytest -q $(PG_FLOWS)
 

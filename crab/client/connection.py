@@ -343,6 +343,12 @@ class SessionStream:
         assert self.stream is not None
         await self.stream.send_message(pb.ClientFrame(typing=pb.Typing(chat_id=chat_id)))
 
+    async def call(self, request: pb.CallRequest) -> None:
+        """A call frame (start, accept, decline, leave, signal); the answer
+        comes as Call, CallSignal or CallError frames."""
+        assert self.stream is not None
+        await self.stream.send_message(pb.ClientFrame(call=request))
+
     async def activity(self, away: bool) -> None:
         """Away after idle minutes, back (away=False) when used again."""
         assert self.stream is not None

@@ -28,6 +28,8 @@ LIFTED: dict[str, object] = {
     "password_changes_per_user": Rate(100_000, 1),
     "changes_per_user": Rate(100_000, 1),
     "mark_reads_per_user": Rate(100_000, 1),
+    "calls_per_user": Rate(100_000, 1),
+    "call_signals_per_user": Rate(100_000, 1),
     "hash_queue": 1_000,
     "hash_queue_per_address": 1_000,
 }

@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
@@ -193,10 +192,10 @@ class Phone:
             raise InvalidArgument("a signal goes to another participant")
         self._signals.take(caller.user_id)
         call = await self._database.read(call_store.get, request.call_id)
-        if call is None or call.chat_id != request.chat_id:
-            raise NotFound(f"call {request.call_id} not found")
-        me = call.member(caller.user_id)
-        if me is None or me.state != CallMemberState.JOINED or me.session_id != caller.session_id:
+        me = None if call is None else call.member(caller.user_id)
+        if call is None or me is None or call.chat_id != request.chat_id:
+            raise NotFound(f"call {request.call_id} not found")  # a stranger learns nothing
+        if me.state != CallMemberState.JOINED or me.session_id != caller.session_id:
             raise FailedPrecondition("join the call before signalling in it")
         to = call.member(request.to_user_id)
         if to is None or to.state != CallMemberState.JOINED:
@@ -405,18 +404,19 @@ def _settle(conn: Connection, call_id: str, reason: str, out: ev.Published) -> C
         reason = "declined" if everyone_declined else "missed"
     when = now()
     call_store.end(conn, call_id, when, reason)
-    _note(conn, call, when, out)
-    return _changed(conn, call_id, out)
+    ended = _changed(conn, call_id, out)
+    _note(conn, ended, out)  # after the call's end, as the members see it happen
+    return ended
 
 
-def _note(conn: Connection, call: Call, when: datetime, out: ev.Published) -> None:
+def _note(conn: Connection, call: Call, out: ev.Published) -> None:
     """The line an ended call leaves in its chat, from its starter (stored by
     the send rules: ids, unread counts, the event)."""
     kind = "video call" if call.video else "call"
-    if call.connected_at is None:
-        text = f"missed {kind}"
+    if call.connected_at is None or call.ended_at is None:
+        text = f"{'declined' if call.end_reason == 'declined' else 'missed'} {kind}"
     else:
-        seconds = int((when - call.connected_at).total_seconds())
+        seconds = int((call.ended_at - call.connected_at).total_seconds())
         text = f"{kind} · {duration(seconds)}"
     send = cmd.SendMessage(call.started_by.id, call.chat_id, CALL_NOTE_PREFIX + call.id, text)
     stored = store_sends(conn, [send])
