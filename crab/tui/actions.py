@@ -8,6 +8,7 @@ from datetime import datetime
 
 from crab.tui.keys import Command
 from crab.tui.state import (
+    CallItem,
     ChatItem,
     Connection,
     FoundMessage,
@@ -298,6 +299,52 @@ class PersonUpdated:
     person: Person
 
 
+# ---- calls ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdated:
+    """A call of one of my chats as it is now (the server's Call frame)."""
+
+    call: CallItem
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignalArrived:
+    """An SDP offer or answer from another participant, for my media."""
+
+    call_id: str
+    from_id: int
+    sdp_type: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRefused:
+    call_id: str
+    chat_id: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallLinkChanged:
+    """My media link to one participant: connecting, connected, failed, closed."""
+
+    call_id: str
+    user_id: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallLevels:
+    """Audio levels (0..1) and connection quality of the others, a few times a second."""
+
+    call_id: str
+    levels: dict[int, float]
+    quality: dict[int, str]
+
+
 Action = (
     Key
     | PaneResized
@@ -340,4 +387,9 @@ Action = (
     | ChatUpdated
     | MemberRemoved
     | PersonUpdated
+    | CallUpdated
+    | CallSignalArrived
+    | CallRefused
+    | CallLinkChanged
+    | CallLevels
 )

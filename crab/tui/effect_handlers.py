@@ -29,6 +29,7 @@ from crab.tui.from_server import (
     summary,
     updated,
 )
+from crab.tui.keys import Command
 from crab.tui.state import FoundMessage, Person, PresenceItem
 
 if TYPE_CHECKING:
@@ -387,3 +388,64 @@ async def find_user(r: Runner, username: str) -> pb.User | None:
             return user
     r.dispatch(a.Failed(f"no user named {username}"))
     return None
+
+
+# ---- calls (crab/tui/call_media.py holds my media) ----------------------------
+
+_OPS = {
+    "start": pb.CallOp.START,
+    "accept": pb.CallOp.ACCEPT,
+    "decline": pb.CallOp.DECLINE,
+    "leave": pb.CallOp.LEAVE,
+}
+
+
+@handles(fx.CallFrame)
+async def call_frame(r: Runner, effect: fx.CallFrame) -> None:
+    request = pb.CallRequest(
+        op=_OPS[effect.op], chat_id=effect.chat_id, call_id=effect.call_id, video=effect.video
+    )
+    if not await r.link.call(request):
+        r.dispatch(a.CallRefused(effect.call_id, effect.chat_id, "UNAVAILABLE", "offline"))
+
+
+@handles(fx.MediaJoin)
+async def media_join(r: Runner, effect: fx.MediaJoin) -> None:
+    media = r.call_media()
+    if media is None:
+        # No calls extra here: say how to get it, and leave the call again.
+        r.dispatch(a.Notice(CALLS_MISSING))
+        r.dispatch(a.Key(Command.CALL_END))
+        return
+    await media.join(effect.call)
+
+
+@handles(fx.MediaUpdate)
+async def media_update(r: Runner, effect: fx.MediaUpdate) -> None:
+    media = r.call_media()
+    if media is not None:
+        await media.update(effect.call)
+
+
+@handles(fx.MediaSignal)
+async def media_signal(r: Runner, effect: fx.MediaSignal) -> None:
+    media = r.call_media()
+    if media is not None:
+        await media.signal(effect.call_id, effect.from_id, effect.sdp_type, effect.sdp)
+
+
+@handles(fx.MediaLeave)
+async def media_leave(r: Runner, effect: fx.MediaLeave) -> None:
+    media = r.call_media()
+    if media is not None:
+        await media.leave()
+
+
+@handles(fx.MediaControls)
+async def media_controls(r: Runner, effect: fx.MediaControls) -> None:
+    media = r.call_media()
+    if media is not None:
+        media.controls(effect.muted, effect.camera)
+
+
+CALLS_MISSING = "calls need the calls extra: pip install 'crab[calls]' (and libportaudio2)"

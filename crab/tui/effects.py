@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from crab.tui.state import Line
+from crab.tui.state import CallItem, Line
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +230,54 @@ class ChangePassword:
     new: str = field(repr=False)
 
 
+# ---- calls ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallFrame:
+    """A call frame to the server: start, accept, decline, leave."""
+
+    op: str
+    chat_id: int
+    call_id: str = ""
+    video: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MediaJoin:
+    """Start my media for this call: links to those in it."""
+
+    call: CallItem
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUpdate:
+    """Who is in the call changed: open links to newcomers, close the others."""
+
+    call: CallItem
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSignal:
+    call_id: str
+    from_id: int
+    sdp_type: str
+    sdp: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLeave:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MediaControls:
+    """Microphone muted, camera on."""
+
+    muted: bool
+    camera: bool
+
+
 Effect = (
     SignIn
     | LoadChats
@@ -266,4 +314,10 @@ Effect = (
     | RemoveMember
     | SetDisplayName
     | ChangePassword
+    | CallFrame
+    | MediaJoin
+    | MediaUpdate
+    | MediaSignal
+    | MediaLeave
+    | MediaControls
 )

@@ -14,7 +14,10 @@ from grpclib.exceptions import StreamTerminatedError
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui.state import (
+    CallItem,
+    CallPerson,
     ChatItem,
+    IceItem,
     InviteItem,
     Line,
     Person,
@@ -169,7 +172,51 @@ def action(frame: pb.ServerFrame, me: int) -> a.Action | None:
         return a.TypingSeen(frame.typing.chat_id, person(frame.typing.user))
     if frame.presence is not None:
         return a.PresenceChanged(frame.presence.user_id, presence(frame.presence))
+    if frame.call is not None:
+        return a.CallUpdated(call(frame.call))
+    if frame.call_signal is not None:
+        sig = frame.call_signal
+        if len(sig.sdp) > MAX_SDP or sig.sdp_type not in ("offer", "answer"):
+            return None  # not what a server sends: dropped
+        return a.CallSignalArrived(sig.call_id, person(sig.from_).id, sig.sdp_type, sig.sdp)
+    if frame.call_error is not None:
+        e = frame.call_error
+        return a.CallRefused(e.call_id, e.chat_id, e.code, e.message)
     return None
+
+
+MAX_SDP = 16 * 1024
+MAX_CALL_MEMBERS = 64  # more than any call a chat has; the rest is dropped
+MAX_ICE_SERVERS = 8
+_STAGES = {1: "ringing", 2: "active", 3: "ended"}
+_MEMBER_STATES = {1: "ringing", 2: "joined", 3: "declined", 4: "left", 5: "missed"}
+
+
+def call(c: pb.Call) -> CallItem:
+    members = tuple(
+        CallPerson(person(m.user), _MEMBER_STATES.get(int(m.state), "left"))
+        for m in c.members[:MAX_CALL_MEMBERS]
+    )
+    ice = tuple(
+        IceItem(tuple(s.urls[:4]), s.username, s.credential)
+        for s in c.ice_servers[:MAX_ICE_SERVERS]
+    )
+    sfu = c.sfu
+    return CallItem(
+        id=c.id,
+        chat_id=c.chat_id,
+        started_by=person(c.started_by),
+        video=c.video,
+        stage=_STAGES.get(int(c.status), "ended"),
+        members=members,
+        connected_at=c.connected_at,
+        end_reason=c.end_reason,
+        ice=ice,
+        relay_only=c.relay_only,
+        sfu_url=sfu.url if sfu else "",
+        sfu_room=sfu.room if sfu else 0,
+        sfu_pin=sfu.pin if sfu else "",
+    )
 
 
 def updated(c: pb.Chat) -> a.ChatUpdated:

@@ -45,6 +45,10 @@ class Command(StrEnum):
     HISTORY_FORWARD = "history_forward"
     TOGGLE_SIDEBAR = "toggle_sidebar"
     OPEN_NUMBERED = "open_numbered"  # Alt+N: Key(command, number=N)
+    CALL_ANSWER = "call_answer"
+    CALL_END = "call_end"
+    CALL_MUTE = "call_mute"
+    CALL_CAMERA = "call_camera"
 
 
 class Where(StrEnum):
@@ -59,6 +63,7 @@ class Where(StrEnum):
     EMPTY_LINE = "empty message line"  # chats, the message line is empty
     MESSAGES = "message selected"  # a message of the open chat is selected
     HELP = "help"  # this help is open
+    CALL = "call"  # a call rings for me, or I am in one
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,15 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(("f4",), Command.NAMES, "list the open chat's members", Where.CHATS),
     KeyBinding(("f6",), Command.TOGGLE_SIDEBAR, "hide or show the chat list", Where.CHATS),
     KeyBinding(("escape",), Command.BACK, "back to the message line", Where.CHATS),
+    KeyBinding(
+        ("f7",),
+        Command.CALL_ANSWER,
+        "answer the call ringing (or join the open chat's)",
+        Where.CALL,
+    ),
+    KeyBinding(("f8",), Command.CALL_END, "decline the call ringing, or hang up", Where.CALL),
+    KeyBinding(("f9",), Command.CALL_MUTE, "mute or unmute my microphone", Where.CALL),
+    KeyBinding(("f10",), Command.CALL_CAMERA, "turn my camera off or on", Where.CALL),
     KeyBinding(("up",), Command.SELECT_UP, "select the previous entry", Where.INVITES),
     KeyBinding(("down",), Command.SELECT_DOWN, "select the next entry", Where.INVITES),
     KeyBinding(("c-a",), Command.ACCEPT, "accept the selected invite", Where.INVITES),
@@ -171,6 +185,13 @@ COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("nick", "NAME", "change your display name"),
     SlashCommand("password", "", "change your password (asks, masked); ends other sessions"),
     SlashCommand("bell", "MODE", "ring for other chats: all, mentions (default), off"),
+    SlashCommand("call", "", "call the open chat's members (audio); joins a call going on"),
+    SlashCommand("video", "", "the same with video"),
+    SlashCommand("answer", "", "answer the call ringing, or join the open chat's (F7)"),
+    SlashCommand("decline", "", "decline the call ringing (F8)"),
+    SlashCommand("hangup", "", "leave the call (F8)"),
+    SlashCommand("mic", "", "mute or unmute my microphone (F9)"),
+    SlashCommand("camera", "", "turn my camera off or on (F10)"),
     SlashCommand("help", "", "show keys and commands"),
     SlashCommand("reconnect", "", "try to reach the server now, not after the wait"),
     SlashCommand("logout", "", "sign out on the server and forget this device"),

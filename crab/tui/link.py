@@ -65,6 +65,16 @@ class LiveLink:
             with contextlib.suppress(Exception):
                 await self.live.activity(away)
 
+    async def call(self, request: pb.CallRequest) -> bool:
+        """A call frame; False when offline (the caller says so)."""
+        if self.live is None:
+            return False
+        try:
+            await self.live.call(request)
+        except Exception:
+            return False
+        return True
+
     def start(self) -> None:
         if self._task is None or self._task.done():
             # A stream stopped by sign-out finishes its cancellation in the

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from grpclib import GRPCError
 from grpclib.const import Status
@@ -25,6 +25,10 @@ from crab.tui.from_server import describe, person
 from crab.tui.link import LiveLink
 from crab.tui.saved import SessionFile, SettingsFile
 from crab.tui.store import Store
+
+if TYPE_CHECKING:
+    from crab.calls.sources import Devices
+    from crab.tui.call_media import CallMedia
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +51,8 @@ class Runner:
         settings: SettingsFile,
         on_notify: Callable[[str, str], None] = lambda title, body: None,
         on_terminal: Callable[[str], None] = lambda sequence: None,
+        devices: Devices | None = None,
+        on_video: Callable[[int, Any], None] = lambda user_id, frame: None,
     ) -> None:
         self.store = store
         self.on_notify = on_notify
@@ -61,6 +67,12 @@ class Runner:
         # Chat id -> the newest message read and not yet told (effect_handlers.mark_read).
         self.read_marks: dict[int, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Calls: the devices chosen (--mic, --speaker, --camera), where
+        # pictures go (the video pane), and my media once a call needs it.
+        self.devices = devices
+        self.on_video = on_video
+        self._media: CallMedia | None = None
+        self._media_missing = False
 
     # ---- tasks -----------------------------------------------------------
 
@@ -82,7 +94,44 @@ class Runner:
         # before its start leaves no coroutine that was never awaited.
         return await work()
 
+    def call_media(self) -> CallMedia | None:
+        """My call media, made on first use; None without the calls extra."""
+        if self._media is None and not self._media_missing:
+            try:
+                from crab.tui.call_media import CallMedia
+            except ImportError:
+                self._media_missing = True
+                return None
+            self._media = CallMedia(
+                self.client.user.id,
+                self.devices or default_devices(),
+                self._send_signal,
+                self.on_video,
+                lambda call_id, user_id, state: self.dispatch(
+                    a.CallLinkChanged(call_id, user_id, state)
+                ),
+                lambda call_id, levels, quality: self.dispatch(
+                    a.CallLevels(call_id, levels, quality)
+                ),
+            )
+        return self._media
+
+    async def _send_signal(self, call_id: str, chat_id: int, to: int, kind: str, sdp: str) -> None:
+        request = pb.CallRequest(
+            op=pb.CallOp.SIGNAL,
+            chat_id=chat_id,
+            call_id=call_id,
+            to_user_id=to,
+            sdp_type=kind,
+            sdp=sdp,
+        )
+        if not await self.link.call(request):
+            self.dispatch(a.Notice("call: offline, the other side may not hear you"))
+
     async def close(self) -> None:
+        if self._media is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._media.leave(), CLOSE_TIMEOUT)
         self.link.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -161,3 +210,9 @@ class Runner:
 
     def _reload_chats(self) -> None:
         self(fx.LoadChats())
+
+
+def default_devices() -> Devices:
+    from crab.calls.sources import Devices
+
+    return Devices()

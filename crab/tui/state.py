@@ -149,6 +149,59 @@ class PresenceItem:
 
 
 @dataclass(frozen=True, slots=True)
+class CallPerson:
+    person: Person
+    state: str  # "ringing", "joined", "declined", "left", "missed"
+
+
+@dataclass(frozen=True, slots=True)
+class IceItem:
+    urls: tuple[str, ...]
+    username: str = ""
+    credential: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CallItem:
+    """A call of one of my chats as the server last told (docs/calls.md)."""
+
+    id: str
+    chat_id: int
+    started_by: Person
+    video: bool
+    stage: str  # "ringing", "active", "ended"
+    members: tuple[CallPerson, ...]
+    connected_at: datetime | None = None
+    end_reason: str = ""
+    ice: tuple[IceItem, ...] = ()
+    relay_only: bool = False
+    sfu_url: str = ""
+    sfu_room: int = 0
+    sfu_pin: str = field(default="", repr=False)
+
+    def state_of(self, user_id: int) -> str:
+        return next((m.state for m in self.members if m.person.id == user_id), "")
+
+    def joined(self) -> tuple[Person, ...]:
+        return tuple(m.person for m in self.members if m.state == "joined")
+
+
+@dataclass(frozen=True, slots=True)
+class MyCall:
+    """The call this client is in: its own controls and what its media says."""
+
+    call_id: str
+    chat_id: int
+    muted: bool = False
+    camera: bool = True
+    # Per other participant: the link's state ("connecting", "connected",
+    # "failed"), the audio level 0..1 and the connection quality.
+    links: dict[int, str] = field(default_factory=dict)
+    levels: dict[int, float] = field(default_factory=dict)
+    quality: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Typist:
     """Someone typing in a chat; `serial` tells which expiry timer is theirs."""
 
@@ -345,6 +398,11 @@ class AppState:
     presence: dict[int, PresenceItem] = field(default_factory=dict)
     # Personal conversations: chat id -> the other person (for presence marks).
     peers: dict[int, Person] = field(default_factory=dict)
+    # Calls going on in my chats, the one this client is in, and the chat of
+    # a /call or an answer on its way to the server (0: none).
+    calls: tuple[CallItem, ...] = ()
+    my_call: MyCall | None = None
+    calling: int = 0
     quitting: bool = False
 
     def sidebar_shown(self) -> bool:
@@ -354,6 +412,15 @@ class AppState:
 
     def chat(self, chat_id: int | None) -> ChatItem | None:
         return next((c for c in self.chats if c.id == chat_id), None)
+
+    def call_in(self, chat_id: int | None) -> CallItem | None:
+        return next((c for c in self.calls if c.chat_id == chat_id), None)
+
+    def ringing_for_me(self) -> CallItem | None:
+        """The call ringing for me that this client has not answered."""
+        if self.me is None:
+            return None
+        return next((c for c in self.calls if c.state_of(self.me.id) == "ringing"), None)
 
     def history(self, chat_id: int | None) -> History:
         return self.histories.get(chat_id or 0, History())

@@ -12,6 +12,7 @@ from crab.tui.keys import Command
 from crab.tui.reducers import (
     Reducer,
     Update,
+    calls,
     changes,
     found,
     invites,
@@ -105,6 +106,7 @@ _FOCUSED: dict[Focus, tuple[Reducer, ...]] = {
 
 _CHAIN: tuple[Reducer, ...] = (
     global_keys,
+    calls.reduce,
     component,
     tabs,
     live.reduce,

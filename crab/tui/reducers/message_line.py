@@ -7,7 +7,7 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import COMMANDS, Command
-from crab.tui.reducers import Update, changes, found, room_admin
+from crab.tui.reducers import Update, calls, changes, found, room_admin
 from crab.tui.reducers.live import open_chat
 from crab.tui.state import AppState, Bell, Focus, Line, Link, Quote, Search
 
@@ -144,6 +144,8 @@ def command(state: AppState, line: str) -> Update:
         return Update(replace(state, notice=f"unknown command /{name}; /help lists them"))
     if name in room_admin.ADMIN:
         return room_admin.command(state, name, arg)
+    if name in calls.COMMANDS:
+        return calls.command(state, name)
     chat = state.chat(state.active_chat)
     match name:
         case "create":
