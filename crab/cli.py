@@ -481,6 +481,16 @@ def _redact(url: str) -> str:
     help="Wheel scrolls, a click opens a chat (--no-mouse leaves the terminal's own "
     "selection alone). Default: config.toml's mouse, else on.",
 )
+@click.option(
+    "--mic", default=None, envvar="CRAB_MIC",
+    help='Calls: the microphone by name, "sine:HZ", "file:PATH" or "none" (--list-devices).',
+)
+@click.option("--speaker", default=None, envvar="CRAB_SPEAKER", help='Calls: the speaker, or "none".')
+@click.option(
+    "--camera", default=None, envvar="CRAB_CAMERA",
+    help='Calls: a V4L2 camera (/dev/video0), "testsrc", "file:PATH" or "none".',
+)
+@click.option("--list-devices", is_flag=True, help="List the microphones and speakers, then exit.")
 def chat(
     server: str,
     tls: bool,
@@ -490,8 +500,15 @@ def chat(
     order: str | None,
     config_dir: Path | None,
     mouse: bool | None,
+    mic: str | None,
+    speaker: str | None,
+    camera: str | None,
+    list_devices: bool,
 ) -> None:
     """Open the full-screen chat client."""
+    if list_devices:
+        _list_devices()
+        return
     from crab.client.tls import tls_context
     from crab.tui.app import run_chat
     from crab.tui.config import ConfigError, load_config
@@ -507,7 +524,24 @@ def chat(
         click.echo(f"crab chat: {error}", err=True)
         sys.exit(2)
     _log_to_file(folder / "chat.log")
+    config = dataclasses.replace(
+        config,
+        mic=mic or config.mic,
+        speaker=speaker or config.speaker,
+        camera=camera or config.camera,
+    )
     run_chat(server, folder, context, vi, bell, config, mouse, order)
+
+
+def _list_devices() -> None:
+    try:
+        from crab.calls.sources import list_devices
+    except ImportError:
+        raise click.ClickException(
+            "calls need the calls extra: pip install 'crab[calls]' (and libportaudio2)"
+        ) from None
+    for name in list_devices():
+        click.echo(name)
 
 
 def _log_to_file(path: Path) -> None:

@@ -206,6 +206,7 @@ class ChatApp:
             input=input,
             output=output,
         )
+        self._devices = (config.mic, config.speaker, config.camera)
         self._idle = idle
         self._last_key = time.monotonic()
         self.away = False
@@ -247,6 +248,8 @@ class ChatApp:
             settings=self._settings,
             on_notify=self._notify,
             on_terminal=self._write_raw,
+            devices=self._devices,
+            on_video=self._video_frame,
         )
         for effect in self._waiting:
             self.runner(effect)

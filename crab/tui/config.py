@@ -35,6 +35,10 @@ class ChatConfig:
     seconds: bool = False  # timestamps HH:MM:SS instead of HH:MM
     sidebar_width: int = 0  # 0: 26 columns, 20 on narrower terminals
     mouse: bool = True
+    # Call devices by name (docs/calls.md); "" : the default (--mic etc. win).
+    mic: str = ""
+    speaker: str = ""
+    camera: str = ""
     # Command name -> its keys, replacing the table's (crab/tui/keys.py).
     keys: dict[Command, tuple[str, ...]] = field(default_factory=dict)
 
@@ -46,10 +50,16 @@ EXAMPLE = """\
 # seconds = false          # timestamps as 14:03:27
 # sidebar_width = 26       # the chat list's columns (10-60; default 26, 20 when narrow)
 # mouse = true             # wheel scrolls, a click opens a chat (--no-mouse: off)
+# mic = "default"          # calls: a device name, "sine:440", "file:PATH" or "none"
+# speaker = "default"      # a device name or "none"
+# camera = "/dev/video0"   # a V4L2 device, "testsrc", "file:PATH" or "none"
 # [keys]                   # a command's keys (prompt_toolkit names), replacing its own
 # next_chat = ["c-n", "s-down"]
 # previous_chat = ["c-p", "s-up"]
 """
+
+
+MAX_DEVICE_CHARS = 200
 
 
 def load_config(config_dir: Path) -> ChatConfig:
@@ -100,6 +110,10 @@ def parse(data: dict[str, Any]) -> ChatConfig:
                 ):
                     raise ConfigError(f"sidebar_width must be a number from {low} to {high}")
                 config = replace(config, sidebar_width=value)
+            case "mic" | "speaker" | "camera":
+                if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_CHARS:
+                    raise ConfigError(f"{name} must be a device name of 1 to {MAX_DEVICE_CHARS} characters")
+                config = replace(config, **{name: value})
             case "keys":
                 config = replace(config, keys=_keys(value))
             case _:

@@ -51,7 +51,7 @@ class Runner:
         settings: SettingsFile,
         on_notify: Callable[[str, str], None] = lambda title, body: None,
         on_terminal: Callable[[str], None] = lambda sequence: None,
-        devices: Devices | None = None,
+        devices: tuple[str, str, str] = ("", "", ""),
         on_video: Callable[[int, Any], None] = lambda user_id, frame: None,
     ) -> None:
         self.store = store
@@ -104,7 +104,7 @@ class Runner:
                 return None
             self._media = CallMedia(
                 self.client.user.id,
-                self.devices or default_devices(),
+                devices(*self.devices),
                 self._send_signal,
                 self.on_video,
                 lambda call_id, user_id, state: self.dispatch(
@@ -212,7 +212,9 @@ class Runner:
         self(fx.LoadChats())
 
 
-def default_devices() -> Devices:
+def devices(mic: str, speaker: str, camera: str) -> Devices:
+    """The devices chosen; each one not named keeps its default."""
     from crab.calls.sources import Devices
 
-    return Devices()
+    chosen = {"mic": mic, "speaker": speaker, "camera": camera}
+    return Devices(**{name: value for name, value in chosen.items() if value})

@@ -26,7 +26,7 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import Frame, Label, TextArea
 
 from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
-from crab.tui.views import panels
+from crab.tui.views import call_bar, panels
 from crab.tui.views.messages import MessagesControl, Mouse, RowsControl, Sized
 from crab.tui.views.nicks import NICK_STYLES
 
@@ -154,7 +154,10 @@ def chats_screen(
     message_line: TextArea,
     on_size: Sized | None = None,
     mouse: Mouse | None = None,
+    video: AnyContainer | None = None,
 ) -> AnyContainer:
+    """`video`: the call's pictures, shown above the messages while my
+    call has video (crab/tui/views/video.py)."""
     # Built once: a new Window per render would throw prompt_toolkit's
     # caches away on every key press.
     messages = Window(MessagesControl(state, on_size, mouse), wrap_lines=False)
@@ -213,8 +216,19 @@ def chats_screen(
                     ),
                     HSplit(
                         [
+                            ConditionalContainer(
+                                Window(
+                                    FormattedTextControl(lambda: call_bar.call_bar(state())),
+                                    height=1,
+                                ),
+                                filter=Condition(lambda: call_bar.shown(state())),
+                            ),
                             Window(FormattedTextControl(lambda: panels.header(state())), height=1),
                             Window(height=1, char="─", style="class:hint"),
+                            ConditionalContainer(
+                                video or Window(height=0),
+                                filter=Condition(lambda: _video_shown(state(), video)),
+                            ),
                             DynamicContainer(body),
                         ]
                     ),
@@ -244,6 +258,13 @@ def chats_screen(
     return FloatContainer(screen, floats=[menu])
 
 
+def _video_shown(state: AppState, video: AnyContainer | None) -> bool:
+    if video is None or state.my_call is None:
+        return False
+    call = next((c for c in state.calls if c.id == state.my_call.call_id), None)
+    return call is not None and call.video
+
+
 def sidebar_width(state: AppState) -> int:
     """config.toml's sidebar_width, else as wide as the terminal allows."""
     if state.sidebar_width:
@@ -257,10 +278,11 @@ def build_layout(
     message_line: TextArea,
     on_size: Sized | None = None,
     mouse: Mouse | None = None,
+    video: AnyContainer | None = None,
 ) -> Layout:
     """`on_size`: told the message pane's size each time it is drawn;
     `mouse`: what clicks and the wheel do."""
-    chats = chats_screen(state, message_line, on_size, mouse)
+    chats = chats_screen(state, message_line, on_size, mouse, video)
 
     def screen() -> AnyContainer:
         return sign_in.container if state().screen is Screen.SIGN_IN else chats
