@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -63,7 +65,11 @@ def _configuration(servers: Sequence[IceServer], relay_only: bool) -> RTCConfigu
                      credential=server.credential or None)
         for server in servers
     ]
-    return RTCConfiguration(iceServers=ice, iceTransportPolicy="relay" if relay_only else "all")
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    # Janus bundles every stream on one transport: gather for one, not one per track.
+    return RTCConfiguration(
+        iceServers=ice, iceTransportPolicy=policy, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+    )
 
 
 def _publisher_ids(value: object, own_id: int) -> list[int]:
