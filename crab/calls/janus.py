@@ -157,11 +157,16 @@ class JanusSession:
         self.on_failure: Callable[[SfuError], None] = lambda error: None
 
     @classmethod
-    async def create(cls, url: str) -> JanusSession:
+    async def create(
+        cls, url: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> JanusSession:
+        """`transport` replaces the network (tests give httpx.MockTransport)."""
         timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
-        client = httpx.AsyncClient(timeout=timeout)
+        client = httpx.AsyncClient(timeout=timeout, transport=transport)
         try:
             answer = await _post(client, url.rstrip("/"), {"janus": "create", "transaction": "t0"})
+            if answer.get("janus") == "error":
+                raise _janus_error(answer)
             if answer.get("janus") != "success" or not isinstance(answer.get("data"), dict):
                 raise SfuError(f"Janus answered {_short(answer.get('janus'))} to create")
             session = cls(url, client, janus_id(answer["data"].get("id"), "a session id"))
@@ -331,7 +336,8 @@ async def _get(
             answer = await _read(response)
     except httpx.HTTPError as error:
         raise SfuError(f"Janus at {url} stopped answering: {error!r}") from error
-    events = answer if isinstance(answer, list) else [answer]
-    if len(events) > MAX_EVENTS or not all(isinstance(event, dict) for event in events):
+    batch = answer if isinstance(answer, list) else [answer]
+    events = [event for event in batch if isinstance(event, dict)]
+    if len(events) != len(batch) or len(events) > MAX_EVENTS:
         raise SfuError("Janus sent events that are not a short list of objects")
     return events

@@ -61,8 +61,11 @@ class _Subscription:
 
 def _configuration(servers: Sequence[IceServer], relay_only: bool) -> RTCConfiguration:
     ice = [
-        RTCIceServer(urls=list(server.urls), username=server.username or None,
-                     credential=server.credential or None)
+        RTCIceServer(
+            urls=list(server.urls),
+            username=server.username or None,
+            credential=server.credential or None,
+        )
         for server in servers
     ]
     policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL

@@ -11,6 +11,8 @@ Scenarios:
   (all in this process) over the window.
 - wrong-pin: one participant creates a room with a pin, another joins with
   a wrong one: the SfuError text and how long it took.
+- janus-dies: two participants in a call, then Janus is killed: how long
+  until each reports its own state "failed".
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +39,8 @@ TONES = {1: 440, 2: 660, 3: 880}
 WINDOW = 4.0  # seconds of media measured once everyone receives everyone
 READY_TIMEOUT = 20.0
 LEAVE_TIMEOUT = 10.0
-ROOM = 4242
+ROOMS = {"three": 1001, "wrong-pin": 1002, "janus-dies": 1003}
+FAIL_TIMEOUT = 15.0
 
 
 @dataclass
@@ -71,7 +76,7 @@ class Participant:
     def receives_everyone(self) -> bool:
         return all(self.frames[o] >= 3 and len(self.audio[o]) >= 10 for o in self.others)
 
-    async def until(self, done: "Callable[[], bool]", timeout: float, what: str) -> None:
+    async def until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         async def wait() -> None:
             while not done():
                 self.changed.clear()
@@ -95,7 +100,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def make_room(url: str, p: Participant, pin: str, media: bool = True) -> SfuRoom:
+def make_room(url: str, room: int, p: Participant, pin: str, media: bool = True) -> SfuRoom:
     audio = video = None
     if media:
         size = f"{SIZE[0]}x{SIZE[1]}"
@@ -104,8 +109,19 @@ def make_room(url: str, p: Participant, pin: str, media: bool = True) -> SfuRoom
         p.players = [video_player, audio_player]
         video, audio = video_player.video, audio_player.audio
     return SfuRoom(
-        url, ROOM, pin, p.user_id, f"user {p.user_id}", audio, video, [], False,
-        on_frame=p.frame, on_level=p.level, on_state=p.state, on_audio=p.sound,
+        url,
+        room,
+        pin,
+        p.user_id,
+        f"user {p.user_id}",
+        audio,
+        video,
+        [],
+        False,
+        on_frame=p.frame,
+        on_level=p.level,
+        on_state=p.state,
+        on_audio=p.sound,
     )
 
 
@@ -115,7 +131,7 @@ async def three(url: str, janus_pid: int) -> dict[str, object]:
     joined_ms = []
     try:
         for p in people:
-            p.room = make_room(url, p, "sesame")
+            p.room = make_room(url, ROOMS["three"], p, "sesame")
             started = time.monotonic()
             await p.room.join()
             joined_ms.append(round((time.monotonic() - started) * 1000))
@@ -147,8 +163,9 @@ async def three(url: str, janus_pid: int) -> dict[str, object]:
             room = p.room
             assert room is not None
             await p.until(
-                lambda p=p, room=room: (leaver.user_id, "left") in p.states
-                and leaver.user_id not in room.subscribed,
+                lambda p=p, room=room: (
+                    (leaver.user_id, "left") in p.states and leaver.user_id not in room.subscribed
+                ),
                 LEAVE_TIMEOUT,
                 f"dropping user {leaver.user_id}",
             )
@@ -158,7 +175,9 @@ async def three(url: str, janus_pid: int) -> dict[str, object]:
             "ready_ms": ready_ms,
             "pairs": pairs,
             "left_ms": left_ms,
-            "still_subscribed": {str(p.user_id): sorted(p.room.subscribed) for p in stayers if p.room},
+            "still_subscribed": {
+                str(p.user_id): sorted(p.room.subscribed) for p in stayers if p.room
+            },
             "janus_cpu": round(janus_cpu * 100, 1),
             "clients_cpu": round(clients_cpu * 100, 1),
         }
@@ -166,16 +185,21 @@ async def three(url: str, janus_pid: int) -> dict[str, object]:
         for p in people:
             if p.room is not None:
                 await p.room.leave()
-            for player in p.players:
-                for track in (player.audio, player.video):
-                    if track is not None:
-                        track.stop()
+        stop_players(people)
+
+
+def stop_players(people: list[Participant]) -> None:
+    for p in people:
+        for player in p.players:
+            for track in (player.audio, player.video):
+                if track is not None:
+                    track.stop()
 
 
 async def wrong_pin(url: str) -> dict[str, object]:
     owner, intruder = Participant(1, set()), Participant(2, set())
-    owner.room = make_room(url, owner, "right", media=False)
-    intruder.room = make_room(url, intruder, "wrong", media=False)
+    owner.room = make_room(url, ROOMS["wrong-pin"], owner, "right", media=False)
+    intruder.room = make_room(url, ROOMS["wrong-pin"], intruder, "wrong", media=False)
     try:
         await owner.room.join()
         started = time.monotonic()
@@ -189,10 +213,35 @@ async def wrong_pin(url: str) -> dict[str, object]:
         await owner.room.leave()
 
 
+async def janus_dies(url: str, janus_pid: int) -> dict[str, object]:
+    people = [Participant(1, {2}), Participant(2, {1})]
+    try:
+        for p in people:
+            p.room = make_room(url, ROOMS["janus-dies"], p, "sesame")
+            await p.room.join()
+        await asyncio.gather(
+            *(p.until(p.receives_everyone, READY_TIMEOUT, "media from the other") for p in people)
+        )
+        os.kill(janus_pid, signal.SIGKILL)
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                p.until(lambda p=p: (p.user_id, "failed") in p.states, FAIL_TIMEOUT, "failure")
+                for p in people
+            )
+        )
+        return {"failed_ms": round((time.monotonic() - started) * 1000)}
+    finally:
+        await asyncio.gather(*(p.room.leave() for p in people if p.room is not None))
+        stop_players(people)
+
+
 def main() -> None:
     scenario, url = sys.argv[1], sys.argv[2]
     if scenario == "three":
         result = asyncio.run(three(url, int(sys.argv[3])))
+    elif scenario == "janus-dies":
+        result = asyncio.run(janus_dies(url, int(sys.argv[3])))
     elif scenario == "wrong-pin":
         result = asyncio.run(wrong_pin(url))
     else:

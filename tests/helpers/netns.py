@@ -66,7 +66,15 @@ def network_namespace() -> Iterator[NetNamespace]:
             _ip("-n", name, "link", "set", device, "up")
         for key in ("all", "v0", "v1"):
             subprocess.run(
-                ["ip", "netns", "exec", name, "sysctl", "-qw", f"net.ipv4.conf.{key}.accept_local=1"],
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    name,
+                    "sysctl",
+                    "-qw",
+                    f"net.ipv4.conf.{key}.accept_local=1",
+                ],
                 check=True,
                 timeout=10,
             )

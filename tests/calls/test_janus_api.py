@@ -1,0 +1,114 @@
+"""What crab/calls/janus.py does with answers a Janus should never send:
+each is a SfuError that says what was wrong, never a KeyError, a hang or a
+huge allocation. An in-memory Janus (httpx.MockTransport) plays the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from crab.calls.janus import MAX_BODY, MAX_SDP, JanusSession, SfuError, parse_jsep
+
+URL = "http://janus.test/janus"
+Reply = Callable[[dict[str, object]], httpx.Response]
+
+
+def janus(on_post: Reply, polls: list[object] | None = None) -> httpx.MockTransport:
+    """POSTs answered by `on_post`; long-polls answered from `polls`, then
+    held open (as Janus does when it has nothing to say)."""
+    queued = list(polls or [])
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            if queued:
+                return httpx.Response(200, json=queued.pop(0))
+            await asyncio.Event().wait()
+        return on_post(json.loads(request.content))
+
+    return httpx.MockTransport(handle)
+
+
+def answer(body: object) -> Reply:
+    return lambda request: httpx.Response(200, json=body)
+
+
+def created(request: dict[str, object]) -> httpx.Response:
+    return httpx.Response(200, json={"janus": "success", "data": {"id": 11}})
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (lambda r: httpx.Response(200, content=b"<html>"), "not JSON"),
+        (lambda r: httpx.Response(200, content=b" " * (MAX_BODY + 1)), f"more than {MAX_BODY}"),
+        (lambda r: httpx.Response(500, json={}), "HTTP 500"),
+        (answer([1, 2]), "not an object"),
+        (answer({"janus": "error", "error": {"code": 403, "reason": "no"}}), "'no' \\(code 403\\)"),
+        (answer({"janus": "success"}), "to create"),
+        (answer({"janus": "success", "data": {"id": "11"}}), "not a positive integer"),
+        (answer({"janus": "success", "data": {"id": -1}}), "not a positive integer"),
+        (answer({"janus": "success", "data": {"id": 2**60}}), "not a positive integer"),
+        (answer({"janus": "success", "data": {"id": True}}), "not a positive integer"),
+    ],
+)
+async def test_a_bad_answer_to_create_is_a_clear_error(reply: Reply, message: str) -> None:
+    with pytest.raises(SfuError, match=message):
+        await JanusSession.create(URL, transport=janus(reply))
+
+
+async def test_a_plugin_refusal_names_janus_code_and_reason() -> None:
+    def post(request: dict[str, object]) -> httpx.Response:
+        if request["janus"] == "create":
+            return created(request)
+        if request["janus"] == "attach":
+            return httpx.Response(200, json={"janus": "success", "data": {"id": 12}})
+        error = {"videoroom": "event", "error_code": 426, "error": "No such room"}
+        data = {"plugin": "janus.plugin.videoroom", "data": error}
+        return httpx.Response(200, json={"janus": "success", "plugindata": data})
+
+    session = await JanusSession.create(URL, transport=janus(post))
+    try:
+        handle = await session.attach("janus.plugin.videoroom")
+        with pytest.raises(SfuError, match=r"'No such room' \(code 426\)"):
+            await handle.request({"request": "exists", "room": 1})
+    finally:
+        await session.destroy()
+        await session.destroy()
+
+
+async def test_a_malformed_event_batch_fails_the_session_and_what_waits_on_it() -> None:
+    failures: list[SfuError] = []
+    failed = asyncio.Event()
+
+    def on_failure(error: SfuError) -> None:
+        failures.append(error)
+        failed.set()
+
+    session = await JanusSession.create(URL, transport=janus(created, polls=[[1] * 11]))
+    session.on_failure = on_failure  # before the poll task first runs
+    try:
+        await asyncio.wait_for(failed.wait(), 5)
+        assert "short list of objects" in str(failures[0])
+        with pytest.raises(SfuError, match="short list"):
+            await session.attach("janus.plugin.videoroom")
+    finally:
+        await session.destroy()
+
+
+@pytest.mark.parametrize(
+    ("jsep", "message"),
+    [
+        ("v=0", "not an object"),
+        ({"type": "pranswer", "sdp": "v=0\r\n"}, "of type"),
+        ({"type": "offer"}, "without an SDP"),
+        ({"type": "offer", "sdp": "hello"}, "without an SDP"),
+        ({"type": "offer", "sdp": "v=0\r\n" + "a" * MAX_SDP}, f"limit {MAX_SDP}"),
+    ],
+)
+def test_a_bad_jsep_is_refused(jsep: object, message: str) -> None:
+    with pytest.raises(SfuError, match=message):
+        parse_jsep(jsep)
