@@ -40,7 +40,16 @@ JsonObject = dict[str, Any]
 class SfuError(Exception):
     """A group call through Janus cannot go on: Janus unreachable or silent,
     a request refused (with Janus's code and reason), or an answer that is
-    not what the API documents."""
+    not what the API documents. `code` is Janus's error code, if it gave one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _refusal(reason: object, code: object) -> SfuError:
+    number = code if isinstance(code, int) and not isinstance(code, bool) else None
+    return SfuError(f"Janus refused: {_short(reason)} (code {_short(code)})", number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +102,7 @@ def _plugin_event(message: JsonObject) -> PluginEvent:
         raise SfuError(f"Janus sent {message.get('janus')!r} without plugin data")
     data: JsonObject = plugindata["data"]
     if "error_code" in data or "error" in data:
-        raise SfuError(
-            f"Janus refused: {_short(data.get('error'))} (code {_short(data.get('error_code'))})"
-        )
+        raise _refusal(data.get("error"), data.get("error_code"))
     jsep = parse_jsep(message["jsep"]) if message.get("jsep") is not None else None
     return PluginEvent(data, jsep)
 
@@ -103,9 +110,7 @@ def _plugin_event(message: JsonObject) -> PluginEvent:
 def _janus_error(message: JsonObject) -> SfuError:
     error = message.get("error")
     if isinstance(error, dict):
-        return SfuError(
-            f"Janus refused: {_short(error.get('reason'))} (code {_short(error.get('code'))})"
-        )
+        return _refusal(error.get("reason"), error.get("code"))
     return SfuError("Janus answered with an error and no reason")
 
 

@@ -32,6 +32,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
@@ -89,9 +90,27 @@ def _publisher_ids(value: object, own_id: int) -> list[int]:
     return ids
 
 
+async def _apply(connection: RTCPeerConnection, jsep: Jsep) -> None:
+    """Janus's SDP, which aiortc may find it cannot use."""
+    if "\nm=" not in jsep.sdp:
+        raise SfuError(f"Janus sent an SDP {jsep.type} with no media in it")
+    try:
+        await connection.setRemoteDescription(RTCSessionDescription(jsep.sdp, jsep.type))
+    except (ValueError, KeyError, IndexError, InvalidAccessError, InvalidStateError) as error:
+        raise SfuError(f"Janus sent an SDP {jsep.type} we cannot use: {error}") from error
+
+
+async def _close(connection: RTCPeerConnection) -> None:
+    """Closes without the "closed" state change: the caller reports why."""
+    connection.remove_all_listeners("connectionstatechange")
+    await connection.close()
+
+
 def audio_level(frame: AudioFrame) -> float:
-    """RMS of a frame of 16-bit samples, 0..1."""
-    samples = frame.to_ndarray().astype(np.float32) / 32768.0
+    """RMS of one frame, 0..1 (aiortc decodes to 16-bit samples)."""
+    samples = frame.to_ndarray().astype(np.float32)
+    if frame.format.name.startswith("s16"):
+        samples /= 32768.0
     return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0
 
 
@@ -147,7 +166,7 @@ class SfuRoom:
         publishing, then follows arrivals and departures until `leave`.
         Raises SfuError (and leaves) when any step fails."""
         if self._session is not None or self._left:
-            raise SfuError("this SfuRoom has already joined")
+            raise SfuError("this SfuRoom has already joined (or left): make a new one")
         try:
             self._session = await JanusSession.create(self.url)
             self._session.on_failure = self._session_failed
@@ -177,7 +196,8 @@ class SfuRoom:
         for user_id in list(self._subscriptions):
             await self._unsubscribe(user_id, "closed")
         if self._published is not None:
-            await self._published.close()
+            await _close(self._published)
+            self.on_state(self.user_id, "closed")
         if self._session is not None:
             await self._session.destroy()  # hangs up and detaches our handles on Janus
 
@@ -197,7 +217,7 @@ class SfuRoom:
         try:
             await handle.request(body)
         except SfuError as error:
-            if f"(code {ROOM_EXISTS})" not in str(error):
+            if error.code != ROOM_EXISTS:
                 raise
 
     async def _join_as_publisher(self, handle: Handle) -> list[int]:
@@ -228,7 +248,7 @@ class SfuRoom:
         event = await handle.send({"request": "publish"}, Jsep("offer", offer.sdp))
         if event.jsep is None or event.jsep.type != "answer":
             raise SfuError("Janus accepted our media without an SDP answer")
-        await connection.setRemoteDescription(RTCSessionDescription(event.jsep.sdp, "answer"))
+        await _apply(connection, event.jsep)
 
     # Following the room
 
@@ -303,7 +323,7 @@ class SfuRoom:
             reader = self._read_video if track.kind == "video" else self._read_audio
             subscription.readers.append(asyncio.create_task(reader(user_id, track)))
 
-        await connection.setRemoteDescription(RTCSessionDescription(event.jsep.sdp, "offer"))
+        await _apply(connection, event.jsep)
         await connection.setLocalDescription(await connection.createAnswer())
         answer = connection.localDescription
         started = await handle.send({"request": "start"}, Jsep("answer", answer.sdp))
@@ -315,7 +335,7 @@ class SfuRoom:
         for reader in subscription.readers:
             reader.cancel()
         if subscription.connection is not None:
-            await subscription.connection.close()
+            await _close(subscription.connection)
         if subscription.handle is not None and self._session is not None:
             self._session.forget(subscription.handle)
             if state != "closed":  # on leave() the session's destroy detaches them all at once

@@ -10,8 +10,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from aiortc import RTCPeerConnection
 
-from crab.calls.janus import MAX_BODY, MAX_SDP, JanusSession, SfuError, parse_jsep
+from crab.calls import sfu
+from crab.calls.janus import MAX_BODY, MAX_SDP, JanusSession, Jsep, SfuError, parse_jsep
 
 URL = "http://janus.test/janus"
 Reply = Callable[[dict[str, object]], httpx.Response]
@@ -112,3 +114,20 @@ async def test_a_malformed_event_batch_fails_the_session_and_what_waits_on_it() 
 def test_a_bad_jsep_is_refused(jsep: object, message: str) -> None:
     with pytest.raises(SfuError, match=message):
         parse_jsep(jsep)
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    [
+        "v=0\r\n",
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:x\r\n",
+    ],
+)
+async def test_an_sdp_aiortc_cannot_use_is_a_clear_error(sdp: str) -> None:
+    connection = RTCPeerConnection()
+    try:
+        with pytest.raises(SfuError, match="Janus sent an SDP offer"):
+            await sfu._apply(connection, Jsep("offer", sdp))
+    finally:
+        await connection.close()
