@@ -12,14 +12,14 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 
-from crab.calls import sfu
+from crab.calls import janus, sfu
 from crab.calls.janus import MAX_BODY, MAX_SDP, JanusSession, Jsep, SfuError, parse_jsep
 
 URL = "http://janus.test/janus"
 Reply = Callable[[dict[str, object]], httpx.Response]
 
 
-def janus(on_post: Reply, polls: list[object] | None = None) -> httpx.MockTransport:
+def fake_janus(on_post: Reply, polls: list[object] | None = None) -> httpx.MockTransport:
     """POSTs answered by `on_post`; long-polls answered from `polls`, then
     held open (as Janus does when it has nothing to say)."""
     queued = list(polls or [])
@@ -59,7 +59,7 @@ def created(request: dict[str, object]) -> httpx.Response:
 )
 async def test_a_bad_answer_to_create_is_a_clear_error(reply: Reply, message: str) -> None:
     with pytest.raises(SfuError, match=message):
-        await JanusSession.create(URL, transport=janus(reply))
+        await JanusSession.create(URL, transport=fake_janus(reply))
 
 
 async def test_a_plugin_refusal_names_janus_code_and_reason() -> None:
@@ -72,7 +72,7 @@ async def test_a_plugin_refusal_names_janus_code_and_reason() -> None:
         data = {"plugin": "janus.plugin.videoroom", "data": error}
         return httpx.Response(200, json={"janus": "success", "plugindata": data})
 
-    session = await JanusSession.create(URL, transport=janus(post))
+    session = await JanusSession.create(URL, transport=fake_janus(post))
     try:
         handle = await session.attach("janus.plugin.videoroom")
         with pytest.raises(SfuError, match=r"'No such room' \(code 426\)"):
@@ -90,7 +90,7 @@ async def test_a_malformed_event_batch_fails_the_session_and_what_waits_on_it() 
         failures.append(error)
         failed.set()
 
-    session = await JanusSession.create(URL, transport=janus(created, polls=[[1] * 11]))
+    session = await JanusSession.create(URL, transport=fake_janus(created, polls=[[1] * 11]))
     session.on_failure = on_failure  # before the poll task first runs
     try:
         await asyncio.wait_for(failed.wait(), 5)
@@ -131,3 +131,25 @@ async def test_an_sdp_aiortc_cannot_use_is_a_clear_error(sdp: str) -> None:
             await sfu._apply(connection, Jsep("offer", sdp))
     finally:
         await connection.close()
+
+
+async def test_the_session_is_kept_alive_and_destroyed_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(janus, "KEEPALIVE_EVERY", 0.01)
+    seen: list[str] = []
+    kept_alive = asyncio.Event()
+
+    def post(request: dict[str, object]) -> httpx.Response:
+        seen.append(str(request["janus"]))
+        if request["janus"] == "keepalive":
+            kept_alive.set()
+            return httpx.Response(200, json={"janus": "ack"})
+        return created(request)
+
+    session = await JanusSession.create(URL, transport=fake_janus(post))
+    try:
+        await asyncio.wait_for(kept_alive.wait(), 5)
+    finally:
+        await session.destroy()
+    assert seen[0] == "create" and seen[-1] == "destroy"

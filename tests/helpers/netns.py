@@ -48,11 +48,23 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
 
+def remove_stale_namespaces() -> None:
+    """Namespaces left by a test run that was killed (named after its pid)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "crabtest" and parts[1].isdigit():
+            if not os.path.exists(f"/proc/{parts[1]}"):
+                subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
 @contextlib.contextmanager
 def network_namespace() -> Iterator[NetNamespace]:
     """A fresh namespace with lo up and a veth pair v0/v1 addressed on a
     private /24; `accept_local` lets each end accept packets from the other
     address, which the kernel sees as its own."""
+    remove_stale_namespaces()
     number = next(_numbers)
     name = f"crabtest-{os.getpid()}-{number}"
     subnet = f"10.{200 + (os.getpid() % 50)}.{number % 250}"
