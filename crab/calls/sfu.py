@@ -176,8 +176,8 @@ class SfuRoom:
             others = await self._join_as_publisher(self._publisher)
             if self.audio is not None or self.video is not None:
                 await self._publish(self._publisher)
-            for user_id in others:
-                await self._try_subscribe(user_id)
+            # Each subscription waits on Janus and on ICE gathering: all at once.
+            await asyncio.gather(*(self._try_subscribe(user_id) for user_id in others))
             self._follower = asyncio.create_task(self._follow(), name=f"sfu-room-{self.room}")
         except BaseException:
             await self.leave()
