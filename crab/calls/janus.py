@@ -150,10 +150,13 @@ class JanusSession:
     Use `await JanusSession.create(url)`, `attach`, then `destroy` (which is
     safe to call more than once and after failures)."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient, session_id: int) -> None:
+    def __init__(
+        self, url: str, client: httpx.AsyncClient, session_id: int, token: str = ""
+    ) -> None:
         self.url = url.rstrip("/")
         self.id = session_id
         self._client = client
+        self._auth: JsonObject = {"token": token} if token else {}
         self._transactions = (f"t{n}" for n in itertools.count(1))
         self._waiting: dict[str, asyncio.Future[JsonObject]] = {}
         self._handles: dict[int, Handle] = {}
@@ -163,18 +166,23 @@ class JanusSession:
 
     @classmethod
     async def create(
-        cls, url: str, transport: httpx.AsyncBaseTransport | None = None
+        cls, url: str, token: str = "", transport: httpx.AsyncBaseTransport | None = None
     ) -> JanusSession:
-        """`transport` replaces the network (tests give httpx.MockTransport)."""
+        """`token` goes with every request when Janus checks them
+        (`token_auth`); `transport` replaces the network (tests give
+        httpx.MockTransport)."""
         timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
         client = httpx.AsyncClient(timeout=timeout, transport=transport)
         try:
-            answer = await _post(client, url.rstrip("/"), {"janus": "create", "transaction": "t0"})
+            auth = {"token": token} if token else {}
+            payload = {"janus": "create", "transaction": "t0", **auth}
+            answer = await _post(client, url.rstrip("/"), payload)
             if answer.get("janus") == "error":
                 raise _janus_error(answer)
             if answer.get("janus") != "success" or not isinstance(answer.get("data"), dict):
                 raise SfuError(f"Janus answered {_short(answer.get('janus'))} to create")
-            session = cls(url, client, janus_id(answer["data"].get("id"), "a session id"))
+            session_id = janus_id(answer["data"].get("id"), "a session id")
+            session = cls(url, client, session_id, token)
         except BaseException:
             await client.aclose()
             raise
@@ -199,7 +207,7 @@ class JanusSession:
         """One request to this session (or to a handle: path "/<handle>")."""
         if self._failure is not None:
             raise self._failure
-        payload = {**payload, "transaction": next(self._transactions)}
+        payload = {**payload, **self._auth, "transaction": next(self._transactions)}
         answer = await _post(self._client, f"{self.url}/{self.id}{path}", payload)
         if answer.get("janus") == "error":
             raise _janus_error(answer)
@@ -213,7 +221,9 @@ class JanusSession:
         self._waiting[transaction] = answered
         try:
             url = f"{self.url}/{self.id}{path}"
-            ack = await _post(self._client, url, {**payload, "transaction": transaction})
+            ack = await _post(
+                self._client, url, {**payload, **self._auth, "transaction": transaction}
+            )
             if ack.get("janus") == "error":
                 raise _janus_error(ack)
             if ack.get("janus") == "success":  # some requests are answered at once after all
@@ -244,7 +254,7 @@ class JanusSession:
             return
         if self._failure is None:
             with contextlib.suppress(SfuError):
-                payload = {"janus": "destroy", "transaction": next(self._transactions)}
+                payload = {"janus": "destroy", **self._auth, "transaction": "end"}
                 await asyncio.wait_for(
                     _post(self._client, f"{self.url}/{self.id}", payload), CONNECT_TIMEOUT
                 )
@@ -272,7 +282,8 @@ class JanusSession:
         timeout = httpx.Timeout(POLL_WAIT + REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
         while True:
             try:
-                events = await _get(self._client, url, {"maxev": str(MAX_EVENTS)}, timeout)
+                params = {"maxev": str(MAX_EVENTS), **self._auth}
+                events = await _get(self._client, url, params, timeout)
             except SfuError as error:
                 self._fail(error)
                 return

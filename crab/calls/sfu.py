@@ -133,6 +133,7 @@ class SfuRoom:
         on_level: Callable[[int, float], None],
         on_state: Callable[[int, str], None],
         on_audio: Callable[[int, AudioFrame], None] | None = None,
+        token: str = "",
     ) -> None:
         self.url = url
         self.room = janus_id(room, "room")
@@ -146,6 +147,7 @@ class SfuRoom:
         self.on_level = on_level
         self.on_state = on_state
         self.on_audio = on_audio  # received audio for the speaker
+        self.token = token  # when Janus checks signed tokens (token_auth_secret)
         self._session: JanusSession | None = None
         self._publisher: Handle | None = None
         self._published: RTCPeerConnection | None = None
@@ -168,7 +170,7 @@ class SfuRoom:
         if self._session is not None or self._left:
             raise SfuError("this SfuRoom has already joined (or left): make a new one")
         try:
-            self._session = await JanusSession.create(self.url)
+            self._session = await JanusSession.create(self.url, self.token)
             self._session.on_failure = self._session_failed
             self._publisher = await self._session.attach(PLUGIN)
             self._publisher.on_event = self._room_event

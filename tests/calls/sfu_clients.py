@@ -11,6 +11,8 @@ Scenarios:
   (all in this process) over the window.
 - wrong-pin: one participant creates a room with a pin, another joins with
   a wrong one: the SfuError text and how long it took.
+- tokens: Janus checks signed tokens; one participant joins with a good
+  token, then one joins with each of the other tokens given: the errors.
 - janus-dies: two participants in a call, then Janus is killed: how long
   until each reports its own state "failed".
 """
@@ -39,7 +41,7 @@ TONES = {1: 440, 2: 660, 3: 880}
 WINDOW = 4.0  # seconds of media measured once everyone receives everyone
 READY_TIMEOUT = 20.0
 LEAVE_TIMEOUT = 10.0
-ROOMS = {"three": 1001, "wrong-pin": 1002, "janus-dies": 1003}
+ROOMS = {"three": 1001, "wrong-pin": 1002, "janus-dies": 1003, "tokens": 1004}
 FAIL_TIMEOUT = 15.0
 
 
@@ -100,7 +102,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def make_room(url: str, room: int, p: Participant, pin: str, media: bool = True) -> SfuRoom:
+def make_room(
+    url: str, room: int, p: Participant, pin: str, media: bool = True, token: str = ""
+) -> SfuRoom:
     audio = video = None
     if media:
         size = f"{SIZE[0]}x{SIZE[1]}"
@@ -122,6 +126,7 @@ def make_room(url: str, room: int, p: Participant, pin: str, media: bool = True)
         on_level=p.level,
         on_state=p.state,
         on_audio=p.sound,
+        token=token,
     )
 
 
@@ -213,6 +218,26 @@ async def wrong_pin(url: str) -> dict[str, object]:
         await owner.room.leave()
 
 
+async def tokens(url: str, good: str, others: list[str]) -> dict[str, object]:
+    owner = Participant(1, set())
+    owner.room = make_room(url, ROOMS["tokens"], owner, "pin", media=False, token=good)
+    errors: list[str | None] = []
+    try:
+        await owner.room.join()
+        for n, token in enumerate(others, start=2):
+            room = make_room(url, ROOMS["tokens"], Participant(n, set()), "pin", False, token)
+            try:
+                await room.join()
+                errors.append(None)
+            except SfuError as error:
+                errors.append(str(error))
+            finally:
+                await room.leave()
+        return {"errors": errors}
+    finally:
+        await owner.room.leave()
+
+
 async def janus_dies(url: str, janus_pid: int) -> dict[str, object]:
     people = [Participant(1, {2}), Participant(2, {1})]
     try:
@@ -240,6 +265,8 @@ def main() -> None:
     scenario, url = sys.argv[1], sys.argv[2]
     if scenario == "three":
         result = asyncio.run(three(url, int(sys.argv[3])))
+    elif scenario == "tokens":
+        result = asyncio.run(tokens(url, sys.argv[3], sys.argv[4:]))
     elif scenario == "janus-dies":
         result = asyncio.run(janus_dies(url, int(sys.argv[3])))
     elif scenario == "wrong-pin":

@@ -12,7 +12,7 @@ import pytest
 
 from crab.calls.sfu import SfuError, SfuRoom
 from tests.calls.sfu_clients import SIZE, TONES
-from tests.helpers.janus import JanusServer, private_janus
+from tests.helpers.janus import JanusServer, janus_token, private_janus
 from tests.helpers.services import free_port
 
 
@@ -53,6 +53,26 @@ def test_a_wrong_pin_is_refused_with_a_clear_error(janus: JanusServer) -> None:
     assert isinstance(error, str)
     assert "wrong pin" in error and "433" in error
     assert isinstance(result["ms"], int) and result["ms"] < 2000
+
+
+@pytest.mark.slow
+def test_janus_that_checks_signed_tokens_lets_in_only_a_valid_unexpired_one() -> None:
+    secret, now = "sfu-secret", int(time.time())
+    with private_janus(token_secret=secret) as janus:
+        result = janus.run_python(
+            "tests.calls.sfu_clients",
+            "tokens",
+            janus.url,
+            janus_token(secret, now + 60),
+            janus_token("another secret", now + 60),
+            janus_token(secret, now - 1),
+            janus_token(secret, now + 60, plugins=("janus.plugin.echotest",)),
+            "",
+        )
+    errors = result["errors"]
+    assert isinstance(errors, list) and len(errors) == 4
+    for error in errors:
+        assert isinstance(error, str) and "Janus refused" in error, errors
 
 
 @pytest.mark.slow

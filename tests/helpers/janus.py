@@ -11,7 +11,10 @@ too, through `JanusServer.run_python` (a module that prints JSON)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -41,7 +44,7 @@ general: {{
     debug_level = 4
     session_timeout = 60
     protected_folders = ["/bin", "/etc", "/proc", "/sys", "/usr"]
-}}
+{auth}}}
 media: {{
     rtp_port_range = "20000-40000"
 }}
@@ -68,6 +71,13 @@ admin: {{
 }}
 """
 
+TOKEN_AUTH = """\
+    token_auth = true
+    token_auth_secret = "{secret}"
+"""
+
+VIDEOROOM = "janus.plugin.videoroom"
+
 VIDEOROOM_JCFG = """\
 general: {
 }
@@ -87,7 +97,18 @@ def janus_missing() -> str | None:
     return None
 
 
-def write_config(folder: Path, port: int) -> Path:
+def janus_token(secret: str, expires: int, plugins: tuple[str, ...] = (VIDEOROOM,)) -> str:
+    """A token Janus accepts with `token_auth_secret = secret` until
+    `expires` (epoch seconds), for these plugins: "<expiry>,janus,<plugin>..."
+    then ":" and base64(HMAC-SHA1(secret, that)). The same scheme as coturn's
+    (crab.core.services.turn): whoever hands out TURN credentials could hand
+    these out too."""
+    data = ",".join((str(expires), "janus", *plugins))
+    digest = hmac.new(secret.encode(), data.encode(), hashlib.sha1).digest()
+    return f"{data}:{base64.b64encode(digest).decode()}"
+
+
+def write_config(folder: Path, port: int, token_secret: str | None = None) -> Path:
     """Janus's three configuration files and its library folders."""
     for kind, library in (
         ("plugins", "libjanus_videoroom.so"),
@@ -99,7 +120,8 @@ def write_config(folder: Path, port: int) -> Path:
         if library is not None:
             (folder / kind / library).symlink_to(LIBRARIES / kind / library)
     main = folder / "janus.jcfg"
-    main.write_text(JANUS_JCFG.format(folder=folder))
+    auth = "" if token_secret is None else TOKEN_AUTH.format(secret=token_secret)
+    main.write_text(JANUS_JCFG.format(folder=folder, auth=auth))
     (folder / "janus.transport.http.jcfg").write_text(HTTP_JCFG.format(port=port))
     (folder / "janus.plugin.videoroom.jcfg").write_text(VIDEOROOM_JCFG)
     return main
@@ -187,16 +209,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def private_janus() -> Iterator[JanusServer]:
+def private_janus(token_secret: str | None = None) -> Iterator[JanusServer]:
     """Janus in a fresh namespace; skips (or fails under CI=true) when it
-    cannot run here. Janus is stopped and the namespace removed on every
-    path."""
+    cannot run here. With `token_secret`, every request needs a signed
+    token (`janus_token`). Janus is stopped and the namespace removed on
+    every path."""
     why = janus_missing()
     if why is not None:
         missing_service(why)
     with tempfile.TemporaryDirectory(prefix="crab-janus-") as tmp, network_namespace() as ns:
         folder = Path(tmp)
-        main = write_config(folder, HTTP_PORT)
+        main = write_config(folder, HTTP_PORT, token_secret)
         log = folder / "janus.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
