@@ -337,6 +337,8 @@ async def _post(client: httpx.AsyncClient, url: str, payload: JsonObject) -> Jso
     try:
         async with client.stream("POST", url, json=payload) as response:
             answer = await _read(response)
+    except httpx.TimeoutException as error:
+        raise SfuError(f"Janus at {url} did not answer in time ({error!r})") from error
     except httpx.HTTPError as error:
         raise SfuError(f"Janus at {url} is unreachable: {error!r}") from error
     if not isinstance(answer, dict):

@@ -12,7 +12,8 @@ to as Janus announces them, and dropped when they unpublish or leave.
 
 States passed to `on_state(user id, state)`: "connecting", "connected",
 "failed", "closed" (one RTCPeerConnection each; our own id for what we
-publish), and "left" when a publisher leaves the room."""
+publish, and for the Janus session: "failed" when Janus is gone, "closed"
+when the room was destroyed), and "left" when a publisher leaves."""
 
 from __future__ import annotations
 
@@ -262,6 +263,9 @@ class SfuRoom:
         data = plugindata.get("data") if isinstance(plugindata, dict) else None
         if not isinstance(data, dict):
             raise SfuError("Janus sent a room event without data")
+        if data.get("videoroom") == "destroyed":  # the call is over for everyone
+            self.on_state(self.user_id, "closed")
+            return
         if "publishers" in data:
             for user_id in _publisher_ids(data["publishers"], self.user_id):
                 self._changes.put_nowait(("publishing", user_id))

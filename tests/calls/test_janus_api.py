@@ -153,3 +153,26 @@ async def test_the_session_is_kept_alive_and_destroyed_at_the_end(
     finally:
         await session.destroy()
     assert seen[0] == "create" and seen[-1] == "destroy"
+
+
+async def test_a_janus_that_accepts_but_never_answers_is_an_error_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(janus, "REQUEST_TIMEOUT", 0.3)
+    connected: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(writer)  # held open, never answered
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(SfuError, match="did not answer in time"):
+            await JanusSession.create(f"http://127.0.0.1:{port}/janus")
+        assert asyncio.get_running_loop().time() - started < 2
+    finally:
+        for writer in connected:
+            writer.close()
+        server.close()
+        await server.wait_closed()
