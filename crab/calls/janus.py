@@ -240,6 +240,8 @@ class JanusSession:
             return _plugin_event(event)
         finally:
             self._waiting.pop(transaction, None)
+            if answered.done() and not answered.cancelled():
+                answered.exception()  # failed by _fail() while nobody awaited it: seen
 
     async def destroy(self) -> None:
         """Ends the session on Janus (which hangs up and detaches its
@@ -252,13 +254,15 @@ class JanusSession:
                 await task
         if self._client.is_closed:
             return
-        if self._failure is None:
-            with contextlib.suppress(SfuError):
-                payload = {"janus": "destroy", **self._auth, "transaction": "end"}
-                await asyncio.wait_for(
-                    _post(self._client, f"{self.url}/{self.id}", payload), CONNECT_TIMEOUT
-                )
-        await self._client.aclose()
+        try:
+            if self._failure is None:
+                with contextlib.suppress(SfuError, TimeoutError):
+                    payload = {"janus": "destroy", **self._auth, "transaction": "end"}
+                    await asyncio.wait_for(
+                        _post(self._client, f"{self.url}/{self.id}", payload), CONNECT_TIMEOUT
+                    )
+        finally:
+            await self._client.aclose()
 
     def _fail(self, error: SfuError) -> None:
         if self._failure is None:
