@@ -26,6 +26,8 @@ def janus() -> Iterator[JanusServer]:
 def test_three_people_see_and_hear_each_other_and_a_leaver_is_dropped(
     janus: JanusServer,
 ) -> None:
+    # They join one after another: user 3 subscribes to 1 and 2 as it joins,
+    # 1 learns of 2 and 3 (and 2 of 3) from Janus's events afterwards.
     result = janus.run_python("tests.calls.sfu_clients", "three", janus.url, str(janus.process.pid))
     pairs = result["pairs"]
     assert isinstance(pairs, dict)

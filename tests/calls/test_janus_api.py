@@ -176,3 +176,10 @@ async def test_a_janus_that_accepts_but_never_answers_is_an_error_in_bounded_tim
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+def test_publisher_lists_are_checked_and_leave_out_ourselves() -> None:
+    assert sfu._publisher_ids([{"id": 3, "display": "c"}, {"id": 7}], own_id=7) == [3]
+    for bad in ("3", [3], [{"id": "3"}], [{"display": "x"}], [{"id": 1}] * 1000):
+        with pytest.raises(SfuError):
+            sfu._publisher_ids(bad, own_id=7)
