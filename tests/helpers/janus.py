@@ -29,7 +29,15 @@ from pathlib import Path
 from tests.helpers.netns import NetNamespace, namespaces_usable, network_namespace
 from tests.helpers.services import missing_service, which
 
-LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
+# Debian's multiarch folder (x86_64-linux-gnu, aarch64-linux-gnu...), or a source build's.
+LIBRARIES = next(
+    (
+        folder
+        for folder in (*sorted(Path("/usr/lib").glob("*/janus")), Path("/opt/janus/lib/janus"))
+        if (folder / "plugins").is_dir()
+    ),
+    Path("/usr/lib/janus"),
+)
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
 HTTP_PORT = 8088  # the namespace is private: no other program can hold it
