@@ -49,12 +49,16 @@ class PeerLink:
         on_level: Callable[[int, float], None],
         on_state: Callable[[int, str], None],
         speaker: str = "default",
+        on_audio: Callable[[int, Pcm], None] | None = None,
     ) -> None:
+        """on_audio: every received 48 kHz mono PCM run, beside the speaker
+        (for tests and recording)."""
         self.user_id = user_id
         self._media = media
         self._on_frame = on_frame
         self._on_level = on_level
         self._on_state = on_state
+        self._on_audio = on_audio
         self._speaker = Speaker(speaker)
         self._pc = RTCPeerConnection(rtc_configuration(servers, relay_only))
         self._pc.on("track", self._track_arrived)
@@ -85,8 +89,9 @@ class PeerLink:
         """The SDP of a complete answer to the other side's offer; ValueError
         for an offer too big, malformed or not acceptable."""
         check_sdp(offer, "offer")
-        self._begin()
+        self._check_fresh()
         await self._set_remote(offer, "offer")
+        self._begin()
         offered = {transceiver.kind for transceiver in self._pc.getTransceivers()}
         for kind, track in self._local_tracks():
             # A kind the offer left out cannot be sent in this answer.
@@ -100,9 +105,12 @@ class PeerLink:
         check_sdp(answer, "answer")
         await self._set_remote(answer, "answer")
 
-    def _begin(self) -> None:
+    def _check_fresh(self) -> None:
         if self.state:
             raise RuntimeError(f"link to {self.user_id} is already {self.state}")
+
+    def _begin(self) -> None:
+        self._check_fresh()
         self.started_at = time.monotonic()
         self._set_state("connecting")
 
@@ -210,6 +218,8 @@ class PeerLink:
             assert isinstance(frame, AudioFrame)
             pcm = to_pcm(frame)
             self._speaker.play(pcm)
+            if self._on_audio is not None:
+                self._on_audio(self.user_id, pcm)
             window.append(pcm)
             held += pcm.size
             if held >= LEVEL_SAMPLES:
