@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 LEVEL_SAMPLES = RATE // 10  # one level report per 100 ms of audio
 
+# aioice leaves a link with no candidate pair "new" for ever; past this a
+# link that has not connected is "failed".
+CONNECT_TIMEOUT = 15.0
+
 # Connection quality from the peer's receiver reports: round trip and loss.
 GOOD = (0.150, 0.02)
 FAIR = (0.400, 0.10)
@@ -83,7 +87,7 @@ class PeerLink:
             else:
                 self._send(track)
         await self._pc.setLocalDescription(await self._pc.createOffer())
-        return self._pc.localDescription.sdp
+        return self._local_sdp()
 
     async def answer(self, offer: str) -> str:
         """The SDP of a complete answer to the other side's offer; ValueError
@@ -98,12 +102,14 @@ class PeerLink:
             if track is not None and kind in offered:
                 self._send(track)
         await self._pc.setLocalDescription(await self._pc.createAnswer())
-        return self._pc.localDescription.sdp
+        self._fail_without_candidates(offer)
+        return self._local_sdp()
 
     async def accept(self, answer: str) -> None:
         """The other side's answer to our offer; ValueError as for answer()."""
         check_sdp(answer, "answer")
         await self._set_remote(answer, "answer")
+        self._fail_without_candidates(answer)
 
     def _check_fresh(self) -> None:
         if self.state:
@@ -113,6 +119,23 @@ class PeerLink:
         self._check_fresh()
         self.started_at = time.monotonic()
         self._set_state("connecting")
+        self._spawn(self._fail_unless_connected())
+
+    def _local_sdp(self) -> str:
+        sdp: str = self._pc.localDescription.sdp
+        self._fail_without_candidates(sdp)
+        return sdp
+
+    def _fail_without_candidates(self, sdp: str) -> None:
+        """No candidate on one side (relay only and TURN refused us, or no
+        network): no pair can ever form, say so now."""
+        if "\na=candidate:" not in sdp:
+            self._set_state("failed")
+
+    async def _fail_unless_connected(self) -> None:
+        await asyncio.sleep(CONNECT_TIMEOUT)
+        if self.state == "connecting":
+            self._set_state("failed")
 
     def _local_tracks(self) -> list[tuple[str, MediaStreamTrack | None]]:
         tracks: list[tuple[str, MediaStreamTrack | None]] = [("audio", self._media.audio_track())]

@@ -38,6 +38,7 @@ async def medias(loopback: None) -> AsyncIterator[tuple[LocalMedia, LocalMedia]]
         await bob.close()
 
 
+@pytest.mark.slow  # seconds of media
 async def test_a_call_carries_each_side_picture_and_tone(
     medias: tuple[LocalMedia, LocalMedia],
 ) -> None:
@@ -59,7 +60,9 @@ async def test_a_call_carries_each_side_picture_and_tone(
         # Frame rate over the next 30 frames on each side.
         for recorder in (at_alice, at_bob):
             start = len(recorder.frame_times)
-            await recorder.until("30 frames", lambda r=recorder, s=start: len(r.frame_times) >= s + 31, 5)
+            await recorder.until(
+                "30 frames", lambda r=recorder, s=start: len(r.frame_times) >= s + 31, 5
+            )
             times = recorder.frame_times[start : start + 31]
             rate = 30 / (times[-1] - times[0])
             print(f"received {rate:.1f} fps")
@@ -67,7 +70,9 @@ async def test_a_call_carries_each_side_picture_and_tone(
             assert recorder.frame_shapes == {(SIZE[1], SIZE[0], 3)}
 
         for recorder in (at_alice, at_bob):
-            await recorder.until("1.2 s of audio", lambda r=recorder: r.samples() >= 1.2 * 48_000, 5)
+            await recorder.until(
+                "1.2 s of audio", lambda r=recorder: r.samples() >= 1.2 * 48_000, 5
+            )
         assert tone_of(at_alice) == pytest.approx(660, abs=5)
         assert tone_of(at_bob) == pytest.approx(440, abs=5)
 
@@ -122,6 +127,7 @@ async def test_garbage_sdp_is_refused_and_the_link_still_works(
         await callee.close()
 
 
+@pytest.mark.slow  # over a second of media
 async def test_an_audio_call_without_camera_sends_no_video(loopback: None) -> None:
     alice_media = LocalMedia(Devices(mic="sine:500", camera="testsrc"), video=False)
     bob_media = LocalMedia(Devices(mic="none"), video=False)
