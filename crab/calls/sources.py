@@ -35,8 +35,9 @@ SINE_AMPLITUDE = 0.3
 
 @dataclass(frozen=True)
 class Devices:
-    """mic:     "default" | a PortAudio device name | "sine:FREQ" | "file:PATH" | "none"
-    speaker: "default" | a PortAudio device name | "none"
+    """mic:     "default" | a PortAudio device name | "pulse:SOURCE" | "sine:FREQ"
+             | "file:PATH" | "none"
+    speaker: "default" | a PortAudio device name | "pulse:SINK" | "none"
     camera:  "none" | "testsrc" | "file:PATH" | a V4L2 path like /dev/video0"""
 
     mic: str = "default"
