@@ -37,7 +37,11 @@ class Fanout(Generic[T]):
             queue.put_nowait(item)
 
     def close(self) -> None:
+        """Ends every subscriber's stream now, dropping what they hold."""
         if not self.closed:
+            for queue in self._queues:
+                while not queue.empty():
+                    queue.get_nowait()
             self.push(None)
             self.closed = True
             self._queues.clear()

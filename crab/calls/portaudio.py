@@ -64,5 +64,7 @@ def device_names(kind: Kind) -> list[str]:
     channels = "max_input_channels" if kind == "input" else "max_output_channels"
     names = [str(info["name"]) for info in sd.query_devices() if info[channels] > 0]
     if "pulse" in names:
-        names.append(f"{PULSE_PREFIX}NAME (a PulseAudio {'source' if kind == 'input' else 'sink'}: pactl list short)")
+        names.append(
+            f"{PULSE_PREFIX}NAME (a PulseAudio {'source' if kind == 'input' else 'sink'}: pactl list short)"
+        )
     return names
