@@ -42,6 +42,17 @@ GOOD = (0.150, 0.02)
 FAIR = (0.400, 0.10)
 
 
+def grade(rtt: float | None, loss: float) -> str:
+    """Quality for a round trip (seconds; None: not known yet) and a lost
+    fraction (0..1): "good", "fair" or "poor"."""
+    rtt = rtt or 0.0
+    if rtt <= GOOD[0] and loss <= GOOD[1]:
+        return "good"
+    if rtt <= FAIR[0] and loss <= FAIR[1]:
+        return "fair"
+    return "poor"
+
+
 class PeerLink:
     def __init__(
         self,
@@ -168,8 +179,8 @@ class PeerLink:
             self._on_state(self.user_id, state)
 
     async def quality(self) -> str:
-        """ "good" | "fair" | "poor" from the other side's receiver reports
-        (round trip and loss), "" until there is one."""
+        """The link's quality from the other side's receiver reports (round
+        trip and loss): "good", "fair" or "poor"; "" until there is one."""
         if self.state != "connected":
             return ""
         reports = [
@@ -179,14 +190,11 @@ class PeerLink:
         ]
         if not reports:
             return ""
-        rtt = max(report.roundTripTime for report in reports)
+        # aiortc has no round trip until a report answers one of ours.
+        rtts = [report.roundTripTime for report in reports if report.roundTripTime is not None]
         # RTCP carries the lost fraction in 1/256ths.
         loss = max(report.fractionLost for report in reports) / 256
-        if rtt <= GOOD[0] and loss <= GOOD[1]:
-            return "good"
-        if rtt <= FAIR[0] and loss <= FAIR[1]:
-            return "fair"
-        return "poor"
+        return grade(max(rtts) if rtts else None, loss)
 
     async def close(self) -> None:
         for task in list(self._tasks):

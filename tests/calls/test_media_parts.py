@@ -19,6 +19,7 @@ from crab.calls.audio import FRAME_SAMPLES, Chunker, level
 from crab.calls.errors import CallDeviceError
 from crab.calls.fanout import Fanout
 from crab.calls.ice import parse_hosts, rtc_configuration, use_ice_hosts_from_env
+from crab.calls.peer import grade
 from crab.calls.sdp import MAX_SDP, check_sdp
 from crab.calls.sources import Devices, LocalMedia, moving_pattern
 from crab.calls.speaker import Speaker
@@ -191,3 +192,12 @@ async def test_files_stand_in_for_microphone_and_camera(tmp_path: Path) -> None:
         assert isinstance(picture, VideoFrame) and (picture.width, picture.height) == (64, 48)
     finally:
         await media.close()
+
+
+def test_quality_grades() -> None:
+    assert grade(None, 0) == "good"
+    assert grade(0.05, 0.01) == "good"
+    assert grade(0.3, 0.01) == "fair"
+    assert grade(0.05, 0.05) == "fair"
+    assert grade(0.5, 0) == "poor"
+    assert grade(0.05, 0.2) == "poor"
