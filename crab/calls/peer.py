@@ -54,6 +54,12 @@ def grade(rtt: float | None, loss: float) -> str:
 
 
 class PeerLink:
+    """The caller side calls offer() then accept(answer); the other side
+    answer(offer). Received pictures and levels go to the callbacks, sound
+    to the speaker; on_state says "connecting", "connected", "failed" (no
+    candidate on a side, or not connected within CONNECT_TIMEOUT) and
+    finally "closed"."""
+
     def __init__(
         self,
         user_id: int,
@@ -112,6 +118,8 @@ class PeerLink:
             # A kind the offer left out cannot be sent in this answer.
             if track is not None and kind in offered:
                 self._send(track)
+            elif track is not None:
+                track.stop()
         await self._pc.setLocalDescription(await self._pc.createAnswer())
         self._fail_without_candidates(offer)
         return self._local_sdp()
