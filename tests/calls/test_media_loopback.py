@@ -145,3 +145,33 @@ async def test_an_audio_call_without_camera_sends_no_video(loopback: None) -> No
         await callee.close()
         await alice_media.close()
         await bob_media.close()
+
+
+@pytest.mark.slow  # seconds of media
+async def test_one_local_media_feeds_two_links(loopback: None) -> None:
+    """A mesh of three: alice's one camera and microphone go to bob and to
+    carol through a fresh track each, and both get the full rate."""
+    alice = LocalMedia(Devices(mic="sine:440", camera="testsrc"), True, SIZE, FPS)
+    bob = LocalMedia(Devices(mic="sine:660", camera="testsrc"), True, SIZE, FPS)
+    carol = LocalMedia(Devices(mic="sine:880", camera="testsrc"), True, SIZE, FPS)
+    at_bob, at_carol = Recorder(), Recorder()
+    links = [
+        make_link(2, alice, Recorder()),
+        make_link(1, bob, at_bob),
+        make_link(3, alice, Recorder()),
+        make_link(1, carol, at_carol),
+    ]
+    try:
+        await connect(links[0], links[1])
+        await connect(links[2], links[3])
+        for recorder in (at_bob, at_carol):
+            await recorder.until("31 frames", lambda r=recorder: len(r.frame_times) >= 31, 10)
+            await recorder.until("audio", lambda r=recorder: r.samples() >= 1.2 * 48_000, 5)
+            rate = 30 / (recorder.frame_times[30] - recorder.frame_times[0])
+            assert 11 <= rate <= 19, rate
+            assert tone_of(recorder) == pytest.approx(440, abs=5)
+    finally:
+        for link in links:
+            await link.close()
+        for media in (alice, bob, carol):
+            await media.close()

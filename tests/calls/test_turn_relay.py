@@ -8,7 +8,7 @@ import time
 import pytest
 
 from crab.calls.sources import Devices, LocalMedia
-from crab.core.services.turn import ice_servers
+from crab.core.services.turn import IceServer, ice_servers
 from tests.helpers.calls import Recorder, connect, make_link, tone_of
 from tests.helpers.coturn import Coturn, coturn
 
@@ -17,7 +17,7 @@ __all__ = ["coturn"]
 pytestmark = pytest.mark.slow
 
 
-def servers_for(server: Coturn, secret: str, user_id: int) -> list:  # type: ignore[type-arg]
+def servers_for(server: Coturn, secret: str, user_id: int) -> list[IceServer]:
     return ice_servers((server.url,), (), secret, user_id, ttl=600, now=time.time())
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -27,8 +28,11 @@ class Pulse:
     base: Path
     env: dict[str, str]  # what a client of this server needs
 
-    def run(self, *argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(list(argv), env={**os.environ, **self.env}, **kwargs)  # type: ignore[call-overload,no-any-return]
+    def run(self, *argv: str, output: int | IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+        """A client of this server; its output to `output` (stderr too)."""
+        return subprocess.Popen(
+            list(argv), env={**os.environ, **self.env}, stdout=output, stderr=subprocess.STDOUT
+        )
 
 
 @contextlib.contextmanager
@@ -53,13 +57,11 @@ def private_pulse() -> Iterator[Pulse]:
         "-L", f"module-native-protocol-unix socket={socket} auth-anonymous=1",
         "-L", "module-null-sink sink_name=spk",
         "-L", "module-null-sink sink_name=mic",
-        stdout=log, stderr=subprocess.STDOUT,
+        output=log,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while pulse.run(
-            "pactl", "info", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ).wait():
+        while pulse.run("pactl", "info", output=subprocess.DEVNULL).wait():
             if server.poll() is not None or time.monotonic() > deadline:
                 text = (base / "pulse.log").read_text(errors="replace")[-2000:]
                 pytest.fail(f"PulseAudio did not start ({server.poll()}):\n{text}")
