@@ -49,10 +49,11 @@ def list_devices() -> list[str]:
     """Lines for `crab chat --list-devices`."""
     lines = ['mic: "sine:440", "file:PATH" or "none" stand in for a microphone']
     try:
-        lines += [f"mic: {name}" for name in portaudio.device_names("input")]
-        lines += [f"speaker: {name}" for name in portaudio.device_names("output")]
+        sound = [f"mic: {name}" for name in portaudio.device_names("input")]
+        sound += [f"speaker: {name}" for name in portaudio.device_names("output")]
     except CallDeviceError as error:
-        lines.append(f"(no sound devices: {error})")
+        sound = [f"(no sound devices: {error})"]
+    lines += sound or ["(PortAudio finds no microphone or speaker)"]
     lines += [f"camera: {path}" for path in _video_devices()]
     lines.append('camera: "testsrc" or "file:PATH" stand in for a camera')
     return lines
