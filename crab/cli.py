@@ -199,6 +199,13 @@ def call_options(func: F) -> F:
             help="Janus's HTTP API as clients reach it (http://HOST:8088/janus), for "
             "calls bigger than --mesh-max.",
         ),
+        click.option(
+            "--sfu-secret",
+            default="",
+            envvar="CRAB_SFU_SECRET",
+            show_envvar=True,
+            help="Janus's token_auth_secret: members get signed tokens (prefer the variable).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -216,6 +223,7 @@ def call_settings(options: dict[str, Any]) -> CallSettings:
         turn_ttl=options.pop("turn_ttl"),
         relay_only=options.pop("relay_only"),
         sfu_url=options.pop("sfu_url"),
+        sfu_secret=options.pop("sfu_secret"),
     )
 
 
@@ -482,12 +490,18 @@ def _redact(url: str) -> str:
     "selection alone). Default: config.toml's mouse, else on.",
 )
 @click.option(
-    "--mic", default=None, envvar="CRAB_MIC",
+    "--mic",
+    default=None,
+    envvar="CRAB_MIC",
     help='Calls: the microphone by name, "sine:HZ", "file:PATH" or "none" (--list-devices).',
 )
-@click.option("--speaker", default=None, envvar="CRAB_SPEAKER", help='Calls: the speaker, or "none".')
 @click.option(
-    "--camera", default=None, envvar="CRAB_CAMERA",
+    "--speaker", default=None, envvar="CRAB_SPEAKER", help='Calls: the speaker, or "none".'
+)
+@click.option(
+    "--camera",
+    default=None,
+    envvar="CRAB_CAMERA",
     help='Calls: a V4L2 camera (/dev/video0), "testsrc", "file:PATH" or "none".',
 )
 @click.option("--list-devices", is_flag=True, help="List the microphones and speakers, then exit.")

@@ -160,6 +160,7 @@ class CallSettings:
     turn_ttl: int = 12 * 3600  # seconds a credential lasts (a call longer than it loses TURN)
     relay_only: bool = False  # clients use relays only (hides their addresses from each other)
     sfu_url: str = ""  # Janus's HTTP API, as clients reach it; "" : no SFU
+    sfu_secret: str = ""  # Janus's token_auth_secret: each member gets a signed token
 
 
 @dataclass(frozen=True)

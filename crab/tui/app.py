@@ -4,6 +4,7 @@ effects runner and the views; keys come from the key table."""
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import ssl
 import string
@@ -22,7 +23,8 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout.dimension import Dimension
-from prompt_toolkit.output import Output
+from prompt_toolkit.layout import DynamicContainer, Window
+from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.widgets import TextArea
 
 from crab import start_up
@@ -35,6 +37,7 @@ from crab.tui.views.layout import STYLE, SignInForm, build_layout
 from crab.tui.views.messages import Mouse
 
 if TYPE_CHECKING:
+    from crab.tui.views.video import VideoPane
     from crab.tui.actions import Submit
     from crab.tui.effects import Effect
     from crab.tui.runner import Runner
@@ -109,6 +112,15 @@ class ChatCompleter(Completer):
             if name.lower().startswith(word.lower()):
                 done = f"@{name}" if at else (f"{name}: " if first else name)
                 yield Completion(done, -len(word) - at, display=name)
+
+
+VIDEO_SHARE = 0.45  # of the terminal's rows, for the call's pictures
+VIDEO_MIN_ROWS = 6
+
+
+def truecolor() -> bool:
+    """24-bit colour, as terminals that have it say (COLORTERM)."""
+    return os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit")
 
 
 class ChatApp:
@@ -196,6 +208,7 @@ class ChatApp:
                 self.message_line,
                 self._sized,
                 Mouse(self._clicked_chat, self._wheel),
+                video=DynamicContainer(self._video_window),
             ),
             key_bindings=self._key_bindings(),
             style=STYLE,
@@ -205,8 +218,14 @@ class ChatApp:
             mouse_support=config.mouse if mouse is None else mouse,
             input=input,
             output=output,
+            # Call video in 24-bit colour where the terminal says it has it.
+            color_depth=ColorDepth.DEPTH_24_BIT if truecolor() else None,
         )
         self._devices = (config.mic, config.speaker, config.camera)
+        # The call's video pane, made with the first picture (numpy and the
+        # calls extra are imported then, not at start).
+        self._video: VideoPane | None = None
+        self._video_shown: Window | None = None
         self._idle = idle
         self._last_key = time.monotonic()
         self.away = False
@@ -289,7 +308,51 @@ class ChatApp:
                 self.runner(fx.ReportActivity(away=True))
             await asyncio.sleep(max(0.05, min(30.0, self._idle - quiet if not self.away else 30.0)))
 
+    # ---- call video ------------------------------------------------------
+
+    def _video_window(self) -> Window:
+        return self._video_shown or Window(height=0)
+
+    def _video_frame(self, user_id: int, frame: Any) -> None:
+        """A picture from someone in my call (the media's own callback, on
+        the loop): into the pane, with my own camera's newest, then a redraw."""
+        if self._video is None:
+            from crab.tui.views.video import VideoPane
+
+            self._video = VideoPane(truecolor=self.app.color_depth is ColorDepth.DEPTH_24_BIT)
+            self._video_shown = Window(self._video, height=self._video_height)
+        state = self.store.state
+        call = state.call_in(state.my_call.chat_id) if state.my_call else None
+        if call is None:
+            return
+        name = next((p.username for p in call.joined() if p.id == user_id), "?")
+        self._video.show(user_id, name, frame)
+        media = self.runner.call_media() if self.runner is not None else None
+        if media is not None:
+            self._video.show_self(media.self_view())
+        self.app.invalidate()
+
+    def video_people(self) -> set[int]:
+        """Whose pictures the video pane holds (tests and the bench look)."""
+        return self._video.user_ids() if self._video is not None else set()
+
+    def _video_height(self) -> Dimension:
+        rows = self.app.output.get_size().rows
+        return Dimension.exact(max(VIDEO_MIN_ROWS, int(rows * VIDEO_SHARE)))
+
+    def _forget_video(self, state: AppState) -> None:
+        """Out of the call, or someone left it: their pictures go."""
+        if self._video is None:
+            return
+        call = state.call_in(state.my_call.chat_id) if state.my_call else None
+        present = {p.id for p in call.joined()} if call is not None else set()
+        for user_id in self._video.user_ids() - present:
+            self._video.remove(user_id)
+        if call is None:
+            self._video.show_self(None)
+
     def _changed(self, state: AppState) -> None:
+        self._forget_video(state)
         if state.screen is not self._screen:
             self._screen = state.screen
             # Signed in or out: the passwords typed leave the form either way

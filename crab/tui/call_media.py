@@ -20,10 +20,13 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import numpy as np
+from av import AudioFrame
 
+from crab.calls.audio import ToPcm
 from crab.calls.ice import use_ice_hosts_from_env
 from crab.calls.peer import PeerLink
 from crab.calls.sources import Devices, LocalMedia
+from crab.calls.speaker import Speaker
 from crab.core.services.turn import IceServer
 from crab.tui.state import CallItem
 
@@ -66,6 +69,7 @@ class CallMedia:
         self.links: dict[int, PeerLink] = {}
         self._sfu: Sfu | None = None
         self._levels: dict[int, float] = {}
+        self._speakers: dict[int, tuple[ToPcm, Speaker]] = {}  # through the SFU
         self._reporter: asyncio.Task[None] | None = None
 
     # ---- what the effects ask ---------------------------------------------
@@ -167,9 +171,20 @@ class CallMedia:
             on_frame=self._on_frame,
             on_level=self._level,
             on_state=lambda uid, state: self._on_link(call.id, uid, state),
+            on_audio=self._play,
+            token=call.sfu_token,
         )
         self._sfu = room
         await room.join()
+
+    def _play(self, user_id: int, frame: AudioFrame) -> None:
+        """Through the SFU, each person's sound comes here: one speaker
+        stream each, which the sound server mixes (as PeerLink does)."""
+        found = self._speakers.get(user_id)
+        if found is None:
+            found = self._speakers[user_id] = (ToPcm(), Speaker(self.devices.speaker))
+        to_pcm, speaker = found
+        speaker.play(to_pcm(frame))
 
     def _level(self, user_id: int, level: float) -> None:
         self._levels[user_id] = level
@@ -204,6 +219,9 @@ class CallMedia:
             with contextlib.suppress(Exception):
                 await self._sfu.leave()
             self._sfu = None
+        for _, speaker in self._speakers.values():
+            speaker.close()
+        self._speakers.clear()
         if self.media is not None:
             await self.media.close()
             self.media = None

@@ -112,13 +112,24 @@ def parse(data: dict[str, Any]) -> ChatConfig:
                 config = replace(config, sidebar_width=value)
             case "mic" | "speaker" | "camera":
                 if not isinstance(value, str) or not 1 <= len(value) <= MAX_DEVICE_CHARS:
-                    raise ConfigError(f"{name} must be a device name of 1 to {MAX_DEVICE_CHARS} characters")
-                config = replace(config, **{name: value})
+                    raise ConfigError(
+                        f"{name} must be a device name of 1 to {MAX_DEVICE_CHARS} characters"
+                    )
+                config = _device(config, name, value)
             case "keys":
                 config = replace(config, keys=_keys(value))
             case _:
                 raise ConfigError(f"unknown setting {name!r}")
     return config
+
+
+def _device(config: ChatConfig, name: str, value: str) -> ChatConfig:
+    match name:
+        case "mic":
+            return replace(config, mic=value)
+        case "speaker":
+            return replace(config, speaker=value)
+    return replace(config, camera=value)
 
 
 def _choice(kind: type[E], name: str, value: object) -> E:

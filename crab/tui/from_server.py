@@ -67,7 +67,8 @@ def line(m: pb.Message) -> Line:
         chat_id=m.chat_id,
         id=m.id,
         sender=person(m.sender),
-        text=m.text,
+        # The line an ended call left: marked so whatever its text says.
+        text=f"{CALL_MARK} {m.text}" if m.call_note else m.text,
         sent_at=m.sent_at or _EPOCH,
         client_message_id=m.client_message_id,
         reply_to_id=m.reply_to_id,
@@ -185,6 +186,7 @@ def action(frame: pb.ServerFrame, me: int) -> a.Action | None:
     return None
 
 
+CALL_MARK = "📞"
 MAX_SDP = 16 * 1024
 MAX_CALL_MEMBERS = 64  # more than any call a chat has; the rest is dropped
 MAX_ICE_SERVERS = 8
@@ -216,6 +218,7 @@ def call(c: pb.Call) -> CallItem:
         sfu_url=sfu.url if sfu else "",
         sfu_room=sfu.room if sfu else 0,
         sfu_pin=sfu.pin if sfu else "",
+        sfu_token=sfu.token if sfu else "",
     )
 
 

@@ -178,6 +178,7 @@ class CallItem:
     sfu_url: str = ""
     sfu_room: int = 0
     sfu_pin: str = field(default="", repr=False)
+    sfu_token: str = field(default="", repr=False)
 
     def state_of(self, user_id: int) -> str:
         return next((m.state for m in self.members if m.person.id == user_id), "")

@@ -11,10 +11,7 @@ too, through `JanusServer.run_python` (a module that prints JSON)."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -84,7 +81,6 @@ TOKEN_AUTH = """\
     token_auth_secret = "{secret}"
 """
 
-VIDEOROOM = "janus.plugin.videoroom"
 
 VIDEOROOM_JCFG = """\
 general: {
@@ -103,17 +99,6 @@ def janus_missing() -> str | None:
         if not (LIBRARIES / library).exists():
             return f"janus has no {LIBRARIES / library}"
     return None
-
-
-def janus_token(secret: str, expires: int, plugins: tuple[str, ...] = (VIDEOROOM,)) -> str:
-    """A token Janus accepts with `token_auth_secret = secret` until
-    `expires` (epoch seconds), for these plugins: "<expiry>,janus,<plugin>..."
-    then ":" and base64(HMAC-SHA1(secret, that)). The same scheme as coturn's
-    (crab.core.services.turn): whoever hands out TURN credentials could hand
-    these out too."""
-    data = ",".join((str(expires), "janus", *plugins))
-    digest = hmac.new(secret.encode(), data.encode(), hashlib.sha1).digest()
-    return f"{data}:{base64.b64encode(digest).decode()}"
 
 
 def write_config(folder: Path, port: int, token_secret: str | None = None) -> Path:

@@ -259,6 +259,8 @@ def call_view(v: CallView) -> pb.Call:
         for s in v.ice_servers
     ]
     if v.sfu_url:
-        out.sfu = pb.CallSfu(url=v.sfu_url, room=v.call.sfu_room, pin=v.call.sfu_pin)
+        out.sfu = pb.CallSfu(
+            url=v.sfu_url, room=v.call.sfu_room, pin=v.call.sfu_pin, token=v.sfu_token
+        )
     out.relay_only = v.relay_only
     return out

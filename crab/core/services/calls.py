@@ -42,7 +42,7 @@ from crab.core.domain.models import (
 )
 from crab.core.services.messages import store_sends
 from crab.core.services.rate_limit import RateLimiter
-from crab.core.services.turn import IceServer, ice_servers
+from crab.core.services.turn import IceServer, ice_servers, janus_token
 from crab.core.storage import calls as call_store
 from crab.core.storage import chats
 from crab.core.storage.database import Database
@@ -85,6 +85,7 @@ class CallView:
     call: Call
     ice_servers: tuple[IceServer, ...] = ()
     sfu_url: str = ""
+    sfu_token: str = ""
     relay_only: bool = False
 
 
@@ -103,17 +104,21 @@ class Phone:
     # ---- what a member sees ----------------------------------------------
 
     def view(self, call: Call, user_id: int) -> CallView:
-        """The call with this member's own ICE servers (while ringing or in it)."""
+        """The call with this member's own credentials (while ringing or in
+        it): TURN for the ICE servers, a signed token for the SFU."""
         s = self._settings
         member = call.member(user_id)
         servers: tuple[IceServer, ...] = ()
+        token = ""
         if member is not None and member.state in (CallMemberState.RINGING, CallMemberState.JOINED):
+            now = time.time()
             servers = tuple(
-                ice_servers(
-                    s.turn_urls, s.stun_urls, s.turn_secret, user_id, s.turn_ttl, time.time()
-                )
+                ice_servers(s.turn_urls, s.stun_urls, s.turn_secret, user_id, s.turn_ttl, now)
             )
-        return CallView(call, servers, s.sfu_url if call.sfu_room else "", s.relay_only)
+            if call.sfu_room and s.sfu_secret:
+                token = janus_token(s.sfu_secret, int(now + s.turn_ttl))
+        sfu_url = s.sfu_url if call.sfu_room else ""
+        return CallView(call, servers, sfu_url, token, s.relay_only)
 
     async def live_calls(self, chat_ids: list[int]) -> list[Call]:
         """The calls going on in these chats (for a session that starts)."""

@@ -1,8 +1,9 @@
-"""Short-lived TURN credentials in coturn's shared-secret scheme
+"""Short-lived credentials for the media servers: TURN in coturn's shared-secret scheme
 (`--use-auth-secret`): the username is "<expiry epoch>:<user id>", the
 password base64(HMAC-SHA1(secret, username)). coturn checks both without
 asking crab, and refuses them once the expiry has passed, so a credential
-that leaks is worth one call at most."""
+that leaks is worth one call at most. Janus's signed tokens
+(`token_auth_secret`) are the same idea: `janus_token`."""
 
 from __future__ import annotations
 
@@ -42,3 +43,15 @@ def ice_servers(
         username, password = turn_credentials(secret, user_id, ttl, now)
         servers.append(IceServer(turn_urls, username, password))
     return servers
+
+
+VIDEOROOM = "janus.plugin.videoroom"
+
+
+def janus_token(secret: str, expires: int, plugins: tuple[str, ...] = (VIDEOROOM,)) -> str:
+    """A token Janus accepts with `token_auth_secret = secret` until `expires`
+    (epoch seconds), for these plugins: "<expiry>,janus,<plugin>..." then ":"
+    and base64(HMAC-SHA1(secret, that))."""
+    data = ",".join((str(expires), "janus", *plugins))
+    digest = hmac.new(secret.encode(), data.encode(), hashlib.sha1).digest()
+    return f"{data}:{base64.b64encode(digest).decode()}"

@@ -463,6 +463,11 @@ class CallSfu(betterproto2.Message):
 
     pin: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
+    token: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    signed for this member when Janus checks tokens
+    """
+
 
 default_message_pool.register_message("crab.v1", "CallSfu", CallSfu)
 
