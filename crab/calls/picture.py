@@ -98,7 +98,8 @@ def quantise(img: np.ndarray, bits: int = 4) -> Image:
     if bits == 8:
         return img.astype(np.uint8, copy=False)
     table: Image = _quantise_table(bits)
-    return table[img]
+    out: Image = table[img]
+    return out
 
 
 def to_palette(img: np.ndarray) -> Image:
@@ -111,7 +112,8 @@ def to_palette(img: np.ndarray) -> Image:
     grey = _GREY_LEVELS[grey_index][..., None]
     cube_error = ((rgb - cube) ** 2).sum(axis=-1)
     grey_error = ((rgb - grey) ** 2).sum(axis=-1)
-    return np.where((grey_error < cube_error)[..., None], grey, cube).astype(np.uint8)
+    out: Image = np.where((grey_error < cube_error)[..., None], grey, cube).astype(np.uint8)
+    return out
 
 
 @lru_cache(maxsize=65536)
@@ -137,9 +139,12 @@ def cells(img: np.ndarray, truecolor: bool) -> list[Fragments]:
     rows: list[Fragments] = []
     for row, row_starts in zip(pairs.tolist(), starts, strict=True):
         columns = np.flatnonzero(row_starts).tolist()
-        ends = columns[1:] + [width]
+        ends = [*columns[1:], width]
         rows.append(
-            [(_style(row[start]), HALF_BLOCK * (end - start)) for start, end in zip(columns, ends, strict=True)]
+            [
+                (_style(row[start]), HALF_BLOCK * (end - start))
+                for start, end in zip(columns, ends, strict=True)
+            ]
         )
     return rows
 
