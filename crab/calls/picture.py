@@ -116,6 +116,18 @@ def to_palette(img: np.ndarray) -> Image:
     return out
 
 
+def settle(raw: Image, snapped: Image, previous: Image | None, tolerance: int) -> Image:
+    """`snapped` (the quantised or palette colours of `raw`), except that a
+    pixel keeps its previous colour while `raw` stays within `tolerance` of
+    it: camera noise across a quantisation step would otherwise flip cells
+    every frame (new colour pairs to parse, changed cells to send)."""
+    if previous is None or previous.shape != raw.shape or tolerance <= 0:
+        return snapped
+    near = (np.abs(raw.astype(np.int16) - previous).max(axis=-1) <= tolerance)[..., None]
+    out: Image = np.where(near, previous, snapped)
+    return out
+
+
 @lru_cache(maxsize=65536)
 def _style(pair: int) -> str:
     return f"fg:#{pair >> 24:06x} bg:#{pair & 0xFFFFFF:06x}"
@@ -124,7 +136,8 @@ def _style(pair: int) -> str:
 def cells(img: np.ndarray, truecolor: bool) -> list[Fragments]:
     """Rows of (style, text) fragments for prompt_toolkit, one row per two
     pixel rows: runs of equal (top, bottom) colours merged into one fragment,
-    styles "fg:#rrggbb bg:#rrggbb" (palette colours unless truecolor)."""
+    styles "fg:#rrggbb bg:#rrggbb". Unless truecolor, every colour is
+    snapped to the palette (to_palette; a no-op on snapped colours)."""
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] % 2:
         raise PictureError(f"cells need an even number of RGB rows, not {img.shape}")
     if not truecolor:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from io import StringIO
 
 import numpy as np
-import numpy.typing as npt
 from prompt_toolkit.application import Application
 from prompt_toolkit.application.current import set_app
 from prompt_toolkit.data_structures import Size
@@ -28,13 +27,26 @@ from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.utils import get_cwidth
 
-from crab.calls.picture import Fragments, PictureError, cells, check_frame, fit, quantise, tile
+from crab.calls.picture import (
+    MAX_CELLS,
+    Fragments,
+    Image,
+    PictureError,
+    cells,
+    check_frame,
+    fit,
+    quantise,
+    settle,
+    tile,
+    to_palette,
+)
 from crab.tui.views.text import clip
 
 # Bits a colour channel keeps in truecolor mode: measured to keep a draw's
 # p99 within 15 ms at 80x24 (BENCHMARKS.md); 256-colour mode snaps to the
 # palette instead.
 TRUECOLOR_BITS = 4
+TOLERANCE = 12  # a pixel keeps its colour while the camera's value stays this near
 NAME_STYLE = "class:video.name"
 SELF_SHARE = 4  # my picture is a quarter of the pane's width
 
@@ -42,10 +54,11 @@ SELF_SHARE = 4  # my picture is a quarter of the pane's width
 @dataclass
 class _Picture:
     name: str
-    frame: npt.NDArray[np.uint8]
+    frame: Image
     fresh: bool = True  # a frame not yet converted
     rows: list[Fragments] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)  # cols, rows of `rows`
+    colours: Image | None = None  # the pixels `rows` were made of
 
 
 @dataclass
@@ -70,7 +83,7 @@ class VideoPane(UIControl):
 
     # Fed from the call (asyncio loop, prompt_toolkit's thread).
 
-    def show(self, user_id: int, name: str, frame: npt.NDArray[np.uint8]) -> None:
+    def show(self, user_id: int, name: str, frame: Image) -> None:
         """The newest frame from `user_id`; a frame that is not an RGB image
         of a sane size is counted in frames_refused and ignored."""
         try:
@@ -85,7 +98,7 @@ class VideoPane(UIControl):
             picture.name, picture.frame, picture.fresh = name, image, True
         self._changes += 1
 
-    def show_self(self, frame: npt.NDArray[np.uint8] | None) -> None:
+    def show_self(self, frame: Image | None) -> None:
         """My camera's newest frame; None takes my picture away (camera off)."""
         if frame is None:
             self._self = None
@@ -111,7 +124,7 @@ class VideoPane(UIControl):
         return False
 
     def create_content(self, width: int, height: int | None) -> UIContent:
-        height = height or 1
+        height = 1 if height is None else height
         drawn = self._drawn
         if drawn is None or drawn[:3] != (self._changes, width, height):
             drawn = (self._changes, width, height, self._compose(width, height))
@@ -120,6 +133,13 @@ class VideoPane(UIControl):
         return UIContent(get_line=lambda i: lines[i], line_count=len(lines), show_cursor=False)
 
     def _compose(self, width: int, height: int) -> list[StyleAndTextTuples]:
+        if width < 1 or height < 1:
+            return [[] for _ in range(max(0, height))]
+        # A pane beyond MAX_CELLS is not a terminal: the pictures keep to a
+        # corner of it rather than cost a conversion of that size.
+        return _flatten(self._place(min(width, MAX_CELLS), min(height, MAX_CELLS)), width, height)
+
+    def _place(self, width: int, height: int) -> list[_Placed]:
         placed: list[_Placed] = []
         others = list(self._others.values())
         for picture, (x, y, w, h) in zip(others, tile(len(others), width, height), strict=False):
@@ -138,14 +158,14 @@ class VideoPane(UIControl):
             else:
                 x, y, w, h = 0, 0, width, height
             placed.append(_Placed(x, y, w, self._converted(mine, w, h)))
-        return _flatten(placed, width, height)
+        return placed
 
     def _converted(self, picture: _Picture, cols: int, rows: int) -> list[Fragments]:
         if picture.fresh or picture.size != (cols, rows):
-            image = fit(picture.frame, cols, rows)
-            if self.truecolor:
-                image = quantise(image, TRUECOLOR_BITS)
-            picture.rows = cells(image, self.truecolor)
+            raw = fit(picture.frame, cols, rows)
+            snapped = quantise(raw, TRUECOLOR_BITS) if self.truecolor else to_palette(raw)
+            image = settle(raw, snapped, picture.colours, TOLERANCE)
+            picture.rows, picture.colours = cells(image, self.truecolor), image
             picture.size, picture.fresh = (cols, rows), False
             self.frames_drawn += 1
         return picture.rows
@@ -210,7 +230,7 @@ def _cut(fragments: Fragments, start: int, end: int) -> Fragments:
 
 
 def draw_cost(
-    frames: Sequence[npt.NDArray[np.uint8]], cols: int, rows: int, truecolor: bool
+    frames: Sequence[Image], cols: int, rows: int, truecolor: bool
 ) -> list[float]:
     """Seconds each frame takes from show() to bytes for the terminal: the
     conversion and prompt_toolkit's rendering into a vt100 output (a

@@ -187,3 +187,13 @@ def test_draw_cost_times_each_frame_through_prompt_toolkit() -> None:
     frames = [plain((shade, 0, 255 - shade)) for shade in range(0, 250, 50)]
     costs = draw_cost(frames, 80, 24, truecolor=True)
     assert len(costs) == len(frames) and all(0 < cost < 5 for cost in costs)
+
+
+def test_a_pane_of_no_size_or_of_absurd_size_draws_without_error() -> None:
+    pane = VideoPane(truecolor=True)
+    pane.show(1, "alice", plain((255, 0, 0)))
+    pane.show_self(plain((0, 255, 0)))
+    assert screen(pane, 0, 3) == ["", "", ""]
+    assert screen(pane, 5, 0) == []
+    rows = screen(pane, 1500, 4)
+    assert len(rows) == 4 and HALF_BLOCK in rows[2] and all(len(row) <= 1500 for row in rows)
