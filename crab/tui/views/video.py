@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 
-import numpy as np
 from prompt_toolkit.application import Application
 from prompt_toolkit.application.current import set_app
 from prompt_toolkit.data_structures import Size
@@ -229,9 +228,7 @@ def _cut(fragments: Fragments, start: int, end: int) -> Fragments:
     return out
 
 
-def draw_cost(
-    frames: Sequence[Image], cols: int, rows: int, truecolor: bool
-) -> list[float]:
+def draw_cost(frames: Sequence[Image], cols: int, rows: int, truecolor: bool) -> list[float]:
     """Seconds each frame takes from show() to bytes for the terminal: the
     conversion and prompt_toolkit's rendering into a vt100 output (a
     StringIO) of cols x rows, in the colour depth asked for."""
