@@ -116,18 +116,6 @@ def to_palette(img: np.ndarray) -> Image:
     return out
 
 
-def settle(raw: Image, snapped: Image, previous: Image | None, tolerance: int) -> Image:
-    """`snapped` (the quantised or palette colours of `raw`), except that a
-    pixel keeps its previous colour while `raw` stays within `tolerance` of
-    it: camera noise across a quantisation step would otherwise flip cells
-    every frame (new colour pairs to parse, changed cells to send)."""
-    if previous is None or previous.shape != raw.shape or tolerance <= 0:
-        return snapped
-    near = (np.abs(raw.astype(np.int16) - previous).max(axis=-1) <= tolerance)[..., None]
-    out: Image = np.where(near, previous, snapped)
-    return out
-
-
 @lru_cache(maxsize=65536)
 def _style(pair: int) -> str:
     return f"fg:#{pair >> 24:06x} bg:#{pair & 0xFFFFFF:06x}"

@@ -35,17 +35,15 @@ from crab.calls.picture import (
     check_frame,
     fit,
     quantise,
-    settle,
     tile,
-    to_palette,
 )
 from crab.tui.views.text import clip
 
-# Bits a colour channel keeps in truecolor mode: measured to keep a draw's
-# p99 within 15 ms at 80x24 (BENCHMARKS.md); 256-colour mode snaps to the
-# palette instead.
-TRUECOLOR_BITS = 4
-TOLERANCE = 12  # a pixel keeps its colour while the camera's value stays this near
+# Bits a colour channel keeps in truecolor mode (256-colour mode snaps to
+# the palette instead). Each new colour pair costs prompt_toolkit a style
+# parse and a cache entry it keeps for the app's life; 4 bits made about four
+# times the pairs of 3 and missed the draw-time target, so 3.
+TRUECOLOR_BITS = 3
 NAME_STYLE = "class:video.name"
 SELF_SHARE = 4  # my picture is a quarter of the pane's width
 
@@ -57,7 +55,6 @@ class _Picture:
     fresh: bool = True  # a frame not yet converted
     rows: list[Fragments] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)  # cols, rows of `rows`
-    colours: Image | None = None  # the pixels `rows` were made of
 
 
 @dataclass
@@ -161,10 +158,10 @@ class VideoPane(UIControl):
 
     def _converted(self, picture: _Picture, cols: int, rows: int) -> list[Fragments]:
         if picture.fresh or picture.size != (cols, rows):
-            raw = fit(picture.frame, cols, rows)
-            snapped = quantise(raw, TRUECOLOR_BITS) if self.truecolor else to_palette(raw)
-            image = settle(raw, snapped, picture.colours, TOLERANCE)
-            picture.rows, picture.colours = cells(image, self.truecolor), image
+            image = fit(picture.frame, cols, rows)
+            if self.truecolor:
+                image = quantise(image, TRUECOLOR_BITS)
+            picture.rows = cells(image, self.truecolor)
             picture.size, picture.fresh = (cols, rows), False
             self.frames_drawn += 1
         return picture.rows
