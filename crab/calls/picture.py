@@ -30,6 +30,9 @@ MAX_CELLS = 1000  # columns or rows of a pane; beyond this is not a terminal
 # theme, so prompt_toolkit never maps to them).
 _CUBE_LEVELS = np.array([0x00, 0x5F, 0x87, 0xAF, 0xD7, 0xFF], dtype=np.int32)
 _GREY_LEVELS = np.arange(24, dtype=np.int32) * 10 + 8
+# Nearest level for each channel value, and nearest grey for each mean.
+_CUBE_NEAREST = _CUBE_LEVELS[np.abs(np.arange(256)[:, None] - _CUBE_LEVELS).argmin(axis=1)]
+_GREY_NEAREST = _GREY_LEVELS[np.abs(np.arange(256)[:, None] - _GREY_LEVELS).argmin(axis=1)]
 
 
 class PictureError(ValueError):
@@ -105,11 +108,8 @@ def quantise(img: np.ndarray, bits: int = 4) -> Image:
 def to_palette(img: np.ndarray) -> Image:
     """Each pixel snapped to the nearest of xterm's 240 cube and grey colours."""
     rgb = img.astype(np.int32)
-    # Nearest cube level a channel: the cube's steps are uneven (0, 95, 135...).
-    index = np.abs(rgb[..., None] - _CUBE_LEVELS).argmin(axis=-1)
-    cube = _CUBE_LEVELS[index]
-    grey_index = np.clip((rgb.mean(axis=-1) - 3) // 10, 0, 23).astype(np.int32)
-    grey = _GREY_LEVELS[grey_index][..., None]
+    cube = _CUBE_NEAREST[img]
+    grey = _GREY_NEAREST[rgb.sum(axis=-1) // 3][..., None]
     cube_error = ((rgb - cube) ** 2).sum(axis=-1)
     grey_error = ((rgb - grey) ** 2).sum(axis=-1)
     out: Image = np.where((grey_error < cube_error)[..., None], grey, cube).astype(np.uint8)
