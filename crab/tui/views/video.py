@@ -10,6 +10,7 @@ returns at once: the caller invalidates the app to get a draw.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from crab.tui.views.text import clip
 # times the pairs of 3 and missed the draw-time target, so 3.
 TRUECOLOR_BITS = 3
 NAME_STYLE = "class:video.name"
+# Cells a draw fills at most (a 100x30 area): draw time grows with them.
+MAX_DRAWN_CELLS = 3000
 SELF_SHARE = 4  # my picture is a quarter of the pane's width
 
 
@@ -68,8 +71,9 @@ class _Placed:
 class VideoPane(UIControl):
     """A UIControl: put it in a Window (`Window(VideoPane(truecolor))`)."""
 
-    def __init__(self, truecolor: bool) -> None:
+    def __init__(self, truecolor: bool, max_cells: int = MAX_DRAWN_CELLS) -> None:
         self.truecolor = truecolor
+        self.max_cells = max(1, max_cells)
         self.frames_drawn = 0  # pictures converted to cells
         self.frames_refused = 0  # frames show() would not take
         self._others: dict[int, _Picture] = {}
@@ -131,9 +135,17 @@ class VideoPane(UIControl):
     def _compose(self, width: int, height: int) -> list[StyleAndTextTuples]:
         if width < 1 or height < 1:
             return [[] for _ in range(max(0, height))]
-        # A pane beyond MAX_CELLS is not a terminal: the pictures keep to a
-        # corner of it rather than cost a conversion of that size.
-        return _flatten(self._place(min(width, MAX_CELLS), min(height, MAX_CELLS)), width, height)
+        # Every drawn cell costs prompt_toolkit time on the loop at each
+        # frame: a big pane draws its pictures in a centred area of at most
+        # max_cells, shaped like the pane.
+        scale = min(1.0, math.sqrt(self.max_cells / (width * height)))
+        used_width = min(MAX_CELLS, max(1, int(width * scale)))
+        used_height = min(MAX_CELLS, max(1, int(height * scale)))
+        left, top = (width - used_width) // 2, (height - used_height) // 2
+        placed = self._place(used_width, used_height)
+        for item in placed:
+            item.x, item.y = item.x + left, item.y + top
+        return _flatten(placed, width, height)
 
     def _place(self, width: int, height: int) -> list[_Placed]:
         placed: list[_Placed] = []

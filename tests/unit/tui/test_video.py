@@ -197,3 +197,13 @@ def test_a_pane_of_no_size_or_of_absurd_size_draws_without_error() -> None:
     assert screen(pane, 5, 0) == []
     rows = screen(pane, 1500, 4)
     assert len(rows) == 4 and HALF_BLOCK in rows[2] and all(len(row) <= 1500 for row in rows)
+
+
+def test_a_big_pane_draws_its_pictures_in_a_centred_area_of_at_most_max_cells() -> None:
+    pane = VideoPane(truecolor=True, max_cells=3000)
+    pane.show(1, "alice", plain((255, 0, 0), height=60, width=200))
+    rows = screen(pane, 200, 60)
+    drawn = [y for y, row in enumerate(rows) if row.strip()]
+    assert drawn[0] == 15 and drawn[-1] == 44  # 30 of 60 rows
+    assert rows[15][50:].startswith("alice") and rows[15][:50].strip() == ""
+    assert max(len(row.rstrip()) for row in rows) == 150  # 100 of 200 columns
