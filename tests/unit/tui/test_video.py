@@ -13,9 +13,10 @@ import numpy.typing as npt
 from prompt_toolkit.application import Application
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.layout import Layout, Window
+from prompt_toolkit.layout import HSplit, Layout, Window
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.output.vt100 import Vt100_Output
+from prompt_toolkit.widgets import TextArea
 
 from crab.calls.picture import HALF_BLOCK
 from crab.tui.views.video import NAME_STYLE, VideoPane, draw_cost
@@ -207,3 +208,44 @@ def test_a_big_pane_draws_its_pictures_in_a_centred_area_of_at_most_max_cells() 
     assert drawn[0] == 15 and drawn[-1] == 44  # 30 of 60 rows
     assert rows[15][50:].startswith("alice") and rows[15][:50].strip() == ""
     assert max(len(row.rstrip()) for row in rows) == 150  # 100 of 200 columns
+
+
+async def test_typing_reaches_the_input_line_while_video_plays() -> None:
+    pane = VideoPane(truecolor=True)
+    line = TextArea(height=1)
+    sink, output = _terminal(ColorDepth.TRUE_COLOR)
+    enough_frames, typed = asyncio.Event(), asyncio.Event()
+    line.buffer.on_text_changed += lambda buffer: typed.set() if buffer.text == "hello" else None
+    rng = np.random.default_rng(11)
+    with create_pipe_input() as keys:
+        app: Application[None] = Application(
+            layout=Layout(HSplit([Window(pane), line]), focused_element=line),
+            input=keys,
+            output=output,
+            full_screen=True,
+        )
+        rendered = asyncio.Event()
+
+        def after_render(_: object) -> None:
+            rendered.set()
+            if pane.frames_drawn >= 10:
+                enough_frames.set()
+
+        app.after_render += after_render
+
+        async def play() -> None:
+            while True:  # a new frame as soon as the last one is drawn
+                rendered.clear()
+                pane.show(1, "alice", rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8))
+                app.invalidate()
+                await rendered.wait()
+
+        running = asyncio.create_task(app.run_async())
+        video = asyncio.create_task(play())
+        keys.send_text("hello")
+        await asyncio.wait_for(asyncio.gather(typed.wait(), enough_frames.wait()), 10)
+        video.cancel()
+        app.exit()
+        await asyncio.wait_for(running, 5)
+    assert line.text == "hello" and pane.frames_drawn >= 10
+    assert HALF_BLOCK in sink.getvalue()
