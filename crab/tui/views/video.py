@@ -240,7 +240,9 @@ def _cut(fragments: Fragments, start: int, end: int) -> Fragments:
 def draw_cost(frames: Sequence[Image], cols: int, rows: int, truecolor: bool) -> list[float]:
     """Seconds each frame takes from show() to bytes for the terminal: the
     conversion and prompt_toolkit's rendering into a vt100 output (a
-    StringIO) of cols x rows, in the colour depth asked for."""
+    StringIO) of cols x rows, in the colour depth asked for, one remote
+    picture drawn as the pane draws it (within MAX_DRAWN_CELLS). The first
+    frames cost more: every colour pair is new to prompt_toolkit then."""
     pane = VideoPane(truecolor)
     sink = StringIO()
     depth = ColorDepth.TRUE_COLOR if truecolor else ColorDepth.DEPTH_8_BIT
