@@ -4,8 +4,9 @@ effects runner and the views; keys come from the key table."""
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
+import gc
+import os
 import ssl
 import string
 import time
@@ -22,8 +23,8 @@ from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout import DynamicContainer, Window
+from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.output import ColorDepth, Output
 from prompt_toolkit.widgets import TextArea
 
@@ -37,10 +38,10 @@ from crab.tui.views.layout import STYLE, SignInForm, build_layout
 from crab.tui.views.messages import Mouse
 
 if TYPE_CHECKING:
-    from crab.tui.views.video import VideoPane
     from crab.tui.actions import Submit
     from crab.tui.effects import Effect
     from crab.tui.runner import Runner
+    from crab.tui.views.video import VideoPane
 
 # Before the first paint this module needs only prompt_toolkit, the state and
 # the views. The rest (actions, reducers, effects, and the I/O side with
@@ -116,6 +117,7 @@ class ChatCompleter(Completer):
 
 VIDEO_SHARE = 0.45  # of the terminal's rows, for the call's pictures
 VIDEO_MIN_ROWS = 6
+VIDEO_GC_THRESHOLDS = (10_000, 20, 100)
 
 
 def truecolor() -> bool:
@@ -320,6 +322,10 @@ class ChatApp:
             from crab.tui.views.video import VideoPane
 
             self._video = VideoPane(truecolor=self.app.color_depth is ColorDepth.DEPTH_24_BIT)
+            # Each drawn frame leaves prompt_toolkit's screen in a reference
+            # cycle: with the default thresholds, collections of them paused
+            # frames past the draw budget (BENCHMARKS.md, "call").
+            gc.set_threshold(*VIDEO_GC_THRESHOLDS)
             self._video_shown = Window(self._video, height=self._video_height)
         state = self.store.state
         call = state.call_in(state.my_call.chat_id) if state.my_call else None
@@ -489,6 +495,8 @@ class ChatApp:
             Where.HELP: Condition(
                 lambda: state().focus is Focus.HELP and state().screen is Screen.CHATS
             ),
+            # Call keys work on every panel (and say so when there is no call).
+            Where.CALL: Condition(lambda: state().screen is Screen.CHATS),
         }
         # Esc acts at once when pressed alone; when a key follows it in the
         # same read it is Alt+KEY (Alt+1, Alt+Left...), never Esc then a

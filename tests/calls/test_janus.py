@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from crab.calls.sfu import SfuError, SfuRoom
+from crab.core.services.turn import janus_token
 from tests.calls.sfu_clients import SIZE, TONES
-from tests.helpers.janus import JanusServer, janus_token, private_janus
+from tests.helpers.janus import JanusServer, private_janus
 from tests.helpers.services import free_port
 
 

@@ -62,8 +62,12 @@ async def test_a_video_call_between_two_clients(
 
         bob.type(F7)
         await bob.until(lambda s: s.my_call is not None)
-        await alice.until(lambda s: s.my_call is not None and s.my_call.links.get(b_id) == "connected")
-        await bob.until(lambda s: s.my_call is not None and s.my_call.links.get(a_id) == "connected")
+        await alice.until(
+            lambda s: s.my_call is not None and s.my_call.links.get(b_id) == "connected"
+        )
+        await bob.until(
+            lambda s: s.my_call is not None and s.my_call.links.get(a_id) == "connected"
+        )
 
         # Pictures both ways, into each one's video pane; sound both ways.
         for me, other in ((alice, b_id), (bob, a_id)):

@@ -67,6 +67,7 @@ STYLE = Style.from_dict(
         "mention": "bold ansimagenta",
         "link": "underline",
         "topic": "italic",
+        "video.name": "reverse",
         **NICK_STYLES,
     }
 )

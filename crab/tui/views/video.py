@@ -118,6 +118,10 @@ class VideoPane(UIControl):
         if self._others.pop(user_id, None) is not None:
             self._changes += 1
 
+    def user_ids(self) -> set[int]:
+        """Whose pictures the pane holds."""
+        return set(self._others)
+
     # Drawn by prompt_toolkit.
 
     def is_focusable(self) -> bool:
