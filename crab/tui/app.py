@@ -203,6 +203,10 @@ class ChatApp:
         self.message_line.buffer.on_text_changed += self._typed
         self.sign_in = SignInForm(lambda: self.store.state, self._sign_in)
         self._pane = self.store.state.pane  # the message pane's size, as last drawn
+        # The call's video pane, made with the first picture (numpy and the
+        # calls extra are imported then, not at start).
+        self._video: VideoPane | None = None
+        self._video_shown: Window | None = None
         self.app: Application[None] = Application(
             layout=build_layout(
                 lambda: self.store.state,
@@ -224,10 +228,6 @@ class ChatApp:
             color_depth=ColorDepth.DEPTH_24_BIT if truecolor() else None,
         )
         self._devices = (config.mic, config.speaker, config.camera)
-        # The call's video pane, made with the first picture (numpy and the
-        # calls extra are imported then, not at start).
-        self._video: VideoPane | None = None
-        self._video_shown: Window | None = None
         self._idle = idle
         self._last_key = time.monotonic()
         self.away = False

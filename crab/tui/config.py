@@ -170,6 +170,15 @@ def _keys(value: object) -> dict[Command, tuple[str, ...]]:
 
 def key_table(config: ChatConfig) -> tuple[KeyBinding, ...]:
     """The key table with the file's keys in place of each named command's."""
-    return tuple(
-        replace(b, keys=config.keys[b.command]) if b.command in config.keys else b for b in KEYS
-    )
+    taken = {key for keys in config.keys.values() for key in keys}
+    table = []
+    for b in KEYS:
+        if b.command in config.keys:
+            table.append(replace(b, keys=config.keys[b.command]))
+            continue
+        # A key the file gives another command leaves this one (F7 for
+        # next_chat takes it from answering calls).
+        left = tuple(k for k in b.keys if k not in taken)
+        if left:
+            table.append(replace(b, keys=left))
+    return tuple(table)

@@ -115,7 +115,7 @@ async def test_the_help_scrolls_to_its_end_at_80x24(crab: Crab, tmp_path: Path) 
         assert not any("/quit" in row for row in rows)
         bob.type(DOWN)
         await bob.until(lambda s: s.help_scroll == 1)
-        for _ in range(6):
+        for _ in range(12):
             bob.type(PAGE_DOWN)
         await bob.until(lambda s: any("/quit" in row for row in screen(bob)))
         assert bob.state.scroll == 0  # the chat did not scroll under the help
