@@ -130,6 +130,14 @@ class PeerLink:
         await self._set_remote(answer, "answer")
         self._fail_without_candidates(answer)
 
+    @property
+    def candidates(self) -> list[str]:
+        """The ICE candidates this side offered (its SDP's a=candidate lines):
+        with relay_only, relays alone."""
+        description = self._pc.localDescription
+        sdp = description.sdp if description is not None else ""
+        return [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+
     def _check_fresh(self) -> None:
         if self.state:
             raise RuntimeError(f"link to {self.user_id} is already {self.state}")
