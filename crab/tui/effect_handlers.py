@@ -414,8 +414,8 @@ async def media_join(r: Runner, effect: fx.MediaJoin) -> None:
     media = r.call_media()
     if media is None:
         # No calls extra here: say how to get it, and leave the call again.
-        r.dispatch(a.Notice(CALLS_MISSING))
         r.dispatch(a.Key(Command.CALL_END))
+        r.dispatch(a.Notice(CALLS_MISSING))
         return
     await media.join(effect.call)
 

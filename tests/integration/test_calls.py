@@ -4,6 +4,7 @@ decline, missed, a dropped stream, and what strangers and garbage get."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,6 +209,28 @@ async def test_a_dropped_stream_leaves_the_call_after_the_grace(pair: Pair) -> N
         # Bob's stream is gone and does not come back within call_grace.
         ended = (await a.wait_for(call_frame(STATUS.ENDED))).call
         assert ended is not None and ended.end_reason == "dropped"
+
+
+async def test_a_stream_back_within_the_grace_stays_in_the_call(pair: Pair, crab: Crab) -> None:
+    crab.hub.phone._limits = dataclasses.replace(crab.hub.phone._limits, call_grace=1.5)
+    alice, bob = pair.alice, pair.bob
+    async with alice.session() as a:
+        async with bob.session() as b:
+            call = await start(a, pair.chat)
+            await b.wait_for(call_frame(STATUS.RINGING))
+            await act(b, OP.ACCEPT, call)
+            await a.wait_for(call_frame(STATUS.ACTIVE))
+        # Bob's link blips; his client is back at once, and is told the call.
+        async with bob.session() as b:
+            back = (await b.wait_for(lambda f: f.call is not None)).call
+            assert back is not None and state_of(back, bob.user.id) == MEMBER.JOINED
+            # Past the grace, the call goes on: the drop's leave found him back.
+            await a.send(pair.chat, "still there?")
+            await b.wait_for(lambda f: f.message is not None and f.message.text == "still there?")
+            await asyncio.sleep(2.0)  # the grace's timer has run by now
+            await act(a, OP.LEAVE, call)
+            ended = (await b.wait_for(call_frame(STATUS.ENDED))).call
+            assert ended is not None and ended.end_reason == "hung up"
 
 
 async def test_a_session_that_starts_during_a_ring_is_rung(pair: Pair) -> None:

@@ -5,6 +5,7 @@ mutes, F8 hangs up, and the call leaves its line in the chat."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,22 @@ async def test_a_declined_call_and_a_call_without_the_other(
         # Keys with no call say so, and change nothing.
         bob.type(F9)
         await bob.until(lambda s: "not in a call" in s.notice)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_without_the_calls_extra_the_client_says_how_to_get_it(
+    crab: Crab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if aiortc were not installed: importing the media side fails.
+    monkeypatch.setitem(sys.modules, "crab.tui.call_media", None)
+    async with (
+        person(crab, tmp_path / "alice", config=devices(440)) as alice,
+        person(crab, tmp_path / "bob", config=devices(660)) as bob,
+    ):
+        await meet(alice, bob)
+        await alice.say("/call")
+        await alice.until(lambda s: "pip install 'crab[calls]'" in s.notice)
+        # It did not stay in a call it cannot carry: bob's ring ends.
+        await alice.until(lambda s: s.my_call is None)
+        await bob.until(lambda s: s.calls == ())
