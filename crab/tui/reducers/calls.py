@@ -14,6 +14,7 @@ from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.keys import Command
 from crab.tui.reducers import Update
+from crab.tui.reducers.live import ring
 from crab.tui.state import AppState, CallItem, MyCall
 
 COMMANDS = {"call", "video", "answer", "decline", "hangup", "mic", "camera"}
@@ -125,7 +126,13 @@ def _updated(state: AppState, call: CallItem) -> Update:
         my_call = MyCall(call.id, call.chat_id, camera=call.video)
         return Update(replace(state, my_call=my_call, calling=0, notice=""), (fx.MediaJoin(call),))
     if call.state_of(me) == "ringing" and (before is None or before.state_of(me) != "ringing"):
-        return Update(replace(state, ring=state.ring + 1, notice=_ringing(state, call)))
+        said = _ringing(state, call)
+        rung = replace(state, ring=state.ring + 1, notice=said)
+        # The bell (and a desktop notification) as for a personal message:
+        # /bell off and a muted chat stay quiet, the banner shows anyway.
+        if call.chat_id in state.muted:
+            return Update(rung)
+        return Update(rung, ring(state, "crab", said.partition(":")[0]))
     return Update(state)
 
 

@@ -44,7 +44,7 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
             notice = f"{who} invites you to {what} (F2 or /invites)"
             return Update(
                 replace(state, invites=(*state.invites, invite), notice=notice),
-                _ring(state, "crab", notice),
+                ring(state, "crab", notice),
             )
         case a.InviteAnswered():
             return _peers(_switched(state, _answered(state, action)))
@@ -116,12 +116,12 @@ def _bell(state: AppState, line: Line, chat: ChatItem | None) -> tuple[fx.Effect
         title = f"#{chat.name}" if chat.is_room else chat.name
         text = line.text
         if text.startswith("/me "):
-            return _ring(state, title, f"* {line.sender.username} {text[4:]}")
-        return _ring(state, title, f"{line.sender.username}: {text}")
+            return ring(state, title, f"* {line.sender.username} {text[4:]}")
+        return ring(state, title, f"{line.sender.username}: {text}")
     return ()
 
 
-def _ring(state: AppState, title: str, body: str) -> tuple[fx.Effect, ...]:
+def ring(state: AppState, title: str, body: str) -> tuple[fx.Effect, ...]:
     """The bell, and a desktop notification if config.toml asks for one."""
     if state.bell is Bell.OFF:
         return ()

@@ -12,7 +12,7 @@ from crab.tui import effects as fx
 from crab.tui.from_server import action
 from crab.tui.keys import Command
 from crab.tui.reducers.app import reduce
-from crab.tui.state import AppState, CallItem, CallPerson
+from crab.tui.state import AppState, CallItem, CallPerson, Notify
 from crab.tui.views.call_bar import call_bar
 from tests.helpers.tui import ALICE, BOB, signed_in
 
@@ -37,12 +37,18 @@ def run(state: AppState, *actions: a.Action) -> tuple[AppState, list[fx.Effect]]
 
 
 def test_a_call_for_me_rings_once_and_shows_in_the_bar() -> None:
-    state, _ = run(signed_in(), a.CallUpdated(call()))
+    state, effects = run(signed_in(), a.CallUpdated(call()))
+    assert effects == [fx.Bell()]
     assert state.ring == 1 and "bob is calling in #general" in state.notice
     assert "F7 answer" in "".join(t for _, t in call_bar(state))
     # The same call again (someone else answered in a group): no second bell.
-    state, _ = run(state, a.CallUpdated(call()))
-    assert state.ring == 1
+    state, effects = run(state, a.CallUpdated(call()))
+    assert state.ring == 1 and effects == []
+    # A muted chat shows the ring without the bell; notifications when asked.
+    quiet, effects = run(signed_in(muted=frozenset({10})), a.CallUpdated(call()))
+    assert effects == [] and quiet.ringing_for_me() is not None
+    _, effects = run(signed_in(notify=Notify.OSC777), a.CallUpdated(call()))
+    assert effects == [fx.Bell(), fx.Notify("crab", "bob is calling in #general (video call)")]
 
 
 def test_answering_here_starts_my_media_and_elsewhere_silences_the_ring() -> None:
