@@ -417,7 +417,13 @@ async def media_join(r: Runner, effect: fx.MediaJoin) -> None:
         r.dispatch(a.Key(Command.CALL_END))
         r.dispatch(a.Notice(CALLS_MISSING))
         return
-    await media.join(effect.call)
+    try:
+        await media.join(effect.call)
+    except Exception as error:  # a device missing, the SFU unreachable...
+        # Not left in a call it cannot carry: hang up, and say why.
+        await media.leave()
+        r.dispatch(a.Key(Command.CALL_END))
+        r.dispatch(a.Notice(f"call: {describe(error)}"))
 
 
 @handles(fx.MediaUpdate)

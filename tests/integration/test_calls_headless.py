@@ -130,3 +130,21 @@ async def test_without_the_calls_extra_the_client_says_how_to_get_it(
         # It did not stay in a call it cannot carry: bob's ring ends.
         await alice.until(lambda s: s.my_call is None)
         await bob.until(lambda s: s.calls == ())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_a_missing_device_is_said_and_the_call_left(
+    crab: Crab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRAB_ICE_HOSTS", "127.0.0.1")
+    nothing = ChatConfig(mic="file:/no/such/talk.wav", speaker="none", camera="none")
+    async with (
+        person(crab, tmp_path / "alice", config=nothing) as alice,
+        person(crab, tmp_path / "bob", config=devices(660)) as bob,
+    ):
+        await meet(alice, bob)
+        await alice.say("/call")
+        said = await alice.until(lambda s: "/no/such/talk.wav" in s.notice)
+        assert said.my_call is None
+        await bob.until(lambda s: s.calls == ())
