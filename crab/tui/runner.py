@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+WARM_CALLS_AFTER = 1.0  # seconds after sign-in: the chats are drawn by then
 CLOSE_TIMEOUT = 2.0  # seconds for the tasks to finish when crab chat closes
 # Pauses before an action (create, invite, answer) is tried again after
 # UNAVAILABLE or a lost connection, with the same request id.
@@ -202,6 +204,14 @@ class Runner:
     def signed_in(self, me: pb.User) -> None:
         self.dispatch(a.SignedIn(person(me)))
         self.link.start()
+        self.spawn(self._warm_calls)
+
+    async def _warm_calls(self) -> None:
+        """The media stack (aiortc, PyAV, numpy: ~250 ms of imports) loaded
+        in a thread while nobody waits, not when the first call rings."""
+        await asyncio.sleep(WARM_CALLS_AFTER)
+        with contextlib.suppress(ImportError):
+            await asyncio.to_thread(importlib.import_module, "crab.tui.call_media")
 
     def signed_out(self, reason: str) -> None:
         self.account.forget()

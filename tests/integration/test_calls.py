@@ -321,3 +321,15 @@ async def test_call_actions_are_rate_limited(pair: Pair, crab: Crab) -> None:
             await a.call(pb.CallRequest(op=OP.LEAVE, chat_id=pair.chat, call_id="f" * 32))
             codes.append((await a.wait_for(error_frame)).call_error.code)  # type: ignore[union-attr]
         assert codes == ["NOT_FOUND"] * 3 + ["RESOURCE_EXHAUSTED"] * 2
+    # Out of tokens, someone in a call can still hang up: the others see it end.
+    crab.hub.phone._actions = RateLimiter.of(Rate(100, 60), "call actions by you")
+    async with pair.alice.session() as a, pair.bob.session() as b:
+        call = await start(a, pair.chat)
+        await b.wait_for(call_frame(STATUS.RINGING))
+        await act(b, OP.ACCEPT, call)
+        await a.wait_for(call_frame(STATUS.ACTIVE))
+        crab.hub.phone._actions = RateLimiter.of(Rate(1, 3600), "call actions by you")
+        crab.hub.phone._actions.take(pair.alice.user.id)  # her last token
+        await act(a, OP.LEAVE, call)
+        ended = (await b.wait_for(call_frame(STATUS.ENDED))).call
+        assert ended is not None and ended.end_reason == "hung up"

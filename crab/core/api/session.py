@@ -167,7 +167,8 @@ class SessionServicer:
         while True:
             request = await calls.get()
             try:
-                await self._hub.phone.request(session.caller, request)
+                in_call = request.call_id in session.calls
+                await self._hub.phone.request(session.caller, request, in_call)
             except Exception as exc:
                 error = exc if isinstance(exc, CrabError) else as_crab_error(exc)
                 if error is None:

@@ -128,14 +128,18 @@ class Phone:
 
     # ---- a client's call frame -------------------------------------------
 
-    async def request(self, caller: Caller, request: CallRequest) -> None:
-        """Raises the refusal (the session answers it with a CallError)."""
+    async def request(self, caller: Caller, request: CallRequest, in_call: bool = False) -> None:
+        """Raises the refusal (the session answers it with a CallError).
+        `in_call`: the asking stream is in this call, whose hang-up is never
+        refused by the rate limit (a client that forgot the call must not
+        leave the others with someone who can no longer leave)."""
         if request.op == "signal":
             await self._signal(caller, request)
             return
         if request.op != "start":
             _check_call_id(request.call_id)
-        self._actions.take(caller.user_id)
+        if not (in_call and request.op == "leave"):
+            self._actions.take(caller.user_id)
         match request.op:
             case "start":
                 await self._start(caller, request)
