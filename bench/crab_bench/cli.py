@@ -428,9 +428,7 @@ def chat_command(
 
 
 @bench.command("call")
-@click.option(
-    "--calls", default=20, show_default=True, type=click.IntRange(1), help="Calls timed."
-)
+@click.option("--calls", default=20, show_default=True, type=click.IntRange(1), help="Calls timed.")
 @click.option(
     "--seconds",
     default=10.0,

@@ -49,7 +49,9 @@ def chat_with_media(tmux: Tmux, session: str, server: str, tone: int) -> Path:
         ]
     )
     script = f'{command}; echo "{EXITED} $?]"; sleep 3600'
-    tmux("new-session", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT), "sh", "-c", script)
+    tmux(
+        "new-session", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT), "sh", "-c", script
+    )
     return config
 
 

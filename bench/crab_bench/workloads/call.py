@@ -146,9 +146,18 @@ async def _measure(
             return s.my_call is not None and s.my_call.links.get(bob_id) == "connected"
 
         async def frame() -> None:
-            async with asyncio.timeout(STEP_TIMEOUT):
-                while bob_id not in chat.video_people():
-                    await asyncio.sleep(0.002)
+            """Until a draw of the screen holds bob's first picture."""
+            drawn = asyncio.Event()
+
+            def check(_: Any) -> None:
+                if bob_id in chat.video_people():
+                    drawn.set()
+
+            chat.app.after_render += check
+            try:
+                await asyncio.wait_for(drawn.wait(), STEP_TIMEOUT)
+            finally:
+                chat.app.after_render -= check
 
         async def call() -> tuple[float, float]:
             started = time.perf_counter()
@@ -233,7 +242,7 @@ def _draw_cost(frames: int) -> list[float]:
 
 
 def run(calls: int, seconds: float, frames: int, err: Console) -> Report:
-    params = {"calls": calls, "seconds": seconds, "frames": frames, "size": "%dx%d" % SIZE}
+    params = {"calls": calls, "seconds": seconds, "frames": frames, "size": f"{SIZE[0]}x{SIZE[1]}"}
     report = Report("call", params, latency_label="ring to first frame")
     started = time.monotonic()
 
@@ -317,9 +326,7 @@ def _rows(report: Report, figures: Figures, costs: list[float], calls: int) -> N
         "keys_ms": keys.to_json(),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    report.notes.append(
-        "bob answers the moment his call rings; times run from alice's /video key"
-    )
+    report.notes.append("bob answers the moment his call rings; times run from alice's /video key")
     report.notes.append(f"load average after: {report.results['load_average']}")
 
 

@@ -66,7 +66,6 @@ async def headless(
 
     from crab.tui.app import ChatApp
     from crab.tui.config import ChatConfig
-    from crab.tui.state import Link
 
     media_env()
     output = Vt100_Output(
@@ -82,7 +81,7 @@ async def headless(
         task = asyncio.create_task(chat.run())
         try:
             await asyncio.wait_for(chat.started.wait(), 30)
-            await until(chat, lambda s: s.connection.link is Link.CONNECTED, 30)
+            await until(chat, lambda s: s.connection.link.value == "connected", 30)
             yield chat, keys
         finally:
             if chat.app.is_running:
@@ -121,7 +120,12 @@ async def _answer_every_ring(server: str, config_dir: Path) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read(1) or stop.set())
+
+        def stdin_readable() -> None:
+            if not sys.stdin.read(1):  # closed: the bench is done with me
+                stop.set()
+
+        loop.add_reader(sys.stdin.fileno(), stdin_readable)
         try:
             await stop.wait()
         finally:
