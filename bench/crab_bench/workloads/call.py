@@ -162,7 +162,7 @@ async def _measure(
         async def call() -> tuple[float, float]:
             started = time.perf_counter()
             keys.send_text("/video\r")
-            await until(chat, connected, STEP_TIMEOUT)
+            await until(chat, connected, STEP_TIMEOUT, "link to bob connected")
             link = time.perf_counter() - started
             await frame()
             return link, time.perf_counter() - started
@@ -170,7 +170,9 @@ async def _measure(
         async def hang_up() -> None:
             keys.send_text(F8)
             # Over for both: the next /video starts a new call.
-            await until(chat, lambda s: s.my_call is None and s.call_in(room) is None, 30)
+            await until(
+                chat, lambda s: s.my_call is None and s.call_in(room) is None, 30, "call over"
+            )
 
         server_process = psutil.Process(server_pid)
         cpu_before = _cpu(server_process)

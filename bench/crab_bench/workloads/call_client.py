@@ -89,7 +89,7 @@ async def headless(
             await asyncio.wait_for(task, 15)
 
 
-async def until(chat: Any, check: Any, timeout: float) -> Any:
+async def until(chat: Any, check: Any, timeout: float, what: str = "such state") -> Any:
     """The app's state once `check` passes (woken by each new state)."""
     changed = asyncio.Event()
     unsubscribe = chat.store.subscribe(lambda _: changed.set())
@@ -99,7 +99,10 @@ async def until(chat: Any, check: Any, timeout: float) -> Any:
                 changed.clear()
                 await changed.wait()
     except TimeoutError:
-        raise TimeoutError(f"no such state in {timeout:.0f}s") from None
+        state = chat.store.state
+        raise TimeoutError(
+            f"no {what} in {timeout:.0f}s (notice {state.notice!r}, my_call {state.my_call}, calls {state.calls})"
+        ) from None
     finally:
         unsubscribe()
     return chat.store.state
