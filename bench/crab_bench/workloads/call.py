@@ -312,6 +312,21 @@ def _rows(report: Report, figures: Figures, costs: list[float], calls: int) -> N
 
     link = latency_row("/video -> link connected", figures.connected, CONNECTED_TARGET_MS)
     first = latency_row("/video -> first remote frame", figures.first_frame, FRAME_TARGET_MS)
+    # Each client's first call also imports the media stack (aiortc, av,
+    # numpy: ~250 ms here), so it is shown apart as well.
+    report.row(
+        "  the first call: connected / first frame",
+        f"{figures.connected[0] * 1000:.0f} / {figures.first_frame[0] * 1000:.0f} ms",
+    )
+    if calls > 1:
+        warm_link = Latency.of(figures.connected[1:])
+        warm_frame = Latency.of(figures.first_frame[1:])
+        report.row(
+            "  the others: connected / first frame, p99",
+            f"{warm_link.p99:.0f} / {warm_frame.p99:.0f} ms",
+            f"<= {CONNECTED_TARGET_MS:.0f} / {FRAME_TARGET_MS:.0f} ms",
+            warm_link.p99 <= CONNECTED_TARGET_MS and warm_frame.p99 <= FRAME_TARGET_MS,
+        )
     report.histograms["/video to first remote frame"] = figures.first_frame
     per_call = figures.server_cpu / max(1, calls) * 1000
     report.row("server CPU per call (signalling)", f"{per_call:.1f} ms")
@@ -359,6 +374,9 @@ def _rows(report: Report, figures: Figures, costs: list[float], calls: int) -> N
     report.results = {
         "connected_ms": link.to_json(),
         "first_frame_ms": first.to_json(),
+        # In the order the calls were made (is the slow one the first?).
+        "connected_each_ms": [round(x * 1000, 1) for x in figures.connected],
+        "first_frame_each_ms": [round(x * 1000, 1) for x in figures.first_frame],
         "server_cpu_ms_per_call": round(per_call, 2),
         "client_cpu_percent": {k: round(v, 1) for k, v in figures.cpu.items()},
         "draws_per_second": round(rate, 1),
