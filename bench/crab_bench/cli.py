@@ -427,6 +427,27 @@ def chat_command(
     chat.main(runs, messages, typed, pages, server, as_json, size)
 
 
+@bench.command("call")
+@click.option("--calls", default=20, show_default=True, type=click.IntRange(1), help="Calls timed.")
+@click.option(
+    "--seconds",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="How long one call is held for the clients' CPU.",
+)
+@click.option(
+    "--frames", default=300, show_default=True, type=click.IntRange(16), help="For draw_cost."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def call_command(calls: int, seconds: float, frames: int, as_json: bool) -> None:
+    """A 1:1 video call between two headless clients (issue 14): setup times,
+    CPU, draw time and keys while the video plays."""
+    from crab_bench.workloads import call
+
+    call.main(calls, seconds, frames, as_json)
+
+
 def _terminal_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
     columns, x, rows = value.lower().partition("x")
     if not (x and columns.isdigit() and rows.isdigit()):

@@ -39,6 +39,8 @@ LIFTED_LIMITS = (
     *("--room-limit-per-address", "1000000/s", "--invite-limit", "1000000/s"),
     *("--invite-limit-per-address", "1000000/s", "--search-limit", "1000000/s"),
     *("--hash-queue", "100000", "--hash-queue-per-address", "100000"),
+    # `crab bench call` starts, answers and hangs up 20 calls in seconds.
+    *("--call-limit", "1000000/s", "--call-signal-limit", "1000000/s"),
 )
 
 
