@@ -241,6 +241,17 @@ class Phone:
 
             self._later(self._limits.call_grace, leave)
 
+    async def gone(self, user_ids: list[int]) -> None:
+        """These users' process died (killed, no goodbye) and they are on no
+        other: its grace timers died with it, so they leave their calls now
+        (presence's expiry was their grace). Any process may ask: leaving
+        twice changes nothing."""
+        for user_id in user_ids:
+            for call_id, chat_id in await self._database.read(call_store.joined_by, user_id):
+                await self._broker.request(
+                    cmd.LeaveCall(user_id, chat_id, call_id, 0, "dropped", _request_id())
+                )
+
     async def _stop_ringing(self, call: Call) -> None:
         await self._broker.request(cmd.StopRinging(call.chat_id, call.id, _request_id()))
 
