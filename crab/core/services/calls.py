@@ -298,6 +298,15 @@ def handle_start(conn: Connection, c: cmd.StartCall, out: ev.Published) -> Call:
         raise NotFound(f"chat {c.chat_id} not found")
     going = call_store.live_in_chat(conn, c.chat_id)
     if going is not None:  # /call while one goes on: join it
+        in_it = [
+            m for m in going.members if m.state in (CallMemberState.JOINED, CallMemberState.RINGING)
+        ]
+        if not going.sfu_room and going.member(c.user_id) is None and len(in_it) >= c.mesh_max:
+            # Peer to peer, every newcomer costs everyone a link: mesh_max caps it.
+            raise FailedPrecondition(
+                f"this call is full: up to {c.mesh_max} people without an SFU; "
+                "join when someone leaves"
+            )
         return _join(conn, going, c.user_id, c.session_id, out)
     if call_store.in_other_call(conn, c.user_id, c.call_id):
         raise FailedPrecondition("you are in another call; hang up first")
