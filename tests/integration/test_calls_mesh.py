@@ -1,12 +1,13 @@
 """A call of three whole headless clients, peer to peer (a mesh: no SFU),
-through a real server on 127.0.0.1 with real sound (a tone each): /call by
-one, F7 by the two others, everyone connected to both others and hearing
-both; one hangs up and the two others stay connected. Then the room grows
-to four with mesh_max 3: what /call does for the fourth while the call goes
-on, and once it has ended.
+through a real server on 127.0.0.1 with real media (a tone each, a test
+pattern for a camera): /video by one, F7 by the two others, everyone
+connected to both others, hearing both and their pictures in the video pane;
+one hangs up and the two others stay connected. Then the room grows
+to four with mesh_max 3: /call by the fourth while three are in the call is
+refused (the call is full), once one has left it joins, and a new call in
+the room of four is refused.
 
-Sound only: CallMedia takes no camera size (LocalMedia's 320x240 default),
-and three meshes of 320x240 video are more than two shared cores carry."""
+Video at LocalMedia's 320x240: CallMedia takes no smaller camera size."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def settings(settings: Settings) -> Settings:
 
 
 def devices(tone: int) -> ChatConfig:
-    return ChatConfig(mic=f"sine:{tone}", speaker="none", camera="none")
+    return ChatConfig(mic=f"sine:{tone}", speaker="none", camera="testsrc")
 
 
 def connected_to(state: AppState, others: set[int]) -> bool:
@@ -54,7 +55,7 @@ async def join_room(owner: Driver, guest: Driver, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-async def test_a_mesh_call_of_three_and_a_fourth_beyond_mesh_max(
+async def test_a_mesh_call_of_three_and_a_fourth_held_to_mesh_max(
     crab: Crab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert crab.settings.limits.mesh_max == MESH_MAX
@@ -77,7 +78,7 @@ async def test_a_mesh_call_of_three_and_a_fourth_beyond_mesh_max(
             assert d.state.me is not None
             ids[d] = d.state.me.id
 
-        await alice.say("/call")
+        await alice.say("/video")
         for callee in (bob, carol):
             await callee.until(lambda s: s.ringing_for_me() is not None)
             callee.type(F7)
@@ -85,10 +86,18 @@ async def test_a_mesh_call_of_three_and_a_fourth_beyond_mesh_max(
             others = {ids[d] for d in three if d is not me}
             await me.until(lambda s, others=others: connected_to(s, others), 30)
             await me.until(lambda s, others=others: hears(s, others), 30)
+            await me.until(lambda s, me=me, others=others: others <= me.app.video_people(), 30)
             call = me.state.call_in(chat)
             assert call is not None and not call.sfu_url  # a mesh, not the SFU
 
-        # Carol hangs up: alice and bob still talk, and drop her link.
+        # Dave joins the room while three are in the call: /call would join
+        # it, but a mesh takes mesh_max people at most; the notice says so.
+        await join_room(alice, dave, "dave")
+        await dave.say("/call")
+        full = await dave.until(lambda s: "this call is full" in s.notice)
+        assert "up to 3 people without an SFU" in full.notice and full.my_call is None
+
+        # Carol hangs up: alice and bob still see and hear each other.
         carol.type(F8)
         await carol.until(lambda s: s.my_call is None)
         for me, other in ((alice, bob), (bob, alice)):
@@ -98,11 +107,10 @@ async def test_a_mesh_call_of_three_and_a_fourth_beyond_mesh_max(
             )
             await me.until(lambda s, other=other: connected_to(s, {ids[other]}))
             await me.until(lambda s, other=other: level_of(s, ids[other]) > 0.01)
+            await me.until(lambda s, me=me: ids[carol] not in me.app.video_people())
+            assert ids[other] in me.app.video_people()
 
-        # Dave joins the room while the call goes on: /call joins the call,
-        # even though the room now has 4 > mesh_max people (the limit is
-        # checked when a call starts, not when someone joins one).
-        await join_room(alice, dave, "dave")
+        # Now there is room: dave's /call joins, and the mesh takes him in.
         await dave.say("/call")
         joined = await dave.until(
             lambda s: (c := s.call_in(chat)) is not None and ids[dave] in {p.id for p in c.joined()}
@@ -111,6 +119,7 @@ async def test_a_mesh_call_of_three_and_a_fourth_beyond_mesh_max(
         assert joined.my_call is not None and call is not None
         assert {p.id for p in call.joined()} == {ids[alice], ids[bob], ids[dave]}
         await dave.until(lambda s: connected_to(s, {ids[alice], ids[bob]}), 30)
+        await dave.until(lambda s: hears(s, {ids[alice], ids[bob]}), 30)
 
         # Everyone hangs up; the call ends. A new call in a room of 4 with
         # mesh_max 3 and no SFU is refused, and the notice says why.
@@ -118,7 +127,7 @@ async def test_a_mesh_call_of_three_and_a_fourth_beyond_mesh_max(
             me.type(F8)
             await me.until(lambda s: s.my_call is None)
         await alice.until(
-            lambda s: not s.calls and any(m.startswith("📞 call · ") for m in messages(s))
+            lambda s: not s.calls and any(m.startswith("📞 video call · ") for m in messages(s))
         )
         await carol.say("/call")
         refused = await carol.until(lambda s: "without an SFU" in s.notice)
