@@ -7,8 +7,9 @@ SFU at JANUS_URL, its token secret SECRET and mesh_max 2, and three whole
 headless clients (the tests' ChatApp driver) with a tone each and a test
 pattern for a camera. alice starts a video call in a room of three, bob and
 carol answer with F7; the server puts the call through the SFU, each member
-joins Janus with the signed token the server gave them. Then carol hangs up,
-then bob: the call ends for alice.
+joins Janus with the signed token the server gave them (someone with the
+room and pin but no token is refused). Then carol hangs up, then bob: the
+call ends for alice.
 
 What each client hears is tapped where the SFU hands the client a person's
 sound (CallMedia._play, which still plays it): the tone is found by FFT."""
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from av import AudioFrame
 
+from crab.calls.sfu import SfuError, SfuRoom
 from crab.config import CallSettings
 from crab.core.app import Crab
 from crab.tui.call_media import CallMedia
@@ -68,6 +70,31 @@ class Ears:
         spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
         spectrum[0] = 0
         return float(np.fft.rfftfreq(len(pcm), 1 / RATE)[int(np.argmax(spectrum))])
+
+
+async def intruder(url: str, room: int, pin: str) -> str | None:
+    """Someone with the room and its pin but no token from crab: Janus's error."""
+    sfu = SfuRoom(
+        url,
+        room,
+        pin,
+        99,
+        "intruder",
+        None,
+        None,
+        [],
+        False,
+        on_frame=lambda user_id, frame: None,
+        on_level=lambda user_id, level: None,
+        on_state=lambda user_id, state: None,
+    )
+    try:
+        await sfu.join()
+    except SfuError as error:
+        return str(error)
+    finally:
+        await sfu.leave()
+    return None
 
 
 @asynccontextmanager
@@ -142,6 +169,9 @@ async def scenario(url: str, secret: str) -> dict[str, object]:
                     MEDIA_TIMEOUT,
                 )
             ready_ms = round((time.monotonic() - started) * 1000)
+            room = alice.state.call_in(chat)
+            assert room is not None
+            without_token = await intruder(url, room.sfu_room, room.sfu_pin)
             heard = {
                 f"{other}->{name}": {
                     "tone": round(ears[name].tone(ids[other]), 1),
@@ -186,6 +216,7 @@ async def scenario(url: str, secret: str) -> dict[str, object]:
                 "ids": ids,
                 "calls": calls,
                 "ready_ms": ready_ms,
+                "without_token": without_token,
                 "heard": heard,
                 "go_on": go_on,
                 "ended_notice": ended.notice,

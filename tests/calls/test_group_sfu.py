@@ -29,6 +29,9 @@ def test_three_people_in_a_video_call_through_janus() -> None:
     assert len(rooms) == 1 and 0 not in rooms  # one Janus room, for all three
     assert all(c["sfu_url"] == janus.url for c in calls.values())
 
+    # Janus lets in crab's members (their tokens), not someone with only the pin.
+    assert "Janus refused" in str(result["without_token"]), result["without_token"]
+
     heard = result["heard"]
     assert isinstance(heard, dict)
     assert sorted(heard) == sorted(f"{s}->{r}" for s in TONES for r in TONES if s != r)
@@ -49,4 +52,7 @@ def test_three_people_in_a_video_call_through_janus() -> None:
     assert result["live_calls"] == 0
     line = result["line"]
     assert isinstance(line, list) and len(line) == 1 and line[0].startswith("📞 video call · ")
-    print(f"\neveryone sees and hears everyone {result['ready_ms']} ms after /video; {heard}")
+    print(
+        f"\neveryone sees and hears everyone {result['ready_ms']} ms after /video; {heard}; "
+        f"after carol left: {go_on}; no token: {result['without_token']}"
+    )
