@@ -16,6 +16,10 @@ from tests.helpers.janus import private_janus
 pytest.importorskip("aiortc")
 
 SECRET = "group-sfu-secret"
+# Hz: a late or lost packet on two busy cores puts a phase jump into the
+# second analysed, which moves the peak a few 1 Hz bins (seen: 6, 11); the
+# tones are 220 Hz apart, so this still tells whose sound it is.
+TOLERANCE = 20
 
 
 @pytest.mark.slow
@@ -37,15 +41,15 @@ def test_three_people_in_a_video_call_through_janus() -> None:
     assert sorted(heard) == sorted(f"{s}->{r}" for s in TONES for r in TONES if s != r)
     for pair, got in heard.items():
         sender = pair.split("->")[0]
-        assert abs(got["tone"] - TONES[sender]) <= 5, (pair, got)
+        assert abs(got["tone"] - TONES[sender]) <= TOLERANCE, (pair, got)
         assert got["level"] > 0.01, (pair, got)
 
     # carol left: alice and bob still hear each other, her link is not connected
     go_on = result["go_on"]
     assert isinstance(go_on, dict) and sorted(go_on) == ["alice->bob", "bob->alice"]
     for pair, got in go_on.items():
-        assert abs(got["tone"] - TONES[pair.split("->")[0]]) <= 5, (pair, got)
-        assert got["carol_link"] != "connected", (pair, got)
+        assert abs(got["tone"] - TONES[pair.split("->")[0]]) <= TOLERANCE, (pair, got)
+        assert got["carol_link"] == "left", (pair, got)
 
     # bob left too: alice alone, the call ended and left its line
     assert "call ended" in str(result["ended_notice"])

@@ -6,6 +6,7 @@ connects, the call ends with its line; and a replica killed with -9 mid-call."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,9 +140,13 @@ async def test_a_replica_killed_mid_call_ends_the_call_for_the_other(
         call = await ring_and_answer(a, b, chat)
         two.kill()  # bob's replica: no goodbye, and its grace timers die with it
         two.wait()
+        killed = time.monotonic()
         # Replica 1 stops hearing its presence beats after EXPIRY: bob, on no
         # other replica, leaves his call then, which ends it (alice alone).
         ended = (await a.wait_for(call_frame(STATUS.ENDED), timeout=EXPIRY + 10)).call
         assert ended is not None and ended.id == call.id and ended.end_reason == "dropped"
+        print(
+            f"\nthe call ended {time.monotonic() - killed:.1f} s after the kill (expiry {EXPIRY} s)"
+        )
         note = await a.wait_for(lambda f: f.message is not None and f.message.call_note, 10)
         assert note.message is not None and note.message.text.startswith("call · ")
