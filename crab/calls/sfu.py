@@ -45,6 +45,7 @@ __all__ = ["SfuError", "SfuRoom"]
 log = logging.getLogger(__name__)
 
 PLUGIN = "janus.plugin.videoroom"
+CANCEL_AGAIN = 0.5  # seconds before leave() cancels the follower again
 ROOM_EXISTS = 427  # JANUS_VIDEOROOM_ERROR_ROOM_EXISTS: someone created it first
 MAX_PUBLISHERS = 16  # per room: beyond the mesh's 4, with room to spare
 MAX_DISPLAY = 128
@@ -193,9 +194,15 @@ class SfuRoom:
             return
         self._left = True
         if self._follower is not None:
-            self._follower.cancel()
+            follower = self._follower
+            while not follower.done():
+                # A cancel that lands as a step inside completes can be lost
+                # (3.11's wait_for, aiortc's close): then it waits on the
+                # queue for good, and leave() with it. Ask again.
+                follower.cancel()
+                await asyncio.wait({follower}, timeout=CANCEL_AGAIN)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+                await follower
         for user_id in list(self._subscriptions):
             await self._unsubscribe(user_id, "closed")
         if self._published is not None:

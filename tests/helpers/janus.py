@@ -225,3 +225,48 @@ def private_janus(token_secret: str | None = None) -> Iterator[JanusServer]:
             yield JanusServer(ns, process, log)
         finally:
             _stop(process)
+
+
+DEPLOY = REPO / "deploy" / "janus"
+
+
+@contextlib.contextmanager
+def deployed_janus(token_secret: str) -> Iterator[JanusServer]:
+    """Janus as deploy/janus's image runs it: its configuration files and
+    entrypoint.sh (which writes the token secret into janus.jcfg), with
+    JANUS_HOME a temporary folder laid out as the image's /opt/janus."""
+    why = janus_missing()
+    if why is not None:
+        missing_service(why)
+    with tempfile.TemporaryDirectory(prefix="crab-janus-deploy-") as tmp, network_namespace() as ns:
+        home = Path(tmp)
+        for kind, library in (
+            ("plugins", "libjanus_videoroom.so"),
+            ("transports", "libjanus_http.so"),
+        ):
+            (home / kind).mkdir()
+            (home / kind / library).symlink_to(LIBRARIES / kind / library)
+        for kind in ("events", "loggers"):
+            (home / kind).mkdir()
+        for path in DEPLOY.iterdir():
+            if path.suffix in (".jcfg", ".sh"):
+                (home / path.name).write_bytes(path.read_bytes())
+        env = {
+            **os.environ,
+            "JANUS_HOME": str(home),
+            "JANUS_CONF": str(home / "conf"),
+            "JANUS_TOKEN_AUTH_SECRET": token_secret,
+        }
+        log = home / "janus.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                ns.command("sh", str(home / "entrypoint.sh")),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        try:
+            _wait_ready(ns, process, log)
+            yield JanusServer(ns, process, log)
+        finally:
+            _stop(process)

@@ -23,6 +23,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 NGINX = ROOT / "deploy" / "compose" / "nginx.conf"
 K8S = ROOT / "deploy" / "k8s"
 PORT = 50051
+CALL_VARIABLES = {"CRAB_TURN_URL", "CRAB_TURN_SECRET", "CRAB_SFU_URL", "CRAB_SFU_SECRET"}
+JANUS = ROOT / "deploy" / "janus"
 
 
 def _k8s_versions() -> list[str]:
@@ -140,9 +142,15 @@ def test_compose_crab_services_share_one_image_and_config() -> None:
     crab = _crab_services()
     assert set(crab) == set(_api_services()) | set(_worker_services())
     assert {(str(s.get("build")), s.get("image")) for s in crab.values()} == {(".", "crab:local")}
-    envs = [{k: _interpolate(str(v)) for k, v in s["environment"].items()} for s in crab.values()]
-    assert all(env == envs[0] for env in envs), "every replica and worker sees the same config"
-    env = envs[0]
+    envs = {
+        n: {k: _interpolate(str(v)) for k, v in s["environment"].items()} for n, s in crab.items()
+    }
+    apis = [envs[n] for n in _api_services()]
+    assert all(env == apis[0] for env in apis), "every replica sees the same config"
+    for name in _worker_services():
+        # The workers: the same, without where call media goes (APIs only).
+        assert envs[name] == {k: v for k, v in apis[0].items() if k not in CALL_VARIABLES}, name
+    env = apis[0]
     assert env["CRAB_DATABASE"].startswith("postgresql+asyncpg://")
     assert "@postgres:5432/" in env["CRAB_DATABASE"]
     assert env["CRAB_BROKER"].startswith("amqp://") and "@rabbitmq:5672/" in env["CRAB_BROKER"]
@@ -334,3 +342,99 @@ def test_cli_check_rejects_what_the_cli_does_not_know() -> None:
         _check_cli(["crab", "serve", "--no-such-option"], {})
     with pytest.raises(AssertionError):
         _check_cli(["crab", "worker"], {"CRAB_NO_SUCH_VARIABLE": "x"})
+
+
+# ---- calls: coturn and Janus beside crab ------------------------------------------
+
+
+def _option(argv: list[str], name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in argv if a.startswith(f"{name}=")]
+    return value
+
+
+def _port_of(url: str) -> int:
+    match = re.search(r":(\d+)(/|$)", url.split("://")[-1])
+    assert match, url
+    return int(match.group(1))
+
+
+def _jcfg(name: str) -> str:
+    return re.sub(r"#[^\n]*", "", (JANUS / name).read_text())
+
+
+def test_janus_image_is_videoroom_over_http_with_token_auth() -> None:
+    main = _jcfg("janus.jcfg")
+    assert re.search(r"token_auth\s*=\s*true", main)
+    assert re.search(r'token_auth_secret\s*=\s*"@TOKEN_AUTH_SECRET@"', main)
+    http = _jcfg("janus.transport.http.jcfg")
+    assert re.search(r"http\s*=\s*true", http) and re.search(r'base_path\s*=\s*"/janus"', http)
+    assert re.search(r"admin_http\s*=\s*false", http), "no admin API"
+    dockerfile = (JANUS / "Dockerfile").read_text()
+    # Only the VideoRoom plugin and the HTTP transport are loaded.
+    assert re.findall(r"libjanus_\w+\.so", dockerfile) == [
+        "libjanus_videoroom.so",
+        "libjanus_http.so",
+    ]
+    for name in ("janus.jcfg", "janus.plugin.videoroom.jcfg", "janus.transport.http.jcfg"):
+        assert name in dockerfile
+    entrypoint = (JANUS / "entrypoint.sh").read_text()
+    assert "@TOKEN_AUTH_SECRET@|$JANUS_TOKEN_AUTH_SECRET" in entrypoint
+    assert ': "${JANUS_TOKEN_AUTH_SECRET:?' in entrypoint, "refuses to start without it"
+
+
+def test_compose_runs_coturn_and_janus_on_the_apis_secrets() -> None:
+    services = _services()
+    env = {
+        k: _interpolate(str(v))
+        for k, v in next(iter(_api_services().values()))["environment"].items()
+    }
+    coturn, janus = services["coturn"], services["janus"]
+    argv = [_interpolate(a) for a in _argv(coturn)]
+    assert "--use-auth-secret" in argv
+    assert _option(argv, "--static-auth-secret") == env["CRAB_TURN_SECRET"]
+    assert _port_of(env["CRAB_TURN_URL"]) == int(_option(argv, "--listening-port"))
+    assert env["CRAB_TURN_URL"].startswith("turn:")
+    assert _interpolate(janus["environment"]["JANUS_TOKEN_AUTH_SECRET"]) == env["CRAB_SFU_SECRET"]
+    assert janus["build"] == "deploy/janus"
+    http_port = re.search(r"port\s*=\s*(\d+)", _jcfg("janus.transport.http.jcfg"))
+    assert http_port and _port_of(env["CRAB_SFU_URL"]) == int(http_port.group(1))
+    assert env["CRAB_SFU_URL"].endswith("/janus")
+    # Media on many UDP ports: both on the host's network.
+    assert coturn["network_mode"] == janus["network_mode"] == "host"
+    for name in ("CRAB_TURN_SECRET", "CRAB_SFU_SECRET"):
+        assert len(env[name]) >= 16, name
+
+
+def _secret_key(container: dict[str, Any], variable: str) -> str:
+    (entry,) = [e for e in container["env"] if e["name"] == variable]
+    ref = entry["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "crab-secrets"
+    key: str = ref["key"]
+    return key
+
+
+def test_k8s_runs_coturn_and_janus_on_the_apis_secrets() -> None:
+    api = {e["name"]: e["value"] for e in _container(_k8s("Deployment", "crab-api"))["env"]}
+    secret = _k8s("Secret", "crab-secrets")["stringData"]
+    config = _k8s("ConfigMap", "crab-config")["data"]
+    coturn_pod = _k8s("Deployment", "crab-coturn")["spec"]["template"]["spec"]
+    janus_pod = _k8s("Deployment", "crab-janus")["spec"]["template"]["spec"]
+    coturn, janus = (
+        _container(_k8s("Deployment", "crab-coturn")),
+        _container(_k8s("Deployment", "crab-janus")),
+    )
+    # coturn checks TURN credentials with the secret crab-api signs them with.
+    turn_key = _secret_key(coturn, "TURN_SECRET")
+    assert turn_key in secret and api["CRAB_TURN_SECRET"] == f"$({turn_key})"
+    assert "--use-auth-secret" in coturn["args"]
+    assert _option(coturn["args"], "--static-auth-secret") == "$(TURN_SECRET)"
+    assert _port_of(api["CRAB_TURN_URL"]) == int(_option(coturn["args"], "--listening-port"))
+    # Janus checks tokens with the secret crab-api signs them with.
+    sfu_key = _secret_key(janus, "JANUS_TOKEN_AUTH_SECRET")
+    assert sfu_key in secret and api["CRAB_SFU_SECRET"] == f"$({sfu_key})"
+    sfu_url = re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], api["CRAB_SFU_URL"])
+    assert _port_of(sfu_url) == janus["ports"][0]["containerPort"] and sfu_url.endswith("/janus")
+    assert coturn_pod["hostNetwork"] is True and janus_pod["hostNetwork"] is True
+    assert janus_pod["securityContext"]["runAsUser"] == int(
+        re.search(r"--uid (\d+)", (JANUS / "Dockerfile").read_text()).group(1)  # type: ignore[union-attr]
+    )

@@ -245,6 +245,17 @@ class Phone:
 
             self._later(self._limits.call_grace, leave)
 
+    async def gone(self, user_ids: list[int]) -> None:
+        """These users' process died (killed, no goodbye) and they are on no
+        other: its grace timers died with it, so they leave their calls now
+        (presence's expiry was their grace). Any process may ask: leaving
+        twice changes nothing."""
+        for user_id in user_ids:
+            for call_id, chat_id in await self._database.read(call_store.joined_by, user_id):
+                await self._broker.request(
+                    cmd.LeaveCall(user_id, chat_id, call_id, 0, "dropped", _request_id())
+                )
+
     async def _stop_ringing(self, call: Call) -> None:
         await self._broker.request(cmd.StopRinging(call.chat_id, call.id, _request_id()))
 
@@ -291,6 +302,15 @@ def handle_start(conn: Connection, c: cmd.StartCall, out: ev.Published) -> Call:
         raise NotFound(f"chat {c.chat_id} not found")
     going = call_store.live_in_chat(conn, c.chat_id)
     if going is not None:  # /call while one goes on: join it
+        in_it = [
+            m for m in going.members if m.state in (CallMemberState.JOINED, CallMemberState.RINGING)
+        ]
+        if not going.sfu_room and going.member(c.user_id) is None and len(in_it) >= c.mesh_max:
+            # Peer to peer, every newcomer costs everyone a link: mesh_max caps it.
+            raise FailedPrecondition(
+                f"this call is full: up to {c.mesh_max} people without an SFU; "
+                "join when someone leaves"
+            )
         return _join(conn, going, c.user_id, c.session_id, out)
     if call_store.in_other_call(conn, c.user_id, c.call_id):
         raise FailedPrecondition("you are in another call; hang up first")

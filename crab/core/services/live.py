@@ -404,6 +404,7 @@ class Hub:
         self._max_message_chars = max_message_chars
         self._broker = broker
         self.presence = presence or PresenceBoard(database, broker, 10.0, 30.0)
+        self.presence.on_gone = self.phone.gone  # a killed replica's users leave their calls
         self._typing_interval = typing_interval
         self._buffer = buffer
         self._resume = resume or ResumeLimits()

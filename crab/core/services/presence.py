@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from crab.core.broker.base import Broker
@@ -65,6 +65,9 @@ class PresenceBoard:
         self._known: dict[int, PresenceState] = {}  # the view announced (or, not leading, seen)
         self._announce: Coalescer[int, Presence] = Coalescer(COALESCE_SECONDS, self._publish)
         self._beating: asyncio.Task[None] | None = None
+        # Called by the leader with the users a dead process took offline
+        # (the calls they were in: Hub sets it to Phone.gone).
+        self.on_gone: Callable[[list[int]], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         """Asks the others for their users (a new process knows no one)."""
@@ -151,6 +154,12 @@ class PresenceBoard:
             gone = self._others.pop(name)
             log.info("presence: no beat from %s; its %d users are offline", name, len(gone.users))
             await self._settle(gone.users)
+            offline = [u for u in gone.users if self.state(u) == PresenceState.OFFLINE]
+            if offline and self.on_gone is not None and self.leading():
+                try:
+                    await self.on_gone(offline)
+                except Exception:
+                    log.warning("could not act on a dead process's users", exc_info=True)
 
     async def _beat(self, full: bool, ask: bool = False) -> None:
         states = tuple(

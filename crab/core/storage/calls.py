@@ -58,6 +58,20 @@ def in_other_call(conn: Connection, user_id: int, call_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
+def joined_by(conn: Connection, user_id: int) -> list[tuple[str, int]]:
+    """(call id, chat id) of the calls going on that the user is in."""
+    query = (
+        sa.select(calls.c.id, calls.c.chat_id)
+        .join(call_members, calls.c.id == call_members.c.call_id)
+        .where(
+            call_members.c.user_id == user_id,
+            call_members.c.state == int(CallMemberState.JOINED),
+            calls.c.status != int(CallStatus.ENDED),
+        )
+    )
+    return [(row.id, row.chat_id) for row in conn.execute(query)]
+
+
 def insert(conn: Connection, call: Call) -> None:
     conn.execute(
         sa.insert(calls).values(
