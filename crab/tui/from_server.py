@@ -219,6 +219,7 @@ def call(c: pb.Call) -> CallItem:
         sfu_room=sfu.room if sfu else 0,
         sfu_pin=sfu.pin if sfu else "",
         sfu_token=sfu.token if sfu else "",
+        here=c.here,
     )
 
 

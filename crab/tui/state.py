@@ -179,6 +179,7 @@ class CallItem:
     sfu_room: int = 0
     sfu_pin: str = field(default="", repr=False)
     sfu_token: str = field(default="", repr=False)
+    here: bool = False  # the server has this client's session in the call
 
     def state_of(self, user_id: int) -> str:
         return next((m.state for m in self.members if m.person.id == user_id), "")

@@ -171,6 +171,9 @@ async def test_answering_on_one_device_silences_the_others_and_only_it_gets_sdp(
         # Bob's laptop learns he is in the call (elsewhere): it stops ringing.
         seen = (await b.wait_for(call_frame(STATUS.ACTIVE))).call
         assert seen is not None and state_of(seen, bob.user.id) == MEMBER.JOINED
+        assert not seen.here  # ...on the phone, not here
+        on_phone = (await p.wait_for(call_frame(STATUS.ACTIVE))).call
+        assert on_phone is not None and on_phone.here
         await a.call(
             pb.CallRequest(
                 op=OP.SIGNAL,
@@ -224,6 +227,7 @@ async def test_a_stream_back_within_the_grace_stays_in_the_call(pair: Pair, crab
         async with bob.session() as b:
             back = (await b.wait_for(lambda f: f.call is not None)).call
             assert back is not None and state_of(back, bob.user.id) == MEMBER.JOINED
+            assert back.here  # his client starts its media again
             # Past the grace, the call goes on: the drop's leave found him back.
             await a.send(pair.chat, "still there?")
             await b.wait_for(lambda f: f.message is not None and f.message.text == "still there?")

@@ -263,4 +263,5 @@ def call_view(v: CallView) -> pb.Call:
             url=v.sfu_url, room=v.call.sfu_room, pin=v.call.sfu_pin, token=v.sfu_token
         )
     out.relay_only = v.relay_only
+    out.here = v.here
     return out

@@ -87,6 +87,7 @@ class CallView:
     sfu_url: str = ""
     sfu_token: str = ""
     relay_only: bool = False
+    here: bool = False  # the stream it goes to is the one of theirs in the call
 
 
 class Phone:
@@ -103,7 +104,7 @@ class Phone:
 
     # ---- what a member sees ----------------------------------------------
 
-    def view(self, call: Call, user_id: int) -> CallView:
+    def view(self, call: Call, user_id: int, here: bool = False) -> CallView:
         """The call with this member's own credentials (while ringing or in
         it): TURN for the ICE servers, a signed token for the SFU."""
         s = self._settings
@@ -118,7 +119,7 @@ class Phone:
             if call.sfu_room and s.sfu_secret:
                 token = janus_token(s.sfu_secret, int(now + s.turn_ttl))
         sfu_url = s.sfu_url if call.sfu_room else ""
-        return CallView(call, servers, sfu_url, token, s.relay_only)
+        return CallView(call, servers, sfu_url, token, s.relay_only, here)
 
     async def live_calls(self, chat_ids: list[int]) -> list[Call]:
         """The calls going on in these chats (for a session that starts)."""

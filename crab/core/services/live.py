@@ -220,15 +220,16 @@ class LiveSession:
         """A call of one of my chats as it is now; notes whether this
         session is the one of mine in it (a drop then leaves it)."""
         me = call.member(self.caller.user_id)
-        if (
+        here = (
             me is not None
             and me.state == CallMemberState.JOINED
-            and (me.session_id == self.caller.session_id)
-        ):
+            and me.session_id == self.caller.session_id
+        )
+        if here:
             self.calls[call.id] = call.chat_id
         else:
             self.calls.pop(call.id, None)
-        self.push(self.hub.phone.view(call, self.caller.user_id))
+        self.push(self.hub.phone.view(call, self.caller.user_id, here))
 
     # ---- draining (the stream's writer) ----------------------------------
 

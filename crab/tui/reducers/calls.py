@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from crab.tui import actions as a
 from crab.tui import effects as fx
-from crab.tui.keys import Command
+from crab.tui.keys import Command, keys_for, keys_label
 from crab.tui.reducers import Update
 from crab.tui.reducers.live import ring
 from crab.tui.state import AppState, CallItem, MyCall
@@ -116,13 +116,20 @@ def _updated(state: AppState, call: CallItem) -> Update:
             )
         return Update(state)
     state = replace(state, calls=(*others, call))
-    joined = call.state_of(me) == "joined"
     if mine is not None:
-        if not joined:  # answered on another device, or dropped: my media stops
-            return Update(replace(state, my_call=None), (fx.MediaLeave(),))
+        if not call.here:
+            # Answered on another device, or dropped (the link came back too
+            # late): the media stops here, and F7 takes the call back.
+            said = (
+                "the call moved to your other device"
+                if call.state_of(me) == "joined"
+                else (f"you were dropped from the call; {_key(Command.CALL_ANSWER)} rejoins")
+            )
+            return Update(replace(state, my_call=None, notice=said), (fx.MediaLeave(),))
         return Update(state, (fx.MediaUpdate(call),))
-    if joined and state.calling == call.chat_id and state.my_call is None:
-        # The server has me in the call, from this client's /call or answer.
+    if call.here and state.my_call is None:
+        # The server has this client in the call: from its /call or answer,
+        # or from before a restart or a reconnect (its media starts again).
         my_call = MyCall(call.id, call.chat_id, camera=call.video)
         return Update(replace(state, my_call=my_call, calling=0, notice=""), (fx.MediaJoin(call),))
     if call.state_of(me) == "ringing" and (before is None or before.state_of(me) != "ringing"):
@@ -141,6 +148,10 @@ def _ringing(state: AppState, call: CallItem) -> str:
     where = f" in #{chat.name}" if chat is not None and chat.is_room else ""
     kind = "video call" if call.video else "call"
     return f"{call.started_by.username} is calling{where} ({kind}): F7 answers, F8 declines"
+
+
+def _key(command: Command) -> str:
+    return keys_label(keys_for(command))
 
 
 def _say(state: AppState, text: str) -> Update:

@@ -54,27 +54,36 @@ def test_a_call_for_me_rings_once_and_shows_in_the_bar() -> None:
 def test_answering_here_starts_my_media_and_elsewhere_silences_the_ring() -> None:
     state, effects = run(signed_in(), a.CallUpdated(call()), a.Key(Command.CALL_ANSWER))
     assert effects[-1] == fx.CallFrame("accept", 10, "c1")
-    joined = call("active", alice="joined", connected_at=T0)
+    joined = call("active", alice="joined", connected_at=T0, here=True)
     state, effects = run(state, a.CallUpdated(joined))
     assert state.my_call is not None and state.my_call.call_id == "c1"
     assert effects == [fx.MediaJoin(joined)]
     # On another device instead: no media here, no ring left, the bar says so.
-    other, effects = run(signed_in(), a.CallUpdated(call()), a.CallUpdated(joined))
+    elsewhere = call("active", alice="joined", connected_at=T0)
+    other, effects = run(signed_in(), a.CallUpdated(call()), a.CallUpdated(elsewhere))
     assert other.my_call is None and not any(isinstance(e, fx.MediaJoin) for e in effects)
     assert other.ringing_for_me() is None
     assert "another device" in "".join(t for _, t in call_bar(other))
 
 
 def test_the_call_ending_stops_my_media_and_my_moving_away_too() -> None:
-    joined = call("active", alice="joined", connected_at=T0)
+    joined = call("active", alice="joined", connected_at=T0, here=True)
     state, _ = run(signed_in(calling=10), a.CallUpdated(joined))
     ended = call("ended", alice="left", bob="left", end_reason="hung up")
     after, effects = run(state, a.CallUpdated(ended))
     assert after.my_call is None and after.calls == () and fx.MediaLeave() in effects
     assert "call ended (hung up)" in after.notice
-    # The server no longer has me in it (answered on my phone meanwhile).
-    moved, effects = run(state, a.CallUpdated(call("active", alice="left", connected_at=T0)))
+    # Answered on my phone meanwhile: the media stops here.
+    moved, effects = run(state, a.CallUpdated(call("active", alice="joined", connected_at=T0)))
     assert moved.my_call is None and fx.MediaLeave() in effects
+    assert "moved to your other device" in moved.notice
+    # Dropped (my link came back too late): said, with the key that rejoins.
+    dropped, effects = run(state, a.CallUpdated(call("active", alice="left", connected_at=T0)))
+    assert dropped.my_call is None and fx.MediaLeave() in effects
+    assert "dropped from the call; F7 rejoins" in dropped.notice
+    # A client that restarts while the server has it in a call: media again.
+    again, effects = run(signed_in(), a.CallUpdated(joined))
+    assert again.my_call is not None and effects == [fx.MediaJoin(joined)]
 
 
 def test_keys_without_a_call_change_nothing_but_say_so() -> None:
@@ -89,7 +98,7 @@ def test_keys_without_a_call_change_nothing_but_say_so() -> None:
 
 
 def test_mute_camera_and_hang_up_in_a_call() -> None:
-    joined = call("active", alice="joined", connected_at=T0)
+    joined = call("active", alice="joined", connected_at=T0, here=True)
     state, _ = run(signed_in(calling=10), a.CallUpdated(joined))
     state, effects = run(state, a.Key(Command.CALL_MUTE), a.Key(Command.CALL_CAMERA))
     assert state.my_call is not None and state.my_call.muted and not state.my_call.camera
@@ -104,7 +113,7 @@ def test_mute_camera_and_hang_up_in_a_call() -> None:
 def test_a_signal_for_a_call_not_mine_here_is_dropped() -> None:
     state, effects = run(signed_in(), a.CallSignalArrived("c1", 2, "offer", "v=0"))
     assert effects == []
-    joined = call("active", alice="joined", connected_at=T0)
+    joined = call("active", alice="joined", connected_at=T0, here=True)
     state, _ = run(signed_in(calling=10), a.CallUpdated(joined))
     _, effects = run(state, a.CallSignalArrived("other", 2, "offer", "v=0"))
     assert effects == []

@@ -379,6 +379,13 @@ class Call(betterproto2.Message):
     the server asks clients to use TURN relays only
     """
 
+    here: "bool" = betterproto2.field(14, betterproto2.TYPE_BOOL)
+    """
+    This stream's session is the one of mine in the call: its media should
+    run here (after a restart too); false once I answered elsewhere or was
+    dropped.
+    """
+
 
 default_message_pool.register_message("crab.v1", "Call", Call)
 
