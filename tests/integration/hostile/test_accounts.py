@@ -21,7 +21,8 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.protocol import H2Protocol
-from jose import jwt
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
 from crab.client.connection import CrabClient
 from crab.proto.crab import v1 as pb
@@ -301,7 +302,7 @@ async def test_forged_claims_signed_with_the_real_key_are_unauthenticated(
         claims: dict[str, Any] = {"sub": str(me), "sid": 1, "iat": now, "exp": now + 600}
         claims.update(change)
         claims = {k: v for k, v in claims.items() if v is not None}
-        token = jwt.encode(claims, secret, algorithm="HS256")
+        token = jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(secret))
         metadata = {"authorization": f"Bearer {token}"}
         client = bystander.alice
         assert await status_of(client.accounts.who_am_i(pb.Empty(), metadata=metadata)) == (
