@@ -15,8 +15,9 @@ import pytest
 from crab.client.connection import CrabClient, SessionStream
 from crab.config import CallSettings, Rate, Settings
 from crab.core.app import Crab
+from crab.core.services.rate_limit import RateLimiter
 from crab.proto.crab import v1 as pb
-from tests.helpers.chats import join_room
+from tests.helpers.chats import join, join_room
 from tests.helpers.server import PASSWORD, ClientFactory, make_settings
 
 OP = pb.CallOp
@@ -66,6 +67,13 @@ async def start(s: SessionStream, chat: int, video: bool = True) -> pb.Call:
     return frame.call
 
 
+def sdp(chat: int, call: pb.Call, to: CrabClient, kind: str, text: str) -> pb.CallRequest:
+    """An SDP signal for `to` in the call."""
+    return pb.CallRequest(
+        op=OP.SIGNAL, chat_id=chat, call_id=call.id, to_user_id=to.user.id, sdp_type=kind, sdp=text
+    )
+
+
 async def act(s: SessionStream, op: pb.CallOp, call: pb.Call) -> None:
     await s.call(pb.CallRequest(op=op, chat_id=call.chat_id, call_id=call.id))
 
@@ -96,29 +104,11 @@ async def test_a_call_rings_connects_carries_sdp_and_ends_with_a_line(pair: Pair
         assert active is not None and state_of(active, bob.user.id) == MEMBER.JOINED
         await b.wait_for(call_frame(STATUS.ACTIVE))
 
-        await a.call(
-            pb.CallRequest(
-                op=OP.SIGNAL,
-                chat_id=pair.chat,
-                call_id=call.id,
-                to_user_id=bob.user.id,
-                sdp_type="offer",
-                sdp=OFFER,
-            )
-        )
+        await a.call(sdp(pair.chat, call, bob, "offer", OFFER))
         signal = (await b.wait_for(lambda f: f.call_signal is not None)).call_signal
         assert signal is not None and signal.sdp == OFFER and signal.sdp_type == "offer"
         assert signal.from_ is not None and signal.from_.id == alice.user.id
-        await b.call(
-            pb.CallRequest(
-                op=OP.SIGNAL,
-                chat_id=pair.chat,
-                call_id=call.id,
-                to_user_id=alice.user.id,
-                sdp_type="answer",
-                sdp=OFFER + "a=x\r\n",
-            )
-        )
+        await b.call(sdp(pair.chat, call, alice, "answer", OFFER + "a=x\r\n"))
         back = (await a.wait_for(lambda f: f.call_signal is not None)).call_signal
         assert back is not None and back.sdp_type == "answer"
 
@@ -174,16 +164,7 @@ async def test_answering_on_one_device_silences_the_others_and_only_it_gets_sdp(
         assert not seen.here  # ...on the phone, not here
         on_phone = (await p.wait_for(call_frame(STATUS.ACTIVE))).call
         assert on_phone is not None and on_phone.here
-        await a.call(
-            pb.CallRequest(
-                op=OP.SIGNAL,
-                chat_id=pair.chat,
-                call_id=call.id,
-                to_user_id=bob.user.id,
-                sdp_type="offer",
-                sdp=OFFER,
-            )
-        )
+        await a.call(sdp(pair.chat, call, bob, "offer", OFFER))
         await p.wait_for(lambda f: f.call_signal is not None)
         # The laptop never gets the offer; it also cannot hang up the phone's call.
         await a.send(pair.chat, "marker")
@@ -258,14 +239,7 @@ async def test_strangers_and_garbage_get_clear_errors(pair: Pair) -> None:
         for op in (OP.ACCEPT, OP.DECLINE, OP.LEAVE):
             err = await error_for(c, pb.CallRequest(op=op, chat_id=pair.chat, call_id=call.id))
             assert err.code == "NOT_FOUND", op
-        signal = pb.CallRequest(
-            op=OP.SIGNAL,
-            chat_id=pair.chat,
-            call_id=call.id,
-            to_user_id=alice.user.id,
-            sdp_type="offer",
-            sdp=OFFER,
-        )
+        signal = sdp(pair.chat, call, alice, "offer", OFFER)
         assert (await error_for(c, signal)).code == "NOT_FOUND"
         # Bob, ringing but not in it, may not signal yet.
         assert (await error_for(b, signal)).code == "FAILED_PRECONDITION"
@@ -305,8 +279,6 @@ async def test_a_chat_bigger_than_the_mesh_needs_an_sfu(connect: ClientFactory, 
     crab.hub.phone._limits = dataclasses.replace(crab.hub.phone._limits, mesh_max=2)
     alice, bob, carol = [await connect(n) for n in ("alice", "bob", "carol")]
     chat = await join_room(alice, bob)
-    from tests.helpers.chats import join
-
     room = next(c.chat for c in await alice.my_chats() if c.chat and c.chat.id == chat)
     assert room is not None
     await join(alice, carol, room)
@@ -316,8 +288,6 @@ async def test_a_chat_bigger_than_the_mesh_needs_an_sfu(connect: ClientFactory, 
 
 
 async def test_call_actions_are_rate_limited(pair: Pair, crab: Crab) -> None:
-    from crab.core.services.rate_limit import RateLimiter
-
     crab.hub.phone._actions = RateLimiter.of(Rate(3, 60), "call actions by you")
     async with pair.alice.session() as a:
         codes = []

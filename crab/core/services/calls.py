@@ -121,12 +121,6 @@ class Phone:
         sfu_url = s.sfu_url if call.sfu_room else ""
         return CallView(call, servers, sfu_url, token, s.relay_only, here)
 
-    async def live_calls(self, chat_ids: list[int]) -> list[Call]:
-        """The calls going on in these chats (for a session that starts)."""
-        if not chat_ids:
-            return []
-        return await self._database.read(call_store.live_in_chats, chat_ids)
-
     # ---- a client's call frame -------------------------------------------
 
     async def request(self, caller: Caller, request: CallRequest, in_call: bool = False) -> None:

@@ -45,6 +45,7 @@ from crab.core.services.presence import PresenceBoard
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.resume import ResumeGuard, ResumeLimits
 from crab.core.services.typing import publish_typing
+from crab.core.storage import calls as call_store
 from crab.core.storage import chats, message_changes, messages, users
 from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
@@ -466,7 +467,7 @@ class Hub:
             for chat_id in chat_ids:
                 await self.follow_chat(session, chat_id)
             # Read positions after binding: anything newer arrives as an event.
-            positions, changes = await self.database.read(_positions, caller.user_id)
+            positions, changes, calls = await self.database.read(_positions, caller.user_id)
             for chat_id, last_id in positions.items():
                 session._sent_up_to.setdefault(chat_id, last_id)
                 session._changes_up_to.setdefault(chat_id, changes.get(chat_id, 0))
@@ -476,8 +477,9 @@ class Hub:
             session.user = user
             session.push(Ready(user, self._max_message_chars))
             # Calls going on in my chats: ringing for me, or mine to rejoin.
-            for call in await self.phone.live_calls(sorted(session.chats)):
-                session.show_call(call)
+            for call in calls:
+                if call.chat_id in session.chats:
+                    session.show_call(call)
             await self.presence.joined(caller.user_id, session)
         except BaseException:
             # Failed or cancelled half way (a bind while the broker is away):
@@ -578,9 +580,14 @@ class Hub:
             await session.on_event(event)
 
 
-def _positions(conn: Connection, user_id: int) -> tuple[dict[int, int], dict[int, int]]:
-    """Per chat of the user: the newest message id, the newest change_seq."""
-    return chats.positions(conn, user_id), message_changes.change_positions(conn, user_id)
+def _positions(conn: Connection, user_id: int) -> tuple[dict[int, int], dict[int, int], list[Call]]:
+    """Per chat of the user: the newest message id, the newest change_seq;
+    and the calls going on in them (one read for a stream that starts)."""
+    return (
+        chats.positions(conn, user_id),
+        message_changes.change_positions(conn, user_id),
+        call_store.live_for_member(conn, user_id),
+    )
 
 
 def _user_and_chats(conn: Connection, user_id: int) -> tuple[User | None, list[int]]:

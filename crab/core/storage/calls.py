@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from crab.core.domain.models import Call, CallMember, CallMemberState, CallStatus
-from crab.core.storage.tables import call_members, calls, users
+from crab.core.storage.tables import call_members, calls, members, users
 from crab.core.storage.users import USER_COLUMNS, to_user
 
 
@@ -33,11 +33,12 @@ def live_in_chat(conn: Connection, chat_id: int) -> Call | None:
     return None if row is None else _call(conn, row)
 
 
-def live_in_chats(conn: Connection, chat_ids: list[int]) -> list[Call]:
+def live_for_member(conn: Connection, user_id: int) -> list[Call]:
+    """The calls going on in the user's chats (read when a stream starts)."""
     rows = conn.execute(
-        sa.select(calls).where(
-            calls.c.chat_id.in_(chat_ids), calls.c.status != int(CallStatus.ENDED)
-        )
+        sa.select(calls)
+        .join(members, members.c.chat_id == calls.c.chat_id)
+        .where(members.c.user_id == user_id, calls.c.status != int(CallStatus.ENDED))
     ).all()
     return [_call(conn, row) for row in rows]
 
