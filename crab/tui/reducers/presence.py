@@ -12,7 +12,15 @@ from dataclasses import replace
 from crab.tui import actions as a
 from crab.tui import effects as fx
 from crab.tui.reducers import Update
-from crab.tui.state import AppState, Focus, Line, Screen, Typist
+from crab.tui.state import (
+    AppState,
+    Focus,
+    Line,
+    PresenceItem,
+    PresenceState,
+    Screen,
+    Typist,
+)
 
 TYPING_SECONDS = 5.0  # a typist is forgotten this long after their last notice
 
@@ -21,13 +29,13 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
     match action:
         case a.PresenceLoaded(chat_id=chat_id, read=read, presence=presence):
             state = _read(state, chat_id, read)
-            return Update(replace(state, presence={**state.presence, **presence}))
+            return Update(replace(state, presence=_merged(state, presence)))
         case a.PeersLoaded(peers=peers, presence=presence):
             return Update(
                 replace(
                     state,
                     peers={**state.peers, **peers},
-                    presence={**state.presence, **presence},
+                    presence=_merged(state, presence),
                 )
             )
         case a.ReadMoved(chat_id=chat_id, user_id=user_id, last_read_id=last_read_id):
@@ -53,6 +61,24 @@ def reduce(state: AppState, action: a.Action) -> Update | None:
         case a.InputChanged(text=text):
             return Update(state, _typing(state, text))
     return None
+
+
+def _merged(state: AppState, loaded: dict[int, PresenceItem]) -> dict[int, PresenceItem]:
+    """A loaded snapshot over what is known. A read made while someone was
+    leaving can say offline before the server wrote when: it arrives after
+    the news that carried the time, and must not rub that time out."""
+    out = {**state.presence}
+    for user_id, item in loaded.items():
+        known = out.get(user_id)
+        if (
+            item.state is PresenceState.OFFLINE
+            and item.last_seen is None
+            and known is not None
+            and known.state is PresenceState.OFFLINE
+        ):
+            item = known
+        out[user_id] = item
+    return out
 
 
 def _typing(state: AppState, text: str) -> tuple[fx.Effect, ...]:

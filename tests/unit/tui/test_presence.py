@@ -105,6 +105,19 @@ def test_presence_marks_in_names_and_beside_personal_conversations() -> None:
     assert " ○ bob" in "".join(f[1] for f in sidebar(state))
 
 
+def test_a_late_snapshot_does_not_rub_out_when_someone_was_last_seen() -> None:
+    # Read while bob was leaving: offline, the time not yet written.
+    state = reduce(talk(), a.PresenceChanged(BOB.id, PresenceItem(PresenceState.OFFLINE, T0))).state
+    late = {BOB.id: PresenceItem(PresenceState.OFFLINE)}
+    state = reduce(state, a.PresenceLoaded(10, {}, late)).state
+    assert state.presence[BOB.id] == PresenceItem(PresenceState.OFFLINE, T0)
+    state = reduce(state, a.PeersLoaded({12: BOB}, late)).state
+    assert state.presence[BOB.id] == PresenceItem(PresenceState.OFFLINE, T0)
+    # A snapshot that says more is taken whole.
+    back = {BOB.id: PresenceItem(PresenceState.ONLINE)}
+    assert reduce(state, a.PresenceLoaded(10, {}, back)).state.presence[BOB.id] == back[BOB.id]
+
+
 def test_presence_frames_become_actions() -> None:
     frame = pb.ServerFrame(
         presence=pb.Presence(user_id=2, state=pb.PresenceState.OFFLINE, last_seen_at=T0)
