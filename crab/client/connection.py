@@ -69,6 +69,17 @@ class CrabClient:
         )
         return self.user
 
+    async def sign_in_options(self) -> pb.SignInOptions:
+        """Passwords or not, sign-up open or not, and the identity provider."""
+        return await self.accounts.get_sign_in_options(pb.Empty())
+
+    async def sign_in_with_provider(self, id_token: str) -> pb.User:
+        """The provider's ID token (from the device flow) for crab's tokens."""
+        self.tokens = await self.accounts.sign_in_with_provider(
+            pb.ProviderSignInRequest(id_token=id_token)
+        )
+        return self.user
+
     async def refresh(self) -> None:
         """New tokens for the current refresh token. Callers at once share
         one Refresh: a refresh token presented twice signs its session out."""

@@ -23,6 +23,8 @@ PUBLIC_METHODS = frozenset(
         "/crab.v1.Accounts/SignUp",
         "/crab.v1.Accounts/SignIn",
         "/crab.v1.Accounts/Refresh",
+        "/crab.v1.Accounts/GetSignInOptions",
+        "/crab.v1.Accounts/SignInWithProvider",
     }
 )
 

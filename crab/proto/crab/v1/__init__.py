@@ -39,6 +39,7 @@ __all__ = (
     "GetMessagesRequest",
     "GetUserRequest",
     "IceServer",
+    "IdentityProvider",
     "Invite",
     "InviteAnswer",
     "InviteList",
@@ -51,6 +52,7 @@ __all__ = (
     "MessagePage",
     "Presence",
     "PresenceState",
+    "ProviderSignInRequest",
     "ReactRequest",
     "Reaction",
     "ReadPosition",
@@ -74,6 +76,7 @@ __all__ = (
     "SessionStub",
     "SetDisplayNameRequest",
     "SetTopicRequest",
+    "SignInOptions",
     "SignInRequest",
     "SignOutRequest",
     "SignUpRequest",
@@ -810,6 +813,40 @@ default_message_pool.register_message("crab.v1", "IceServer", IceServer)
 
 
 @dataclass(eq=False, repr=False)
+class IdentityProvider(betterproto2.Message):
+    """
+    The team's OpenID Connect provider: the client runs the device
+    authorization grant (RFC 8628) against it and hands the ID token over.
+    """
+
+    name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    for the button: "Sign in with <name>"
+    """
+
+    issuer: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    discovery: <issuer>/.well-known/openid-configuration
+    """
+
+    client_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    scopes: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    asked for; "openid" always among them
+    """
+
+    client_secret: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    Only for providers (Google) that give device clients a secret that is
+    not secret; empty otherwise.
+    """
+
+
+default_message_pool.register_message("crab.v1", "IdentityProvider", IdentityProvider)
+
+
+@dataclass(eq=False, repr=False)
 class Invite(betterproto2.Message):
     """
     ---- invites ------------------------------------------------------------
@@ -1001,6 +1038,17 @@ class Presence(betterproto2.Message):
 
 
 default_message_pool.register_message("crab.v1", "Presence", Presence)
+
+
+@dataclass(eq=False, repr=False)
+class ProviderSignInRequest(betterproto2.Message):
+    id_token: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    the provider's ID token (a JWT), at most 16 KiB
+    """
+
+
+default_message_pool.register_message("crab.v1", "ProviderSignInRequest", ProviderSignInRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -1397,6 +1445,33 @@ default_message_pool.register_message("crab.v1", "SetTopicRequest", SetTopicRequ
 
 
 @dataclass(eq=False, repr=False)
+class SignInOptions(betterproto2.Message):
+    """
+    How this server lets people in (asked before signing in).
+    """
+
+    passwords: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+    """
+    false with `crab serve --no-passwords`
+    """
+
+    sign_up: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+    """
+    anyone may sign up (with a password)
+    """
+
+    provider: "IdentityProvider | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    unset: no single sign-on
+    """
+
+
+default_message_pool.register_message("crab.v1", "SignInOptions", SignInOptions)
+
+
+@dataclass(eq=False, repr=False)
 class SignInRequest(betterproto2.Message):
     username: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
@@ -1506,6 +1581,49 @@ default_message_pool.register_message("crab.v1", "UserList", UserList)
 
 
 class AccountsStub(betterproto2_grpclib.ServiceStub):
+    async def get_sign_in_options(
+        self,
+        message: "Empty | None" = None,
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "SignInOptions":
+
+        if message is None:
+            message = Empty()
+
+        return await self._unary_unary(
+            "/crab.v1.Accounts/GetSignInOptions",
+            message,
+            SignInOptions,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def sign_in_with_provider(
+        self,
+        message: "ProviderSignInRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Tokens":
+        """
+        The provider's ID token for crab's own tokens. The first sign-in of an
+        identity (issuer, subject) creates its account.
+        """
+
+        return await self._unary_unary(
+            "/crab.v1.Accounts/SignInWithProvider",
+            message,
+            Tokens,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def sign_up(
         self,
         message: "SignUpRequest",
@@ -2052,6 +2170,18 @@ from ...google import protobuf as __google__protobuf__
 
 
 class AccountsBase(betterproto2_grpclib.ServiceBase):
+    async def get_sign_in_options(self, message: "Empty") -> "SignInOptions":
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def sign_in_with_provider(self, message: "ProviderSignInRequest") -> "Tokens":
+        """
+        The provider's ID token for crab's own tokens. The first sign-in of an
+        identity (issuer, subject) creates its account.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def sign_up(self, message: "SignUpRequest") -> "Tokens":
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -2085,6 +2215,22 @@ class AccountsBase(betterproto2_grpclib.ServiceBase):
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def __rpc_get_sign_in_options(
+        self, stream: "grpclib.server.Stream[Empty, SignInOptions]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.get_sign_in_options(request)
+        await stream.send_message(response)
+
+    async def __rpc_sign_in_with_provider(
+        self, stream: "grpclib.server.Stream[ProviderSignInRequest, Tokens]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.sign_in_with_provider(request)
+        await stream.send_message(response)
 
     async def __rpc_sign_up(self, stream: "grpclib.server.Stream[SignUpRequest, Tokens]") -> None:
         request = await stream.recv_message()
@@ -2134,6 +2280,18 @@ class AccountsBase(betterproto2_grpclib.ServiceBase):
 
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
+            "/crab.v1.Accounts/GetSignInOptions": grpclib.const.Handler(
+                self.__rpc_get_sign_in_options,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                Empty,
+                SignInOptions,
+            ),
+            "/crab.v1.Accounts/SignInWithProvider": grpclib.const.Handler(
+                self.__rpc_sign_in_with_provider,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ProviderSignInRequest,
+                Tokens,
+            ),
             "/crab.v1.Accounts/SignUp": grpclib.const.Handler(
                 self.__rpc_sign_up,
                 grpclib.const.Cardinality.UNARY_UNARY,
