@@ -185,6 +185,7 @@ class OidcSettings:
     name: str = ""  # for "Sign in with <name>"; "": the issuer's host
     username_claim: str = "preferred_username"  # then the email's local part, then sub
     client_secret: str = ""  # only providers (Google) whose device clients have one
+    keys_refetch_gap: float = 5.0  # seconds between two fetches of its keys on unknown key ids
 
     @property
     def enabled(self) -> bool:

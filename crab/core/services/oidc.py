@@ -3,7 +3,7 @@
 The provider's discovery document names its keys (JWKS); both are fetched
 on first use and kept. A token signed with a key id not in the kept set
 refetches the keys once (the provider rotated them), at most every
-`refetch_gap` seconds, so a flood of forged key ids costs one fetch. The
+`keys_refetch_gap` seconds, so a flood of forged key ids costs one fetch. The
 algorithm is pinned (RS256 or ES256, matching the key's type), never taken
 from the token alone. The provider unreachable gives Unavailable; a token
 that does not check out gives Unauthenticated (docs/single-sign-on.md)."""
@@ -52,7 +52,6 @@ class IdentityProvider:
         self,
         settings: OidcSettings,
         http: httpx.AsyncClient | None = None,
-        refetch_gap: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -66,7 +65,7 @@ class IdentityProvider:
         self.audience = settings.audience or settings.client_id
         self._http = http or httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
         self._own_http = http is None
-        self._refetch_gap = refetch_gap
+        self._refetch_gap = settings.keys_refetch_gap
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._jwks_uri = ""
