@@ -14,12 +14,15 @@ import httpx
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
-from oidc_provider_mock import run_server_in_thread
 
 from crab.client.connection import CrabClient
 from crab.config import OidcSettings
 from crab.core.app import Crab
 from tests.helpers.server import make_settings
+
+# The mock runs on authlib's deprecated modules; their warnings (at import,
+# and in the mock's own thread) are not crab's.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 CLIENT_ID = "crab-interop"
 REDIRECT = "http://localhost/callback"
@@ -27,6 +30,8 @@ REDIRECT = "http://localhost/callback"
 
 @pytest.fixture
 def issuer() -> Iterator[str]:
+    from oidc_provider_mock import run_server_in_thread
+
     with run_server_in_thread() as server:
         yield f"http://localhost:{server.server_port}"
 
@@ -66,9 +71,6 @@ def id_token_from_the_mock(issuer: str, subject: str, claims: dict[str, object])
         return token
 
 
-# The mock runs on authlib's deprecated JOSE module; its warnings (in the
-# mock's own thread) are not crab's.
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def test_a_third_party_providers_id_token_signs_in(crab_sso: Crab, issuer: str) -> None:
     claims = {"preferred_username": "zoe", "name": "Zoe Zimmer", "email": "zoe@example.com"}
     token = id_token_from_the_mock(issuer, "sub-zoe", claims)
