@@ -103,7 +103,9 @@ class OidcProvider:
         server.daemon_threads = True
         self._server = server
         self.issuer = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="oidc-provider")
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="oidc-provider"
+        )
         self._thread.daemon = True
         self._thread.start()
         return self
