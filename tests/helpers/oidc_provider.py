@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, RSAKey
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_ERRORS = ("authorization_pending", "slow_down", "expired_token", "access_denied")
@@ -45,7 +45,7 @@ Key = RSAKey | ECKey
 
 
 def _new_key(alg: str) -> Key:
-    params = {"kid": f"key-{next(_kids)}", "alg": alg, "use": "sig"}
+    params: KeyParameters = {"kid": f"key-{next(_kids)}", "alg": alg, "use": "sig"}
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params, private=True)
     if alg == "ES256":
