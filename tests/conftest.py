@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from crab.client.connection import CrabClient
 from crab.config import Settings
 from crab.core.app import Crab
+from tests.helpers.oidc_provider import OidcProvider
 from tests.helpers.server import PASSWORD, ClientFactory, NewDatabase, make_settings
 from tests.helpers.services import pg_crab_database_url, pg_database_url, pg_databases, postgres_url
 
@@ -89,6 +90,13 @@ async def connect(crab: Crab) -> AsyncIterator[ClientFactory]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A test OIDC provider on 127.0.0.1 (tests/helpers/oidc_provider.py)."""
+    with OidcProvider() as provider:
+        yield provider
 
 
 # Fixtures defined in tests/helpers/services.py, registered for every test.
