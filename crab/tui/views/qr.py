@@ -5,7 +5,6 @@ pointed at the terminal opens the provider's page with the code filled in."""
 
 from __future__ import annotations
 
-import segno
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 QUIET_ZONE = 2  # light modules around the symbol (the standard asks for 4; 2 scans on screens)
@@ -17,6 +16,9 @@ _CELLS = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True
 
 def modules(url: str) -> list[list[bool]]:
     """The symbol's modules (True: dark), quiet zone included."""
+    # Imported when a code is drawn: segno's ~25 ms stay off crab chat's first paint.
+    import segno
+
     symbol = segno.make(url, error="l")
     return [[bool(m) for m in row] for row in symbol.matrix_iter(border=QUIET_ZONE)]
 
