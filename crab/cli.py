@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 import click
 
 from crab import start_up
-from crab.config import CallSettings, Limits, Rate, Settings, default_data_dir
+from crab.config import (
+    CallSettings,
+    Limits,
+    OidcSettings,
+    Rate,
+    Settings,
+    check_url,
+    default_data_dir,
+)
 from crab.scripting.options import server_options
 
 T = TypeVar("T")
@@ -227,6 +235,77 @@ def call_settings(options: dict[str, Any]) -> CallSettings:
     )
 
 
+def oidc_options(func: F) -> F:
+    """The team's identity provider (README, "Single sign-on")."""
+
+    def option(name: str, help: str, **kwargs: Any) -> Callable[[F], F]:
+        variable = "CRAB_" + name.lstrip("-").upper().replace("-", "_")
+        return click.option(
+            name, envvar=variable, show_envvar=True, help=help, **({"default": ""} | kwargs)
+        )
+
+    options: list[Callable[[F], F]] = [
+        option("--oidc-issuer", "The OpenID Connect issuer URL; turns single sign-on on."),
+        option("--oidc-client-id", "The client id crab's device sign-in is registered as."),
+        option("--oidc-audience", "The ID tokens' audience [default: the client id]."),
+        option(
+            "--oidc-scopes",
+            "Scopes asked for, space-separated.",
+            default="openid profile email",
+            show_default=True,
+        ),
+        option("--oidc-name", "Shown as 'Sign in with NAME' [default: the issuer's host]."),
+        option(
+            "--oidc-username-claim",
+            "The claim a new account's username comes from (then email, then sub).",
+            default="preferred_username",
+            show_default=True,
+        ),
+        option(
+            "--oidc-client-secret",
+            "Only for providers (Google) whose device clients have a secret.",
+        ),
+        click.option(
+            "--passwords/--no-passwords",
+            default=True,
+            show_default=True,
+            envvar="CRAB_PASSWORDS",
+            show_envvar=True,
+            help="--no-passwords: only the identity provider signs people in.",
+        ),
+    ]
+    for each in reversed(options):
+        func = each(func)
+    return func
+
+
+def oidc_settings(options: dict[str, Any]) -> OidcSettings:
+    o = {name: options.pop(f"oidc_{name}") for name in OIDC_NAMES}
+    scopes = tuple(dict.fromkeys(["openid", *o.pop("scopes").split()]))
+    found = OidcSettings(scopes=scopes, **o)
+    if found.enabled:
+        if not found.client_id:
+            raise click.UsageError("--oidc-issuer needs --oidc-client-id (or CRAB_OIDC_CLIENT_ID)")
+        try:
+            check_url(found.issuer, "--oidc-issuer")
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+    elif not options["passwords"]:
+        raise click.UsageError("--no-passwords needs --oidc-issuer: nobody could sign in")
+    return found
+
+
+OIDC_NAMES = (
+    "issuer",
+    "client_id",
+    "audience",
+    "scopes",
+    "name",
+    "username_claim",
+    "client_secret",
+)
+
+
 db_outage_wait_option = click.option(
     "--db-outage-wait",
     default=10.0,
@@ -299,6 +378,7 @@ def main() -> None:
 @db_outage_wait_option
 @account_limit_options
 @call_options
+@oidc_options
 @click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
@@ -317,6 +397,7 @@ def serve(data_dir: Path | None, database: str | None, **options: Any) -> None:
     limits = {name: options.pop(name) for name in LIMIT_NAMES}
     limits |= {name: options.pop(name) for _, name, _ in ACCOUNT_LIMITS}
     options["calls"] = call_settings(options)
+    options["oidc"] = oidc_settings(options)
     settings = make_settings(data_dir, database, **options)
     settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
     run(_serve(settings))
@@ -656,6 +737,39 @@ def user_add(
         click.echo(f"created {created.username} (id {created.id})")
 
     run(add())
+
+
+@user.command("link")
+@storage_options
+@click.argument("name")
+@click.option("--subject", required=True, help="The identity's sub claim at the provider.")
+@click.option(
+    "--issuer",
+    envvar="CRAB_OIDC_ISSUER",
+    show_envvar=True,
+    required=True,
+    help="The provider's issuer URL, as given to crab serve --oidc-issuer.",
+)
+def user_link(
+    data_dir: Path | None, database: str | None, name: str, subject: str, issuer: str
+) -> None:
+    """Let an identity of the team's provider sign in as an existing account."""
+    settings = make_settings(data_dir, database)
+
+    async def link() -> None:
+        from crab.core.app import Crab
+        from crab.errors import CrabError
+
+        crab = await Crab.open(settings)
+        try:
+            linked = await crab.accounts.link_identity(name, subject, issuer)
+        except CrabError as error:
+            raise click.ClickException(error.message) from None
+        finally:
+            await crab.close()
+        click.echo(f"{subject} at {issuer.rstrip('/')} now signs in as {linked.username}")
+
+    run(link())
 
 
 @user.command("list")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -163,6 +164,34 @@ class CallSettings:
     sfu_secret: str = ""  # Janus's token_auth_secret: each member gets a signed token
 
 
+def check_url(url: str, what: str) -> None:
+    """ValueError unless https, or http on this machine (tests, a provider
+    beside the server): tokens and keys must not cross a network in clear."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ValueError(f"{what} must be an https:// URL (http only on localhost): {url!r}")
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """The team's OpenID Connect provider (docs/single-sign-on.md): crab
+    accepts its ID tokens, checked against its published keys."""
+
+    issuer: str = ""  # "": no single sign-on
+    client_id: str = ""
+    audience: str = ""  # the ID token's aud; "": client_id
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    name: str = ""  # for "Sign in with <name>"; "": the issuer's host
+    username_claim: str = "preferred_username"  # then the email's local part, then sub
+    client_secret: str = ""  # only providers (Google) whose device clients have one
+    keys_refetch_gap: float = 5.0  # seconds between two fetches of its keys on unknown key ids
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -185,6 +214,8 @@ class Settings:
     db_outage_wait: float = 10.0
     limits: Limits = field(default_factory=Limits)
     calls: CallSettings = field(default_factory=CallSettings)
+    oidc: OidcSettings = field(default_factory=OidcSettings)
+    passwords: bool = True  # False: only the identity provider signs people in
 
     @property
     def database(self) -> str:

@@ -26,6 +26,7 @@ from crab.core.services.invites import Invites
 from crab.core.services.live import Hub
 from crab.core.services.message_changes import MessageChanges
 from crab.core.services.messages import Messages
+from crab.core.services.oidc import IdentityProvider
 from crab.core.services.passwords import Passwords
 from crab.core.services.people import People
 from crab.core.services.presence import PresenceBoard
@@ -96,6 +97,8 @@ class Crab:
             timedelta(seconds=settings.refresh_token_ttl),
             settings.signup,
             limits,
+            IdentityProvider(settings.oidc) if settings.oidc.enabled else None,
+            settings.passwords,
         )
         return cls(
             settings=settings,
@@ -177,7 +180,7 @@ class Crab:
             await self.server.wait_closed()
         await self.broker.close()
         await self.database.close()
-        self.accounts.close()
+        await self.accounts.close()
         self.chats.close()
 
 

@@ -17,6 +17,7 @@ from crab.core.domain.models import (
     User,
 )
 from crab.core.services import live
+from crab.core.services.accounts import Accounts
 from crab.core.services.calls import CallFailed, CallRequest, CallView
 from crab.core.services.tokens import Tokens
 from crab.proto.crab import v1 as pb
@@ -107,6 +108,22 @@ def answer(a: InviteAnswer) -> pb.InviteAnswer:
     return pb.InviteAnswer(
         invite=invite(a.invite), accepted=a.accepted, chat=chat(a.chat) if a.chat else None
     )
+
+
+def sign_in_options(accounts: Accounts) -> pb.SignInOptions:
+    options = pb.SignInOptions(
+        passwords=accounts.passwords_on, sign_up=accounts.passwords_on and accounts.signup_open
+    )
+    found = accounts.provider
+    if found is not None:
+        options.provider = pb.IdentityProvider(
+            name=found.display_name,
+            issuer=found.settings.issuer,
+            client_id=found.settings.client_id,
+            scopes=list(found.settings.scopes),
+            client_secret=found.settings.client_secret,
+        )
+    return options
 
 
 def tokens(t: Tokens) -> pb.Tokens:

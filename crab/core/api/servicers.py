@@ -20,6 +20,13 @@ class AccountsServicer(pb.AccountsBase):
     def __init__(self, accounts: Accounts) -> None:
         self._accounts = accounts
 
+    async def get_sign_in_options(self, message: pb.Empty) -> pb.SignInOptions:
+        return convert.sign_in_options(self._accounts)
+
+    async def sign_in_with_provider(self, message: pb.ProviderSignInRequest) -> pb.Tokens:
+        found = await self._accounts.sign_in_with_provider(message.id_token, peer_address())
+        return convert.tokens(found)
+
     async def sign_up(self, message: pb.SignUpRequest) -> pb.Tokens:
         tokens = await self._accounts.sign_up(
             message.username, message.password, message.display_name, peer_address()

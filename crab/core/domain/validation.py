@@ -78,6 +78,16 @@ def normalize_username(username: str) -> str:
     return name
 
 
+def username_from(text: str) -> str | None:
+    """A valid username made from what an identity provider says (a
+    preferred username, an email, a subject): its part before "@", accents
+    dropped, other characters as "-"; None when fewer than 3 remain."""
+    local = text.split("@", 1)[0]
+    ascii_only = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9_.-]+", "-", ascii_only.lower()).strip("-.")[:32].strip("-.")
+    return name if USERNAME_RE.match(name) else None
+
+
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_CHARS:
         raise InvalidArgument(f"password must be at least {MIN_PASSWORD_CHARS} characters")

@@ -13,17 +13,25 @@ from crab.core.broker.base import Broker
 from crab.core.clock import now
 from crab.core.domain import events as ev
 from crab.core.domain.models import Caller, User
-from crab.core.domain.validation import check_password, clean_display_name, normalize_username
+from crab.core.domain.validation import (
+    check_password,
+    clean_display_name,
+    normalize_username,
+    username_from,
+)
+from crab.core.services.oidc import Identity, IdentityProvider
 from crab.core.services.passwords import Passwords
 from crab.core.services.profile import Profile
 from crab.core.services.rate_limit import RateLimiter
 from crab.core.services.sign_in_throttle import SignInThrottle
 from crab.core.services.tokens import AccessTokens, Tokens, hash_refresh_token, new_refresh_token
-from crab.core.storage import sessions, users
+from crab.core.storage import identities, sessions, users
 from crab.core.storage.database import Database
 from crab.errors import (
     AlreadyExists,
     Conflict,
+    FailedPrecondition,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
@@ -33,6 +41,10 @@ from crab.errors import (
 log = logging.getLogger(__name__)
 
 REFUSAL_HOLD = 1.0  # seconds a refused sign-in (backing off, queue full) is held
+# Failed identity-provider sign-ins are throttled per address under this
+# name (no username is known before the token checks out).
+PROVIDER_ACCOUNT = "!provider"
+NO_PASSWORDS = "passwords are turned off on this server; sign in with the team's identity provider"
 
 
 class Accounts:
@@ -45,6 +57,8 @@ class Accounts:
         refresh_ttl: timedelta,
         signup_open: bool,
         limits: Limits,
+        provider: IdentityProvider | None = None,
+        passwords_on: bool = True,
     ) -> None:
         self._database = database
         self._broker = broker
@@ -52,14 +66,18 @@ class Accounts:
         self._access = access
         self._refresh_ttl = refresh_ttl
         self.signup_open = signup_open
+        self.provider = provider
+        self.passwords_on = passwords_on
         self._signups = RateLimiter.of(limits.signup_per_address, "sign-ups from your address")
         self._failures = SignInThrottle(
             limits.sign_in_failures, limits.sign_in_failures_per_address
         )
-        self.profile = Profile(database, broker, passwords, self._failures, limits)
+        self.profile = Profile(database, broker, passwords, self._failures, limits, passwords_on)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._passwords.close()
+        if self.provider is not None:
+            await self.provider.close()
 
     async def create_user(
         self, username: str, password: str, display_name: str = "", source: str = ""
@@ -81,6 +99,8 @@ class Accounts:
         self, username: str, password: str, display_name: str = "", source: str = ""
     ) -> Tokens:
         """`source`: the caller's address (sign-ups are rate-limited per address)."""
+        if not self.passwords_on:
+            raise FailedPrecondition(NO_PASSWORDS)
         if not self.signup_open:
             raise PermissionDenied(
                 "sign-up is closed on this server; ask your admin for an account"
@@ -93,11 +113,16 @@ class Accounts:
         """`source`: the caller's address. Refused before any hashing while
         this account from this address (or this address) is backing off, or
         when the hashing queue has no place for it."""
+        if not self.passwords_on:
+            raise FailedPrecondition(NO_PASSWORDS)
         name = username.strip().lower()
         try:
             self._failures.check(name, source)
             found = await self._database.read(users.credentials, name)
-            ok = await self._passwords.verify(found[1] if found else None, password, source)
+            # An account of the identity provider has no password: checked
+            # as an unknown user is, the time taken tells nothing.
+            stored = found[1] if found and not found[1].startswith("!") else None
+            ok = await self._passwords.verify(stored, password, source)
         except ResourceExhausted:
             # Held a moment before the answer (the hash is not queued): a
             # guessing loop cannot spin on refusals and take the CPU that
@@ -109,6 +134,73 @@ class Accounts:
             raise Unauthenticated("wrong username or password")
         self._failures.succeeded(name, source)
         return await self._open_session(found[0])
+
+    async def sign_in_with_provider(self, id_token: str, source: str = "") -> Tokens:
+        """The provider's ID token, checked once here, for crab's own tokens.
+        The first sign-in of an identity makes its account (unless sign-up
+        is closed: then an admin links it first, `crab user link`)."""
+        if self.provider is None:
+            raise FailedPrecondition("this server has no single sign-on; sign in with a password")
+        try:
+            self._failures.check(PROVIDER_ACCOUNT, source)
+        except ResourceExhausted:
+            await asyncio.sleep(REFUSAL_HOLD)
+            raise
+        try:
+            identity = await self.provider.verify(id_token)
+        except Unauthenticated:
+            self._failures.failed(PROVIDER_ACCOUNT, source)
+            raise
+        user = await self._database.read(identities.user_for, identity.issuer, identity.subject)
+        if user is None:
+            user = await self._first_sign_in(identity)
+        self._failures.succeeded(PROVIDER_ACCOUNT, source)
+        return await self._open_session(user)
+
+    async def _first_sign_in(self, identity: Identity) -> User:
+        if not self.signup_open:
+            raise PermissionDenied(
+                "no crab account is linked to this identity and sign-up is closed; "
+                f"ask your admin to run: crab user link NAME --subject {identity.subject}"
+            )
+        assert self.provider is not None
+        claims = identity.claims
+        wanted = _username_of(claims, self.provider.settings.username_claim)
+        name = claims.get("name")
+        try:
+            shown = clean_display_name(name[:64] if isinstance(name, str) else "", wanted)
+        except InvalidArgument:
+            shown = ""  # a name with controls or invisible characters: the username
+        try:
+            user = await self._database.write(
+                identities.create_account, identity.issuer, identity.subject, wanted, shown, now()
+            )
+        except Conflict:
+            # The same identity's first sign-in on another replica made it.
+            found = await self._database.read(
+                identities.user_for, identity.issuer, identity.subject
+            )
+            if found is None:
+                raise
+            return found
+        log.info("account %s made by the identity provider's first sign-in", user.username)
+        return user
+
+    async def link_identity(self, username: str, subject: str, issuer: str = "") -> User:
+        """The admin's `crab user link`: that identity signs in as that account."""
+        issuer = (issuer or (self.provider.issuer if self.provider else "")).rstrip("/")
+        if not issuer:
+            raise InvalidArgument("which identity provider? give --issuer or --oidc-issuer")
+        if not subject or len(subject) > 255:
+            raise InvalidArgument("the subject must be 1 to 255 characters")
+        found = await self._database.read(users.credentials, username.strip().lower())
+        if found is None:
+            raise NotFound(f"no account named {username!r}")
+        try:
+            await self._database.write(identities.link, issuer, subject, found[0].id, now())
+        except Conflict:
+            raise AlreadyExists("that identity is already linked to an account") from None
+        return found[0]
 
     async def _open_session(self, user: User) -> Tokens:
         refresh = new_refresh_token()
@@ -186,6 +278,15 @@ def _rotate(
             sessions.revoke(conn, reused[0], when)
     user = users.by_id(conn, rotated[1]) if rotated is not None else None
     return rotated, reused, user
+
+
+def _username_of(claims: dict[str, object], claim: str) -> str:
+    """From the chosen claim, else the email's local part, else the subject."""
+    for key in (claim, "email", "sub"):
+        value = claims.get(key)
+        if isinstance(value, str) and (name := username_from(value[:255])):
+            return name
+    return "member"
 
 
 def _checked(username: str, password: str, display_name: str) -> tuple[str, str]:

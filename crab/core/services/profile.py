@@ -25,7 +25,13 @@ from crab.core.services.request_ids import request_id
 from crab.core.services.sign_in_throttle import SignInThrottle
 from crab.core.storage import chats, sessions, users
 from crab.core.storage.database import Database
-from crab.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from crab.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 
 REFUSAL_HOLD = 1.0  # seconds a refused check (backing off, queue full) is held
 
@@ -38,7 +44,9 @@ class Profile:
         passwords: Passwords,
         failures: SignInThrottle,
         limits: Limits,
+        passwords_on: bool = True,
     ) -> None:
+        self._passwords_on = passwords_on
         self._database = database
         self._broker = broker
         self._passwords = passwords
@@ -59,6 +67,10 @@ class Profile:
         """The current password is checked as a sign-in is (the same
         throttle, so this is no side door for guessing); the new one by
         sign-up's rules. Every other session ends; this one goes on."""
+        if not self._passwords_on:
+            raise FailedPrecondition(
+                "passwords are turned off on this server; the identity provider signs you in"
+            )
         check_password(new)
         if new == current:
             raise InvalidArgument("the new password is the same as the current one")
@@ -70,6 +82,10 @@ class Profile:
             self._failures.check(name, source)
             self._changes.take(caller.user_id)
             stored = await self._database.read(users.password_hash, caller.user_id)
+            if stored is not None and stored.startswith("!"):
+                raise FailedPrecondition(
+                    "this account signs in with the identity provider; it has no password"
+                )
             ok = await self._passwords.verify(stored, current, source)
         except ResourceExhausted:
             await asyncio.sleep(REFUSAL_HOLD)  # as sign-in: no spinning on refusals

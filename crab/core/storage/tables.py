@@ -212,3 +212,14 @@ call_members = sa.Table(
     # "Am I in a call already?": the JOINED rows of a user.
     sa.Index("ix_call_members_user_state", "user_id", "state"),
 )
+
+# Who signs in through the identity provider: (issuer, subject) names an
+# account for good; never an email, which a provider may let users change.
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column("issuer", sa.String(255), primary_key=True),
+    sa.Column("subject", sa.String(255), primary_key=True),
+    sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

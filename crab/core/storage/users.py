@@ -112,7 +112,7 @@ def list_all(conn: Connection) -> list[User]:
     return [to_user(row) for row in rows]
 
 
-def _like_escape(text: str) -> str:
+def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -120,7 +120,7 @@ def search(conn: Connection, query: str, limit: int) -> list[User]:
     """Substring match on username or display name; exact, then prefix
     matches first, then shorter names. One indexed-size table scan is fine
     for a team; it runs on every keystroke in well under a millisecond."""
-    q = _like_escape(query.lower())
+    q = like_escape(query.lower())
     name = users.c.username
     display = sa.func.lower(users.c.display_name)
     rank = sa.case(
