@@ -122,10 +122,6 @@ class SignInForm:
             if form.sign_up_open:
                 other = "sign in" if form.signing_up else "create an account"
                 more.append(f"{keys_label(keys_for(Command.TOGGLE_SIGNUP))}: {other}")
-            if form.provider is not None and form.passwords:
-                more.append(
-                    f"{keys_label(keys_for(Command.SIGN_IN_PROVIDER))}: {form.provider.name}"
-                )
             more.append(f"{keys_label(keys_for(Command.QUIT))}: quit")
             # One hint a row: each fits the form's width, or wraps whole.
             out.append(
@@ -140,9 +136,9 @@ class SignInForm:
             provider = state().sign_in.provider
             name = provider.name if provider else ""
             focused = get_app().layout.current_control is self.provider.content
-            return [
-                ("class:button.focused" if focused else "class:button", f"< Sign in with {name} >")
-            ]
+            style = "class:button.focused" if focused else "class:button"
+            key = keys_label(keys_for(Command.SIGN_IN_PROVIDER))
+            return [(style, f"< Sign in with {name} >"), ("class:hint", f"  {key}")]
 
         press = KeyBindings()
 
@@ -155,7 +151,6 @@ class SignInForm:
         self.provider = Window(
             FormattedTextControl(button_text, focusable=True, key_bindings=press),
             height=1,
-            dont_extend_width=True,
         )
         form_body = HSplit(
             [
