@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 import click
 from grpclib import GRPCError
@@ -88,8 +87,7 @@ async def login(target: Target, username: str | None, password_stdin: bool) -> N
     click.echo(f"signed in to {target.server} as {client.user.username}", err=True)
 
 
-async def login_sso(target: Target, flows: Callable[[Provider], DeviceFlow] = DeviceFlow) -> None:
-    """`flows`: makes the device flow (tests pass one that polls faster)."""
+async def login_sso(target: Target) -> None:
     client = target.client()
     account = Account(client, target.sessions, target.server, lambda reason: None)
     try:
@@ -102,7 +100,7 @@ async def login_sso(target: Target, flows: Callable[[Provider], DeviceFlow] = De
         if offered is None:
             fail(f"{target.server} has no identity provider: sign in with a password")
         scopes = {"scopes": offered.scopes} if offered.scopes else {}
-        flow = flows(
+        flow = DeviceFlow(
             Provider(
                 offered.issuer, offered.client_id, client_secret=offered.client_secret, **scopes
             )

@@ -15,7 +15,7 @@ from grpclib import GRPCError
 from grpclib.exceptions import StreamTerminatedError
 
 from crab.client.connection import new_request_id
-from crab.client.device_flow import DeviceFlowError
+from crab.client.device_flow import DeviceFlow, DeviceFlowError
 from crab.client.device_flow import Provider as FlowProvider
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
@@ -98,7 +98,7 @@ async def start_device_flow(r: Runner, effect: fx.StartDeviceFlow) -> None:
     asked = FlowProvider(chosen.issuer, chosen.client_id, client_secret=chosen.client_secret)
     if chosen.scopes:
         asked = FlowProvider(chosen.issuer, chosen.client_id, chosen.scopes, chosen.client_secret)
-    flow = r.device_flows(asked)
+    flow = DeviceFlow(asked)
     try:
         code = await flow.start()
         r.dispatch(a.ProviderCodeReady(effect.flow, provider_code(code)))

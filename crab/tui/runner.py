@@ -17,7 +17,6 @@ from grpclib.const import Status
 from grpclib.exceptions import StreamTerminatedError
 
 from crab.client.connection import CrabClient
-from crab.client.device_flow import DeviceFlow, Provider
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import effects as fx
@@ -56,12 +55,8 @@ class Runner:
         on_terminal: Callable[[str], None] = lambda sequence: None,
         devices: tuple[str, str, str] = ("", "", ""),
         on_video: Callable[[int, Any], None] = lambda user_id, frame: None,
-        device_flows: Callable[[Provider], DeviceFlow] = DeviceFlow,
     ) -> None:
-        """`device_flows`: makes the device flow for a provider (tests pass
-        one with a short pause between polls)."""
         self.store = store
-        self.device_flows = device_flows
         # The device flow on its way (Esc cancels its task).
         self.device_flow: asyncio.Task[Any] | None = None
         self.on_notify = on_notify
