@@ -105,6 +105,13 @@ async def test_without_passwords_only_the_provider_is_offered_and_enter_chooses_
         await asyncio.to_thread(provider.approve, user_code, "sub-dave")
         state = await dave.until(lambda s: s.screen is Screen.CHATS)
         assert state.me is not None and state.me.username == "dave"
+        # Signed out, the screen asks the server again: still no passwords.
+        await dave.until(lambda s: s.connection.link is Link.CONNECTED)
+        await dave.say("/logout")
+        await dave.until(lambda s: s.screen is Screen.SIGN_IN)
+        state = await dave.until(lambda s: s.sign_in.provider is not None)
+        assert not state.sign_in.passwords
+        await dave.until(lambda _: dave.app.app.layout.current_window is dave.app.sign_in.provider)
 
 
 @pytest.mark.timeout(60)
