@@ -18,7 +18,7 @@ def spaced(code: str) -> str:
     return " ".join(code)
 
 
-def fits(rows: list[str], columns: int, height: int) -> bool:
+def fits(rows: tuple[str, ...], columns: int, height: int) -> bool:
     """Whether the QR code fits the terminal beside the text (else it is left out)."""
     return bool(rows) and len(rows[0]) + 4 <= columns and len(rows) + TEXT_ROWS <= height
 

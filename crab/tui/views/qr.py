@@ -5,6 +5,8 @@ pointed at the terminal opens the provider's page with the code filled in."""
 
 from __future__ import annotations
 
+import functools
+
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 QUIET_ZONE = 2  # light modules around the symbol (the standard asks for 4; 2 scans on screens)
@@ -23,18 +25,19 @@ def modules(url: str) -> list[list[bool]]:
     return [[bool(m) for m in row] for row in symbol.matrix_iter(border=QUIET_ZONE)]
 
 
-def rows(url: str) -> list[str]:
+@functools.lru_cache(maxsize=4)  # drawn on every repaint of the code view: ~3 ms to encode
+def rows(url: str) -> tuple[str, ...]:
     """The QR code as lines of half blocks (an odd last module row is paired
     with a light one); none for an empty or overlong URL."""
     if not url or len(url) > MAX_URL:
-        return []
+        return ()
     grid = modules(url)
     if len(grid) % 2:
         grid.append([False] * len(grid[0]))
-    return [
+    return tuple(
         "".join(_CELLS[upper, lower] for upper, lower in zip(top, bottom, strict=True))
         for top, bottom in zip(grid[::2], grid[1::2], strict=True)
-    ]
+    )
 
 
 def qr_code(url: str) -> StyleAndTextTuples:

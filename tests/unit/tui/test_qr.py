@@ -14,7 +14,7 @@ URLS = (
 )
 
 
-def decoded(rows: list[str]) -> list[list[bool]]:
+def decoded(rows: tuple[str, ...]) -> list[list[bool]]:
     """Two module rows per terminal row, back from the characters drawn."""
     grid: list[list[bool]] = []
     for row in rows:
@@ -46,19 +46,19 @@ def test_the_formatted_text_shows_the_same_rows_dark_on_light() -> None:
     fragments = qr.qr_code(url)
     assert all(style in ("class:qr", "") for style, *_ in fragments)
     text = "".join(f[1] for f in fragments)
-    assert text.split("\n") == qr.rows(url)
+    assert tuple(text.split("\n")) == qr.rows(url)
     assert rows_text([fragments]) == ["\n".join(qr.rows(url))]
 
 
 def test_the_terminal_version_wraps_each_row_in_black_on_white_and_resets() -> None:
     lines = qr.ansi(URLS[0]).splitlines()
-    assert [line.removeprefix("\x1b[30;107m").removesuffix("\x1b[0m") for line in lines] == qr.rows(
-        URLS[0]
-    )
+    assert tuple(
+        line.removeprefix("\x1b[30;107m").removesuffix("\x1b[0m") for line in lines
+    ) == qr.rows(URLS[0])
 
 
 def test_an_empty_or_overlong_url_draws_nothing() -> None:
-    assert qr.rows("") == [] and qr.qr_code("") == [] and qr.ansi("") == ""
-    assert qr.rows("https://x/" + "a" * 100_000) == []
+    assert qr.rows("") == () and qr.qr_code("") == [] and qr.ansi("") == ""
+    assert qr.rows("https://x/" + "a" * 100_000) == ()
     # At the limit it still draws (segno holds far more than MAX_URL).
     assert qr.rows("h" * qr.MAX_URL)
