@@ -17,6 +17,11 @@ from crab.scripting.options import connection_options
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input's first line."
 )
+@click.option(
+    "--sso",
+    is_flag=True,
+    help="Sign in with the server's identity provider: open the page shown, enter the code.",
+)
 def login(
     server: str,
     tls: bool,
@@ -24,15 +29,25 @@ def login(
     session_file: Path | None,
     username: str | None,
     password_stdin: bool,
+    sso: bool,
 ) -> None:
     """Sign in and save the session (shared with `crab chat`).
 
     Without --password-stdin, CRAB_REFRESH_TOKEN may hold a refresh token
-    (USERNAME is then optional); on a terminal, the password is asked for."""
+    (USERNAME is then optional); on a terminal, the password is asked for.
+    With --sso, the team's identity provider signs you in (no USERNAME)."""
     from crab.scripting.common import Target, run_command
     from crab.scripting.login import login as do_login
+    from crab.scripting.login import login_sso
 
     target = Target.from_options(server, tls, ca, session_file)
+    if sso:
+        if username is not None or password_stdin:
+            raise click.UsageError(
+                "--sso signs in at the identity provider: no USERNAME nor password"
+            )
+        run_command(login_sso(target))
+        return
     run_command(do_login(target, username, password_stdin))
 
 

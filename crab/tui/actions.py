@@ -16,6 +16,8 @@ from crab.tui.state import (
     Line,
     Person,
     PresenceItem,
+    Provider,
+    ProviderCode,
 )
 
 # ---- the user -----------------------------------------------------------
@@ -73,7 +75,29 @@ class SignInSubmit:
     confirm: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The I/O side is up (just after the first paint)."""
+
+
 # ---- results of requests ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignInOptionsLoaded:
+    """How this server lets people in (GetSignInOptions)."""
+
+    passwords: bool
+    sign_up: bool
+    provider: Provider | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCodeReady:
+    """The provider gave the device flow number `flow` its code to show."""
+
+    flow: int
+    code: ProviderCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +377,9 @@ Action = (
     | OpenChat
     | Wheel
     | SignInSubmit
+    | Started
+    | SignInOptionsLoaded
+    | ProviderCodeReady
     | SignedIn
     | SignInFailed
     | SignedOut

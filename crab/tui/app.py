@@ -201,7 +201,11 @@ class ChatApp:
             password=Condition(lambda: self.store.state.asking is not None),
         )
         self.message_line.buffer.on_text_changed += self._typed
-        self.sign_in = SignInForm(lambda: self.store.state, self._sign_in)
+        self.sign_in = SignInForm(
+            lambda: self.store.state,
+            self._sign_in,
+            lambda: self._key(Command.SIGN_IN_PROVIDER),
+        )
         self._pane = self.store.state.pane  # the message pane's size, as last drawn
         # The call's video pane, made with the first picture (numpy and the
         # calls extra are imported then, not at start).
@@ -275,6 +279,9 @@ class ChatApp:
         for effect in self._waiting:
             self.runner(effect)
         self._waiting.clear()
+        from crab.tui import actions as a
+
+        self.store.dispatch(a.Started())  # the sign-in screen asks how one signs in
         self.started.set()
         self.app.create_background_task(self._watch_idle())
         await self.runner.resume_saved()
@@ -367,6 +374,11 @@ class ChatApp:
             self.sign_in.confirm.text = ""
             target = self.message_line if state.screen is Screen.CHATS else self.sign_in.username
             self.app.layout.focus(target)
+        if state.screen is Screen.SIGN_IN:
+            # Fields come and go (passwords off, the code view): focus stays on one shown.
+            fields = self.sign_in.fields()
+            if not any(f.content is self.app.layout.current_control for f in fields):
+                self.app.layout.focus(fields[0])
         if self._focus is Focus.SEARCH and state.focus is not Focus.SEARCH:
             # Leaving the people search, however (Esc, F3, Ctrl+O, Ctrl+D...):
             # its query leaves the message line, never to prefix a message.

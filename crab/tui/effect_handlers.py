@@ -15,6 +15,8 @@ from grpclib import GRPCError
 from grpclib.exceptions import StreamTerminatedError
 
 from crab.client.connection import new_request_id
+from crab.client.device_flow import DeviceFlow, DeviceFlowError
+from crab.client.device_flow import Provider as FlowProvider
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import clipboard
@@ -26,6 +28,8 @@ from crab.tui.from_server import (
     line,
     person,
     presence,
+    provider,
+    provider_code,
     summary,
     updated,
 )
@@ -72,6 +76,56 @@ async def sign_in(r: Runner, effect: fx.SignIn) -> None:
         return
     r.account.save()
     r.signed_in(me)
+
+
+@handles(fx.LoadSignInOptions)
+async def load_sign_in_options(r: Runner, effect: fx.LoadSignInOptions) -> None:
+    try:
+        options = await r.client.sign_in_options()
+    except (GRPCError, OSError, StreamTerminatedError):
+        return  # an older server, or none yet: the password form stays, as before
+    r.dispatch(
+        a.SignInOptionsLoaded(options.passwords, options.sign_up, provider(options.provider))
+    )
+
+
+@handles(fx.StartDeviceFlow)
+async def start_device_flow(r: Runner, effect: fx.StartDeviceFlow) -> None:
+    """The device flow at the provider, then its ID token for crab's tokens.
+    Its task is kept for Esc (CancelDeviceFlow); errors land on the form."""
+    r.device_flow = asyncio.current_task()
+    chosen = effect.provider
+    asked = FlowProvider(chosen.issuer, chosen.client_id, client_secret=chosen.client_secret)
+    if chosen.scopes:
+        asked = FlowProvider(chosen.issuer, chosen.client_id, chosen.scopes, chosen.client_secret)
+    flow = DeviceFlow(asked)
+    try:
+        code = await flow.start()
+        r.dispatch(a.ProviderCodeReady(effect.flow, provider_code(code)))
+        id_token = await flow.id_token(code)
+        me = await r.client.sign_in_with_provider(id_token)
+    except DeviceFlowError as error:
+        r.dispatch(a.SignInFailed(str(error)))
+        return
+    except GRPCError as error:
+        r.dispatch(a.SignInFailed(f"{r.server} refused the sign-in: {describe(error)}"))
+        return
+    except (OSError, StreamTerminatedError):
+        r.dispatch(a.SignInFailed(f"cannot reach {r.server}"))
+        return
+    finally:
+        await flow.aclose()
+        if r.device_flow is asyncio.current_task():
+            r.device_flow = None
+    r.account.save()
+    r.signed_in(me)
+
+
+@handles(fx.CancelDeviceFlow)
+async def cancel_device_flow(r: Runner, effect: fx.CancelDeviceFlow) -> None:
+    if r.device_flow is not None:
+        r.device_flow.cancel()
+        r.device_flow = None
 
 
 @handles(fx.LoadChats)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from crab.tui.state import CallItem, Line
+from crab.tui.state import CallItem, Line, Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +14,25 @@ class SignIn:
     username: str
     password: str
     sign_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSignInOptions:
+    """Ask the server how one signs in (passwords, the identity provider)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartDeviceFlow:
+    """Sign in with the provider (RFC 8628): ProviderCodeReady(flow, ...)
+    once it gives a code, then SignedIn, or SignInFailed."""
+
+    flow: int
+    provider: Provider
+
+
+@dataclass(frozen=True, slots=True)
+class CancelDeviceFlow:
+    """Esc on the code view: the device flow's task is cancelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +299,9 @@ class MediaControls:
 
 Effect = (
     SignIn
+    | LoadSignInOptions
+    | StartDeviceFlow
+    | CancelDeviceFlow
     | LoadChats
     | LoadHistory
     | LoadMembers

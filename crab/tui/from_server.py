@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from grpclib import GRPCError
 from grpclib.exceptions import StreamTerminatedError
 
+from crab.client.device_flow import DeviceCode
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui.state import (
@@ -23,9 +24,12 @@ from crab.tui.state import (
     Person,
     PresenceItem,
     PresenceState,
+    Provider,
+    ProviderCode,
     Quote,
     Reaction,
 )
+from crab.tui.views.text import one_line
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
@@ -48,6 +52,32 @@ def describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return str(error) or type(error).__name__
+
+
+# Drawn on the sign-in screen: what a server or provider may put there.
+MAX_PROVIDER_NAME = 40
+MAX_USER_CODE = 32
+MAX_URI = 2048
+MAX_SCOPES = 20
+
+
+def provider(found: pb.IdentityProvider | None) -> Provider | None:
+    """The server's identity provider (None: no single sign-on); its name,
+    drawn on the button, inert and cut (a server's hostile text does nothing)."""
+    if found is None or not found.issuer or not found.client_id:
+        return None
+    name = one_line(found.name).strip()[:MAX_PROVIDER_NAME] or "your identity provider"
+    scopes = tuple(s for s in found.scopes[:MAX_SCOPES] if s)
+    return Provider(name, found.issuer, found.client_id, scopes, found.client_secret)
+
+
+def provider_code(code: DeviceCode) -> ProviderCode:
+    """The provider's code and pages as the code view draws them: inert, cut."""
+    return ProviderCode(
+        one_line(code.user_code)[:MAX_USER_CODE],
+        one_line(code.verification_uri)[:MAX_URI],
+        one_line(code.verification_uri_complete)[:MAX_URI],
+    )
 
 
 def person(u: pb.User | None) -> Person:

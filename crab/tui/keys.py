@@ -15,6 +15,7 @@ class Command(StrEnum):
     QUIT = "quit"
     HELP = "help"
     TOGGLE_SIGNUP = "toggle_signup"
+    SIGN_IN_PROVIDER = "sign_in_provider"
     NEXT_CHAT = "next_chat"
     PREVIOUS_CHAT = "previous_chat"
     SCROLL_UP = "scroll_up"
@@ -80,6 +81,13 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding(
         ("c-s",), Command.TOGGLE_SIGNUP, "switch between sign in and sign up", Where.SIGN_IN
     ),
+    KeyBinding(
+        ("c-o",),
+        Command.SIGN_IN_PROVIDER,
+        "sign in with the team's identity provider, if the server has one",
+        Where.SIGN_IN,
+    ),
+    KeyBinding(("escape",), Command.BACK, "cancel signing in with the provider", Where.SIGN_IN),
     KeyBinding(("c-n", "m-right", "m-down"), Command.NEXT_CHAT, "open the next chat", Where.CHATS),
     KeyBinding(
         ("c-p", "m-left", "m-up"), Command.PREVIOUS_CHAT, "open the previous chat", Where.CHATS

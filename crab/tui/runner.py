@@ -57,6 +57,8 @@ class Runner:
         on_video: Callable[[int, Any], None] = lambda user_id, frame: None,
     ) -> None:
         self.store = store
+        # The device flow on its way (Esc cancels its task).
+        self.device_flow: asyncio.Task[Any] | None = None
         self.on_notify = on_notify
         self.on_terminal = on_terminal  # writes an escape sequence to the terminal
         self.settings = settings

@@ -281,11 +281,42 @@ class InviteItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Provider:
+    """The team's identity provider, as the server offers it (name made
+    inert and cut: it is drawn on the sign-in screen)."""
+
+    name: str
+    issuer: str
+    client_id: str
+    scopes: tuple[str, ...] = ()
+    client_secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCode:
+    """What the provider asks the person to do: open the page, enter the code."""
+
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str = ""  # the page with the code filled in
+
+
+@dataclass(frozen=True, slots=True)
 class SignInForm:
     username: str = ""
     signing_up: bool = False
     busy: bool = False
     error: str = ""
+    # What the server allows (GetSignInOptions); until it says, passwords.
+    passwords: bool = True
+    sign_up_open: bool = True
+    provider: Provider | None = None
+    # The device flow: the number of the newest one started (an answer of
+    # an older, cancelled one is dropped), whether it is on its way, and
+    # the code it shows once the provider gave one.
+    flow: int = 0
+    with_provider: bool = False
+    code: ProviderCode | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,8 @@ def global_keys(state: AppState, action: a.Action) -> Update | None:
                 notice_serial=state.notice_serial,
             )
             form = SignInForm(username=state.me.username if state.me else "", error=reason)
-            return Update(replace(fresh, sign_in=form))
+            # Asked again: the server may have changed how one signs in.
+            return Update(replace(fresh, sign_in=form), (fx.LoadSignInOptions(),))
         case a.SearchResults():
             return search.results(state, action)
         case a.MessagesFound():

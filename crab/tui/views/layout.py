@@ -8,6 +8,7 @@ from collections.abc import Callable
 from prompt_toolkit.application.current import get_app
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout import (
     ConditionalContainer,
     DynamicContainer,
@@ -25,14 +26,16 @@ from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import Frame, Label, TextArea
 
+from crab.tui.keys import Command, keys_for, keys_label
 from crab.tui.state import SIDEBAR_COLUMNS, AppState, Focus, Screen
-from crab.tui.views import call_bar, panels
+from crab.tui.views import call_bar, device_code, panels, qr
 from crab.tui.views.messages import MessagesControl, Mouse, RowsControl, Sized
 from crab.tui.views.nicks import NICK_STYLES
 
 SIDEBAR_WIDE = 26  # the chat list's columns from WIDE columns on
 SIDEBAR_NARROW = 20  # from SIDEBAR_COLUMNS up to WIDE
 WIDE = 80
+FORM_COLUMNS = 64  # the sign-in form's width (the code view widens for its QR code)
 
 
 def _columns() -> int:
@@ -68,13 +71,26 @@ STYLE = Style.from_dict(
         "link": "underline",
         "topic": "italic",
         "video.name": "reverse",
+        "qr": "fg:ansiblack bg:ansiwhite",  # dark modules on light, whatever the theme
+        "user-code": "bold reverse",
+        "button": "bold",
+        "button.focused": "bold reverse",
         **NICK_STYLES,
     }
 )
 
 
 class SignInForm:
-    def __init__(self, state: Callable[[], AppState], submit: Callable[[], None]) -> None:
+    """The form (username, password, confirm when signing up, and the
+    provider's button when the server has one; with passwords off only the
+    button), or the device flow's code view while it runs."""
+
+    def __init__(
+        self,
+        state: Callable[[], AppState],
+        submit: Callable[[], None],
+        with_provider: Callable[[], None] = lambda: None,
+    ) -> None:
         self.username = TextArea(multiline=False, prompt="Username: ", accept_handler=self._next)
         self.password = TextArea(
             multiline=False, password=True, prompt="Password: ", accept_handler=self._accept
@@ -85,9 +101,14 @@ class SignInForm:
         self._submit = submit
         self._state = state
         signing_up = Condition(lambda: state().sign_in.signing_up)
+        passwords = Condition(lambda: state().sign_in.passwords)
+        has_provider = Condition(lambda: state().sign_in.provider is not None)
 
         def title() -> str:
-            return "Create an account" if state().sign_in.signing_up else "Sign in to crab"
+            form = state().sign_in
+            if form.with_provider and form.provider is not None:
+                return f"Sign in with {form.provider.name}"
+            return "Create an account" if form.signing_up else "Sign in to crab"
 
         def hint() -> StyleAndTextTuples:
             form = state().sign_in
@@ -96,33 +117,88 @@ class SignInForm:
                 out.append(("class:error", form.error + "\n"))
             if form.busy:
                 out.append(("class:hint", "one moment...\n"))
-            other = "sign in" if form.signing_up else "create an account"
+            keys = ["Enter: continue", "Tab: next field"] if form.passwords else ["Enter: continue"]
+            more = []
+            if form.sign_up_open:
+                other = "sign in" if form.signing_up else "create an account"
+                more.append(f"{keys_label(keys_for(Command.TOGGLE_SIGNUP))}: {other}")
+            more.append(f"{keys_label(keys_for(Command.QUIT))}: quit")
             # One hint a row: each fits the form's width, or wraps whole.
             out.append(
                 (
                     "class:hint",
-                    f"Enter: continue   Tab: next field\nCtrl+S: {other}   "
-                    f"Ctrl+Q: quit\nServer: {state().server}",
+                    f"{'   '.join(keys)}\n{'   '.join(more)}\nServer: {state().server}",
                 )
             )
             return out
 
-        body = HSplit(
+        def button_text() -> StyleAndTextTuples:
+            provider = state().sign_in.provider
+            name = provider.name if provider else ""
+            focused = get_app().layout.current_control is self.provider.content
+            style = "class:button.focused" if focused else "class:button"
+            key = keys_label(keys_for(Command.SIGN_IN_PROVIDER))
+            return [(style, f"< Sign in with {name} >"), ("class:hint", f"  {key}")]
+
+        press = KeyBindings()
+
+        @press.add("enter")
+        @press.add(" ")
+        def _(event: KeyPressEvent) -> None:
+            with_provider()
+
+        # A button of our own: its label names the provider the server gave.
+        self.provider = Window(
+            FormattedTextControl(button_text, focusable=True, key_bindings=press),
+            height=1,
+        )
+        form_body = HSplit(
             [
-                self.username,
-                self.password,
-                ConditionalContainer(self.confirm, filter=signing_up),
+                ConditionalContainer(
+                    HSplit(
+                        [
+                            self.username,
+                            self.password,
+                            ConditionalContainer(self.confirm, filter=signing_up),
+                        ]
+                    ),
+                    filter=passwords,
+                ),
+                ConditionalContainer(
+                    HSplit([Window(height=1), self.provider]),
+                    filter=has_provider,
+                ),
                 Window(height=1),
                 Window(FormattedTextControl(hint), height=Dimension(min=4), wrap_lines=True),
             ]
         )
+
+        def code_text() -> StyleAndTextTuples:
+            size = get_app().output.get_size()
+            return device_code.code_view(state().sign_in, size.columns, size.rows)
+
+        # Focusable, so that keys typed meanwhile land nowhere (Esc cancels).
+        self.code = Window(FormattedTextControl(code_text, focusable=True), wrap_lines=True)
+
+        def body() -> AnyContainer:
+            return self.code if state().sign_in.with_provider else form_body
+
+        def width() -> Dimension:
+            form = state().sign_in
+            code = form.code
+            wide = FORM_COLUMNS
+            if form.with_provider and code is not None:
+                drawn = qr.rows(code.verification_uri_complete or code.verification_uri)
+                wide = max(wide, len(drawn[0]) + 4 if drawn else 0)
+            return Dimension(max=wide, preferred=wide)
+
         self.container = HSplit(
             [
                 Window(),
                 VSplit(
                     [
                         Window(),
-                        Frame(body, title=title, width=Dimension(max=64, preferred=64)),
+                        Frame(DynamicContainer(body), title=title, width=width),
                         Window(),
                     ]
                 ),
@@ -130,15 +206,24 @@ class SignInForm:
             ]
         )
 
-    def fields(self) -> list[TextArea]:
-        extra = [self.confirm] if self._state().sign_in.signing_up else []
-        return [self.username, self.password, *extra]
+    def fields(self) -> list[Window]:
+        """What Tab moves through, as the state says now."""
+        form = self._state().sign_in
+        if form.with_provider:
+            return [self.code]
+        shown: list[Window] = []
+        if form.passwords:
+            shown += [self.username.window, self.password.window]
+            shown += [self.confirm.window] if form.signing_up else []
+        if form.provider is not None:
+            shown.append(self.provider)
+        return shown or [self.username.window]
 
-    def next_field(self, current: object, step: int = 1) -> TextArea:
+    def next_field(self, current: object, step: int = 1) -> Window:
         """The field Tab (or Shift+Tab) moves to: decided from the state, not
         from what was last drawn, so fast typing cannot lose its way."""
         fields = self.fields()
-        at = next((i for i, f in enumerate(fields) if f.control is current), -1)
+        at = next((i for i, f in enumerate(fields) if f.content is current), -1)
         return fields[(at + step) % len(fields)]
 
     def _next(self, _buffer: object) -> bool:
@@ -288,7 +373,7 @@ def build_layout(
     def screen() -> AnyContainer:
         return sign_in.container if state().screen is Screen.SIGN_IN else chats
 
-    first = sign_in.username if state().screen is Screen.SIGN_IN else message_line
+    first = sign_in.fields()[0] if state().screen is Screen.SIGN_IN else message_line.window
     return Layout(DynamicContainer(screen), focused_element=first)
 
 
