@@ -119,11 +119,11 @@ async def test_the_first_sign_in_makes_the_account_and_later_ones_find_it(
     claims = {"preferred_username": "Alice.Smith", "name": "Alice Smith"}
     me = await first.sign_in_with_provider(provider.mint("sub-alice", claims=claims))
     assert (me.username, me.display_name) == ("alice.smith", "Alice Smith")
-    assert (await first.accounts.who_am_i(pb.Empty())).id == me.id
+    assert (await first.accounts.who_am_i(pb.Empty(), metadata=first.metadata)).id == me.id
 
     # The per-call check is crab's own token: the provider is not asked again.
     provider.down = True
-    assert (await first.accounts.who_am_i(pb.Empty())).id == me.id
+    assert (await first.accounts.who_am_i(pb.Empty(), metadata=first.metadata)).id == me.id
     provider.down = False
 
     again = clients(app)
@@ -135,7 +135,9 @@ async def test_the_first_sign_in_makes_the_account_and_later_ones_find_it(
 
     # Signing out of crab ends crab's session; the ID token is not kept.
     await again.sign_out()
-    await refused(again.accounts.who_am_i(pb.Empty()), Status.UNAUTHENTICATED)
+    await refused(
+        again.accounts.who_am_i(pb.Empty(), metadata=again.metadata), Status.UNAUTHENTICATED
+    )
 
 
 async def test_a_taken_username_gets_a_free_one_and_email_never_matches_an_account(
@@ -195,7 +197,7 @@ async def test_es256_tokens_are_accepted(
 ) -> None:
     app = await server()
     me = await clients(app).sign_in_with_provider(provider.mint("sub-ec", alg="ES256"))
-    assert me.username == "alice"  # the provider's default preferred_username
+    assert me.username == "sub-ec"  # the provider's default preferred_username: the subject
 
 
 # ---- refused: UNAUTHENTICATED, nothing created --------------------------------
@@ -285,7 +287,8 @@ async def test_failed_exchanges_from_one_address_are_throttled(
     app = await server()
     client = clients(app)
     bad = alg_none(provider.mint())
-    for _ in range(app.settings.limits.sign_in_failures_per_address):
+    # Counted as one account from this address (no username before the token checks).
+    for _ in range(app.settings.limits.sign_in_failures):
         await refused(client.sign_in_with_provider(bad), Status.UNAUTHENTICATED)
     # Backing off: even a good token waits (the throttle is per address).
     message = await refused(
@@ -359,7 +362,8 @@ async def test_no_passwords_leaves_only_the_provider(
         assert "turned off" in await refused(call, Status.FAILED_PRECONDITION)
     await client.sign_in_with_provider(provider.mint("sub-dave"))
     change = client.accounts.change_password(
-        pb.ChangePasswordRequest(current_password=PASSWORD, new_password="another password")
+        pb.ChangePasswordRequest(current_password=PASSWORD, new_password="another password"),
+        metadata=client.metadata,
     )
     await refused(change, Status.FAILED_PRECONDITION)
 
@@ -375,7 +379,8 @@ async def test_an_account_of_the_provider_has_no_password(
     for guess in ("!sso", "", PASSWORD):
         await refused(clients(app).sign_in(me.username, guess or "x"), Status.UNAUTHENTICATED)
     change = client.accounts.change_password(
-        pb.ChangePasswordRequest(current_password="!sso", new_password="another password")
+        pb.ChangePasswordRequest(current_password="!sso", new_password="another password"),
+        metadata=client.metadata,
     )
     assert "identity provider" in await refused(change, Status.FAILED_PRECONDITION)
 
