@@ -93,10 +93,10 @@ async def connect(crab: Crab) -> AsyncIterator[ClientFactory]:
 
 
 @pytest.fixture
-def oidc_provider() -> Iterator[OidcProvider]:
+def provider() -> Iterator[OidcProvider]:
     """A test OIDC provider on 127.0.0.1 (tests/helpers/oidc_provider.py)."""
-    with OidcProvider() as provider:
-        yield provider
+    with OidcProvider() as running:
+        yield running
 
 
 # Fixtures defined in tests/helpers/services.py, registered for every test.

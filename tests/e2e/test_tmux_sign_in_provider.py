@@ -21,12 +21,6 @@ pytestmark = pytest.mark.slow  # tmux and a real crab serve process
 
 
 @pytest.fixture
-def provider() -> Iterator[OidcProvider]:
-    with OidcProvider() as running:
-        yield running
-
-
-@pytest.fixture
 def sso_server(tmp_path: Path, provider: OidcProvider) -> Iterator[CrabProcess]:
     oidc = ("--oidc-issuer", provider.issuer, "--oidc-client-id", provider.client_id)
     with CrabProcess.start(tmp_path / "data", *oidc, "--oidc-name", "Test") as process:

@@ -47,8 +47,8 @@ def sleep() -> RecordingSleep:
 
 
 @pytest.fixture
-async def flow(oidc_provider: OidcProvider, sleep: RecordingSleep) -> AsyncIterator[DeviceFlow]:
-    made = DeviceFlow(Provider(oidc_provider.issuer, oidc_provider.client_id), sleep=sleep)
+async def flow(provider: OidcProvider, sleep: RecordingSleep) -> AsyncIterator[DeviceFlow]:
+    made = DeviceFlow(Provider(provider.issuer, provider.client_id), sleep=sleep)
     yield made
     await made.aclose()
 
@@ -65,90 +65,88 @@ async def failure(awaitable: Any) -> DeviceFlowError:
 
 
 async def test_an_approval_after_two_pendings_gives_an_id_token_the_jwks_verifies(
-    flow: DeviceFlow, oidc_provider: OidcProvider, sleep: RecordingSleep
+    flow: DeviceFlow, provider: OidcProvider, sleep: RecordingSleep
 ) -> None:
-    code, user_code = await started(flow, oidc_provider)
+    code, user_code = await started(flow, provider)
     assert code.user_code == user_code
-    assert code.verification_uri.startswith(oidc_provider.issuer)
+    assert code.verification_uri.startswith(provider.issuer)
     assert user_code in code.verification_uri_complete
-    oidc_provider.script("authorization_pending", "authorization_pending")
-    oidc_provider.approve(user_code, "sub-bob", claims={"name": "Bob B."})
+    provider.script("authorization_pending", "authorization_pending")
+    provider.approve(user_code, "sub-bob", claims={"name": "Bob B."})
 
     token = await flow.id_token(code)
 
-    keys = KeySet.import_key_set(oidc_provider.jwks())  # type: ignore[arg-type]
+    keys = KeySet.import_key_set(provider.jwks())  # type: ignore[arg-type]
     claims = jwt.decode(token, keys, algorithms=["RS256"]).claims
     assert (claims["iss"], claims["aud"], claims["sub"]) == (
-        oidc_provider.issuer,
-        oidc_provider.client_id,
+        provider.issuer,
+        provider.client_id,
         "sub-bob",
     )
     assert claims["name"] == "Bob B."
-    assert len(oidc_provider.polls) == 3
+    assert len(provider.polls) == 3
     assert sleep.delays == [1.0, 1.0, 1.0]
 
 
 async def test_slow_down_adds_five_seconds_to_every_later_interval(
-    flow: DeviceFlow, oidc_provider: OidcProvider, sleep: RecordingSleep
+    flow: DeviceFlow, provider: OidcProvider, sleep: RecordingSleep
 ) -> None:
-    code, user_code = await started(flow, oidc_provider)
-    oidc_provider.script("authorization_pending", "slow_down", "authorization_pending")
-    oidc_provider.approve(user_code)
+    code, user_code = await started(flow, provider)
+    provider.script("authorization_pending", "slow_down", "authorization_pending")
+    provider.approve(user_code)
 
     await flow.id_token(code)
 
-    assert oidc_provider.interval == 1
+    assert provider.interval == 1
     assert sleep.delays == [1.0, 1.0, 6.0, 6.0]
-    assert len(oidc_provider.polls) == 4
+    assert len(provider.polls) == 4
 
 
-async def test_a_denial_is_reason_denied(flow: DeviceFlow, oidc_provider: OidcProvider) -> None:
-    code, user_code = await started(flow, oidc_provider)
-    oidc_provider.deny(user_code)
+async def test_a_denial_is_reason_denied(flow: DeviceFlow, provider: OidcProvider) -> None:
+    code, user_code = await started(flow, provider)
+    provider.deny(user_code)
     error = await failure(flow.id_token(code))
     assert error.reason == "denied"
     assert "denied" in str(error)
 
 
-async def test_an_expired_code_is_reason_expired(
-    flow: DeviceFlow, oidc_provider: OidcProvider
-) -> None:
-    code, user_code = await started(flow, oidc_provider)
-    oidc_provider.expire(user_code)
+async def test_an_expired_code_is_reason_expired(flow: DeviceFlow, provider: OidcProvider) -> None:
+    code, user_code = await started(flow, provider)
+    provider.expire(user_code)
     assert (await failure(flow.id_token(code))).reason == "expired"
 
 
 async def test_expired_token_from_the_script_is_reason_expired(
-    flow: DeviceFlow, oidc_provider: OidcProvider
+    flow: DeviceFlow, provider: OidcProvider
 ) -> None:
-    code, _ = await started(flow, oidc_provider)
-    oidc_provider.script("authorization_pending", "expired_token")
+    code, _ = await started(flow, provider)
+    provider.script("authorization_pending", "expired_token")
     assert (await failure(flow.id_token(code))).reason == "expired"
 
 
 async def test_the_local_deadline_passing_is_reason_expired(
-    flow: DeviceFlow, oidc_provider: OidcProvider
+    flow: DeviceFlow, provider: OidcProvider
 ) -> None:
-    code, _ = await started(flow, oidc_provider)
+    code, _ = await started(flow, provider)
     past = DeviceCode(
         code.user_code, code.verification_uri, "", code.device_code, code.interval, 0.0
     )
     assert (await failure(flow.id_token(past))).reason == "expired"
-    assert oidc_provider.polls == []
+    assert provider.polls == []
 
 
 async def test_a_provider_answering_503_is_unavailable(
-    flow: DeviceFlow, oidc_provider: OidcProvider
+    flow: DeviceFlow, provider: OidcProvider
 ) -> None:
-    oidc_provider.down = True
+    provider.down = True
     assert (await failure(flow.start())).reason == "unavailable"
 
 
 async def test_a_stopped_provider_is_unavailable(
-    oidc_provider: OidcProvider, sleep: RecordingSleep
+    provider: OidcProvider, sleep: RecordingSleep
 ) -> None:
-    issuer = oidc_provider.issuer
-    oidc_provider.stop()
+    issuer = provider.issuer
+    provider.stop()
     flow = DeviceFlow(Provider(issuer, "crab-test"), sleep=sleep)
     try:
         error = await failure(flow.start())
@@ -158,10 +156,10 @@ async def test_a_stopped_provider_is_unavailable(
 
 
 async def test_polling_gives_up_after_three_failures_in_a_row_and_survives_fewer(
-    flow: DeviceFlow, oidc_provider: OidcProvider, sleep: RecordingSleep
+    flow: DeviceFlow, provider: OidcProvider, sleep: RecordingSleep
 ) -> None:
-    code, user_code = await started(flow, oidc_provider)
-    oidc_provider.down = True
+    code, user_code = await started(flow, provider)
+    provider.down = True
     assert (await failure(flow.id_token(code))).reason == "unavailable"
     assert len(sleep.delays) == MAX_POLL_FAILURES
 
@@ -169,12 +167,12 @@ async def test_polling_gives_up_after_three_failures_in_a_row_and_survives_fewer
     answers = iter([True, True, False])
 
     async def flaky_sleep(delay: float) -> None:
-        oidc_provider.down = next(answers, False)
+        provider.down = next(answers, False)
         await asyncio.sleep(0)
 
-    oidc_provider.down = False
-    oidc_provider.approve(user_code)
-    again = DeviceFlow(Provider(oidc_provider.issuer, "crab-test"), sleep=flaky_sleep)
+    provider.down = False
+    provider.approve(user_code)
+    again = DeviceFlow(Provider(provider.issuer, "crab-test"), sleep=flaky_sleep)
     try:
         await again.start()  # discovery, while the provider is up
         assert await again.id_token(code)
@@ -194,7 +192,7 @@ async def test_an_issuer_that_is_not_https_off_loopback_is_refused(issuer: str) 
 
 
 async def test_openid_is_always_asked_for_and_the_secret_sent(
-    oidc_provider: OidcProvider,
+    provider: OidcProvider,
 ) -> None:
     seen: list[bytes] = []
 
@@ -202,7 +200,7 @@ async def test_openid_is_always_asked_for_and_the_secret_sent(
         seen.append(request.read())
 
     async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
-        provider = Provider(oidc_provider.issuer, "crab-test", ("email",), "not-so-secret")
+        provider = Provider(provider.issuer, "crab-test", ("email",), "not-so-secret")
         await DeviceFlow(provider, http=http).start()
         assert not http.is_closed
     form = seen[-1].decode()
@@ -285,9 +283,9 @@ async def start_against(issuer: str) -> DeviceFlowError:
 
 
 async def test_a_discovery_document_naming_another_issuer_is_refused(
-    oidc_provider: OidcProvider,
+    provider: OidcProvider,
 ) -> None:
-    with canned(f'{{"issuer": "{oidc_provider.issuer}"}}'.encode()) as server:
+    with canned(f'{{"issuer": "{provider.issuer}"}}'.encode()) as server:
         error = await start_against(server.url)
     assert error.reason == "refused"
     assert "another issuer" in str(error)
@@ -373,9 +371,9 @@ async def test_intervals_and_expiry_are_clamped() -> None:
 
 
 async def test_an_approval_without_an_id_token_is_refused(
-    flow: DeviceFlow, oidc_provider: OidcProvider
+    flow: DeviceFlow, provider: OidcProvider
 ) -> None:
-    code, _ = await started(flow, oidc_provider)
+    code, _ = await started(flow, provider)
     with canned(b'{"access_token": "a", "token_type": "Bearer"}') as server:
         # The same flow, its token endpoint now a server that forgets the id_token.
         assert flow._endpoints is not None

@@ -51,12 +51,6 @@ def test_an_unreachable_server_is_exit_code_4(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def provider() -> Iterator[OidcProvider]:
-    with OidcProvider() as running:
-        yield running
-
-
-@pytest.fixture
 def sso_server(tmp_path: Path, provider: OidcProvider) -> Iterator[CrabProcess]:
     oidc = ("--oidc-issuer", provider.issuer, "--oidc-client-id", provider.client_id)
     server = CrabProcess.start(tmp_path / "sso-data", *oidc, "--oidc-name", "Test")

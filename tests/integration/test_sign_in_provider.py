@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -27,12 +27,6 @@ from tests.helpers.server import PASSWORD, make_settings
 REFETCH_GAP = 0.3  # seconds; the server's default is 5
 
 Server = Callable[..., Awaitable[Crab]]
-
-
-@pytest.fixture
-def provider() -> Iterator[OidcProvider]:
-    with OidcProvider() as running:
-        yield running
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ provider, into the chats; denied, expired, the provider down, Esc."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,6 @@ CTRL_O = "\x0f"
 ESC = "\x1b"
 
 Server = Callable[..., Awaitable[Crab]]
-
-
-@pytest.fixture
-def provider() -> Iterator[OidcProvider]:
-    with OidcProvider() as running:
-        yield running
 
 
 @pytest.fixture

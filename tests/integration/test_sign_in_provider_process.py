@@ -5,27 +5,20 @@ test provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crab.client.device_flow import DeviceFlow, Provider
 from grpclib import GRPCError
 from grpclib.const import Status
 
 from crab.client.connection import CrabClient
+from crab.client.device_flow import DeviceFlow, Provider
 from crab.proto.crab import v1 as pb
 from tests.helpers.oidc_provider import OidcProvider
 from tests.helpers.process import CrabProcess, run_crab
 from tests.helpers.server import PASSWORD
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def provider() -> Iterator[OidcProvider]:
-    with OidcProvider() as running:
-        yield running
 
 
 @pytest.mark.parametrize(
