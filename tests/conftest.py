@@ -3,18 +3,27 @@ the tests import lives in tests/helpers/."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crab.client.connection import CrabClient
-from crab.config import Settings
+from crab.config import OidcSettings, Settings
 from crab.core.app import Crab
 from tests.helpers.oidc_provider import OidcProvider
-from tests.helpers.server import PASSWORD, ClientFactory, NewDatabase, make_settings
+from tests.helpers.server import (
+    PASSWORD,
+    SSO_REFETCH_GAP,
+    ClientFactory,
+    NewDatabase,
+    SsoServer,
+    make_settings,
+)
 from tests.helpers.services import pg_crab_database_url, pg_database_url, pg_databases, postgres_url
 
 _names = itertools.count(1)
@@ -97,6 +106,30 @@ def provider() -> Iterator[OidcProvider]:
     """A test OIDC provider on 127.0.0.1 (tests/helpers/oidc_provider.py)."""
     with OidcProvider() as running:
         yield running
+
+
+@pytest.fixture
+async def sso_server(tmp_path: Path, provider: OidcProvider) -> AsyncIterator[SsoServer]:
+    opened: list[Crab] = []
+
+    async def start(oidc: dict[str, Any] | None = None, **overrides: Any) -> Crab:
+        sso = OidcSettings(
+            issuer=provider.issuer,
+            client_id=provider.client_id,
+            name="Test",
+            keys_refetch_gap=SSO_REFETCH_GAP,
+        )
+        sso = dataclasses.replace(sso, **(oidc or {}))
+        settings = make_settings(tmp_path / f"sso{len(opened)}", oidc=sso, **overrides)
+        app = await Crab.open(settings)
+        opened.append(app)
+        await app.start_worker()
+        await app.start_server()
+        return app
+
+    yield start
+    for app in opened:
+        await app.close()
 
 
 # Fixtures defined in tests/helpers/services.py, registered for every test.

@@ -57,13 +57,16 @@ class DeviceFlowError(Exception):
         self.reason: Reason = reason
 
 
+DEFAULT_SCOPES = ("openid", "profile", "email")
+
+
 @dataclass(frozen=True)
 class Provider:
     """What the server's SignInOptions.provider says."""
 
     issuer: str
     client_id: str
-    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
     client_secret: str = ""  # Google's not-secret secret for device clients
 
 

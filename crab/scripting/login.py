@@ -20,7 +20,7 @@ import click
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from crab.client.device_flow import DeviceCode, DeviceFlow, DeviceFlowError, Provider
+from crab.client.device_flow import DeviceCode, DeviceFlow, DeviceFlowError
 from crab.proto.crab import v1 as pb
 from crab.scripting.common import (
     EXIT_REFUSED,
@@ -31,7 +31,7 @@ from crab.scripting.common import (
     fail,
 )
 from crab.tui.account import Account
-from crab.tui.from_server import provider, provider_code
+from crab.tui.from_server import flow_provider, provider, provider_code
 from crab.tui.views import qr
 
 TOKEN_VARIABLE = "CRAB_REFRESH_TOKEN"
@@ -99,12 +99,7 @@ async def login_sso(target: Target) -> None:
             offered = None  # a server older than single sign-on
         if offered is None:
             fail(f"{target.server} has no identity provider: sign in with a password")
-        scopes = {"scopes": offered.scopes} if offered.scopes else {}
-        flow = DeviceFlow(
-            Provider(
-                offered.issuer, offered.client_id, client_secret=offered.client_secret, **scopes
-            )
-        )
+        flow = DeviceFlow(flow_provider(offered))
         try:
             code = await flow.start()
             _show(offered.name, code)

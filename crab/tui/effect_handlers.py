@@ -16,7 +16,6 @@ from grpclib.exceptions import StreamTerminatedError
 
 from crab.client.connection import new_request_id
 from crab.client.device_flow import DeviceFlow, DeviceFlowError
-from crab.client.device_flow import Provider as FlowProvider
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui import clipboard
@@ -24,6 +23,7 @@ from crab.tui import effects as fx
 from crab.tui.from_server import (
     chat,
     describe,
+    flow_provider,
     invite,
     line,
     person,
@@ -94,11 +94,7 @@ async def start_device_flow(r: Runner, effect: fx.StartDeviceFlow) -> None:
     """The device flow at the provider, then its ID token for crab's tokens.
     Its task is kept for Esc (CancelDeviceFlow); errors land on the form."""
     r.device_flow = asyncio.current_task()
-    chosen = effect.provider
-    asked = FlowProvider(chosen.issuer, chosen.client_id, client_secret=chosen.client_secret)
-    if chosen.scopes:
-        asked = FlowProvider(chosen.issuer, chosen.client_id, chosen.scopes, chosen.client_secret)
-    flow = DeviceFlow(asked)
+    flow = DeviceFlow(flow_provider(effect.provider))
     try:
         code = await flow.start()
         r.dispatch(a.ProviderCodeReady(effect.flow, provider_code(code)))

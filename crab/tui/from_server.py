@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from grpclib import GRPCError
 from grpclib.exceptions import StreamTerminatedError
 
-from crab.client.device_flow import DeviceCode
+from crab.client.device_flow import DEFAULT_SCOPES, DeviceCode
+from crab.client.device_flow import Provider as FlowProvider
 from crab.proto.crab import v1 as pb
 from crab.tui import actions as a
 from crab.tui.state import (
@@ -69,6 +70,12 @@ def provider(found: pb.IdentityProvider | None) -> Provider | None:
     name = one_line(found.name).strip()[:MAX_PROVIDER_NAME] or "your identity provider"
     scopes = tuple(s for s in found.scopes[:MAX_SCOPES] if s)
     return Provider(name, found.issuer, found.client_id, scopes, found.client_secret)
+
+
+def flow_provider(chosen: Provider) -> FlowProvider:
+    """What the device flow needs of the provider the server named."""
+    scopes = chosen.scopes or DEFAULT_SCOPES
+    return FlowProvider(chosen.issuer, chosen.client_id, scopes, chosen.client_secret)
 
 
 def provider_code(code: DeviceCode) -> ProviderCode:

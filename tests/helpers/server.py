@@ -10,6 +10,7 @@ from pathlib import Path
 
 from crab.client.connection import CrabClient
 from crab.config import Limits, Rate, Settings
+from crab.core.app import Crab
 
 PASSWORD = "correct horse battery"
 
@@ -52,3 +53,8 @@ NewDatabase = Callable[[], Awaitable[str | None]]
 
 
 ClientFactory = Callable[..., Awaitable[CrabClient]]
+
+# sso_server(oidc={...}, **settings) -> a running crab that trusts the test
+# provider ("Test"), its keys refetched at most every SSO_REFETCH_GAP s.
+SsoServer = Callable[..., Awaitable[Crab]]
+SSO_REFETCH_GAP = 0.3  # seconds; the server's default is 5

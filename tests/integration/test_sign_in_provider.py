@@ -8,50 +8,18 @@ UNAVAILABLE, and --no-passwords leaves only the provider."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from grpclib import GRPCError
 from grpclib.const import Status
 
 from crab.client.connection import CrabClient
-from crab.config import OidcSettings, Settings
 from crab.core.app import Crab
 from crab.proto.crab import v1 as pb
 from tests.helpers.oidc_provider import OidcProvider, alg_none, hs256_with_public_key, tampered
-from tests.helpers.server import PASSWORD, make_settings
-
-REFETCH_GAP = 0.3  # seconds; the server's default is 5
-
-Server = Callable[..., Awaitable[Crab]]
-
-
-@pytest.fixture
-async def server(tmp_path: Path, provider: OidcProvider) -> AsyncIterator[Server]:
-    """server(**settings) -> a running crab that trusts `provider`."""
-    opened: list[Crab] = []
-
-    async def start(oidc: dict[str, object] | None = None, **overrides: object) -> Crab:
-        sso = OidcSettings(
-            issuer=provider.issuer,
-            client_id=provider.client_id,
-            name="Test",
-            keys_refetch_gap=REFETCH_GAP,
-        )
-        sso = dataclasses.replace(sso, **(oidc or {}))
-        settings: Settings = make_settings(tmp_path / str(len(opened)), oidc=sso, **overrides)
-        app = await Crab.open(settings)
-        opened.append(app)
-        await app.start_worker()
-        await app.start_server()
-        return app
-
-    yield start
-    for app in opened:
-        await app.close()
+from tests.helpers.server import PASSWORD, SSO_REFETCH_GAP, SsoServer
 
 
 @pytest.fixture
@@ -79,9 +47,9 @@ async def refused(call: Awaitable[object], status: Status) -> str:
 
 
 async def test_the_server_offers_its_provider_and_passwords(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    options = await clients(await server()).sign_in_options()
+    options = await clients(await sso_server()).sign_in_options()
     assert options.passwords and options.sign_up
     assert options.provider is not None
     assert options.provider.name == "Test"
@@ -106,9 +74,9 @@ async def test_without_a_provider_options_say_so_and_the_exchange_is_refused(
 
 
 async def test_the_first_sign_in_makes_the_account_and_later_ones_find_it(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     first = clients(app)
     claims = {"preferred_username": "Alice.Smith", "name": "Alice Smith"}
     me = await first.sign_in_with_provider(provider.mint("sub-alice", claims=claims))
@@ -135,9 +103,9 @@ async def test_the_first_sign_in_makes_the_account_and_later_ones_find_it(
 
 
 async def test_a_taken_username_gets_a_free_one_and_email_never_matches_an_account(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     await clients(app).sign_up("alice", PASSWORD)
     same_name = {"preferred_username": "alice", "email": "alice@example.com"}
     other = await clients(app).sign_in_with_provider(provider.mint("sub-1", claims=same_name))
@@ -160,14 +128,14 @@ async def test_a_taken_username_gets_a_free_one_and_email_never_matches_an_accou
     ],
 )
 async def test_usernames_and_names_are_made_valid_from_the_claims(
-    server: Server,
+    sso_server: SsoServer,
     clients: Callable[[Crab], CrabClient],
     provider: OidcProvider,
     claims: dict[str, object],
     username: str,
     display_name: str,
 ) -> None:
-    app = await server()
+    app = await sso_server()
     base: dict[str, object] = {
         "preferred_username": "bob",
         "email": "bob@example.com",
@@ -178,18 +146,18 @@ async def test_usernames_and_names_are_made_valid_from_the_claims(
 
 
 async def test_the_username_claim_can_be_chosen(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server(oidc={"username_claim": "email"})
+    app = await sso_server(oidc={"username_claim": "email"})
     claims = {"preferred_username": "ignored", "email": "carol@example.com"}
     me = await clients(app).sign_in_with_provider(provider.mint("sub-carol", claims=claims))
     assert me.username == "carol"
 
 
 async def test_es256_tokens_are_accepted(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     me = await clients(app).sign_in_with_provider(provider.mint("sub-ec", alg="ES256"))
     assert me.username == "sub-ec"  # the provider's default preferred_username: the subject
 
@@ -245,9 +213,9 @@ FORGERIES = [
 
 @pytest.mark.parametrize("kind", FORGERIES)
 async def test_forged_and_stale_tokens_are_refused_and_create_nothing(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider, kind: str
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider, kind: str
 ) -> None:
-    app = await server()
+    app = await sso_server()
     await refused(
         clients(app).sign_in_with_provider(_forged(provider, kind)), Status.UNAUTHENTICATED
     )
@@ -268,17 +236,17 @@ async def test_forged_and_stale_tokens_are_refused_and_create_nothing(
     ],
 )
 async def test_garbage_instead_of_a_token_is_refused_clearly(
-    server: Server, clients: Callable[[Crab], CrabClient], garbage: str
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], garbage: str
 ) -> None:
-    app = await server()
+    app = await sso_server()
     await refused(clients(app).sign_in_with_provider(garbage), Status.UNAUTHENTICATED)
     assert await app.accounts.list_users() == []
 
 
 async def test_failed_exchanges_from_one_address_are_throttled(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     client = clients(app)
     bad = alg_none(provider.mint())
     # Counted as one account from this address (no username before the token checks).
@@ -295,16 +263,16 @@ async def test_failed_exchanges_from_one_address_are_throttled(
 
 
 async def test_a_rotated_key_refetches_the_keys_once(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     await clients(app).sign_in_with_provider(provider.mint("sub-a"))
     assert provider.jwks_fetches == 1
     await clients(app).sign_in_with_provider(provider.mint("sub-a"))
     assert provider.jwks_fetches == 1  # kept
 
     provider.rotate()
-    await asyncio.sleep(REFETCH_GAP * 2)
+    await asyncio.sleep(SSO_REFETCH_GAP * 2)
     # Five sign-ins at once with the new key: one fetch serves them all.
     signed = await asyncio.gather(
         *(clients(app).sign_in_with_provider(provider.mint(f"sub-{n}")) for n in range(5))
@@ -321,9 +289,9 @@ async def test_a_rotated_key_refetches_the_keys_once(
 
 
 async def test_the_provider_down_is_unavailable_and_then_it_works(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     provider.down = True
     message = await refused(clients(app).sign_in_with_provider(provider.mint()), Status.UNAVAILABLE)
     assert "identity provider" in message
@@ -334,9 +302,9 @@ async def test_the_provider_down_is_unavailable_and_then_it_works(
 
 
 async def test_a_provider_that_is_gone_is_unavailable(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     token = provider.mint()
     provider.stop()
     await refused(clients(app).sign_in_with_provider(token), Status.UNAVAILABLE)
@@ -346,9 +314,9 @@ async def test_a_provider_that_is_gone_is_unavailable(
 
 
 async def test_no_passwords_leaves_only_the_provider(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server(passwords=False)
+    app = await sso_server(passwords=False)
     client = clients(app)
     options = await client.sign_in_options()
     assert not options.passwords and not options.sign_up and options.provider is not None
@@ -363,9 +331,9 @@ async def test_no_passwords_leaves_only_the_provider(
 
 
 async def test_an_account_of_the_provider_has_no_password(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server()
+    app = await sso_server()
     client = clients(app)
     me = await client.sign_in_with_provider(
         provider.mint("sub-erin", claims={"preferred_username": "erin"})
@@ -380,9 +348,9 @@ async def test_an_account_of_the_provider_has_no_password(
 
 
 async def test_with_sign_up_closed_only_a_linked_identity_signs_in(
-    server: Server, clients: Callable[[Crab], CrabClient], provider: OidcProvider
+    sso_server: SsoServer, clients: Callable[[Crab], CrabClient], provider: OidcProvider
 ) -> None:
-    app = await server(signup=False)
+    app = await sso_server(signup=False)
     token = provider.mint("sub-frank")
     message = await refused(clients(app).sign_in_with_provider(token), Status.PERMISSION_DENIED)
     assert "crab user link" in message and "sub-frank" in message

@@ -6,44 +6,17 @@ provider, into the chats; denied, expired, the provider down, Esc."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from crab.config import OidcSettings
-from crab.core.app import Crab
 from crab.tui.state import Link, Screen
 from tests.helpers.oidc_provider import OidcProvider
-from tests.helpers.server import make_settings
+from tests.helpers.server import SsoServer
 from tests.integration.test_app_headless import Driver, person, runner_tasks
 
 CTRL_O = "\x0f"
 ESC = "\x1b"
-
-Server = Callable[..., Awaitable[Crab]]
-
-
-@pytest.fixture
-async def sso(tmp_path: Path, provider: OidcProvider) -> AsyncIterator[Server]:
-    """sso(passwords=True, audience="") -> a running crab that trusts
-    `provider` ("Test"); another audience makes it refuse the provider's tokens."""
-    opened: list[Crab] = []
-
-    async def start(passwords: bool = True, audience: str = "") -> Crab:
-        oidc = OidcSettings(
-            issuer=provider.issuer, client_id=provider.client_id, name="Test", audience=audience
-        )
-        settings = make_settings(tmp_path / f"data{len(opened)}", oidc=oidc, passwords=passwords)
-        app = await Crab.open(settings)
-        opened.append(app)
-        await app.start_worker()
-        await app.start_server()
-        return app
-
-    yield start
-    for app in opened:
-        await app.close()
 
 
 async def offered(driver: Driver) -> None:
@@ -63,9 +36,9 @@ async def code_shown(driver: Driver, provider: OidcProvider) -> str:
 
 @pytest.mark.timeout(60)
 async def test_signing_in_with_the_provider_lands_in_the_chats_as_the_new_user(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso()
+    crab = await sso_server()
     async with person(crab, tmp_path / "carol") as carol:
         await offered(carol)
         assert carol.state.sign_in.passwords  # both ways in: the form stays
@@ -85,9 +58,9 @@ async def test_signing_in_with_the_provider_lands_in_the_chats_as_the_new_user(
 
 @pytest.mark.timeout(60)
 async def test_without_passwords_only_the_provider_is_offered_and_enter_chooses_it(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso(passwords=False)
+    crab = await sso_server(passwords=False)
     async with person(crab, tmp_path / "dave") as dave:
         await offered(dave)
         await dave.until(lambda s: not s.sign_in.passwords)
@@ -110,9 +83,9 @@ async def test_without_passwords_only_the_provider_is_offered_and_enter_chooses_
 
 @pytest.mark.timeout(60)
 async def test_denied_at_the_provider_is_shown_in_place(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso()
+    crab = await sso_server()
     async with person(crab, tmp_path / "erin") as erin:
         await offered(erin)
         erin.type(CTRL_O)
@@ -126,9 +99,9 @@ async def test_denied_at_the_provider_is_shown_in_place(
 
 @pytest.mark.timeout(60)
 async def test_an_expired_code_is_shown_in_place(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso()
+    crab = await sso_server()
     async with person(crab, tmp_path / "frank") as frank:
         await offered(frank)
         frank.type(CTRL_O)
@@ -141,9 +114,10 @@ async def test_an_expired_code_is_shown_in_place(
 
 @pytest.mark.timeout(60)
 async def test_the_server_refusing_the_providers_token_is_shown_in_place(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso(audience="another-client")  # the provider's tokens are not for it
+    # The provider's tokens are not for a server of another audience.
+    crab = await sso_server(oidc={"audience": "another-client"})
     async with person(crab, tmp_path / "ivan") as ivan:
         await offered(ivan)
         ivan.type(CTRL_O)
@@ -157,9 +131,9 @@ async def test_the_server_refusing_the_providers_token_is_shown_in_place(
 
 @pytest.mark.timeout(60)
 async def test_the_provider_down_is_shown_in_place(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso()
+    crab = await sso_server()
     async with person(crab, tmp_path / "gina") as gina:
         await offered(gina)
         provider.down = True
@@ -171,9 +145,9 @@ async def test_the_provider_down_is_shown_in_place(
 
 @pytest.mark.timeout(60)
 async def test_esc_cancels_the_flow_and_its_task(
-    sso: Server, provider: OidcProvider, tmp_path: Path
+    sso_server: SsoServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
-    crab = await sso()
+    crab = await sso_server()
     async with person(crab, tmp_path / "hank") as hank:
         await offered(hank)
         hank.type(CTRL_O)
