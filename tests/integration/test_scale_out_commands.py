@@ -27,6 +27,9 @@ T = TypeVar("T")
 ROUNDS = 100  # each: create a room, invite Bob, Bob accepts
 CALLERS = 6  # rounds going on at once
 KILL_AT = (8, 30, 55)  # rounds done when a worker is killed
+# Rounds this far past a kill's mark wait for that kill, so all of them land
+# mid-traffic even when a restarted worker is slow to come up.
+KILL_LEAD = 2 * CALLERS
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], tally: dict[str, int]) -> T:
@@ -54,8 +57,12 @@ async def test_worker_kills_make_no_extra_room_and_no_false_not_found(
     answered: list[int] = []
     done = asyncio.Event()
     progress = asyncio.Condition()
+    killed = [asyncio.Event() for _ in KILL_AT]
 
     async def one_round(i: int) -> None:
+        for mark, kill in zip(KILL_AT, killed, strict=True):
+            if i >= mark + KILL_LEAD:
+                await kill.wait()
         create = pb.CreateRoomRequest(name=f"room {i}", request_id=new_request_id())
         room = await with_retries(
             lambda: alice.chats.create_room(create, metadata=alice.metadata), tally
@@ -81,7 +88,7 @@ async def test_worker_kills_make_no_extra_room_and_no_false_not_found(
             await one_round(i)
 
     async def killer() -> None:
-        for mark in KILL_AT:
+        for mark, kill in zip(KILL_AT, killed, strict=True):
 
             def reached(mark: int = mark) -> bool:
                 return len(rooms) >= mark or done.is_set()
@@ -92,6 +99,7 @@ async def test_worker_kills_make_no_extra_room_and_no_false_not_found(
                 return
             victim = next(w for w in cluster.workers if w.proc.poll() is None)
             victim.kill()  # mid-traffic: commands in its hands come back
+            kill.set()
             await asyncio.to_thread(cluster.start_worker)
 
     killing = asyncio.create_task(killer())
