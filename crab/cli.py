@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crab import start_up
+from crab import log_setup, start_up
 from crab.config import (
     CallSettings,
     Limits,
@@ -85,6 +85,40 @@ def limit_options(func: F) -> F:
             show_envvar=True,
             help=f.metadata["help"],
         )(func)
+    return func
+
+
+def log_options(func: F) -> F:
+    """--log-level and --log-format, applied before anything is logged."""
+
+    def apply(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        ctx.meta[param.name or ""] = value
+        if "log_level" in ctx.meta and "log_format" in ctx.meta:
+            log_setup.configure(ctx.meta["log_level"], ctx.meta["log_format"])
+        return value
+
+    func = click.option(
+        "--log-format",
+        type=click.Choice(log_setup.FORMATS),
+        default="text",
+        show_default=True,
+        envvar="CRAB_LOG_FORMAT",
+        show_envvar=True,
+        expose_value=False,
+        callback=apply,
+        help="json: one object a line (time, level, logger, message) for log shippers.",
+    )(func)
+    func = click.option(
+        "--log-level",
+        type=click.Choice(log_setup.LEVELS, case_sensitive=False),
+        default="info",
+        show_default=True,
+        envvar="CRAB_LOG_LEVEL",
+        show_envvar=True,
+        expose_value=False,
+        callback=apply,
+        help="debug adds grpclib's line per dropped or timed-out call.",
+    )(func)
     return func
 
 
@@ -323,10 +357,7 @@ def main() -> None:
     """crab: a terminal messenger for small teams."""
     if click.get_current_context().invoked_subcommand != "chat":
         start_up.loaded()  # chat calls it after its own last import (crab/start_up.py)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    log_setup.configure()
 
 
 @main.command()
@@ -379,6 +410,7 @@ def main() -> None:
 @account_limit_options
 @call_options
 @oidc_options
+@log_options
 @click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
@@ -476,6 +508,7 @@ async def _serve(settings: Settings) -> None:
     show_envvar=True,
     help="Serve grpc.health.v1 here (SERVING while the broker and database answer).",
 )
+@log_options
 def worker(
     data_dir: Path | None,
     database: str | None,

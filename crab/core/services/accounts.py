@@ -107,7 +107,9 @@ class Accounts:
             )
         name, shown = _checked(username, password, display_name)
         self._signups.take(source)  # after the checks: a typo costs no sign-up
-        return await self._open_session(await self._insert(name, password, shown, source))
+        user = await self._insert(name, password, shown, source)
+        log.info("account %s signed up", user.username)
+        return await self._open_session(user)
 
     async def sign_in(self, username: str, password: str, source: str = "") -> Tokens:
         """`source`: the caller's address. Refused before any hashing while
