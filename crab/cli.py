@@ -7,16 +7,17 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from crab import log_setup, start_up
+from crab.admin_cli import room, user
+from crab.cli_support import make_settings, run, storage_options
 from crab.config import (
     CallSettings,
     Limits,
@@ -24,7 +25,6 @@ from crab.config import (
     Rate,
     Settings,
     check_url,
-    default_data_dir,
 )
 from crab.scripting.options import server_options
 
@@ -32,40 +32,6 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("crab")
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run, on uvloop where it is installed (faster sockets). Files
-    others could read that crab cannot make private stop it with a message."""
-    from crab.core.storage.files import UnsafeFiles
-
-    try:
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-            return asyncio.run(main)
-        return uvloop.run(main)
-    except UnsafeFiles as error:
-        raise click.ClickException(str(error)) from None
-
-
-def storage_options(func: F) -> F:
-    func = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        envvar="CRAB_DATA_DIR",
-        show_envvar=True,
-        help=f"Where the database and signing secret live [default: {default_data_dir()}]",
-    )(func)
-    func = click.option(
-        "--database",
-        default=None,
-        envvar="CRAB_DATABASE",
-        show_envvar=True,
-        help="Database URL (sqlite+aiosqlite:///... or postgresql+asyncpg://...)",
-    )(func)
-    return func
 
 
 # The limits `crab serve` takes, one option each, made from crab/config.py's
@@ -120,14 +86,6 @@ def log_options(func: F) -> F:
         help="debug adds grpclib's line per dropped or timed-out call.",
     )(func)
     return func
-
-
-def make_settings(data_dir: Path | None, database: str | None, **kwargs: Any) -> Settings:
-    base = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    # Replicas share one signing secret; it comes from the environment only
-    # (never argv, which every user of the machine can read).
-    secret = os.environ.get("CRAB_JWT_SECRET") or None
-    return dataclasses.replace(base, database_url=database, jwt_secret=secret, **kwargs)
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -736,92 +694,8 @@ def bench() -> None:
     """Measure a server under load (fanout, idle, history, signin) and the client (chat)."""
 
 
-@main.group()
-def user() -> None:
-    """Manage accounts (for a closed team: `crab serve --no-signup`)."""
-
-
-@user.command("add")
-@storage_options
-@click.argument("name")
-@click.option("--display-name", default="", help="Shown next to messages [default: NAME]")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def user_add(
-    data_dir: Path | None, database: str | None, name: str, display_name: str, password_stdin: bool
-) -> None:
-    """Create an account."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    settings = make_settings(data_dir, database)
-
-    async def add() -> None:
-        from crab.core.app import Crab
-        from crab.errors import CrabError
-
-        crab = await Crab.open(settings)
-        try:
-            created = await crab.accounts.create_user(name, password, display_name)
-        except CrabError as error:
-            raise click.ClickException(error.message) from None
-        finally:
-            await crab.close()
-        click.echo(f"created {created.username} (id {created.id})")
-
-    run(add())
-
-
-@user.command("link")
-@storage_options
-@click.argument("name")
-@click.option("--subject", required=True, help="The identity's sub claim at the provider.")
-@click.option(
-    "--issuer",
-    envvar="CRAB_OIDC_ISSUER",
-    show_envvar=True,
-    required=True,
-    help="The provider's issuer URL, as given to crab serve --oidc-issuer.",
-)
-def user_link(
-    data_dir: Path | None, database: str | None, name: str, subject: str, issuer: str
-) -> None:
-    """Let an identity of the team's provider sign in as an existing account."""
-    settings = make_settings(data_dir, database)
-
-    async def link() -> None:
-        from crab.core.app import Crab
-        from crab.errors import CrabError
-
-        crab = await Crab.open(settings)
-        try:
-            linked = await crab.accounts.link_identity(name, subject, issuer)
-        except CrabError as error:
-            raise click.ClickException(error.message) from None
-        finally:
-            await crab.close()
-        click.echo(f"{subject} at {issuer.rstrip('/')} now signs in as {linked.username}")
-
-    run(link())
-
-
-@user.command("list")
-@storage_options
-def user_list(data_dir: Path | None, database: str | None) -> None:
-    """List accounts."""
-    settings = make_settings(data_dir, database)
-
-    async def show() -> None:
-        from crab.core.app import Crab
-
-        crab = await Crab.open(settings)
-        try:
-            for person in await crab.accounts.list_users():
-                click.echo(f"{person.id}\t{person.username}\t{person.display_name}")
-        finally:
-            await crab.close()
-
-    run(show())
+main.add_command(user)
+main.add_command(room)
 
 
 if __name__ == "__main__":  # pragma: no cover

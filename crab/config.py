@@ -106,6 +106,11 @@ class Limits:
     presence_expiry: float = limit(
         30.0, "Seconds without a beat after which a server's users count as offline."
     )
+    session_check_interval: float = limit(
+        20.0,
+        "Seconds between checks that end open streams of sessions signed out by "
+        "`crab user` and of rooms deleted by `crab room delete` (0: never).",
+    )
     # Calls (docs/calls.md): signalling only.
     ring_timeout: float = limit(45.0, "Seconds a call rings before the unanswered missed it.")
     call_grace: float = limit(

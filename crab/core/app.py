@@ -20,6 +20,7 @@ from crab.core.api.server import CrabServer, bound_socket, build_server, tls_con
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
 from crab.core.services.accounts import Accounts
+from crab.core.services.admin import Admin
 from crab.core.services.calls import Phone
 from crab.core.services.chats import Chats
 from crab.core.services.invites import Invites
@@ -63,6 +64,7 @@ class Crab:
     messages: Messages
     hub: Hub
     changes: MessageChanges
+    admin: Admin
     worker: Worker | None = None
     server: Server | None = None
     health: Health | None = None
@@ -85,14 +87,15 @@ class Crab:
         presence = PresenceBoard(
             database, broker, limits.presence_heartbeat, limits.presence_expiry
         )
+        passwords = Passwords(
+            cheap=settings.password_hashing == "cheap",
+            queue=limits.hash_queue,
+            queue_per_address=limits.hash_queue_per_address,
+        )
         accounts = Accounts(
             database,
             broker,
-            Passwords(
-                cheap=settings.password_hashing == "cheap",
-                queue=limits.hash_queue,
-                queue_per_address=limits.hash_queue_per_address,
-            ),
+            passwords,
             AccessTokens(secret, timedelta(seconds=settings.access_token_ttl)),
             timedelta(seconds=settings.refresh_token_ttl),
             settings.signup,
@@ -118,8 +121,10 @@ class Crab:
                 limits.typing_interval,
                 max_message_chars=limits.max_message_chars,
                 phone=Phone(database, broker, limits, settings.calls),
+                session_check=limits.session_check_interval,
             ),
             changes=MessageChanges(database, broker, limits),
+            admin=Admin(database, broker, passwords),
         )
 
     async def start_worker(self) -> None:

@@ -208,7 +208,7 @@ class Accounts:
         refresh = new_refresh_token()
         when = now()
         session_id = await self._database.write(
-            sessions.create, user.id, hash_refresh_token(refresh), when, when + self._refresh_ttl
+            _new_session, user.id, hash_refresh_token(refresh), when, when + self._refresh_ttl
         )
         access, expires = self._access.issue(Caller(user.id, session_id), when)
         return Tokens(access, refresh, expires, user)
@@ -232,6 +232,9 @@ class Accounts:
                 "refresh token already used; this session is signed out, sign in again"
             )
         if rotated is None or user is None:
+            refusal = await self._database.read(sessions.refresh_refusal, old_hash)
+            if refusal is not None:
+                raise PermissionDenied(refusal)
             raise Unauthenticated("refresh token invalid, expired or signed out")
         access, expires = self._access.issue(Caller(user.id, rotated[0]), when)
         return Tokens(access, refresh, expires, user)
@@ -265,6 +268,17 @@ class Accounts:
 
 
 Session = tuple[int, int]  # (session id, user id)
+
+
+def _new_session(
+    conn: Connection, user_id: int, refresh_hash: str, when: datetime, expires_at: datetime
+) -> int:
+    """A session, unless an admin disabled or deleted the account: checked
+    in the same transaction, the user's row locked (users.sign_in_refusal)."""
+    refusal = users.sign_in_refusal(conn, user_id)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+    return sessions.create(conn, user_id, refresh_hash, when, expires_at)
 
 
 def _rotate(

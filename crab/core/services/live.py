@@ -29,6 +29,7 @@ database; the rest waits in the queue until the writer has sent that batch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from crab.config import CallSettings, Limits
 from crab.core.broker.base import Broker, Subscription
+from crab.core.clock import now
 from crab.core.domain import events as ev
 from crab.core.domain.models import Call, Caller, CallMemberState, Message, User
 from crab.core.services.calls import CallFailed, CallView, Phone
@@ -47,6 +49,7 @@ from crab.core.services.resume import ResumeGuard, ResumeLimits
 from crab.core.services.typing import publish_typing
 from crab.core.storage import calls as call_store
 from crab.core.storage import chats, message_changes, messages, users
+from crab.core.storage import sessions as sessions_store
 from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 
 BACKFILL_PAGE = 500
 TYPING_INTERVAL = 2.0  # seconds between two typing notices of one session in one chat
+SESSION_CHECK = 20.0  # seconds between checks of open streams' sessions and chats
 ACTIVITY_RATE, ACTIVITY_BURST = 0.2, 5  # away/back changes per second of one session
 
 
@@ -400,8 +404,11 @@ class Hub:
         typing_interval: float = TYPING_INTERVAL,
         max_message_chars: int = 0,
         phone: Phone | None = None,
+        session_check: float = SESSION_CHECK,
     ) -> None:
         self.database = database
+        self._session_check = session_check
+        self._checking: asyncio.Task[None] | None = None
         self.phone = phone or Phone(database, broker, Limits(), CallSettings())
         self._max_message_chars = max_message_chars
         self._broker = broker
@@ -423,6 +430,8 @@ class Hub:
         self._subscription = await self._broker.subscribe(self._on_event, self._events_lost)
         await self._subscription.bind(ev.PRESENCE_TOPIC)
         await self.presence.start()
+        if self._session_check > 0:
+            self._checking = asyncio.create_task(self._check_every(self._session_check))
 
     def _events_lost(self) -> None:
         """The broker may have dropped events for this process (RabbitMQ's
@@ -442,12 +451,46 @@ class Hub:
 
     async def close(self) -> None:
         self._closed = True
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
         await self.presence.close()
         await self.phone.close()
         for session in self.sessions():
             session.end(Unavailable("server is shutting down; reconnect and resume"))
         if self._subscription is not None:
             await self._subscription.close()
+
+    async def _check_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_streams()
+            except Exception:  # the database away a moment: the next round retries
+                log.warning("checking open streams' sessions failed", exc_info=True)
+
+    async def check_streams(self) -> None:
+        """Ends the streams whose session is signed out, and tells streams
+        of chats that no longer exist that they left them: what an admin's
+        `crab user` or `crab room delete` did to the database, which no
+        event of this process's broker may carry (docs/admin.md). Two
+        queries for all of this process's streams."""
+        live = [s for s in self.sessions() if s.error is None]
+        session_ids = sorted({s.caller.session_id for s in live})
+        chat_ids = sorted({c for s in live for c in s.chats})
+        active: set[int] = set()
+        existing: set[int] = set()
+        for part in _parts(session_ids):
+            active |= await self.database.read(sessions_store.active_among, part, now())
+        for part in _parts(chat_ids):
+            existing |= await self.database.read(chats.existing, part)
+        for session in live:
+            if session.caller.session_id not in active:
+                session.end(Unauthenticated("session signed out; sign in again"))
+                continue
+            for chat_id in sorted(session.chats - existing):
+                await session.on_event(ev.ChatLeft(session.caller.user_id, chat_id))
 
     def sessions(self) -> set[LiveSession]:
         return {s for group in self._topics.values() for s in group}
@@ -578,6 +621,11 @@ class Hub:
             return
         for session in sessions:
             await session.on_event(event)
+
+
+def _parts(ids: list[int], size: int = 500) -> list[list[int]]:
+    """Ids in slices small enough for one IN (...) each."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def _positions(conn: Connection, user_id: int) -> tuple[dict[int, int], dict[int, int], list[Call]]:

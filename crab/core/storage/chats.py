@@ -272,3 +272,19 @@ def mark_read(conn: Connection, chat_id: int, user_id: int, seq: int) -> int | N
         )
     ).scalar_one()
     return int(position)
+
+
+def leave_all(conn: Connection, user_id: int) -> list[int]:
+    """Removes the user from every chat (a deleted account); their chat ids."""
+    chat_ids = list(positions(conn, user_id))
+    conn.execute(sa.delete(members).where(members.c.user_id == user_id))
+    return chat_ids
+
+
+def existing(conn: Connection, chat_ids: list[int]) -> set[int]:
+    """Which of these chats still exist: a server's periodic check of the
+    chats its open streams follow (a room deleted by `crab room delete`)."""
+    if not chat_ids:
+        return set()
+    query = sa.select(chats.c.id).where(chats.c.id.in_(chat_ids))
+    return {int(found) for found in conn.execute(query).scalars()}

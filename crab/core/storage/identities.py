@@ -71,3 +71,8 @@ def free_username(conn: Connection, wanted: str) -> str:
         if candidate not in taken:
             return candidate
     raise AlreadyExists(f"no free username like {wanted!r}; ask your admin to link the account")
+
+
+def unlink_all(conn: Connection, user_id: int) -> None:
+    """The account's identities let no one sign in as it any more."""
+    conn.execute(sa.delete(identities).where(identities.c.user_id == user_id))

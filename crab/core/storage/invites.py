@@ -121,3 +121,12 @@ def sent(conn: Connection, user_id: int) -> list[Invite]:
 
 def received_and_sent(conn: Connection, user_id: int) -> tuple[list[Invite], list[Invite]]:
     return received(conn, user_id), sent(conn, user_id)
+
+
+def delete_of_user(conn: Connection, user_id: int) -> None:
+    """Every pending invite the user sent or received (a deleted account)."""
+    conn.execute(
+        sa.delete(invites).where(
+            sa.or_(invites.c.inviter_id == user_id, invites.c.invitee_id == user_id)
+        )
+    )

@@ -8,8 +8,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from crab.core.domain.admin import SignInSession, sign_in_refusal
 from crab.core.storage.fast_statements import FastStatement
-from crab.core.storage.tables import sessions
+from crab.core.storage.tables import sessions, users
 
 
 def create(
@@ -111,3 +112,55 @@ def revoke_all_but(conn: Connection, user_id: int, keep_id: int, now: datetime) 
         )
         .values(revoked_at=now)
     )
+
+
+def revoke_of_user(conn: Connection, session_id: int, user_id: int, now: datetime) -> bool:
+    """An admin's revoke: True if it was this user's session and active."""
+    done = conn.execute(
+        sa.update(sessions)
+        .where(
+            sessions.c.id == session_id,
+            sessions.c.user_id == user_id,
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    return bool(done.rowcount == 1)
+
+
+def of_user(conn: Connection, user_id: int) -> list[SignInSession]:
+    """Every session the user ever opened, newest first."""
+    rows = conn.execute(
+        sa.select(
+            sessions.c.id, sessions.c.created_at, sessions.c.expires_at, sessions.c.revoked_at
+        )
+        .where(sessions.c.user_id == user_id)
+        .order_by(sessions.c.id.desc())
+    )
+    return [SignInSession(r.id, r.created_at, r.expires_at, r.revoked_at) for r in rows]
+
+
+def active_among(conn: Connection, session_ids: list[int], now: datetime) -> set[int]:
+    """Which of these sessions are still signed in: a server's periodic
+    check of its open streams (a revoke by `crab user` reaches no broker)."""
+    if not session_ids:
+        return set()
+    query = sa.select(sessions.c.id).where(
+        sessions.c.id.in_(session_ids),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > now,
+    )
+    return {int(found) for found in conn.execute(query).scalars()}
+
+
+def refresh_refusal(conn: Connection, refresh_hash: str) -> str | None:
+    """Why this refresh token's account may not sign in (disabled or
+    deleted by an admin), or None: a refused refresh then says why."""
+    query = (
+        sa.select(users.c.disabled_at, users.c.deleted_at)
+        .join(sessions, sessions.c.user_id == users.c.id)
+        .where(sessions.c.refresh_hash == refresh_hash)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else sign_in_refusal(row.disabled_at, row.deleted_at)

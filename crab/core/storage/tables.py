@@ -56,6 +56,10 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # When the user's last live session ended (presence: "last seen").
     sa.Column("last_seen_at", UTCDateTime(), nullable=True),
+    # Set by an admin (`crab user disable`): no sign-in until enabled again.
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    # Set by `crab user delete`: the row stays for the messages it sent.
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
 )
 
 sessions = sa.Table(

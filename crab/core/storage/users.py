@@ -9,6 +9,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from crab.core.domain import admin
+from crab.core.domain.admin import (
+    ACCOUNT_DELETED,
+    DELETED_DISPLAY_NAME,
+    DELETED_NAME_PREFIX,
+    DELETED_PASSWORD,
+    Account,
+)
 from crab.core.domain.models import User
 from crab.core.storage.fast_statements import FastStatement
 from crab.core.storage.tables import users
@@ -112,6 +120,84 @@ def list_all(conn: Connection) -> list[User]:
     return [to_user(row) for row in rows]
 
 
+# ---- an admin's view and acts (`crab user ...`) --------------------------------
+
+_ACCOUNT_COLUMNS = (
+    *USER_COLUMNS,
+    users.c.created_at,
+    users.c.disabled_at,
+    users.c.deleted_at,
+    users.c.password_hash,
+)
+
+
+def _to_account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        created_at=row.created_at,
+        disabled_at=row.disabled_at,
+        deleted_at=row.deleted_at,
+        has_password=not row.password_hash.startswith("!"),
+    )
+
+
+def account(conn: Connection, username: str) -> Account | None:
+    """The account of that name (a deleted one no longer has it)."""
+    query = sa.select(*_ACCOUNT_COLUMNS).where(users.c.username == username)
+    row = conn.execute(query).first()
+    return _to_account(row) if row else None
+
+
+def accounts(conn: Connection, with_deleted: bool = False) -> list[Account]:
+    query = sa.select(*_ACCOUNT_COLUMNS).order_by(users.c.id)
+    if not with_deleted:
+        query = query.where(users.c.deleted_at.is_(None))
+    return [_to_account(row) for row in conn.execute(query)]
+
+
+def set_disabled(conn: Connection, user_id: int, when: datetime | None) -> None:
+    """`when` None enables the account again. The row is written first, so
+    a sign-in racing this waits for it (see `sign_in_refusal`)."""
+    conn.execute(sa.update(users).where(users.c.id == user_id).values(disabled_at=when))
+
+
+def sign_in_refusal(conn: Connection, user_id: int) -> str | None:
+    """Why this account may not open a session now, or None. Locks the row
+    (PostgreSQL) until commit: a disable committing meanwhile either comes
+    first (seen here) or waits and then revokes the session made here."""
+    query = (
+        sa.select(users.c.disabled_at, users.c.deleted_at)
+        .where(users.c.id == user_id)
+        .with_for_update()
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return ACCOUNT_DELETED
+    return admin.sign_in_refusal(row.disabled_at, row.deleted_at)
+
+
+def mark_deleted(conn: Connection, user_id: int, when: datetime) -> None:
+    """The row stays (messages, rooms and reactions point at it) with its
+    name freed, no password, and shown as a deleted account."""
+    conn.execute(
+        sa.update(users)
+        .where(users.c.id == user_id)
+        .values(
+            username=f"{DELETED_NAME_PREFIX}{user_id}",
+            display_name=DELETED_DISPLAY_NAME,
+            password_hash=DELETED_PASSWORD,
+            deleted_at=when,
+        )
+    )
+
+
+def is_deleted(conn: Connection, user_id: int) -> bool:
+    query = sa.select(users.c.deleted_at).where(users.c.id == user_id)
+    return conn.execute(query).scalar() is not None
+
+
 def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -132,6 +218,7 @@ def search(conn: Connection, query: str, limit: int) -> list[User]:
     rows = conn.execute(
         sa.select(*USER_COLUMNS)
         .where(sa.or_(name.like(f"%{q}%", escape="\\"), display.like(f"%{q}%", escape="\\")))
+        .where(users.c.deleted_at.is_(None))  # no one finds a deleted account
         .order_by(rank, sa.func.length(name), name)
         .limit(limit)
     )
