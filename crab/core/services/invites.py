@@ -70,7 +70,7 @@ class Invites:
 def _invitee(conn: Connection, inviter_id: int, invitee_id: int) -> None:
     if invitee_id == inviter_id:
         raise FailedPrecondition("you cannot invite yourself")
-    if users.by_id(conn, invitee_id) is None:
+    if users.by_id(conn, invitee_id) is None or users.is_deleted(conn, invitee_id):
         raise NotFound(f"user {invitee_id} not found")
 
 
