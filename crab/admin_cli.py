@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from crab.core.app import Crab
 
 T = TypeVar("T")
+MAX_ID = 2**63 - 1  # the database's largest id
 
 
 def _act(data_dir: Path | None, database: str | None, act: Callable[[Crab], Awaitable[T]]) -> T:
@@ -160,7 +161,9 @@ def user_delete(data_dir: Path | None, database: str | None, name: str, yes: boo
 @user.command("sessions")
 @storage_options
 @click.argument("name")
-@click.option("--revoke", type=int, metavar="ID", help="Sign out this session.")
+@click.option(
+    "--revoke", type=click.IntRange(1, MAX_ID), metavar="ID", help="Sign out this session."
+)
 @click.option("--revoke-all", is_flag=True, help="Sign out every session of NAME.")
 def user_sessions(
     data_dir: Path | None, database: str | None, name: str, revoke: int | None, revoke_all: bool

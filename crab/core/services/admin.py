@@ -23,6 +23,8 @@ from crab.core.storage import chats, identities, invites, rooms, sessions, users
 from crab.core.storage.database import Database
 from crab.errors import FailedPrecondition, InvalidArgument, NotFound
 
+MAX_ID = 2**63 - 1  # the database's largest id
+
 
 class Admin:
     def __init__(self, database: Database, broker: Broker, passwords: Passwords) -> None:
@@ -110,7 +112,7 @@ class Admin:
 
     async def room(self, text: str) -> RoomInfo:
         """A room by id, or by its exact name when that names one room."""
-        if text.isascii() and text.isdigit():
+        if text.isascii() and text.isdigit() and int(text) <= MAX_ID:
             found = await self._database.read(rooms.by_id, int(text))
             if found is not None:
                 return found
