@@ -123,12 +123,12 @@ async def test_a_deleted_account_keeps_its_messages_and_frees_its_name(
 
     listed = await database.read(users.accounts)
     assert [(a.username, a.state) for a in listed] == [
+        ("alice", "active"),
         ("bob", "active"),
         ("carol", "active"),
-        ("alice", "active"),
     ]
     everyone = await database.read(users.accounts, True)
-    assert everyone[0].state == "deleted"
+    assert [(a.id, a.state) for a in everyone][-1] == (alice, "deleted")
 
 
 def tables_page(conn: Connection, chat_id: int) -> list[tuple[str, int]]:

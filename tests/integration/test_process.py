@@ -341,7 +341,7 @@ async def test_admin_added_users_on_a_closed_server(
     listed = run_crab("user", "list", *dir_args)
     assert listed.returncode == 0, listed.stderr
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
-    assert rows == [["1", "alice", "alice"], ["2", "bob", "Bob B"]]
+    assert rows == [["1", "alice", "alice", "active"], ["2", "bob", "Bob B", "active"]]
 
     for name in ("alice", "ALICE"):
         again = run_crab("user", "add", name, "--password-stdin", *dir_args, input="x" * 12 + "\n")

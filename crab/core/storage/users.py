@@ -151,7 +151,7 @@ def account(conn: Connection, username: str) -> Account | None:
 
 
 def accounts(conn: Connection, with_deleted: bool = False) -> list[Account]:
-    query = sa.select(*_ACCOUNT_COLUMNS).order_by(users.c.id)
+    query = sa.select(*_ACCOUNT_COLUMNS).order_by(users.c.username)
     if not with_deleted:
         query = query.where(users.c.deleted_at.is_(None))
     return [_to_account(row) for row in conn.execute(query)]
