@@ -47,13 +47,16 @@ class Account:
             return await rpc()
 
     async def refresh(self) -> None:
-        """New tokens, saved. Refused (UNAUTHENTICATED), the session is over:
-        `on_signed_out`, then the error is raised."""
+        """New tokens, saved. Refused (UNAUTHENTICATED; PERMISSION_DENIED: an
+        admin disabled the account), the session is over: `on_signed_out`,
+        then the error is raised."""
         try:
             await self.client.refresh()
         except GRPCError as error:
             if error.status is Status.UNAUTHENTICATED:
                 self._on_signed_out("your session ended; sign in again")
+            elif error.status is Status.PERMISSION_DENIED:
+                self._on_signed_out(f"signed out: {error.message or 'refused'}")
             raise
         self.save()
 

@@ -6,6 +6,7 @@ called here directly instead of waiting for its interval)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from grpclib import GRPCError
@@ -15,8 +16,11 @@ from crab.client.connection import SessionStream
 from crab.core.app import Crab
 from crab.core.clock import now
 from crab.core.storage import rooms, sessions
+from crab.tui.saved import SessionFile
+from crab.tui.state import Screen
 from tests.helpers.chats import join_room
 from tests.helpers.server import PASSWORD, ClientFactory
+from tests.integration.test_app_headless import person
 
 
 async def ended_with(live: SessionStream) -> Status:
@@ -74,3 +78,15 @@ async def test_an_admin_sharing_the_broker_ends_streams_at_once(
     await crab.admin.enable(alice.user.username)
     await alice.sign_in(alice.user.username, PASSWORD)
     assert (await alice.who_am_i()).username == alice.user.username
+
+
+@pytest.mark.timeout(60)
+async def test_crab_chat_of_a_disabled_account_returns_to_sign_in_saying_why(
+    crab: Crab, tmp_path: Path
+) -> None:
+    async with person(crab, tmp_path / "carol") as carol:
+        await carol.sign_up("carol")
+        await crab.admin.disable("carol")
+        state = await carol.until(lambda s: s.screen is Screen.SIGN_IN)
+        assert state.sign_in.error == "signed out: account disabled by an admin"
+    assert SessionFile(tmp_path / "carol").load(f"127.0.0.1:{crab.port}") is None
