@@ -17,6 +17,7 @@ import click
 
 from crab import log_setup, start_up
 from crab.admin_cli import room, user
+from crab.backup_cli import COMMANDS as BACKUP_COMMANDS
 from crab.cli_support import make_settings, run, storage_options
 from crab.config import (
     CallSettings,
@@ -682,6 +683,9 @@ def _scripting() -> None:
 
 
 _scripting()
+
+for _command in BACKUP_COMMANDS:  # backup, restore, export (crab/backup_cli.py)
+    main.add_command(_command)
 
 
 @main.group(

@@ -20,8 +20,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, on uvloop where it is installed (faster sockets). Files
-    others could read that crab cannot make private stop it with a message."""
+    others could read that crab cannot make private, a database schema it
+    does not know (a newer crab's) and a database being restored stop it
+    with a message."""
+    from crab.core.storage.database import UnknownSchema
     from crab.core.storage.files import UnsafeFiles
+    from crab.core.storage.lock import DatabaseInUse
 
     try:
         try:
@@ -29,7 +33,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
             return asyncio.run(main)
         return uvloop.run(main)
-    except UnsafeFiles as error:
+    except (UnsafeFiles, UnknownSchema, DatabaseInUse) as error:
         raise click.ClickException(str(error)) from None
 
 

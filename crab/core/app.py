@@ -36,6 +36,7 @@ from crab.core.services.tokens import AccessTokens, load_or_create_secret
 from crab.core.storage.database import Database
 from crab.core.storage.engine import ensure_sqlite_dir
 from crab.core.storage.files import private_dir
+from crab.core.storage.lock import DatabaseLock
 from crab.core.worker.handlers import Worker
 from crab.core.worker.health import worker_health
 
@@ -70,6 +71,8 @@ class Crab:
     health: Health | None = None
     calls: Calls | None = None
     port: int = 0
+    # Held while open: `crab restore` refuses a database in use (storage/lock.py).
+    lock: DatabaseLock | None = None
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -78,8 +81,15 @@ class Crab:
         # Messages and password hashes live here: only the owner may look.
         private_dir(settings.data_dir)
         ensure_sqlite_dir(settings.database)
+        lock = DatabaseLock.shared(settings.database)
         database = Database(settings.database)
-        await database.migrate()
+        try:
+            await database.migrate()
+        except BaseException:
+            await database.close()
+            if lock is not None:
+                lock.release()
+            raise
         broker = create_broker(settings.broker_url)
         await broker.start()
         secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
@@ -106,6 +116,7 @@ class Crab:
         return cls(
             settings=settings,
             database=database,
+            lock=lock,
             broker=broker,
             accounts=accounts,
             people=People(database, limits),
@@ -187,6 +198,8 @@ class Crab:
         await self.database.close()
         await self.accounts.close()
         self.chats.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def _is_loopback(host: str) -> bool:

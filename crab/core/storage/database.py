@@ -55,6 +55,34 @@ MIGRATION_LOCK = 0x63726162
 CONFLICT = "a competing write stored the same key first; try again"
 
 
+class UnknownSchema(Exception):
+    """The database's schema is none this crab's migrations made: a newer
+    crab's (a downgrade, refused: its migrations cannot be run backwards
+    by code that does not know them) or not crab's at all."""
+
+
+def known_revisions() -> list[str]:
+    """This crab's schema revisions, oldest first (from the migrations'
+    file names, "0001_initial_schema.py": no alembic import)."""
+    found = (p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    return sorted(found)
+
+
+def check_known(version: str) -> None:
+    """UnknownSchema unless this crab can run on (or migrate) `version`."""
+    if version in known_revisions():
+        return
+    if version.isdigit() and int(version) > int(SCHEMA_HEAD):
+        raise UnknownSchema(
+            f"this database was made by a newer crab (schema {version}; this crab knows up "
+            f"to {SCHEMA_HEAD}): run that crab, or restore a backup made by this one"
+        )
+    raise UnknownSchema(
+        f"this database's schema {version!r} is not one crab made (this crab knows "
+        f"{', '.join(known_revisions())})"
+    )
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -118,14 +146,18 @@ class Database:
     # ---- the rest of its life ------------------------------------------------
 
     async def migrate(self) -> None:
-        """Brings the schema to the newest revision (safe to run every start)."""
+        """Brings the schema to the newest revision (safe to run every start).
+        A schema this crab does not know (a newer crab's) is refused with
+        UnknownSchema, the database untouched."""
         try:
             async with self._engine.connect() as conn:
                 version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
-            if version == SCHEMA_HEAD:
-                return
         except DBAPIError:
-            pass  # a new database: no version table yet
+            version = None  # a new database: no version table yet
+        if version == SCHEMA_HEAD:
+            return
+        if version is not None:
+            check_known(str(version))
         async with self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Held to commit: alembic runs inside this transaction (DDL included).
@@ -175,4 +207,11 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(_alembic_config(connection), "head")
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_HEAD", "Database"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_HEAD",
+    "Database",
+    "UnknownSchema",
+    "check_known",
+    "known_revisions",
+]
