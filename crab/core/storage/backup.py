@@ -148,6 +148,13 @@ def check_backup(source: Path) -> Copied:
         header = f.read(len(SQLITE_HEADER))
     if header != SQLITE_HEADER:
         raise BackupError(f"{source} is not a crab backup (not an SQLite database)")
+    wal = Path(f"{source}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        # Its newest pages are in the -wal, which a restore would not copy.
+        raise BackupError(
+            f"{source} has a {wal.name} beside it: a database in use (or copied while in "
+            "use), not a backup; make one with crab backup"
+        )
     return _check(source)
 
 
