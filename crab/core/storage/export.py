@@ -22,6 +22,10 @@ from crab.core.storage.database import Database
 from crab.core.storage.tables import chats
 
 EXPORT_PAGE = 500  # messages read at once
+# Characters json.dumps leaves as they are (ensure_ascii=False) that many
+# line readers (Python's splitlines, JavaScript) take for line ends:
+# escaped, a record stays one line whatever its text holds.
+_LINE_BREAKERS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 class ExportError(Exception):
@@ -87,7 +91,8 @@ async def chat_lines(database: Database, chat_id: int) -> AsyncIterator[str]:
     while True:
         found, usernames = await database.read(_page, chat_id, after)
         for message in found:
-            yield json.dumps(record(message, usernames), ensure_ascii=False) + "\n"
+            text = json.dumps(record(message, usernames), ensure_ascii=False)
+            yield text.translate(_LINE_BREAKERS) + "\n"
         if len(found) < EXPORT_PAGE:
             return
         after = found[-1].id
