@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from crab.core.storage.files import PRIVATE_FILE
+from crab.core.storage.files import PRIVATE_FILE, private_file
 
 
 class DatabaseInUse(Exception):
@@ -39,10 +39,13 @@ class DatabaseLock:
         path = lock_path(database)
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
+            private_file(path)  # as every file in the data directory, even if left loose
             fcntl.flock(self._fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except BaseException as error:
             os.close(self._fd)
             self._fd = None
+            if not isinstance(error, BlockingIOError):
+                raise
             if exclusive:
                 raise DatabaseInUse(
                     f"{database} is in use by a crab process (crab serve, crab worker or an "
