@@ -11,7 +11,6 @@ import contextlib
 import os
 import sqlite3
 import stat
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from crab.core.storage.database import SCHEMA_HEAD
 from tests.helpers.chats import all_messages, join_room
 from tests.helpers.process import CrabProcess, crab_command, crab_env, run_crab
 from tests.helpers.server import PASSWORD
+from tests.helpers.services import NewDatabase, pg_bindir
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -229,7 +229,7 @@ def test_backup_refuses_an_existing_file_and_postgresql(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing" / "crab.db").exists()
 
 
-def test_a_crab_started_during_a_restore_waits_for_nothing_and_says_so(tmp_path: Path) -> None:
+def test_crab_refuses_to_open_a_database_while_it_is_being_restored(tmp_path: Path) -> None:
     """The restore's exclusive lock, held (as while it copies): a server
     refuses to start on the database instead of opening it half-copied."""
     from crab.core.storage.lock import DatabaseLock
@@ -243,4 +243,45 @@ def test_a_crab_started_during_a_restore_waits_for_nothing_and_says_so(tmp_path:
         lock.release()
     assert "being restored" in message
     assert run_crab("user", "list", "--data-dir", str(data)).returncode == 0
-    assert sys.executable  # the same interpreter ran every command
+
+
+async def test_the_readme_postgresql_lines_back_up_and_restore_crab(
+    pg_databases: NewDatabase, tmp_path: Path
+) -> None:
+    """README, Backups: pg_dump, then pg_restore into an empty database, and
+    crab runs on it with every message."""
+    bindir = pg_bindir()
+    assert bindir is not None
+    bindir = (bindir / "initdb").resolve().parent  # a link? pg_dump is beside its target
+    source, target = await pg_databases(migrated=True), await pg_databases()
+    dump = tmp_path / "crab.dump"
+    with CrabProcess.start(tmp_path / "data", "--database", source) as server:
+        alice = CrabClient("127.0.0.1", server.port)
+        try:
+            await alice.sign_up("alice", PASSWORD)
+            room = await alice.create_room("kept")
+            async with alice.session() as live:
+                for n in range(3):
+                    await send_acked(live, room.id, f"kept {n}")
+        finally:
+            alice.close()
+    for command in (
+        [bindir / "pg_dump", "--format=custom", f"--file={dump}", libpq(source)],
+        [bindir / "pg_restore", "--no-owner", f"--dbname={libpq(target)}", dump],
+    ):
+        proc = await asyncio.create_subprocess_exec(*command, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        assert await proc.wait() == 0, err.decode()
+    with CrabProcess.start(tmp_path / "data", "--database", target) as server:
+        alice = CrabClient("127.0.0.1", server.port)
+        try:
+            await alice.sign_in("alice", PASSWORD)
+            found = [m.text for m in await all_messages(alice, room.id)]
+        finally:
+            alice.close()
+    assert found == ["kept 0", "kept 1", "kept 2"]
+
+
+def libpq(url: str) -> str:
+    """CRAB_DATABASE's URL as PostgreSQL's tools take it (README)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)

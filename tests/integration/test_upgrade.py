@@ -227,3 +227,21 @@ async def test_a_newer_crabs_database_is_refused_by_every_command_and_left_untou
         path = Path(url.split(":///", 1)[1])
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+async def test_a_first_release_backup_restores_and_upgrades_on_the_next_start(
+    tmp_path: Path,
+) -> None:
+    old, data = tmp_path / "old.db", tmp_path / "data"
+    await run_on(f"sqlite+aiosqlite:///{old}", first_release_data)
+    done = run_crab("restore", str(old), "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    assert f"schema {FIRST}, {ROOM_MESSAGES + DIRECT_MESSAGES} messages" in done.stdout
+    with CrabProcess.start(data) as server:
+        carol = CrabClient("127.0.0.1", server.port)
+        try:
+            await carol.sign_in("carol", PASSWORDS["carol"])
+            room = await all_messages(carol, 1)
+        finally:
+            carol.close()
+    assert [m.text for m in room] == [room_text(n) for n in range(1, ROOM_MESSAGES + 1)]
