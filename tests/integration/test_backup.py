@@ -1,8 +1,9 @@
 """`crab backup` of a live server and `crab restore` into a stopped data
 directory, through real processes: every message acknowledged before the
 backup began is in it, once, as sent; and what is not a backup crab can
-use (garbage, an empty file, another program's SQLite file, a newer
-crab's database) is refused with a message, never a traceback."""
+use (garbage, an empty file, another program's SQLite file, a damaged or
+live one, a newer crab's database) is refused with a message, never a
+traceback. PostgreSQL: the README's pg_dump and pg_restore lines."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from crab.client.connection import CrabClient, SessionStream
 from crab.core.storage.database import SCHEMA_HEAD
+from crab.proto.crab import v1 as pb
 from tests.helpers.chats import all_messages, join_room
 from tests.helpers.process import CrabProcess, crab_command, crab_env, run_crab
 from tests.helpers.server import PASSWORD
@@ -32,8 +34,8 @@ AFTER = 40  # and after it has finished: traffic runs all through it
 async def send_acked(live: SessionStream, chat: int, text: str) -> int:
     cid = await live.send(chat, text)
 
-    def answers(frame: object) -> bool:
-        found = getattr(frame, "ack", None) or getattr(frame, "send_error", None)
+    def answers(frame: pb.ServerFrame) -> bool:
+        found = frame.ack or frame.send_error
         return found is not None and found.client_message_id == cid
 
     frame = await live.wait_for(answers, ANSWER_WAIT)
