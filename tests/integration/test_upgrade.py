@@ -136,6 +136,7 @@ async def test_a_first_release_database_upgrades_on_start_keeping_every_message(
     await run_on(url, first_release_data)
 
     with CrabProcess.start(None, *options) as server:
+        server.wait_for_line(f"upgrading the database from schema {FIRST} to {SCHEMA_HEAD}")
         alice = CrabClient("127.0.0.1", server.port)
         bob = CrabClient("127.0.0.1", server.port)
         try:

@@ -24,6 +24,7 @@ process has committed, whatever the busy timeout). Reads issue no BEGIN.
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("crab")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration (a test keeps it equal to alembic's head). A database
@@ -158,6 +160,7 @@ class Database:
             return
         if version is not None:
             check_known(str(version))
+            log.info("upgrading the database from schema %s to %s", version, SCHEMA_HEAD)
         async with self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Held to commit: alembic runs inside this transaction (DDL included).
