@@ -42,6 +42,10 @@ def _settings(data_dir: Path | None, database: str | None) -> Settings:
     return Settings(data_dir=data_dir or default_data_dir(), database_url=database)
 
 
+def _reason(error: OSError) -> str:
+    return f"{error.strerror or error}: {error.filename}" if error.filename else str(error)
+
+
 def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 1e5 else f"{count} bytes"
 
@@ -63,6 +67,8 @@ def backup(data_dir: Path | None, database: str | None, file: Path, force: bool)
         copied = do_backup(settings.database, file, force)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:  # a folder not writable, a full disk...
+        raise click.ClickException(f"backup failed: {_reason(error)}") from None
     click.echo(
         f"backed up to {copied.path}: schema {copied.schema}, {copied.messages} messages, "
         f"{_size(copied.size)}"
@@ -87,6 +93,8 @@ def restore(data_dir: Path | None, database: str | None, file: Path, force: bool
         copied = do_restore(file, settings.database, force)
     except (BackupError, DatabaseInUse) as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"restore failed: {_reason(error)}") from None
     if copied.set_aside is not None:
         click.echo(f"the database that was there is now {copied.set_aside}")
     click.echo(
@@ -126,8 +134,10 @@ def export(
         return
     if output.exists() and not force:
         raise click.ClickException(f"{output} exists; give another name, or --force to replace it")
-    # The owner's alone: it holds the chat's every message.
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:  # the owner's alone: it holds the chat's every message
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as error:
+        raise click.ClickException(f"cannot write there: {_reason(error)}") from None
     try:
         with open(fd, "w", encoding="utf-8") as out:
             count = _run_export(data_dir, database, chat, out)

@@ -229,6 +229,8 @@ def test_backup_refuses_an_existing_file_and_postgresql(tmp_path: Path) -> None:
     assert "no crab database" in refused("backup", str(tmp_path / "x"), "--data-dir",
                                          str(tmp_path / "nothing"))  # fmt: skip
     assert not (tmp_path / "nothing" / "crab.db").exists()
+    # Somewhere no file can be made (/proc): a message, not a traceback.
+    assert "backup failed" in refused("backup", "/proc/crab-backup.db", "--data-dir", str(data))
 
 
 def test_crab_refuses_to_open_a_database_while_it_is_being_restored(tmp_path: Path) -> None:

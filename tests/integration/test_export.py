@@ -115,6 +115,10 @@ async def test_export_writes_a_chat_as_json_lines_as_it_is_now(
     again = run_crab("export", str(room), "--format", "jsonl", "--output", str(out),
                      *where(settings))  # fmt: skip
     assert again.returncode != 0 and "--force" in again.stderr
+    nowhere = run_crab("export", str(room), "--format", "jsonl", "--output", "/proc/crab.jsonl",
+                       *where(settings))  # fmt: skip
+    assert nowhere.returncode != 0 and "cannot write there" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
 
 
 async def test_export_reads_in_pages_in_order(

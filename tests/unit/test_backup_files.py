@@ -84,6 +84,9 @@ def test_restore_refuses_while_a_crab_process_holds_the_database(
     assert not target.exists()
     assert restore(source, url(target)).messages == 3
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(BackupError, match="is the database itself"):
+        restore(target, url(target), force=True)
+    assert check_backup(target).messages == 3
 
 
 def test_backup_and_restore_point_postgresql_at_its_own_tools(tmp_path: Path) -> None:

@@ -113,6 +113,8 @@ def restore(source: Path, url: str, force: bool = False) -> Copied:
     it aside as crab.db.before-restore-<time>."""
     target = database_file(url)
     checked = check_backup(source)
+    if source.resolve() == target.resolve():
+        raise BackupError(f"{source} is the database itself; give a backup")
     private_dir(target.parent)
     lock = DatabaseLock.exclusive(target)
     try:
