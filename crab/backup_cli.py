@@ -58,7 +58,8 @@ def backup(data_dir: Path | None, database: str | None, file: Path, force: bool)
     """Copy the SQLite database to FILE, consistently, while crab runs.
 
     FILE holds password hashes and every message: it is made readable by
-    its owner only. PostgreSQL: use pg_dump (see README, Backups)."""
+    its owner only. The token-signing secret is not in it. PostgreSQL: use
+    pg_dump (see README, Backups)."""
     from crab.core.storage.backup import BackupError
     from crab.core.storage.backup import backup as do_backup
 
