@@ -4,42 +4,16 @@ export.py, which know nothing of click."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO
 
 import click
 
-from crab.config import Settings, default_data_dir
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def database_options(func: F) -> F:
-    """--data-dir and --database, as `crab serve` takes them."""
-    func = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        envvar="CRAB_DATA_DIR",
-        show_envvar=True,
-        help=f"Where the database lives [default: {default_data_dir()}]",
-    )(func)
-    func = click.option(
-        "--database",
-        default=None,
-        envvar="CRAB_DATABASE",
-        show_envvar=True,
-        help="Database URL, if not SQLite in the data dir.",
-    )(func)
-    return func
-
-
-def _settings(data_dir: Path | None, database: str | None) -> Settings:
-    return Settings(data_dir=data_dir or default_data_dir(), database_url=database)
+from crab.cli_support import make_settings, run, storage_options
+from crab.config import Settings
 
 
 def _reason(error: OSError) -> str:
@@ -51,7 +25,7 @@ def _size(count: int) -> str:
 
 
 @click.command()
-@database_options
+@storage_options
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 def backup(data_dir: Path | None, database: str | None, file: Path, force: bool) -> None:
@@ -63,7 +37,7 @@ def backup(data_dir: Path | None, database: str | None, file: Path, force: bool)
     from crab.core.storage.backup import BackupError
     from crab.core.storage.backup import backup as do_backup
 
-    settings = _settings(data_dir, database)
+    settings = make_settings(data_dir, database)
     try:
         copied = do_backup(settings.database, file, force)
     except BackupError as error:
@@ -77,7 +51,7 @@ def backup(data_dir: Path | None, database: str | None, file: Path, force: bool)
 
 
 @click.command()
-@database_options
+@storage_options
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace a database already there (it is kept aside).")
 def restore(data_dir: Path | None, database: str | None, file: Path, force: bool) -> None:
@@ -89,7 +63,7 @@ def restore(data_dir: Path | None, database: str | None, file: Path, force: bool
     from crab.core.storage.backup import restore as do_restore
     from crab.core.storage.lock import DatabaseInUse
 
-    settings = _settings(data_dir, database)
+    settings = make_settings(data_dir, database)
     try:
         copied = do_restore(file, settings.database, force)
     except (BackupError, DatabaseInUse) as error:
@@ -104,7 +78,7 @@ def restore(data_dir: Path | None, database: str | None, file: Path, force: bool
 
 
 @click.command("export")
-@database_options
+@storage_options
 @click.argument("chat")
 @click.option(
     "--format",
@@ -149,14 +123,7 @@ def export(
 
 
 def _run_export(data_dir: Path | None, database: str | None, chat: str, out: TextIO) -> int:
-    from crab.core.storage.database import UnknownSchema
-    from crab.core.storage.files import UnsafeFiles
-    from crab.core.storage.lock import DatabaseInUse
-
-    try:
-        return asyncio.run(_export(_settings(data_dir, database), chat, out))
-    except (UnsafeFiles, UnknownSchema, DatabaseInUse) as error:
-        raise click.ClickException(str(error)) from None
+    return run(_export(make_settings(data_dir, database), chat, out))
 
 
 async def _export(settings: Settings, chat: str, out: TextIO) -> int:
