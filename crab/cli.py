@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -28,6 +28,9 @@ from crab.config import (
     check_url,
 )
 from crab.scripting.options import server_options
+
+if TYPE_CHECKING:
+    from crab.core.app import Crab
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -299,6 +302,30 @@ OIDC_NAMES = (
 )
 
 
+def _host_port(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """HOST:PORT (port 0: any free one) for a listener, as (host, port)."""
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")  # [::1]:9100
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT", ctx, param)
+    return (host, int(port))
+
+
+def metrics_option(role: str) -> Callable[[F], F]:
+    return click.option(
+        "--metrics",
+        default=None,
+        metavar="HOST:PORT",
+        callback=_host_port,
+        envvar="CRAB_METRICS",
+        show_envvar=True,
+        help=f"Serve Prometheus metrics of this {role} at http://HOST:PORT/metrics (port 0: "
+        "any free one; the address is logged). Keep it off the public network.",
+    )
+
+
 db_outage_wait_option = click.option(
     "--db-outage-wait",
     default=10.0,
@@ -370,6 +397,7 @@ def main() -> None:
 @call_options
 @oidc_options
 @log_options
+@metrics_option("server")
 @click.option(
     "--password-hashing",
     type=click.Choice(["default", "cheap"]),
@@ -385,13 +413,14 @@ def serve(data_dir: Path | None, database: str | None, **options: Any) -> None:
         raise click.UsageError(
             "--no-worker needs a shared broker (--broker amqp://...) and `crab worker`"
         )
+    metrics: tuple[str, int] | None = options.pop("metrics")
     limits = {name: options.pop(name) for name in LIMIT_NAMES}
     limits |= {name: options.pop(name) for _, name, _ in ACCOUNT_LIMITS}
     options["calls"] = call_settings(options)
     options["oidc"] = oidc_settings(options)
     settings = make_settings(data_dir, database, **options)
     settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **limits))
-    run(_serve(settings))
+    run(_serve(settings, metrics))
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -410,7 +439,7 @@ def _freeze_start_up() -> None:
     gc.freeze()
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, metrics: tuple[str, int] | None) -> None:
     from crab.core.app import Crab
 
     crab = await Crab.open(settings)
@@ -419,6 +448,8 @@ async def _serve(settings: Settings) -> None:
             await crab.start_worker()
         stop = _stop_on_signals()
         port = await crab.start_server()
+        if metrics is not None:
+            await _start_metrics(crab, *metrics)
         _freeze_start_up()
         scheme = "grpcs" if settings.tls_cert else "grpc"
         log.info(
@@ -463,28 +494,25 @@ async def _serve(settings: Settings) -> None:
     "health",
     default=None,
     metavar="HOST:PORT",
+    callback=_host_port,
     envvar="CRAB_WORKER_HEALTH",
     show_envvar=True,
     help="Serve grpc.health.v1 here (SERVING while the broker and database answer).",
 )
 @log_options
+@metrics_option("worker")
 def worker(
     data_dir: Path | None,
     database: str | None,
     broker_url: str,
     concurrency: int,
     db_outage_wait: float,
-    health: str | None,
+    health: tuple[str, int] | None,
+    metrics: tuple[str, int] | None,
 ) -> None:
     """Handle commands (store, reply, publish) for `crab serve --no-worker` replicas."""
     if broker_url.startswith("memory:"):
         raise click.UsageError("a separate worker needs a shared broker: --broker amqp://...")
-    listen: tuple[str, int] | None = None
-    if health is not None:
-        host, _, port = health.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise click.BadParameter(f"{health!r} is not HOST:PORT", param_hint="--health")
-        listen = (host, int(port))
     settings = make_settings(
         data_dir,
         database,
@@ -492,10 +520,12 @@ def worker(
         worker_concurrency=concurrency,
         db_outage_wait=db_outage_wait,
     )
-    run(_work(settings, listen))
+    run(_work(settings, health, metrics))
 
 
-async def _work(settings: Settings, health: tuple[str, int] | None) -> None:
+async def _work(
+    settings: Settings, health: tuple[str, int] | None, metrics: tuple[str, int] | None
+) -> None:
     from crab.core.app import Crab
 
     crab = await Crab.open(settings)
@@ -505,6 +535,8 @@ async def _work(settings: Settings, health: tuple[str, int] | None) -> None:
         if health is not None:
             port = await crab.start_worker_health(*health)
             log.info("crab worker health on %s:%d", health[0], port)
+        if metrics is not None:
+            await _start_metrics(crab, *metrics)
         _freeze_start_up()
         log.info(
             "crab worker consuming commands (database %s, broker %s, %d consumers)",
@@ -517,6 +549,16 @@ async def _work(settings: Settings, health: tuple[str, int] | None) -> None:
     finally:
         await crab.close()
     log.info("stopped")
+
+
+async def _start_metrics(crab: Crab, host: str, port: int) -> None:
+    """The metrics listener; a port in use stops the start with a message."""
+    try:
+        bound = await crab.start_metrics(host, port)
+    except OSError as error:
+        raise click.ClickException(f"--metrics {host}:{port}: {error.strerror or error}") from None
+    shown = f"[{host}]" if ":" in host else host
+    log.info("metrics on http://%s:%d/metrics", shown, bound)
 
 
 def _redact(url: str) -> str:

@@ -13,12 +13,16 @@ from datetime import timedelta
 
 from grpclib.health.service import Health
 from grpclib.server import Server
+from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector
 
 from crab.config import Settings
 from crab.core.api.errors import Calls
 from crab.core.api.server import CrabServer, bound_socket, build_server, tls_context
 from crab.core.broker.base import Broker
 from crab.core.broker.memory import MemoryBroker
+from crab.core.metrics_gauges import CallGauges, HubGauges
+from crab.core.metrics_http import MetricsServer
 from crab.core.services.accounts import Accounts
 from crab.core.services.admin import Admin
 from crab.core.services.calls import Phone
@@ -73,6 +77,8 @@ class Crab:
     port: int = 0
     # Held while open: `crab restore` refuses a database in use (storage/lock.py).
     lock: DatabaseLock | None = None
+    metrics: MetricsServer | None = None
+    _gauges: list[Collector] = field(default_factory=list, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -177,12 +183,29 @@ class Crab:
         self.port = server.port or s.port
         return self.port
 
+    async def start_metrics(self, host: str, port: int) -> int:
+        """Prometheus metrics on host:port (0: a free port); returns the port.
+        A server (after start_server) adds its sessions' and calls' gauges."""
+        refreshes = []
+        if self.server is not None and self.calls is not None:  # the API role
+            calls = CallGauges(self.database)
+            self._gauges = [HubGauges(self.hub), calls]
+            refreshes.append(calls.refresh)
+        for gauges in self._gauges:
+            REGISTRY.register(gauges)
+        self.metrics = MetricsServer(refreshes)
+        return await self.metrics.start(host, port)
+
     async def close(self, grace: float = 10.0) -> None:
         """Graceful: stop listening, tell open streams, let in-flight
         commands finish, then stop the worker and the database."""
         if self._closed:
             return
         self._closed = True
+        if self.metrics is not None:
+            await self.metrics.close()
+        for gauges in self._gauges:
+            REGISTRY.unregister(gauges)
         if isinstance(self.server, CrabServer):
             self.server.stop_listening()  # no new connections; open ones carry on
         await self.hub.close()  # open streams end with UNAVAILABLE: resume elsewhere

@@ -21,6 +21,7 @@ from crab.core.api.connections import Edge, EdgeProtocol
 from crab.core.api.errors import Calls, Guarded
 from crab.core.api.frame_encoder import FrameEncoder
 from crab.core.api.internals import check_server
+from crab.core.api.metrics_listener import count_calls
 from crab.core.api.requests import RequestCodec, install_size_check
 from crab.core.api.servicers import (
     AccountsServicer,
@@ -127,6 +128,7 @@ def build_server(
         edge,
         RequestCodec(limits.max_request_bytes, limits.handshake_timeout),
     )
+    count_calls(server)  # first: calls the auth listener refuses are counted too
     listen(server, RecvRequest, AuthListener(accounts, edge))
     return server, health, calls
 

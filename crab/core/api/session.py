@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from grpclib.const import Cardinality, Handler
 from grpclib.server import Stream
 
+from crab.core import metrics
 from crab.core.api import convert
 from crab.core.api.auth import caller
 from crab.core.api.errors import to_grpc
 from crab.core.api.fast_writes import DataWriter
 from crab.core.api.frame_encoder import FrameEncoder
 from crab.core.domain.commands import SendMessage
+from crab.core.domain.models import Message
 from crab.core.services import live
 from crab.core.services.calls import CallFailed, CallRequest
 from crab.core.services.live import Hub, LiveSession
@@ -30,6 +33,9 @@ from crab.proto.crab import v1 as pb
 log = logging.getLogger(__name__)
 
 FrameStream = Stream[pb.ClientFrame, pb.ServerFrame]
+# A send waiting to be stored, with when it was read (perf_counter seconds):
+# its acknowledgement's latency is measured from there.
+Send = tuple[float, SendMessage]
 MAX_QUEUED_SENDS = 1000  # per stream; beyond it a send is refused, not queued
 MAX_QUEUED_CALL_FRAMES = 16  # per stream; beyond it a call frame is refused
 
@@ -54,7 +60,7 @@ class SessionServicer:
         session = await self._hub.connect(who, cursors)
         # One client's sends are stored one after another, in the order sent:
         # competing workers would otherwise be free to reorder them.
-        sends: asyncio.Queue[SendMessage] = asyncio.Queue(MAX_QUEUED_SENDS)
+        sends: asyncio.Queue[Send] = asyncio.Queue(MAX_QUEUED_SENDS)
         calls: asyncio.Queue[CallRequest] = asyncio.Queue(MAX_QUEUED_CALL_FRAMES)
         reader = asyncio.create_task(self._read(stream, session, first, sends, calls))
         sender = asyncio.create_task(self._store_in_order(session, sends))
@@ -96,7 +102,7 @@ class SessionServicer:
         stream: FrameStream,
         session: LiveSession,
         first: pb.ClientFrame | None,
-        sends: asyncio.Queue[SendMessage],
+        sends: asyncio.Queue[Send],
         calls: asyncio.Queue[CallRequest],
     ) -> None:
         frame = first
@@ -121,46 +127,47 @@ class SessionServicer:
             frame = await stream.recv_message()
 
     def _accept(
-        self, session: LiveSession, send: pb.SendMessage, sends: asyncio.Queue[SendMessage]
+        self, session: LiveSession, send: pb.SendMessage, sends: asyncio.Queue[Send]
     ) -> None:
         """Refuses at once what can be refused without the database."""
+        received = time.perf_counter()
         try:
             command = self._messages.check(
                 session.caller, send.chat_id, send.client_message_id, send.text, send.reply_to_id
             )
-            sends.put_nowait(command)
+            sends.put_nowait((received, command))
         except asyncio.QueueFull:
             error = ResourceExhausted("too many sends waiting; wait for acknowledgements")
-            session.push(live.SendFailed(send.client_message_id, send.chat_id, error))
+            _failed(session, send.client_message_id, send.chat_id, error)
         except CrabError as error:
-            session.push(live.SendFailed(send.client_message_id, send.chat_id, error))
+            _failed(session, send.client_message_id, send.chat_id, error)
 
-    async def _store_in_order(
-        self, session: LiveSession, sends: asyncio.Queue[SendMessage]
-    ) -> None:
+    async def _store_in_order(self, session: LiveSession, sends: asyncio.Queue[Send]) -> None:
         while True:
-            command = await sends.get()
+            received, command = await sends.get()
             try:
                 # Shielded: a send handed to the worker is finished even if
                 # the stream goes away meanwhile.
-                await asyncio.shield(self._store(session, command))
+                await asyncio.shield(self._store(session, command, received))
             finally:
                 sends.task_done()
 
-    async def _store(self, session: LiveSession, command: SendMessage) -> None:
+    async def _store(self, session: LiveSession, command: SendMessage, received: float) -> None:
         cid = command.client_message_id
         try:
             message = await self._messages.store(command)
         except CrabError as error:
-            session.push(live.SendFailed(cid, command.chat_id, error))
+            _failed(session, cid, command.chat_id, error)
         except Exception as exc:
             failure = as_crab_error(exc)  # an outage or a full disk, as such
             if failure is None:
                 log.exception("send failed unexpectedly")
                 failure = CrabError("internal error")
-            session.push(live.SendFailed(cid, command.chat_id, failure))
+            _failed(session, cid, command.chat_id, failure)
         else:
             session.push(live.Ack(cid, message))
+            metrics.ACK_LATENCY.observe(time.perf_counter() - received)
+            metrics.SENDS_OK.inc()
 
     async def _call_in_order(self, session: LiveSession, calls: asyncio.Queue[CallRequest]) -> None:
         """One stream's call frames, one at a time (each may wait for the worker)."""
@@ -182,6 +189,13 @@ class SessionServicer:
             while (batch := await session.next_batch()) is not None:
                 for data in self._frames.writes(batch):
                     await writer.send(data)
+                # One increment per batch: a fan-out writes many messages each.
+                metrics.MESSAGES_DELIVERED.inc(sum(type(i) is Message for i in batch))
+
+
+def _failed(session: LiveSession, client_message_id: str, chat_id: int, error: CrabError) -> None:
+    session.push(live.SendFailed(client_message_id, chat_id, error))
+    metrics.SENDS.labels(metrics.status_of(error)).inc()
 
 
 def _cursors(resume: pb.Resume) -> list[tuple[int, int, int]]:

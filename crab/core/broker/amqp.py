@@ -299,7 +299,7 @@ class AmqpBroker(Broker):
 
     # ---- events ---------------------------------------------------------------
 
-    async def publish(self, topic: str, event: Event) -> None:
+    async def _publish_event(self, topic: str, event: Event) -> None:
         if self._events is None or self._publisher is None:
             raise Unavailable("the broker is not started")
         message = aio_pika.Message(codec.encode_event(event), content_type=JSON)

@@ -21,13 +21,15 @@ hold once it is back.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from crab.core import metrics
 from crab.core.domain.commands import Command, Returns
 from crab.core.domain.events import Event
-from crab.errors import CrabError
+from crab.errors import CrabError, DatabaseUnavailable, Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,18 @@ class Broker(abc.ABC):
         its error."""
         # Every Returns is one of the Command union (domain/commands.py), and
         # the worker answers each with its result type (the codec carries it).
-        return cast(R, await self._request(cast(Command, command), timeout))
+        start = time.perf_counter()
+        try:
+            return cast(R, await self._request(cast(Command, command), timeout))
+        except CrabError as error:
+            if not _answered(error):  # the broker's failure, not the worker's answer
+                metrics.BROKER_ERRORS.labels("request", metrics.status_of(error)).inc()
+            raise
+        except Exception:
+            metrics.BROKER_ERRORS.labels("request", "INTERNAL").inc()
+            raise
+        finally:
+            _REQUEST_SECONDS.observe(time.perf_counter() - start)
 
     @abc.abstractmethod
     async def _request(self, command: Command, timeout: float) -> object:
@@ -82,8 +95,20 @@ class Broker(abc.ABC):
     async def consume(self, handler: BatchHandler, batch_size: int = 100) -> None:
         """Starts one competing consumer of the command queue."""
 
+    async def publish(self, topic: str, event: Event) -> None:
+        """Sends the event to the subscriptions bound to `topic`."""
+        start = time.perf_counter()
+        try:
+            await self._publish_event(topic, event)
+        except Exception as error:
+            metrics.BROKER_ERRORS.labels("publish", metrics.status_of(error)).inc()
+            raise
+        finally:
+            _PUBLISH_SECONDS.observe(time.perf_counter() - start)
+
     @abc.abstractmethod
-    async def publish(self, topic: str, event: Event) -> None: ...
+    async def _publish_event(self, topic: str, event: Event) -> None:
+        """The adapter's half of `publish`."""
 
     @abc.abstractmethod
     async def subscribe(
@@ -97,3 +122,13 @@ class Broker(abc.ABC):
     def online(self) -> bool:
         """Connected to the broker's server now (an in-process broker always is)."""
         return True
+
+
+_REQUEST_SECONDS = metrics.BROKER_SECONDS.labels("request")
+_PUBLISH_SECONDS = metrics.BROKER_SECONDS.labels("publish")
+
+
+def _answered(error: CrabError) -> bool:
+    """Whether the error is the worker's answer to the command (NotFound,
+    ...) rather than the broker failing to carry it (Unavailable)."""
+    return not isinstance(error, Unavailable) or isinstance(error, DatabaseUnavailable)

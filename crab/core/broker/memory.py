@@ -149,7 +149,7 @@ class MemoryBroker(Broker):
         else:
             future.set_result(result)
 
-    async def publish(self, topic: str, event: Event) -> None:
+    async def _publish_event(self, topic: str, event: Event) -> None:
         for subscription in tuple(self._bindings.get(topic, ())):
             await subscription.queue.put((topic, event))
 

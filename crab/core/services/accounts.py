@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
 from crab.config import Limits
+from crab.core import metrics
 from crab.core.broker.base import Broker
 from crab.core.clock import now
 from crab.core.domain import events as ev
@@ -115,11 +117,14 @@ class Accounts:
         """`source`: the caller's address. Refused before any hashing while
         this account from this address (or this address) is backing off, or
         when the hashing queue has no place for it."""
+        return await _counted("password", self._sign_in(username, password, source))
+
+    async def _sign_in(self, username: str, password: str, source: str) -> Tokens:
         if not self.passwords_on:
             raise FailedPrecondition(NO_PASSWORDS)
         name = username.strip().lower()
         try:
-            self._failures.check(name, source)
+            _throttled(self._failures, name, source, "password")
             found = await self._database.read(users.credentials, name)
             # An account of the identity provider has no password: checked
             # as an unknown user is, the time taken tells nothing.
@@ -141,10 +146,13 @@ class Accounts:
         """The provider's ID token, checked once here, for crab's own tokens.
         The first sign-in of an identity makes its account (unless sign-up
         is closed: then an admin links it first, `crab user link`)."""
+        return await _counted("provider", self._sign_in_with_provider(id_token, source))
+
+    async def _sign_in_with_provider(self, id_token: str, source: str) -> Tokens:
         if self.provider is None:
             raise FailedPrecondition("this server has no single sign-on; sign in with a password")
         try:
-            self._failures.check(PROVIDER_ACCOUNT, source)
+            _throttled(self._failures, PROVIDER_ACCOUNT, source, "provider")
         except ResourceExhausted:
             await asyncio.sleep(REFUSAL_HOLD)
             raise
@@ -310,3 +318,24 @@ def _checked(username: str, password: str, display_name: str) -> tuple[str, str]
     name = normalize_username(username)
     check_password(password)
     return name, clean_display_name(display_name, name)
+
+
+async def _counted(method: str, signing_in: Awaitable[Tokens]) -> Tokens:
+    """A sign-in, counted by its method and how it ended."""
+    try:
+        tokens = await signing_in
+    except Exception as error:
+        metrics.SIGN_INS.labels(method, metrics.status_of(error)).inc()
+        raise
+    metrics.SIGN_INS.labels(method, "OK").inc()
+    return tokens
+
+
+def _throttled(failures: SignInThrottle, account: str, source: str, method: str) -> None:
+    """The throttle's check, its refusals counted (those of a full hashing
+    queue are RESOURCE_EXHAUSTED too, but not throttled)."""
+    try:
+        failures.check(account, source)
+    except ResourceExhausted:
+        metrics.SIGN_IN_THROTTLED.labels(method).inc()
+        raise

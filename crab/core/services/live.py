@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from crab.config import CallSettings, Limits
+from crab.core import metrics
 from crab.core.broker.base import Broker, Subscription
 from crab.core.clock import now
 from crab.core.domain import events as ev
@@ -139,6 +140,11 @@ class LiveSession:
         self._finishing = False
         self.resume_guard = ResumeGuard(resume)
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the stream's writer (a metric reads it)."""
+        return len(self._items)
+
     # ---- feeding (never blocks: a slow client only hurts itself) ---------
 
     def push(self, item: Item) -> None:
@@ -147,6 +153,7 @@ class LiveSession:
         if len(self._items) >= self._buffer:
             self._drop_ephemeral()
         if len(self._items) >= self._buffer:
+            metrics.SESSION_OVERFLOWS.inc()
             self.end(
                 ResourceExhausted(
                     "this client fell behind and its stream buffer overflowed; "

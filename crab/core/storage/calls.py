@@ -33,6 +33,16 @@ def live_in_chat(conn: Connection, chat_id: int) -> Call | None:
     return None if row is None else _call(conn, row)
 
 
+def in_progress(conn: Connection) -> dict[CallStatus, int]:
+    """How many calls are ringing and how many active, in all (for metrics)."""
+    rows = conn.execute(
+        sa.select(calls.c.status, sa.func.count())
+        .where(calls.c.status != int(CallStatus.ENDED))
+        .group_by(calls.c.status)
+    ).all()
+    return {CallStatus(status): count for status, count in rows}
+
+
 def live_for_member(conn: Connection, user_id: int) -> list[Call]:
     """The calls going on in the user's chats (read when a stream starts)."""
     rows = conn.execute(

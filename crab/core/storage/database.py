@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -34,9 +35,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crab.core import metrics
 from crab.core.storage.engine import WRITE, create_engine
+from crab.core.storage.failures import failure_label
 from crab.core.storage.sqlite_threads import SqliteThreads, Work
-from crab.errors import Conflict
+from crab.errors import Conflict, CrabError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -101,6 +104,16 @@ class Database:
     # ---- the three verbs --------------------------------------------------
 
     async def read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        start = time.perf_counter()
+        try:
+            return await self._read(work, *args, **kwargs)
+        except Exception as exc:
+            _failed("read", exc)
+            raise
+        finally:
+            _READ_SECONDS.observe(time.perf_counter() - start)
+
+    async def _read(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             threads = self._threads
             if threads is None:
@@ -124,6 +137,16 @@ class Database:
         return threads.read(work, *args, **kwargs)
 
     async def write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        start = time.perf_counter()
+        try:
+            return await self._write(work, *args, **kwargs)
+        except Exception as exc:
+            _failed("write", exc)
+            raise
+        finally:
+            _WRITE_SECONDS.observe(time.perf_counter() - start)
+
+    async def _write(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             threads = self._threads
             if threads is None:
@@ -193,6 +216,19 @@ class Database:
                 await conn.execution_options(**{WRITE: True})
             async with conn.begin():
                 yield conn
+
+
+_READ_SECONDS = metrics.DATABASE_SECONDS.labels("read")
+_WRITE_SECONDS = metrics.DATABASE_SECONDS.labels("write")
+
+
+def _failed(operation: str, exc: Exception) -> None:
+    """Counts a unit that failed in the database; a unit's own rule refusing
+    (NotFound, ...) is an answer, not a database error."""
+    if isinstance(exc, Conflict):
+        metrics.DATABASE_ERRORS.labels(operation, "conflict").inc()
+    elif not isinstance(exc, CrabError):
+        metrics.DATABASE_ERRORS.labels(operation, failure_label(exc)).inc()
 
 
 def _alembic_config(connection: Connection) -> Config:

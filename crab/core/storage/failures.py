@@ -51,6 +51,12 @@ def as_crab_error(exc: BaseException) -> CrabError | None:
     return error
 
 
+def failure_label(exc: BaseException) -> str:
+    """What went wrong, for a metric (no log line): unavailable, disk_full or other."""
+    kind = _kind(exc)
+    return "other" if kind is None else ("disk_full" if kind is DiskFull else "unavailable")
+
+
 def _kind(exc: BaseException) -> type[CrabError] | None:
     chain = list(_chain(exc))
     if any(_disk_full(e) for e in chain):

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.engine import Connection
 
+from crab.core import metrics
 from crab.core.broker import codec
 from crab.core.broker.base import Broker, Outcome
 from crab.core.clock import now
@@ -69,7 +71,9 @@ class Worker:
             if outcomes[i] is None:
                 outcomes[i] = await self._one(command)
         await self._purge_now_and_then()
-        return [o for o in outcomes if o is not None]
+        done = [o for o in outcomes if o is not None]
+        _count(batch, done)
+        return done
 
     async def _one(self, command: cmd.Command) -> Outcome:
         """One command in its own transaction; whatever goes wrong is its own."""
@@ -240,6 +244,19 @@ def _result_key(command: cmd.Command) -> str | None:
         case _:
             return None
     return command_results.key(user_id, request_id) if request_id else None
+
+
+def _count(batch: Sequence[cmd.Command], outcomes: Sequence[Outcome]) -> None:
+    """The batch's commands by kind and status, in a few increments."""
+    tally: Counter[tuple[str, str]] = Counter()
+    stored = 0
+    for command, outcome in zip(batch, outcomes, strict=True):
+        status = "OK" if outcome.error is None else metrics.status_of(outcome.error)
+        tally[type(command).__name__, status] += 1
+        stored += status == "OK" and isinstance(command, cmd.SendMessage)
+    metrics.count_commands(tally)
+    if stored:
+        metrics.MESSAGES_STORED.inc(stored)
 
 
 def _unexpected(exc: Exception, what: str) -> CrabError:
