@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 
 # No `_created` series beside each counter: they double the output, and
 # Prometheus sees restarts in the counters themselves.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Latency buckets from a tenth of a millisecond (an acknowledgement on an
 # idle laptop) to ten seconds (a database or broker outage's retries).
