@@ -560,9 +560,16 @@ class Hub:
         return await self.database.read(read, chat_id, after, BACKFILL_PAGE)
 
     async def disconnect(self, session: LiveSession) -> None:
-        # First, and shielded: a stream reset cancels its handler, often while
-        # it is in here, and the user must not stay online for it.
-        await asyncio.shield(self.presence.left(session.caller.user_id, session))
+        # Shielded whole: a stream reset cancels its handler, often while it
+        # is in here. Cancelled half way (only presence.left was shielded),
+        # the session stayed bound to its topics for the life of the process:
+        # crab_sessions_connected never came back to 0 (tests/integration/
+        # test_metrics.py found it).
+        await asyncio.shield(self._disconnect(session))
+
+    async def _disconnect(self, session: LiveSession) -> None:
+        # First: the user must not stay online for a stream that is gone.
+        await self.presence.left(session.caller.user_id, session)
         if session.calls:
             self.phone.dropped(session.caller, dict(session.calls), lambda: self._back(session))
         # The session's own topics, not a scan of every topic this process holds.
