@@ -62,6 +62,8 @@ class MetricsServer:
             await self._answer(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass  # a client that went away, sent too much or too slowly: closed
+        except asyncio.CancelledError:
+            pass  # close(): the connection ends here (asyncio would log a cancelled handler)
         except Exception:
             log.exception("metrics request failed")
         finally:
