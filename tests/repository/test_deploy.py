@@ -284,7 +284,7 @@ def test_k8s_api_and_workers() -> None:
 @pytest.mark.parametrize("name", ["crab-api", "crab-worker"])
 def test_k8s_probes_are_grpc_on_the_container_port(name: str) -> None:
     container = _container(_k8s("Deployment", name))
-    (port,) = container["ports"]
+    (port,) = [p for p in container["ports"] if p["name"] != "metrics"]
     if name == "crab-api":
         assert port["containerPort"] == PORT
     else:  # the worker's health service, where its --health listens
@@ -295,6 +295,27 @@ def test_k8s_probes_are_grpc_on_the_container_port(name: str) -> None:
     for probe in probes:
         assert set(container[probe]) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}
         assert container[probe]["grpc"]["port"] == port["containerPort"], probe
+
+
+@pytest.mark.parametrize("name", ["crab-api", "crab-worker"])
+def test_k8s_pods_are_scraped_where_crab_serves_its_metrics(name: str) -> None:
+    deployment = _k8s("Deployment", name)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    config = _k8s("ConfigMap", "crab-config")["data"]
+    host, _, port = config["CRAB_METRICS"].rpartition(":")
+    assert host == "0.0.0.0" and annotations["prometheus.io/port"] == port
+    ports = {p["name"]: p["containerPort"] for p in _container(deployment)["ports"]}
+    assert ports["metrics"] == int(port)
+
+
+def test_compose_crab_services_serve_metrics() -> None:
+    services = _services()
+    crab = [s for s in services.values() if str(s.get("image", "")).startswith("crab:")]
+    assert len(crab) >= 3
+    for service in crab:
+        assert service["environment"]["CRAB_METRICS"] == "0.0.0.0:9100"
 
 
 def test_k8s_env_comes_from_the_configmap_and_secret() -> None:
