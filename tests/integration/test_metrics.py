@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
@@ -223,3 +224,21 @@ async def test_metrics_scraped_while_a_bench_runs_match_its_report(server: CrabP
     assert delta(closed, before, "crab_sends_total", status="OK") == fanout["acked_sends"]
     assert delta(closed, before, "crab_messages_delivered_total") == fanout["deliveries"]
     assert max(value(s, "crab_sessions_connected") for s in scrapes) <= 5
+
+
+async def test_the_servers_listener_survives_junk_and_answers_only_metrics(
+    server: CrabProcess,
+) -> None:
+    url = metrics_url(server)
+    host, _, rest = url.removeprefix("http://").partition(":")
+    port = int(rest.partition("/")[0])
+    for junk in (b"\x16\x03\x01\x00\x05hello\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(junk)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url.replace("/metrics", "/other"))).status_code == 404
+    assert value(await scrape(url), "crab_sessions_connected") == 0
+    assert "Traceback" not in server.log
