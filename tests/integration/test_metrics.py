@@ -242,3 +242,12 @@ async def test_the_servers_listener_survives_junk_and_answers_only_metrics(
         assert (await client.get(url.replace("/metrics", "/other"))).status_code == 404
     assert value(await scrape(url), "crab_sessions_connected") == 0
     assert "Traceback" not in server.log
+
+
+async def test_the_listener_closes_with_the_server(server: CrabProcess) -> None:
+    url = metrics_url(server)
+    await scrape(url)
+    server.terminate()
+    assert server.wait(30) == 0
+    with pytest.raises(httpx.ConnectError):
+        await scrape(url)
