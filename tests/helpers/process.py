@@ -13,6 +13,7 @@ line or exit, and always stopped at the end.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import resource
@@ -252,3 +253,18 @@ __all__ = [
     "free_port",
     "run_crab",
 ]
+
+
+class Servers(list[CrabProcess]):
+    """The `crab serve` processes a test started: all stopped at its end
+    (the `servers` fixture), whatever happened."""
+
+    async def start(self, data_dir: Path, *extra: str) -> CrabProcess:
+        """A `crab serve` on a free port, listening (waited for off the event loop)."""
+        server = await asyncio.to_thread(CrabProcess.start, data_dir, *extra)
+        self.append(server)
+        return server
+
+    def stop(self) -> None:
+        for server in self:
+            server.stop()

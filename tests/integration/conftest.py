@@ -11,7 +11,17 @@ import pytest
 
 from crab.client.connection import CrabClient
 from tests.helpers.cluster import Cluster, via
+from tests.helpers.process import Servers
 from tests.helpers.proxy import TcpProxy
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    """`await servers.start(data_dir, *options)`: real `crab serve` processes,
+    every one stopped at the test's end."""
+    started = Servers()
+    yield started
+    started.stop()
 
 
 @pytest.fixture

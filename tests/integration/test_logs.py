@@ -7,33 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crab.client.connection import CrabClient
-from tests.helpers.process import CrabProcess, run_crab
+from tests.helpers.process import CrabProcess, Servers, run_crab
 from tests.helpers.server import PASSWORD
 
 pytestmark = pytest.mark.slow  # crab serve as a real process
 
 LEAVES = 5
 CANCELLED = "Request was cancelled"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[CrabProcess]]:
-    started: list[CrabProcess] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-async def start(servers: list[CrabProcess], data_dir: Path, *extra: str) -> CrabProcess:
-    server = await asyncio.to_thread(CrabProcess.start, data_dir, *extra)
-    servers.append(server)
-    return server
 
 
 async def come_and_go(server: CrabProcess, name: str) -> None:
@@ -52,26 +37,24 @@ async def come_and_go(server: CrabProcess, name: str) -> None:
     assert await asyncio.to_thread(server.wait) == 0
 
 
-async def test_leaving_clients_cost_no_line_at_info(
-    servers: list[CrabProcess], tmp_path: Path
-) -> None:
-    server = await start(servers, tmp_path)
+async def test_leaving_clients_cost_no_line_at_info(servers: Servers, tmp_path: Path) -> None:
+    server = await servers.start(tmp_path)
     await come_and_go(server, "alice")
     assert CANCELLED not in server.log
     assert "account alice signed up" in server.log  # what a person does care about
     assert server.log.rstrip().endswith("stopped")
 
 
-async def test_debug_shows_each_cancelled_call(servers: list[CrabProcess], tmp_path: Path) -> None:
-    server = await start(servers, tmp_path, "--log-level", "debug")
+async def test_debug_shows_each_cancelled_call(servers: Servers, tmp_path: Path) -> None:
+    server = await servers.start(tmp_path, "--log-level", "debug")
     await come_and_go(server, "alice")
     cancelled = [line for line in server.lines if CANCELLED in line]
     assert len(cancelled) == LEAVES
     assert all(" DEBUG grpclib.server: " in line for line in cancelled)
 
 
-async def test_json_lines_for_log_shippers(servers: list[CrabProcess], tmp_path: Path) -> None:
-    server = await start(servers, tmp_path, "--log-format", "json", "--log-level", "DEBUG")
+async def test_json_lines_for_log_shippers(servers: Servers, tmp_path: Path) -> None:
+    server = await servers.start(tmp_path, "--log-format", "json", "--log-level", "DEBUG")
     await come_and_go(server, "bob")
     entries = [json.loads(line) for line in server.lines]  # every line is one object
     assert all({"time", "level", "logger", "message"} <= entry.keys() for entry in entries)

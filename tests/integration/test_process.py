@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from grpclib.exceptions import StreamTerminatedError
 from crab.client.connection import CrabClient, SessionStream
 from crab.proto.crab import v1 as pb
 from tests.helpers.chats import all_messages
-from tests.helpers.process import CrabProcess, free_port, run_crab
+from tests.helpers.process import CrabProcess, Servers, free_port, run_crab
 from tests.helpers.server import PASSWORD
 
 pytestmark = pytest.mark.slow  # crab serve as a real process
@@ -34,22 +34,6 @@ GRPCIO_CLIENT = ROOT / "tests" / "helpers" / "grpcio_client.py"
 
 # What a client sees when the server process vanishes under its stream.
 CONNECTION_LOST = (GRPCError, StreamTerminatedError, ConnectionError, OSError)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[CrabProcess]]:
-    """Every server a test starts is stopped at its end, whatever happened."""
-    started: list[CrabProcess] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
-async def start(servers: list[CrabProcess], data_dir: Path, *extra: str) -> CrabProcess:
-    """A `crab serve` on a free port, listening (waited for off the event loop)."""
-    server = await asyncio.to_thread(CrabProcess.start, data_dir, *extra)
-    servers.append(server)
-    return server
 
 
 # ---- 1. kill -9 -------------------------------------------------------------
@@ -150,10 +134,10 @@ async def resend(client: CrabClient, chat_id: int, cids: list[str]) -> dict[str,
 
 
 async def test_kill_9_mid_traffic_loses_no_acknowledged_message(
-    tmp_path: Path, servers: list[CrabProcess]
+    tmp_path: Path, servers: Servers
 ) -> None:
     data = tmp_path / "data"
-    server = await start(servers, data)
+    server = await servers.start(data)
     clients, chat_id = await make_room_of_three(server)
 
     enough = asyncio.Event()
@@ -182,7 +166,7 @@ async def test_kill_9_mid_traffic_loses_no_acknowledged_message(
     acked = {cid: mid for w in writers for cid, mid in w.acked.items()}
     assert len(sent) == sum(len(w.sent) for w in writers)  # ids are unique per writer
 
-    server = await start(servers, data)
+    server = await servers.start(data)
     clients = [CrabClient("127.0.0.1", server.port) for _ in range(3)]
     for i, client in enumerate(clients):
         await client.sign_in(f"writer{i}", PASSWORD)
@@ -241,9 +225,9 @@ async def test_kill_9_mid_traffic_loses_no_acknowledged_message(
 
 
 async def test_sigterm_ends_streams_with_unavailable_and_exits_0(
-    tmp_path: Path, servers: list[CrabProcess]
+    tmp_path: Path, servers: Servers
 ) -> None:
-    server = await start(servers, tmp_path / "data")
+    server = await servers.start(tmp_path / "data")
     client = CrabClient("127.0.0.1", server.port)
     try:
         await client.sign_up("stayer", PASSWORD)
@@ -270,7 +254,7 @@ async def test_sigterm_ends_streams_with_unavailable_and_exits_0(
 # ---- 3. grpcio ------------------------------------------------------------------
 
 
-def test_grpcio_client_against_real_server(tmp_path: Path, servers: list[CrabProcess]) -> None:
+def test_grpcio_client_against_real_server(tmp_path: Path, servers: Servers) -> None:
     generated = tmp_path / "grpcio"
     generated.mkdir()
     protoc = subprocess.run(
@@ -323,9 +307,7 @@ def test_grpcio_client_against_real_server(tmp_path: Path, servers: list[CrabPro
 # ---- 4. crab user add / --no-signup ------------------------------------------------
 
 
-async def test_admin_added_users_on_a_closed_server(
-    tmp_path: Path, servers: list[CrabProcess]
-) -> None:
+async def test_admin_added_users_on_a_closed_server(tmp_path: Path, servers: Servers) -> None:
     data = tmp_path / "data"
     dir_args = ("--data-dir", str(data))
 
@@ -350,7 +332,7 @@ async def test_admin_added_users_on_a_closed_server(
         assert "Traceback" not in again.stderr, again.stderr
     assert run_crab("user", "list", *dir_args).stdout == listed.stdout
 
-    server = await start(servers, data, "--no-signup")
+    server = await servers.start(data, "--no-signup")
     client = CrabClient("127.0.0.1", server.port)
     try:
         with pytest.raises(GRPCError) as refused:
@@ -393,7 +375,7 @@ def stop_and_check_log(server: CrabProcess) -> str:
     return log
 
 
-def test_startup_on_a_fresh_data_dir(tmp_path: Path, servers: list[CrabProcess]) -> None:
+def test_startup_on_a_fresh_data_dir(tmp_path: Path, servers: Servers) -> None:
     data = tmp_path / "new" / "data"  # not there yet
     server = CrabProcess.start(data)
     servers.append(server)
@@ -410,7 +392,7 @@ def test_startup_on_a_fresh_data_dir(tmp_path: Path, servers: list[CrabProcess])
     assert (data / "jwt-secret").read_text() == secret
 
 
-def test_environment_chooses_data_dir_and_port(tmp_path: Path, servers: list[CrabProcess]) -> None:
+def test_environment_chooses_data_dir_and_port(tmp_path: Path, servers: Servers) -> None:
     # CRAB_DATA_DIR and CRAB_PORT, no flags.
     data = tmp_path / "from-env"
     port = free_port()
