@@ -256,6 +256,16 @@ async def test_a_deleted_room_leaves_its_members_lists(server: CrabProcess, data
         bob.close()
 
 
+@pytest.fixture(scope="module")
+def alice_only(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A data dir with one account, made once: each garbage command is refused
+    and changes nothing (a refusal that did would show in the next one)."""
+    data = str(tmp_path_factory.mktemp("garbage") / "data")
+    added = run_crab("user", "add", "alice", "--password-stdin", "--data-dir", data, input=PASSWORD)
+    assert added.returncode == 0, added.stderr
+    return data
+
+
 @pytest.mark.parametrize(
     ("args", "code", "complaint"),
     [
@@ -275,12 +285,9 @@ async def test_a_deleted_room_leaves_its_members_lists(server: CrabProcess, data
     ],
 )
 def test_garbage_arguments_get_clear_errors(
-    tmp_path: Path, args: list[str], code: int, complaint: str
+    alice_only: str, args: list[str], code: int, complaint: str
 ) -> None:
-    data = str(tmp_path / "data")
-    added = run_crab("user", "add", "alice", "--password-stdin", "--data-dir", data, input=PASSWORD)
-    assert added.returncode == 0, added.stderr
-    done = run_crab(*args, "--data-dir", data)
+    done = run_crab(*args, "--data-dir", alice_only)
     assert done.returncode == code, done.stdout + done.stderr
     assert complaint in done.stderr
     assert "Traceback" not in done.stderr
