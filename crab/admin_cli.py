@@ -8,29 +8,52 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from crab.cli_support import make_settings, run, storage_options
 
 if TYPE_CHECKING:
+    from crab.config import Settings
     from crab.core.app import Crab
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 MAX_ID = 2**63 - 1  # the database's largest id
+BROKER_WAIT = 5.0  # seconds an admin command waits for the servers' broker
 
 
-def _act(data_dir: Path | None, database: str | None, act: Callable[[Crab], Awaitable[T]]) -> T:
-    """Opens crab's storage, runs `act`; a refusal (unknown name, bad
-    input) is a one-line error with exit code 1, never a traceback."""
-    settings = make_settings(data_dir, database)
+def broker_option(func: F) -> F:
+    """For the commands that sign out or take away what servers hold open."""
+    return click.option(
+        "--broker",
+        "broker_url",
+        default="memory://",
+        show_default=True,
+        envvar="CRAB_BROKER",
+        show_envvar=True,
+        help="The servers' RabbitMQ (amqp://...): their open streams hear at once. "
+        "Without it they notice within their --session-check-interval.",
+    )(func)
+
+
+def _act(
+    data_dir: Path | None,
+    database: str | None,
+    act: Callable[[Crab], Awaitable[T]],
+    broker_url: str = "memory://",
+) -> T:
+    """Opens crab's storage (and the servers' broker, if given), runs `act`;
+    a refusal (unknown name, bad input) is a one-line error with exit code
+    1, never a traceback."""
+    settings = make_settings(data_dir, database, broker_url=broker_url)
 
     async def go() -> T:
         from crab.core.app import Crab  # only when a command runs: `crab --help` stays fast
         from crab.errors import CrabError
 
-        crab = await Crab.open(settings)
+        crab = await _open(Crab, settings)
         try:
             return await act(crab)
         except CrabError as error:
@@ -39,6 +62,30 @@ def _act(data_dir: Path | None, database: str | None, act: Callable[[Crab], Awai
             await crab.close()
 
     return run(go())
+
+
+async def _open(crab: type[Crab], settings: Settings) -> Crab:
+    """Crab.open, after a look for the servers' broker (if given): one it
+    cannot reach soon is a message, and nothing is changed."""
+    url = settings.broker_url
+    if url.startswith("memory:"):
+        return await crab.open(settings)
+    if not url.startswith(("amqp://", "amqps://")):
+        raise click.BadParameter(f"{url!r} is not an amqp:// URL", param_hint="--broker")
+    from crab.core.broker.amqp import AmqpBroker  # aio-pika only when asked for
+
+    probe = AmqpBroker(url)
+    try:
+        await probe.start(wait=BROKER_WAIT)
+    except Exception as error:
+        raise click.ClickException(
+            f"the broker is not reachable ({error or type(error).__name__}); nothing was "
+            "changed. --broker memory:// acts on the database alone: servers notice "
+            "within their --session-check-interval"
+        ) from None
+    finally:
+        await probe.close()
+    return await crab.open(settings)
 
 
 def _when(moment: datetime | None) -> str:
@@ -108,26 +155,30 @@ def user_list(data_dir: Path | None, database: str | None, with_deleted: bool) -
 
 @user.command("reset-password")
 @storage_options
+@broker_option
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 def user_reset_password(
-    data_dir: Path | None, database: str | None, name: str, password_stdin: bool
+    data_dir: Path | None, database: str | None, broker_url: str, name: str, password_stdin: bool
 ) -> None:
     """Set a new password for NAME and sign out all their sessions. Accounts
     of the identity provider have no password here: refused."""
     password = _password(password_stdin)
-    done = _act(data_dir, database, lambda crab: crab.admin.reset_password(name, password))
+    done = _act(
+        data_dir, database, lambda crab: crab.admin.reset_password(name, password), broker_url
+    )
     click.echo(f"new password set for {done.username}; all their sessions are signed out")
 
 
 @user.command("disable")
 @storage_options
+@broker_option
 @click.argument("name")
-def user_disable(data_dir: Path | None, database: str | None, name: str) -> None:
+def user_disable(data_dir: Path | None, database: str | None, broker_url: str, name: str) -> None:
     """Stop NAME signing in (password, identity provider, refresh) and sign
     out all their sessions. The account and its messages stay; `enable`
     lets them back."""
-    done = _act(data_dir, database, lambda crab: crab.admin.disable(name))
+    done = _act(data_dir, database, lambda crab: crab.admin.disable(name), broker_url)
     click.echo(f"{done.username} is disabled; all their sessions are signed out")
 
 
@@ -142,9 +193,12 @@ def user_enable(data_dir: Path | None, database: str | None, name: str) -> None:
 
 @user.command("delete")
 @storage_options
+@broker_option
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def user_delete(data_dir: Path | None, database: str | None, name: str, yes: bool) -> None:
+def user_delete(
+    data_dir: Path | None, database: str | None, broker_url: str, name: str, yes: bool
+) -> None:
     """Delete NAME's account. Their sessions, linked identities, chat
     memberships and pending invites go. Their messages stay in their chats,
     shown as from "deleted account"; rooms they own keep going, without an
@@ -154,19 +208,25 @@ def user_delete(data_dir: Path | None, database: str | None, name: str, yes: boo
             f"Delete the account {name!r}? Their messages stay, shown as from a deleted account",
             abort=True,
         )
-    done = _act(data_dir, database, lambda crab: crab.admin.delete(name))
+    done = _act(data_dir, database, lambda crab: crab.admin.delete(name), broker_url)
     click.echo(f"deleted {done.username} (id {done.id}); their messages stay")
 
 
 @user.command("sessions")
 @storage_options
+@broker_option
 @click.argument("name")
 @click.option(
     "--revoke", type=click.IntRange(1, MAX_ID), metavar="ID", help="Sign out this session."
 )
 @click.option("--revoke-all", is_flag=True, help="Sign out every session of NAME.")
 def user_sessions(
-    data_dir: Path | None, database: str | None, name: str, revoke: int | None, revoke_all: bool
+    data_dir: Path | None,
+    database: str | None,
+    broker_url: str,
+    name: str,
+    revoke: int | None,
+    revoke_all: bool,
 ) -> None:
     """List NAME's sign-in sessions (id, created, expires, state), newest
     first; or sign out one (--revoke ID) or all (--revoke-all). crab keeps
@@ -175,11 +235,13 @@ def user_sessions(
         raise click.UsageError("give --revoke ID or --revoke-all, not both")
     if revoke is not None:
         session_id = revoke
-        done = _act(data_dir, database, lambda crab: crab.admin.revoke(name, session_id))
+        done = _act(
+            data_dir, database, lambda crab: crab.admin.revoke(name, session_id), broker_url
+        )
         click.echo(f"session {session_id} of {done.username} is signed out")
         return
     if revoke_all:
-        done = _act(data_dir, database, lambda crab: crab.admin.revoke_all(name))
+        done = _act(data_dir, database, lambda crab: crab.admin.revoke_all(name), broker_url)
         click.echo(f"all sessions of {done.username} are signed out")
         return
     from crab.core.clock import now
@@ -213,9 +275,12 @@ def room_list(data_dir: Path | None, database: str | None) -> None:
 
 @room.command("delete")
 @storage_options
+@broker_option
 @click.argument("room_ref", metavar="ROOM")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def room_delete(data_dir: Path | None, database: str | None, room_ref: str, yes: bool) -> None:
+def room_delete(
+    data_dir: Path | None, database: str | None, broker_url: str, room_ref: str, yes: bool
+) -> None:
     """Delete ROOM (an id, or an exact name naming one room) with all its
     messages. Its members' clients see it leave their list. Cannot be undone."""
 
@@ -231,4 +296,4 @@ def room_delete(data_dir: Path | None, database: str | None, room_ref: str, yes:
         await crab.admin.delete_room(found)
         return f"deleted room {found.id} #{found.name} and its {found.messages} messages"
 
-    click.echo(_act(data_dir, database, delete))
+    click.echo(_act(data_dir, database, delete, broker_url))

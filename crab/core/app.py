@@ -91,13 +91,13 @@ class Crab:
         database = Database(settings.database)
         try:
             await database.migrate()
+            broker = create_broker(settings.broker_url)
+            await broker.start()
         except BaseException:
             await database.close()
             if lock is not None:
                 lock.release()
             raise
-        broker = create_broker(settings.broker_url)
-        await broker.start()
         secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
         limits = settings.limits
         presence = PresenceBoard(

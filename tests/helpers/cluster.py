@@ -72,9 +72,11 @@ class Cluster:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, broker: str, database: str, data: Path) -> Iterator[Cluster]:
+    def running(
+        cls, broker: str, database: str, data: Path, env: dict[str, str] | None = None
+    ) -> Iterator[Cluster]:
         """Two API replicas and two workers, stopped at the end."""
-        env = {"CRAB_JWT_SECRET": secrets.token_urlsafe(32), **LIFTED_LIMITS}
+        env = env or {"CRAB_JWT_SECRET": secrets.token_urlsafe(32), **LIFTED_LIMITS}
         found = cls(broker, database, data, env)
         try:
             # The first replica migrates the database before the others start.
