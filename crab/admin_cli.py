@@ -8,34 +8,26 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from crab.cli_support import make_settings, run, storage_options
+from crab.cli_support import broker_option, make_settings, run, storage_options
 
 if TYPE_CHECKING:
     from crab.config import Settings
     from crab.core.app import Crab
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
 MAX_ID = 2**63 - 1  # the database's largest id
 BROKER_WAIT = 5.0  # seconds an admin command waits for the servers' broker
 
 
-def broker_option(func: F) -> F:
-    """For the commands that sign out or take away what servers hold open."""
-    return click.option(
-        "--broker",
-        "broker_url",
-        default="memory://",
-        show_default=True,
-        envvar="CRAB_BROKER",
-        show_envvar=True,
-        help="The servers' RabbitMQ (amqp://...): their open streams hear at once. "
-        "Without it they notice within their --session-check-interval.",
-    )(func)
+# For the commands that sign out or take away what servers hold open.
+to_servers = broker_option(
+    "The servers' RabbitMQ (amqp://...): their open streams hear at once. "
+    "Without it they notice within their --session-check-interval."
+)
 
 
 def _act(
@@ -155,7 +147,7 @@ def user_list(data_dir: Path | None, database: str | None, with_deleted: bool) -
 
 @user.command("reset-password")
 @storage_options
-@broker_option
+@to_servers
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 def user_reset_password(
@@ -172,7 +164,7 @@ def user_reset_password(
 
 @user.command("disable")
 @storage_options
-@broker_option
+@to_servers
 @click.argument("name")
 def user_disable(data_dir: Path | None, database: str | None, broker_url: str, name: str) -> None:
     """Stop NAME signing in (password, identity provider, refresh) and sign
@@ -193,7 +185,7 @@ def user_enable(data_dir: Path | None, database: str | None, name: str) -> None:
 
 @user.command("delete")
 @storage_options
-@broker_option
+@to_servers
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def user_delete(
@@ -214,7 +206,7 @@ def user_delete(
 
 @user.command("sessions")
 @storage_options
-@broker_option
+@to_servers
 @click.argument("name")
 @click.option(
     "--revoke", type=click.IntRange(1, MAX_ID), metavar="ID", help="Sign out this session."
@@ -275,7 +267,7 @@ def room_list(data_dir: Path | None, database: str | None) -> None:
 
 @room.command("delete")
 @storage_options
-@broker_option
+@to_servers
 @click.argument("room_ref", metavar="ROOM")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def room_delete(

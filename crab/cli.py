@@ -18,7 +18,7 @@ import click
 from crab import log_setup, start_up
 from crab.admin_cli import room, user
 from crab.backup_cli import COMMANDS as BACKUP_COMMANDS
-from crab.cli_support import make_settings, run, storage_options
+from crab.cli_support import broker_option, make_settings, run, storage_options
 from crab.config import (
     CallSettings,
     Limits,
@@ -354,14 +354,7 @@ def main() -> None:
 @click.option(
     "--port", default=50051, show_default=True, type=int, envvar="CRAB_PORT", show_envvar=True
 )
-@click.option(
-    "--broker",
-    "broker_url",
-    default="memory://",
-    show_default=True,
-    envvar="CRAB_BROKER",
-    show_envvar=True,
-)
+@broker_option()
 @click.option(
     "--signup/--no-signup",
     default=True,
@@ -470,15 +463,7 @@ async def _serve(settings: Settings, metrics: tuple[str, int] | None) -> None:
 
 @main.command()
 @storage_options
-@click.option(
-    "--broker",
-    "broker_url",
-    default="memory://",
-    show_default=True,
-    envvar="CRAB_BROKER",
-    show_envvar=True,
-    help="The broker the API replicas use (amqp://...).",
-)
+@broker_option("The broker the API replicas use (amqp://...).")
 @click.option(
     "--concurrency",
     default=1,

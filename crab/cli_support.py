@@ -62,3 +62,16 @@ def make_settings(data_dir: Path | None, database: str | None, **kwargs: Any) ->
     # (never argv, which every user of the machine can read).
     secret = os.environ.get("CRAB_JWT_SECRET") or None
     return dataclasses.replace(base, database_url=database, jwt_secret=secret, **kwargs)
+
+
+def broker_option(help: str | None = None) -> Callable[[F], F]:
+    """--broker (CRAB_BROKER): memory:// in one process, amqp://... when scaled out."""
+    return click.option(
+        "--broker",
+        "broker_url",
+        default="memory://",
+        show_default=True,
+        envvar="CRAB_BROKER",
+        show_envvar=True,
+        help=help,
+    )
