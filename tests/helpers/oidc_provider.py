@@ -346,9 +346,12 @@ def _handler_for(provider: OidcProvider) -> type[BaseHTTPRequestHandler]:
                 self._answer(404, {"error": "not_found"})
 
         def _refused_while_down(self) -> bool:
-            if provider.down:
+            # Read once: a test may bring the provider back the moment it has
+            # the 503, and this request must not then be served as well.
+            down = provider.down
+            if down:
                 self._answer(503, {"error": "temporarily_unavailable"})
-            return provider.down
+            return down
 
         def _form(self) -> dict[str, str] | None:
             try:
