@@ -1,7 +1,8 @@
 """How an admin's act reaches open live streams, on an in-process server:
 through the broker when the admin's process shares it, and otherwise
-through the server's own check of its streams (live.Hub.check_streams,
-called here directly instead of waiting for its interval)."""
+through the server's own check of its streams (stream_check.py, via
+live.Hub.check_streams, called here directly instead of waiting for its
+interval)."""
 
 from __future__ import annotations
 

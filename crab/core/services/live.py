@@ -40,9 +40,9 @@ from sqlalchemy.engine import Connection
 from crab.config import CallSettings, Limits
 from crab.core import metrics
 from crab.core.broker.base import Broker, Subscription
-from crab.core.clock import now
 from crab.core.domain import events as ev
 from crab.core.domain.models import Call, Caller, CallMemberState, Message, User
+from crab.core.services import stream_check
 from crab.core.services.calls import CallFailed, CallView, Phone
 from crab.core.services.presence import PresenceBoard
 from crab.core.services.rate_limit import RateLimiter
@@ -50,7 +50,6 @@ from crab.core.services.resume import ResumeGuard, ResumeLimits
 from crab.core.services.typing import publish_typing
 from crab.core.storage import calls as call_store
 from crab.core.storage import chats, message_changes, messages, users
-from crab.core.storage import sessions as sessions_store
 from crab.core.storage.database import Database
 from crab.errors import CrabError, ResourceExhausted, Unauthenticated, Unavailable
 
@@ -438,7 +437,9 @@ class Hub:
         await self._subscription.bind(ev.PRESENCE_TOPIC)
         await self.presence.start()
         if self._session_check > 0:
-            self._checking = asyncio.create_task(self._check_every(self._session_check))
+            self._checking = asyncio.create_task(
+                stream_check.check_every(self._session_check, self.database, self.sessions)
+            )
 
     def _events_lost(self) -> None:
         """The broker may have dropped events for this process (RabbitMQ's
@@ -469,35 +470,9 @@ class Hub:
         if self._subscription is not None:
             await self._subscription.close()
 
-    async def _check_every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.check_streams()
-            except Exception:  # the database away a moment: the next round retries
-                log.warning("checking open streams' sessions failed", exc_info=True)
-
     async def check_streams(self) -> None:
-        """Ends the streams whose session is signed out, and tells streams
-        of chats that no longer exist that they left them: what an admin's
-        `crab user` or `crab room delete` did to the database, which no
-        event of this process's broker may carry (docs/admin.md). Two
-        queries for all of this process's streams."""
-        live = [s for s in self.sessions() if s.error is None]
-        session_ids = sorted({s.caller.session_id for s in live})
-        chat_ids = sorted({c for s in live for c in s.chats})
-        active: set[int] = set()
-        existing: set[int] = set()
-        for part in _parts(session_ids):
-            active |= await self.database.read(sessions_store.active_among, part, now())
-        for part in _parts(chat_ids):
-            existing |= await self.database.read(chats.existing, part)
-        for session in live:
-            if session.caller.session_id not in active:
-                session.end(Unauthenticated("session signed out; sign in again"))
-                continue
-            for chat_id in sorted(session.chats - existing):
-                await session.on_event(ev.ChatLeft(session.caller.user_id, chat_id))
+        """The admin's changes to sessions and chats, to this process's streams."""
+        await stream_check.check_streams(self.database, self.sessions())
 
     def sessions(self) -> set[LiveSession]:
         return {s for group in self._topics.values() for s in group}
@@ -635,11 +610,6 @@ class Hub:
             return
         for session in sessions:
             await session.on_event(event)
-
-
-def _parts(ids: list[int], size: int = 500) -> list[list[int]]:
-    """Ids in slices small enough for one IN (...) each."""
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def _positions(conn: Connection, user_id: int) -> tuple[dict[int, int], dict[int, int], list[Call]]:
